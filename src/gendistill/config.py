@@ -1,0 +1,98 @@
+"""Validate a workflow config: JSON schema (types, ranges, unknown keys, defaults) plus semantic checks.
+
+Every problem becomes one line naming the key and the fix, and all are reported together, before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config is invalid; str(err) lists every problem found, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _fill_defaults(instance, schema):
+    """Insert schema defaults into `instance` (recursively for objects), like Snakemake's set_default=True."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def _path(err) -> str:
+    return ".".join(str(p) for p in err.absolute_path) or "(top level)"
+
+
+def _schema_message(err) -> str:
+    where = _path(err)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: {err.message}{hint}. Fix: remove or rename the key (check for a typo)."
+    desc = err.schema.get("description", "").strip()
+    fix = f" ({desc})" if desc else ""
+    return f"{where}: {err.message}{fix}"
+
+
+def validate_schema(config: dict) -> dict:
+    """Return a copy of `config` with defaults filled in; raise ConfigError listing all schema violations."""
+    import jsonschema
+
+    schema = load_schema()
+    cfg = copy.deepcopy(config or {})
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError([_schema_message(e) for e in errors])
+    _fill_defaults(cfg, schema)
+    return cfg
+
+
+def semantic_problems(cfg: dict) -> list[str]:
+    """Checks a schema cannot express (cross-key consistency). Dataset/model presence is checked elsewhere."""
+    problems = []
+    gen, aug = cfg["generation"], cfg["augmentation"]
+    if cfg.get("ipc") is not None:
+        made = gen["n_generated"] * (1 + aug["n_aug"])
+        if made != cfg["ipc"]:
+            problems.append(
+                f"ipc: {cfg['ipc']} but generation.n_generated x (1 + augmentation.n_aug) = "
+                f"{gen['n_generated']} x {1 + aug['n_aug']} = {made}. Fix: set ipc: {made}, or change "
+                f"n_generated/n_aug so their product is {cfg['ipc']} (e.g. IPC 20 = 4 x (1 + 4)).")
+    lo, hi = aug["crop_scale"]
+    if lo > hi:
+        problems.append(f"augmentation.crop_scale: [{lo}, {hi}] is not [low, high]. Fix: swap the two values.")
+    glo, ghi = aug["gamma"]
+    if glo > ghi:
+        problems.append(f"augmentation.gamma: [{glo}, {ghi}] is not [low, high]. Fix: swap the two values.")
+    if gen["device"] == "cpu" and gen["dtype"] == "float16":
+        problems.append("generation.dtype: float16 on the CPU is not supported by torch for these models. "
+                        "Fix: dtype: auto (float32 on CPU) or device: cuda.")
+    if len(set(cfg["evaluation"]["seeds"])) != len(cfg["evaluation"]["seeds"]):
+        problems.append("evaluation.seeds: a seed is listed twice. Fix: list each training seed once.")
+    return problems
+
+
+def load_and_validate(config: dict) -> dict:
+    cfg = validate_schema(config)
+    problems = semantic_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg

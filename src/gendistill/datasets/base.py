@@ -1,0 +1,68 @@
+"""What every dataset adapter provides, and the error raised when the data is not where config says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class DatasetError(RuntimeError):
+    """The dataset is missing or malformed; the message names the expected path, layout and fix."""
+
+
+@dataclass
+class ClassInfo:
+    """One class in the dataset's own label order. `fields` feed the prompt template ({name}, {synonyms}...)."""
+
+    index: int
+    name: str
+    fields: dict = field(default_factory=dict)
+
+
+class DatasetAdapter:
+    """Base class. Subclasses read one real on-disk format; `classes()` is always in the dataset's label order."""
+
+    name = "base"
+    default_template = "{name}"
+    has_real_data = True
+    default_image_size = 32
+    default_mean = (0.5, 0.5, 0.5)
+    default_std = (0.5, 0.5, 0.5)
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.root = Path(cfg["root"]).expanduser() if cfg.get("root") else None
+
+    # --- layout -------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise DatasetError (before any expensive work) when files are missing or malformed."""
+
+    def classes(self) -> list[ClassInfo]:
+        raise NotImplementedError
+
+    # --- data ---------------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return int(self.cfg.get("image_size") or self.default_image_size)
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return tuple(self.cfg.get("mean") or self.default_mean)
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return tuple(self.cfg.get("std") or self.default_std)
+
+    def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (images uint8 [N, H, W, 3], labels int64 [N]) for 'train' or 'test'."""
+        raise NotImplementedError
+
+    def missing(self, what: str, layout: str, fetch: str | None = None) -> DatasetError:
+        msg = (f"dataset '{self.name}': {what}\n"
+               f"  config: dataset.root = {self.cfg.get('root')!r}\n"
+               f"  expected layout:\n{layout}")
+        if fetch:
+            msg += f"\n  to get it: {fetch}"
+        return DatasetError(msg)

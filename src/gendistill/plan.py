@@ -1,0 +1,153 @@
+"""Resolve a validated config into the run plan: which classes, their prompts, seeds and counts, and where
+the model and data are. Runs when Snakemake builds the DAG, so every check here happens before any job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import ConfigError, load_and_validate
+from .datasets import DatasetError, get_adapter
+from .naming import class_ids
+
+@dataclass(frozen=True)
+class ClassPlan:
+    """Everything that determines one class's generated images (its sample job's params)."""
+
+    index: int  # the dataset's label for this class
+    name: str
+    id: str  # file-safe, unique, sorts in label order
+    prompt: str
+    seed: int
+    n_generated: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+@dataclass
+class Plan:
+    cfg: dict
+    classes: list[ClassPlan]
+    all_class_names: list[str]
+    image_size: int
+    mean: tuple
+    std: tuple
+    has_real_data: bool
+    model_dir: str | None  # built tiny model directory, else None
+    model_source: str
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg["results_dir"]) / self.cfg["run"]
+
+    def by_id(self, cid: str) -> ClassPlan:
+        return self._index[cid]
+
+    def __post_init__(self):
+        self._index = {c.id: c for c in self.classes}
+
+def tiny_model_dir(cfg: dict) -> str | None:
+    spec = cfg["model"].get("tiny")
+    if spec is None:
+        return None
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    return str(Path(cfg["results_dir"]) / "models" / f"tiny-sdxl-{h}")
+
+def model_problem(source: str, revision: str | None) -> str | None:
+    """None when the model can be loaded (local dir, or in the HF cache, or online); else what to do."""
+    p = Path(source).expanduser()
+    if p.exists() or source.startswith((".", "/", "~")):
+        if not (p / "model_index.json").is_file():
+            return (f"model.source: local directory {p} has no model_index.json (is it a diffusers pipeline "
+                    f"directory?). Fix: on a machine with internet run `hf download stabilityai/sdxl-turbo "
+                    f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
+                    f"model.source at it.")
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "model_index.json", revision=revision)
+    if isinstance(cached, str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return (f"model.source: {source!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
+                f"cannot be downloaded. Fix: on a machine with internet run `hf download {source} --local-dir "
+                f"models/{source.split('/')[-1]}`, copy that directory here and set model.source: "
+                f"models/{source.split('/')[-1]} (or copy the HF cache into $HF_HOME).")
+    return None
+
+def _format_prompt(template: str, fields: dict, key: str) -> str:
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError([f"{key}: cannot fill {template!r} ({e!r}); available fields: "
+                           f"{', '.join('{' + k + '}' for k in sorted(fields))}"]) from None
+
+def build_plan(config: dict, check_model: bool = True) -> Plan:
+    """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text."""
+    cfg = load_and_validate(config)
+    adapter = get_adapter(cfg["dataset"])
+    adapter.check()
+    infos = adapter.classes()
+    names = [c.name for c in infos]
+    problems = []
+    if not names:
+        problems.append("dataset: no classes found. Fix: check dataset.root / dataset.class_names.")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        problems.append(f"dataset: duplicate class names {dups[:5]}; labels would be ambiguous. "
+                        f"Fix: make each class name unique in the class list.")
+    selected = list(range(len(names)))
+    if cfg["dataset"]["classes"] is not None:
+        selected = []
+        for c in cfg["dataset"]["classes"]:
+            if isinstance(c, int) and 0 <= c < len(names):
+                selected.append(c)
+            elif isinstance(c, str) and c in names:
+                selected.append(names.index(c))
+            else:
+                close = difflib.get_close_matches(str(c), names, n=3)
+                problems.append(f"dataset.classes: {c!r} is not a class of '{adapter.name}'"
+                                + (f" (did you mean {', '.join(close)}?)" if close else
+                                   f"; valid: names or indices 0..{len(names) - 1}"))
+        if len(set(selected)) != len(selected):
+            problems.append("dataset.classes: a class is listed twice. Fix: list each class once.")
+        selected = sorted(set(selected))
+    overrides = cfg["prompts"]["overrides"]
+    for key in overrides:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            problems.append(f"prompts.overrides: {key!r} is not a class name of '{adapter.name}'"
+                            + (f" (did you mean {', '.join(close)}?)" if close else "")
+                            + ". Fix: key overrides by the dataset's class name (see prompts.csv).")
+    if check_model and cfg["model"]["tiny"] is None:
+        mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"])
+        if mp:
+            problems.append(mp)
+    if problems:
+        raise ConfigError(problems)
+
+    template = cfg["prompts"]["template"] or adapter.default_template
+    ids = class_ids(names)
+    classes = []
+    for i in selected:
+        info, ov = infos[i], overrides.get(names[i], {})
+        fields = {"raw_name": info.name, "index": i, **info.fields}
+        prompt = ov.get("prompt") or _format_prompt(template, fields, "prompts.template")
+        classes.append(ClassPlan(index=i, name=info.name, id=ids[i], prompt=prompt,
+                                 seed=int(ov.get("seed", cfg["seed"])),
+                                 n_generated=int(ov.get("n_generated", cfg["generation"]["n_generated"]))))
+    image_size = cfg["dataset"]["image_size"] or adapter.image_size
+    if cfg["generation"]["resolution"] < image_size:
+        raise ConfigError([f"generation.resolution: {cfg['generation']['resolution']} is below the dataset's "
+                           f"image size {image_size}; images would be upsampled. Fix: resolution >= {image_size} "
+                           f"(SDXL-Turbo's native 512)."])
+    return Plan(cfg=cfg, classes=classes, all_class_names=names, image_size=image_size, mean=adapter.mean,
+                std=adapter.std, has_real_data=adapter.has_real_data, model_dir=tiny_model_dir(cfg),
+                model_source=tiny_model_dir(cfg) or cfg["model"]["source"])
+
+__all__ = ["ClassPlan", "ConfigError", "DatasetError", "Plan", "build_plan"]

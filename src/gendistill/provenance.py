@@ -1,0 +1,66 @@
+"""What produced a run: resolved config, package versions, model identity, device, per-class sampler meta."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from .atomic import write_text
+from .seeds import SEED_SCHEME
+
+PACKAGES = ["torch", "torchvision", "diffusers", "transformers", "snakemake", "numpy", "pillow", "pandas",
+            "scikit-learn", "huggingface-hub", "safetensors"]
+
+
+def package_versions() -> dict:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def model_identity(source: str, revision: str | None) -> dict:
+    """Hub id + revision, or for a local directory a sha256 over its weight files (so a run names its weights)."""
+    import hashlib
+
+    p = Path(source)
+    if not p.is_dir():
+        return {"source": source, "revision": revision}
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"):
+            h.update(str(f.relative_to(p)).encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return {"source": str(p), "local_sha256": h.hexdigest()}
+
+
+def write_provenance(path: str, config_json: str, class_dirs: list[str], summary: dict, random_weights: bool) -> dict:
+    from gendistill import __version__
+
+    cfg = json.loads(config_json)
+    samplers = {}
+    for d in class_dirs:
+        rec = json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
+        samplers[Path(d).name] = {k: rec.get(k) for k in ("device", "dtype", "gpu", "server_pid", "pipeline_loads",
+                                                           "seconds", "model_source", "torch", "diffusers")}
+    first = next(iter(samplers.values()), {})
+    prov = {
+        "gendistill": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "config": cfg,
+        "model": model_identity(first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"]),
+        "random_weights": random_weights,
+        "seed_scheme": SEED_SCHEME,
+        "sampling": samplers,
+        "summary": summary,
+    }
+    write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
+    return prov

@@ -1,0 +1,65 @@
+# Resolve and check the config before any job: schema, semantic checks, dataset and model presence.
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from gendistill.plan import ConfigError, DatasetError, build_plan
+
+try:
+    PLAN = build_plan(config)
+except (ConfigError, DatasetError) as err:
+    raise WorkflowError(f"\n{err}\n") from None
+
+CFG = PLAN.cfg  # config with schema defaults filled in
+OUT = str(PLAN.out)
+CLASS_IDS = [c.id for c in PLAN.classes]
+SRC = str(Path(workflow.basedir) / "src")
+
+
+def _uses_conda():
+    from snakemake.settings.types import DeploymentMethod
+
+    return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+
+
+# Interpreter for shell jobs: the env's python under --sdm conda, else the one running Snakemake.
+PY = "python" if _uses_conda() else sys.executable
+PYRUN = f"PYTHONPATH={SRC}${{PYTHONPATH:+:$PYTHONPATH}} {PY} -m gendistill"
+
+
+def as_json(obj):
+    """Stable JSON for params: Snakemake reruns a job exactly when its params string changes."""
+    return json.dumps(obj, sort_keys=True)
+
+
+wildcard_constraints:
+    cls="|".join(CLASS_IDS) or "NONE",
+    set="distilled|random_subset|full",
+    model="convnet|resnet18",
+    seed=r"\d+",
+
+
+def eval_sets():
+    sets = ["distilled"]
+    if PLAN.has_real_data:
+        base = CFG["evaluation"]["baselines"]
+        sets += [s for s in ("random_subset", "full") if base[s]]
+    return sets
+
+
+def evaluation_active():
+    return CFG["evaluation"]["activate"] and PLAN.has_real_data
+
+
+def final_outputs():
+    out = [
+        f"{OUT}/prompts.csv",
+        f"{OUT}/dataset/distilled.pt",
+        f"{OUT}/dataset/manifest.csv",
+        f"{OUT}/dataset/provenance.json",
+    ]
+    if evaluation_active():
+        out += [f"{OUT}/results/results.csv"]
+    return out

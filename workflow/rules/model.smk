@@ -1,0 +1,24 @@
+# Demo/tests only: a tiny random-weight pipeline of SDXL-Turbo's component classes, built offline.
+
+
+def model_input():
+    return PLAN.model_dir or []
+
+
+if PLAN.model_dir:
+
+    rule build_tiny_model:
+        output:
+            directory(PLAN.model_dir),
+        params:
+            spec=as_json(CFG["model"]["tiny"]),
+        log:
+            f"{OUT}/logs/build_tiny_model.log",
+        benchmark:
+            f"{OUT}/benchmarks/build_tiny_model.tsv"
+        resources:
+            mem_mb=2000,
+        message:
+            "Building a tiny RANDOM-WEIGHT SDXL-architecture pipeline (demo/tests: its images are noise)"
+        shell:
+            "{PYRUN} build-tiny-model --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"

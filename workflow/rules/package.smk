@@ -1,0 +1,29 @@
+# One distilled dataset: torch file with stored labels, ImageFolder PNG tree, manifest.csv, provenance.json.
+
+
+rule package:
+    input:
+        classes=expand(f"{OUT}/augmented/{{cls}}", cls=CLASS_IDS),
+        prompts=f"{OUT}/prompts.csv",
+    output:
+        tensor=f"{OUT}/dataset/distilled.pt",
+        manifest=f"{OUT}/dataset/manifest.csv",
+        folder=directory(f"{OUT}/dataset/imagefolder"),
+        provenance=f"{OUT}/dataset/provenance.json",
+    params:
+        class_names=PLAN.all_class_names,
+        mean=list(PLAN.mean),
+        std=list(PLAN.std),
+        image_size=PLAN.image_size,
+        random_weights=bool(PLAN.model_dir),
+        config=as_json(
+            {k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "generation", "augmentation")}
+        ),
+    log:
+        f"{OUT}/logs/package.log",
+    benchmark:
+        f"{OUT}/benchmarks/package.tsv"
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/package.py"

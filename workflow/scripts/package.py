@@ -1,0 +1,19 @@
+"""Snakemake script for rule `package` (thin: the logic is gendistill.package)."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
+
+from gendistill.logs import log_to
+from gendistill.package import package
+from gendistill.provenance import write_provenance
+
+sm = snakemake  # noqa: F821
+with log_to(sm.log[0]):
+    summary = package(list(sm.input.classes), sm.params.class_names, sm.params.mean, sm.params.std,
+                      sm.output.tensor, sm.output.manifest, sm.output.folder,
+                      provenance={"config": sm.params.config, "random_weights": sm.params.random_weights})
+    write_provenance(sm.output.provenance, sm.params.config, list(sm.input.classes), summary,
+                     random_weights=sm.params.random_weights)
+    print(f"packaged {summary['n_images']} images over {summary['n_classes']} classes")
+    if sm.params.random_weights:
+        print("NOTE: these images come from a RANDOM-WEIGHT demo model; they are noise, not class pictures.")

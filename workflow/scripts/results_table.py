@@ -1,0 +1,12 @@
+"""Snakemake script for rule `results_table` (thin: the logic is gendistill.evaluation.table)."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
+
+from gendistill.evaluation.table import write_tables
+from gendistill.logs import log_to
+
+sm = snakemake  # noqa: F821
+with log_to(sm.log[0]):
+    summary = write_tables(list(sm.input.metrics), sm.output.table, sm.output.summary)
+    print(summary.to_string(index=False))
