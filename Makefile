@@ -1,0 +1,35 @@
+# Fresh machine: `make demo` (install + offline demo end to end), `make test` (install + test suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CORES ?= 2
+
+.PHONY: demo test test-slurm lint report clean-demo bench-cpu
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile configs/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile configs/demo.yaml --report results/demo/report.html
+	@cat results/demo/results/summary.csv
+	@echo "NOTE: the demo generator has RANDOM weights: its distilled images are noise (accuracy near chance)."
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not slurm"
+
+test-slurm: $(STAMP)
+	bash workflow/../tests/slurm/run_slurm_test.sh
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint --configfile configs/demo.yaml
+
+bench-cpu: $(STAMP)
+	$(BIN)/python benchmarks/bench_cpu_sampler.py
+
+clean-demo:
+	rm -rf results/demo results/models

@@ -1,0 +1,89 @@
+"""Shared test helpers: run the workflow on tiny configs in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+sys.path.insert(0, str(REPO / "src"))
+
+# A tiny, fast config: the digits dataset bundled with scikit-learn, 3 classes, random-weight tiny model.
+TINY_CONFIG = {
+    "run": "t",
+    "seed": 0,
+    "dataset": {"name": "digits", "classes": [0, 1, 2]},
+    "model": {"tiny": {"seed": 0}},
+    "generation": {"n_generated": 2, "resolution": 32, "server_idle_seconds": 20},
+    "augmentation": {"n_aug": 2},
+    "evaluation": {"models": ["convnet"], "seeds": [0], "epochs": 2, "batch_size": 32,
+                   "baselines": {"random_subset": False, "full": False}, "max_test_images": 200},
+}
+
+
+def deep_update(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def write_config(workdir: Path, config: dict, name: str = "config.test.yaml") -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True, timeout: int = 900,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile with `config` in `workdir`; returns the completed process (text output)."""
+    cfg = write_config(workdir, config)
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
+           "--cores", "2", "--resources", "gpu=1", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    counts, inside = {}, False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            inside = True
+            continue
+        if inside:
+            parts = line.split()
+            if not parts or parts[0].startswith("-"):
+                continue
+            if parts[0] == "total":
+                break
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_samplers_at_end():
+    """Sampler processes outlive their jobs by design; stop this session's at the end of the test run."""
+    yield
+    from gendistill.sample_client import stop_all
+
+    stop_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One full tiny workflow run shared by read-only tests (caching tests copy it)."""
+    wd = tmp_path_factory.mktemp("tiny_run")
+    run_snakemake(wd, TINY_CONFIG)
+    return wd
