@@ -39,6 +39,8 @@ def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
                          "augmentation": json.dumps(r["augmentation"], sort_keys=True) if r["augmentation"] else "",
                          "sha256": digest, "_src": str(path)})
     df = pd.DataFrame(rows)
+    # Nullable ints built from the Python ints: via float64 the 63-bit seeds would lose precision.
+    df["aug_seed"] = pd.array([r["aug_seed"] for r in rows], dtype="Int64")
     if not df["label"].is_monotonic_increasing:
         raise RuntimeError("class directories are not in label order; class ids must start with the label index")
     return np.stack(imgs), df

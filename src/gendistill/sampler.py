@@ -123,10 +123,19 @@ class Sampler:
             i += len(chunk)
         return torch.cat(outs)
 
+    def generate_seeds(self, prompt: str, seeds: list[int], gen: dict, out_size: int):
+        """Images for explicit seeds: (uint8 [B, h, w, 3] at out_size, full-resolution float tensor)."""
+        emb = self._encode(prompt, gen["guidance_scale"])
+        imgs = self._generate_resilient(emb, seeds, gen)
+        return to_uint8(resize(imgs.float(), out_size)), imgs
+
     def sample_class(self, cls: dict, gen: dict, out_size: int, max_retries: int = 3):
-        """Generate cls['n_generated'] images for one class; reject and regenerate NaN/inf/blank ones."""
+        """Generate cls['n_generated'] images for one class; reject and regenerate NaN/inf/blank ones.
+
+        A rejected image is regenerated with the next `attempt` seed; the seed used and the rejected ones are
+        recorded, so every packaged image can be regenerated alone.
+        """
         t0 = time.perf_counter()
-        emb = self._encode(cls["prompt"], gen["guidance_scale"])
         n = cls["n_generated"]
         attempts = [0] * n
         rejected: list[list[dict]] = [[] for _ in range(n)]
@@ -134,8 +143,7 @@ class Sampler:
         todo = list(range(n))
         while todo:
             seeds = [image_seed(cls["seed"], cls["index"], i, attempts[i]) for i in todo]
-            imgs = self._generate_resilient(emb, seeds, gen)
-            small = to_uint8(resize(imgs.float(), out_size))
+            small, imgs = self.generate_seeds(cls["prompt"], seeds, gen, out_size)
             retry = []
             for k, i in enumerate(todo):
                 why = is_bad_image(imgs[k])
@@ -152,7 +160,8 @@ class Sampler:
                 retry.append(i)
             todo = retry
         records = [{"class_index": cls["index"], "class_name": cls["name"], "class_id": cls["id"],
-                    "prompt": cls["prompt"], "image_index": i, "seed": image_seed(cls["seed"], cls["index"], i, attempts[i]),
+                    "prompt": cls["prompt"], "image_index": i,
+                    "seed": image_seed(cls["seed"], cls["index"], i, attempts[i]),
                     "attempt": attempts[i], "rejected": rejected[i]} for i in range(n)]
         seconds = time.perf_counter() - t0
         log.info("class %s: %d images in %.2fs (%.1f img/s, batch %d)", cls["id"], n, seconds, n / seconds,

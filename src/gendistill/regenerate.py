@@ -1,0 +1,52 @@
+"""Regenerate one packaged image from the run's manifest and provenance, and check it matches bit for bit.
+
+Uses the image's recorded seed (after any NaN/blank rejections), the run's model and generation settings,
+and, for an augmented copy, the recorded augmentation parameters. On the same device type and library
+versions the sha256 must match; across GPUs kernels may differ (see README, Reproducibility).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def regenerate(run_dir: str, file: str):
+    """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
+    from .augment import apply
+    from .sampler import Sampler, load_pipeline, resolve_device, resolve_dtype
+
+    run = Path(run_dir)
+    manifest = pd.read_csv(run / "dataset" / "manifest.csv", dtype={"aug_seed": "Int64", "seed": "int64"})
+    rows = manifest[manifest["file"] == file]
+    if rows.empty:
+        raise SystemExit(f"{file!r} is not in {run / 'dataset' / 'manifest.csv'} (use its `file` column)")
+    row = rows.iloc[0]
+    prov = json.loads((run / "dataset" / "provenance.json").read_text())
+    cfg = prov["config"]
+    gen_dir = run / "generated" / row["class_id"]
+    meta = json.loads((gen_dir / "records.json").read_text())["meta"]
+    device = resolve_device(cfg["generation"]["device"])
+    dtype = resolve_dtype(cfg["generation"]["dtype"], device)
+    pipe = load_pipeline(meta["model_source"], cfg["model"]["revision"], device, dtype)
+    sampler = Sampler(pipe, device, dtype, 1)
+    small, _ = sampler.generate_seeds(row["prompt"], [int(row["seed"])], meta["generation"], meta["out_size"])
+    img = small[0]
+    if isinstance(row["augmentation"], str) and row["augmentation"]:
+        img = apply(img, json.loads(row["augmentation"]))
+    return img, row
+
+
+def main(run_dir: str, file: str) -> int:
+    import hashlib
+
+    from .imageio import png_bytes
+
+    img, row = regenerate(run_dir, file)
+    digest = hashlib.sha256(png_bytes(img)).hexdigest()
+    ok = digest == row["sha256"]
+    print(f"{file}: class {row['label']} {row['class_name']!r}, seed {row['seed']}, copy {row['copy']}")
+    print(f"  manifest sha256    {row['sha256']}\n  regenerated sha256 {digest}\n  {'MATCH' if ok else 'MISMATCH'}")
+    return 0 if ok else 1

@@ -1,0 +1,115 @@
+"""Tier 1: sampling, augmentation and atomic writes on the tiny random-weight pipeline (CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gendistill.atomic import atomic_path
+from gendistill.augment import augment_class, draw_params
+from gendistill.model_build import build_tiny_pipeline
+from gendistill.sampler import Sampler, is_bad_image
+from gendistill.seeds import image_seed
+
+CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat", "seed": 0, "n_generated": 5}
+GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = build_tiny_pipeline({"seed": 0})
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def test_images_independent_of_batch_size_and_other_images(pipe):
+    outs = [Sampler(pipe, "cpu", torch.float32, bs).sample_class(CLS, GEN, 16)[0] for bs in (1, 2, 5)]
+    assert outs[0].shape == (5, 16, 16, 3) and outs[0].dtype == np.uint8
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    # image 2 alone (only its seed) equals image 2 of the class run
+    alone, _ = Sampler(pipe, "cpu", torch.float32, 1).generate_seeds(CLS["prompt"], [image_seed(0, 3, 2)], GEN, 16)
+    assert np.array_equal(alone[0], outs[0][2])
+    # different images differ (seeds differ per image)
+    assert not np.array_equal(outs[0][0], outs[0][1])
+
+
+def test_same_seed_same_image_different_seed_different(pipe):
+    s = Sampler(pipe, "cpu", torch.float32, 4)
+    a = s.sample_class(CLS, GEN, 16)[0]
+    b = s.sample_class(CLS, GEN, 16)[0]
+    c = s.sample_class({**CLS, "seed": 1}, GEN, 16)[0]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+class NaNOnFirstAttempt:
+    """Wraps the tiny pipeline: images from attempt-0 seeds of image 1 and 3 come back NaN (like a fp16 VAE)."""
+
+    def __init__(self, pipe, bad_seeds):
+        self.pipe, self.bad = pipe, set(bad_seeds)
+
+    def encode_prompt(self, **kw):
+        return self.pipe.encode_prompt(**kw)
+
+    def __call__(self, generator, **kw):
+        seeds = [g.initial_seed() for g in generator]
+        out = self.pipe(generator=generator, **kw)
+        for k, s in enumerate(seeds):
+            if s in self.bad:
+                out.images[k] = float("nan")
+        return out
+
+
+def test_nan_images_are_regenerated_with_recorded_seed(pipe):
+    bad = [image_seed(0, 3, 1), image_seed(0, 3, 3)]
+    s = Sampler(NaNOnFirstAttempt(pipe, bad), "cpu", torch.float32, 5)
+    imgs, recs, _ = s.sample_class(CLS, GEN, 16)
+    assert [r["attempt"] for r in recs] == [0, 1, 0, 1, 0]
+    assert recs[1]["seed"] == image_seed(0, 3, 1, 1) and recs[1]["rejected"][0]["seed"] == bad[0]
+    assert recs[1]["rejected"][0]["reason"] == "non-finite values"
+    clean, _ = Sampler(pipe, "cpu", torch.float32, 1).generate_seeds(CLS["prompt"], [recs[1]["seed"]], GEN, 16)
+    assert np.array_equal(imgs[1], clean[0])
+
+
+def test_gives_up_after_max_retries(pipe):
+    every = [image_seed(0, 3, 0, a) for a in range(5)]
+    s = Sampler(NaNOnFirstAttempt(pipe, every), "cpu", torch.float32, 5)
+    with pytest.raises(RuntimeError, match="attempts all gave bad images"):
+        s.sample_class({**CLS, "n_generated": 1}, GEN, 16, max_retries=2)
+
+
+def test_bad_image_detection():
+    assert is_bad_image(torch.full((3, 8, 8), float("inf"))) == "non-finite values"
+    assert is_bad_image(torch.zeros(3, 8, 8)) == "blank (constant) image"
+    assert is_bad_image(torch.rand(3, 8, 8)) is None
+
+
+def test_augmentation_seeded_keeps_originals_and_records():
+    params = {"n_aug": 3, "crop_scale": [0.5, 1.0], "rotation": 60, "hflip": 0.5, "vflip": 0.5,
+              "brightness": 0.3, "contrast": 0.3, "gamma": [0.7, 1.5]}
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    recs = [{"class_index": 1, "class_name": "a", "class_id": "001_a", "prompt": "a", "image_index": i, "seed": i,
+             "file": f"{i:04d}.png"} for i in range(2)]
+    out1, r1 = augment_class(imgs, recs, params, seed=0)
+    out2, _ = augment_class(imgs, recs, params, seed=0)
+    out3, _ = augment_class(imgs, recs, params, seed=1)
+    assert len(out1) == 2 * (1 + 3)
+    assert np.array_equal(out1[0], imgs[0]) and np.array_equal(out1[4], imgs[1])  # originals kept
+    assert all(np.array_equal(a, b) for a, b in zip(out1, out2))
+    assert not all(np.array_equal(a, b) for a, b in zip(out1, out3))
+    assert r1[1]["augmentation"] == draw_params(np.random.default_rng(r1[1]["aug_seed"]), params, 16)
+    assert [r["copy"] for r in r1] == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "half.png").write_bytes(b"\x89PNG")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("done")
+    assert target.read_text() == "done" and len(list(tmp_path.iterdir())) == 1
