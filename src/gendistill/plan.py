@@ -80,6 +80,21 @@ def model_problem(source: str, revision: str | None) -> str | None:
                 f"models/{source.split('/')[-1]} (or copy the HF cache into $HF_HOME).")
     return None
 
+def model_note(source: str, revision: str | None) -> str | None:
+    """For an error report: say when a hub model is not cached locally (it would be downloaded at sampling)."""
+    p = Path(source).expanduser()
+    if p.exists() or source.startswith((".", "/", "~")):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(source, "model_index.json", revision=revision), str):
+        return None
+    return (f"model.source: {source!r} is not in the local Hugging Face cache; the first sample job would try to "
+            f"download it. Without internet: `hf download {source} --local-dir models/{source.split('/')[-1]}` "
+            f"on a machine that has it, copy the directory here, and set model.source: "
+            f"models/{source.split('/')[-1]} (and HF_HUB_OFFLINE=1).")
+
+
 def _format_prompt(template: str, fields: dict, key: str) -> str:
     try:
         return template.format(**fields)
@@ -91,7 +106,15 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text."""
     cfg = load_and_validate(config)
     adapter = get_adapter(cfg["dataset"])
-    adapter.check()
+    # Report a missing dataset and a missing model together: both must be fixed before any job can run.
+    try:
+        adapter.check()
+    except DatasetError as e:
+        problems = [str(e)]
+        if cfg["model"]["tiny"] is None:
+            problems.append(model_problem(cfg["model"]["source"], cfg["model"]["revision"])
+                            or model_note(cfg["model"]["source"], cfg["model"]["revision"]))
+        raise ConfigError([p for p in problems if p]) from None
     infos = adapter.classes()
     names = [c.name for c in infos]
     problems = []

@@ -41,6 +41,11 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def model_input():
+    """The tiny model directory is an input of sampling (rebuilt -> resampled); a real model is a param."""
+    return PLAN.model_dir or []
+
+
 def eval_sets():
     sets = ["distilled"]
     if PLAN.has_real_data:

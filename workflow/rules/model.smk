@@ -1,10 +1,6 @@
 # Demo/tests only: a tiny random-weight pipeline of SDXL-Turbo's component classes, built offline.
 
 
-def model_input():
-    return PLAN.model_dir or []
-
-
 if PLAN.model_dir:
 
     rule build_tiny_model:

@@ -17,7 +17,10 @@ rule package:
         image_size=PLAN.image_size,
         random_weights=bool(PLAN.model_dir),
         config=as_json(
-            {k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "generation", "augmentation")}
+            {
+                **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
+                "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
+            }
         ),
     log:
         f"{OUT}/logs/package.log",

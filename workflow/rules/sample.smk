@@ -11,6 +11,8 @@ LOAD = as_json(
     }
 )
 GEN = as_json({k: CFG["generation"][k] for k in ("resolution", "steps", "guidance_scale")})
+# generation keys that decide pixels (recorded in the packaged dataset); the rest are runtime knobs
+PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype")
 RUNTIME = as_json(
     {
         "server": CFG["generation"]["server"],
