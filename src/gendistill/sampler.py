@@ -47,7 +47,7 @@ def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.d
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    kwargs = {"torch_dtype": dtype}
+    kwargs = {"dtype": dtype}
     if revision:
         kwargs["revision"] = revision
     if dtype == torch.float16 and not Path(source).exists():
