@@ -59,6 +59,9 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
         "model": model_identity(first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"]),
         "random_weights": random_weights,
         "seed_scheme": SEED_SCHEME,
+        "determinism": ("CPU: bit-identical for the same config and library versions (tested). GPU: the same "
+                        "seeds give the same starting noise (CPU generators), but kernels may differ across "
+                        "GPU models, drivers and versions; generation.deterministic requests deterministic kernels."),
         "sampling": samplers,
         "summary": summary,
     }
