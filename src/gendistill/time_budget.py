@@ -1,0 +1,263 @@
+"""Time-budget mode: the largest number of generated images per class that fits a wall-clock budget.
+
+The challenge's generative track allowed 10 minutes of generation. Given the throughput measured on the
+device that will do the work, the budget is planned with a linear cost model:
+
+    total = fixed_overhead + n_classes * (per_class_overhead + n_generated / throughput)
+                           + n_classes * n_generated * (1 + n_aug) * per_output_image_seconds
+
+fixed_overhead: once per run (model load, warm-up/compilation); per_class_overhead: once per class (prompt
+encoding, job start, writing the class's files); throughput: images/s of batched sampling on the device;
+per_output_image_seconds: augmentation/packaging per final image (CPU, usually negligible).
+IPC = n_generated x (1 + n_aug) (each generated image is kept plus n_aug augmented copies).
+
+CLI (measures throughput on this machine's device with the project's Sampler, prints the recommendation and
+writes a JSON record for provenance):
+
+    python -m gendistill.time_budget --model-source models/sdxl-turbo --budget 600 --classes 100 --n-aug 4 \
+        --json results/time_budget.json
+    python -m gendistill.time_budget --model-source tiny --resolution 32 --budget 60 --classes 10   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class BudgetPlan:
+    n_generated: int          # per class; 0 when not even one image per class fits
+    ipc: int                  # n_generated * (1 + n_aug)
+    fits: bool                # n_generated >= 1
+    predicted_seconds: float  # the model's total for n_generated (<= usable budget when fits)
+    usable_seconds: float     # budget * safety
+    budget_seconds: float
+    limited_by: str           # "budget", "max_n_generated" or "nothing fits"
+    seconds_per_class: float  # predicted, at n_generated
+
+
+def predict_seconds(n_generated: int, *, throughput: float, n_classes: int, n_aug: int = 0,
+                    per_class_overhead: float = 0.0, fixed_overhead: float = 0.0,
+                    per_output_image_seconds: float = 0.0) -> float:
+    """Predicted wall-clock seconds of a run generating `n_generated` images for each of `n_classes` classes."""
+    if throughput <= 0:
+        raise ValueError(f"throughput must be > 0 images/s, got {throughput}")
+    per_class = per_class_overhead + n_generated / throughput + n_generated * (1 + n_aug) * per_output_image_seconds
+    return fixed_overhead + n_classes * per_class
+
+
+def plan_n_generated(*, throughput: float, budget_seconds: float, n_classes: int, n_aug: int = 0,
+                     per_class_overhead: float = 0.0, fixed_overhead: float = 0.0,
+                     per_output_image_seconds: float = 0.0, safety: float = 1.0,
+                     max_n_generated: int | None = None) -> BudgetPlan:
+    """Largest n_generated per class whose predicted total fits `safety * budget_seconds`.
+
+    throughput: images/s of batched sampling; overheads in seconds; safety in (0, 1] keeps a margin for
+    run-to-run variation (e.g. 0.9 plans for 90% of the budget).
+    """
+    if throughput <= 0:
+        raise ValueError(f"throughput must be > 0 images/s, got {throughput}")
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+    if n_aug < 0 or budget_seconds < 0 or per_class_overhead < 0 or fixed_overhead < 0 or per_output_image_seconds < 0:
+        raise ValueError("n_aug, budget and overheads must be >= 0")
+    if not 0 < safety <= 1:
+        raise ValueError(f"safety must be in (0, 1], got {safety}")
+    usable = budget_seconds * safety
+    per_image = 1.0 / throughput + (1 + n_aug) * per_output_image_seconds  # seconds per generated image
+    room = (usable - fixed_overhead) / n_classes - per_class_overhead          # seconds left per class
+    n = max(0, math.floor(room / per_image + 1e-9)) if room > 0 else 0
+    kw = dict(throughput=throughput, n_classes=n_classes, n_aug=n_aug, per_class_overhead=per_class_overhead,
+              fixed_overhead=fixed_overhead, per_output_image_seconds=per_output_image_seconds)
+    while n > 0 and predict_seconds(n, **kw) > usable:  # guard against floating-point rounding at the edge
+        n -= 1
+    limited_by = "budget" if n > 0 else "nothing fits"
+    if max_n_generated is not None and n > max_n_generated:
+        n, limited_by = max_n_generated, "max_n_generated"
+    return BudgetPlan(n_generated=n, ipc=n * (1 + n_aug), fits=n >= 1,
+                      predicted_seconds=round(predict_seconds(n, **kw), 3), usable_seconds=round(usable, 3),
+                      budget_seconds=budget_seconds, limited_by=limited_by,
+                      seconds_per_class=round(per_class_overhead + n * per_image, 4))
+
+
+def fit_linear(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares fit seconds = overhead + n / throughput over (n_images, seconds) class runs.
+
+    Returns (throughput images/s, per-class overhead s); the overhead is clamped at >= 0.
+    """
+    if len({n for n, _ in points}) < 2:
+        n, s = points[0]
+        return n / s, 0.0
+    k = len(points)
+    mx = sum(n for n, _ in points) / k
+    my = sum(s for _, s in points) / k
+    slope = sum((n - mx) * (s - my) for n, s in points) / sum((n - mx) ** 2 for n, _ in points)
+    if slope <= 0:  # noise swamped the per-image cost: fall back to the largest run's average rate
+        n, s = max(points)
+        return n / s, 0.0
+    return 1.0 / slope, max(0.0, my - slope * mx)
+
+
+def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolution: int = 512,
+            out_size: int = 32, prompt: str = "apple", warmup_batches: int = 1, timed_batches: int = 2,
+            repeats: int = 2) -> dict:
+    """Throughput and per-class overhead of the project's Sampler on `pipe`, measured on `device`.
+
+    Class runs of 1 full batch and of `timed_batches` full batches (each `repeats` times, after
+    `warmup_batches` warm-up batches) are timed; a linear fit separates per-image cost from per-class cost
+    (prompt encoding, per-class Python work).
+    """
+    import torch
+
+    from .sampler import Sampler
+
+    sampler = Sampler(pipe, device, dtype, batch_size)
+    bs = sampler.batch_size
+    gen = {"resolution": resolution, "steps": 1, "guidance_scale": 0.0}
+
+    def run(n: int, seed: int) -> float:
+        cls = {"index": 0, "name": prompt, "id": "000", "prompt": prompt, "seed": seed, "n_generated": n}
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        sampler.sample_class(cls, gen, out_size)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for w in range(warmup_batches):
+        run(bs, 1000 + w)
+    warmup_s = time.perf_counter() - t0
+    sizes = sorted({bs, bs * max(1, timed_batches)})
+    points = [(n, run(n, r * 10 + i)) for r in range(repeats) for i, n in enumerate(sizes)]
+    throughput, overhead = fit_linear(points)
+    largest = max(n for n, _ in points)
+    best_avg = max(n / s for n, s in points if n == largest)
+    return {"throughput_img_s": throughput, "per_class_overhead_s": overhead, "batch_size": sampler.batch_size,
+            "warmup_s": warmup_s, "runs": [{"n_images": n, "seconds": round(s, 5)} for n, s in points],
+            "avg_img_s_largest_run": best_avg, "resolution": resolution, "out_size": out_size}
+
+
+def _load(a):
+    import torch
+
+    from .sampler import load_pipeline, resolve_device, resolve_dtype
+
+    device = resolve_device(a.device)
+    dtype = resolve_dtype(a.dtype, device)
+    t0 = time.perf_counter()
+    if a.model_source == "tiny":
+        from .model_build import build_tiny_pipeline
+
+        pipe = build_tiny_pipeline(json.loads(a.tiny_spec)).to(device)
+        if dtype != torch.float32:
+            pipe = pipe.to(dtype=dtype)
+        pipe.set_progress_bar_config(disable=True)
+        if a.compile:
+            pipe.unet = torch.compile(pipe.unet)
+    else:
+        pipe = load_pipeline(a.model_source, a.revision, device, dtype, a.compile)
+    return pipe, device, dtype, time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gendistill.time_budget", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-source", required=True, help="hub id or local diffusers dir; 'tiny' = the tiny "
+                    "random-weight pipeline (smoke tests)")
+    ap.add_argument("--revision", default=None)
+    ap.add_argument("--tiny-spec", default="{}", help="JSON overrides of the tiny spec (with --model-source tiny)")
+    ap.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
+    ap.add_argument("--classes", type=int, required=True, help="number of classes (CIFAR-100: 100)")
+    ap.add_argument("--n-aug", type=int, default=4, help="augmented copies per generated image (IPC = n x (1+n_aug))")
+    ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
+    ap.add_argument("--batch-size", default="auto")
+    ap.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; tiny: 32)")
+    ap.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (compile time is counted)")
+    ap.add_argument("--warmup-batches", type=int, default=1)
+    ap.add_argument("--timed-batches", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--job-overhead", type=float, default=0.3, help="seconds per class added to the measured "
+                    "per-class overhead for workflow job start-up and file writing (Snakemake shell jobs ~0.03 s "
+                    "each + thin client start; see shared/snakemake-measurements.md)")
+    ap.add_argument("--extra-fixed", type=float, default=0.0, help="extra seconds once per run (e.g. workflow "
+                    "start, packaging)")
+    ap.add_argument("--no-load-time", action="store_true", help="do not count the measured model load + warm-up "
+                    "in the fixed overhead (when the budget starts with a loaded model)")
+    ap.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per "
+                    "final image")
+    ap.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
+    ap.add_argument("--max-n-generated", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    ap.add_argument("--json", default=None, help="write the record here (default: print only)")
+    a = ap.parse_args(argv)
+
+    import platform
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    if a.resolution is None:
+        a.resolution = json.loads(a.tiny_spec).get("sample_size", 32) if a.model_source == "tiny" else 512
+    t_start = time.perf_counter()
+    pipe, device, dtype, load_s = _load(a)
+    m = measure(pipe, device, dtype, batch_size=a.batch_size, resolution=a.resolution, out_size=a.out_size,
+                warmup_batches=a.warmup_batches, timed_batches=a.timed_batches, repeats=a.repeats)
+    fixed = a.extra_fixed + (0.0 if a.no_load_time else load_s + m["warmup_s"])
+    per_class = m["per_class_overhead_s"] + a.job_overhead
+    plan = plan_n_generated(throughput=m["throughput_img_s"], budget_seconds=a.budget, n_classes=a.classes,
+                            n_aug=a.n_aug, per_class_overhead=per_class, fixed_overhead=fixed,
+                            per_output_image_seconds=a.per_output_image_seconds, safety=a.safety,
+                            max_n_generated=a.max_n_generated)
+    from .sampler import environment
+
+    env = environment(a.model_source, a.revision, device, dtype)
+    env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": a.compile})
+    record = {
+        "kind": "gendistill.time_budget",
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "recommendation": asdict(plan),
+        "model": {"fixed_overhead_s": round(fixed, 4), "per_class_overhead_s": round(per_class, 5),
+                  "throughput_img_s": round(m["throughput_img_s"], 4), "n_classes": a.classes, "n_aug": a.n_aug,
+                  "per_output_image_seconds": a.per_output_image_seconds, "safety": a.safety},
+        "measured": {**{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()},
+                     "load_s": round(load_s, 4), "measurement_wall_s": round(time.perf_counter() - t_start, 3)},
+        "assumed": {"job_overhead_s": a.job_overhead, "extra_fixed_s": a.extra_fixed,
+                    "load_time_counted": not a.no_load_time},
+        "environment": env,
+        "command": " ".join(["python -m gendistill.time_budget", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    print(f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {a.resolution} px: "
+          f"{m['throughput_img_s']:.2f} images/s, per-class overhead {m['per_class_overhead_s']:.3f} s measured "
+          f"+ {a.job_overhead} s assumed, fixed {fixed:.1f} s (load {load_s:.1f} s + warm-up {m['warmup_s']:.1f} s"
+          f"{'' if not a.no_load_time else ', not counted'})")
+    if plan.fits:
+        print(f"budget {a.budget:.0f} s x safety {a.safety} for {a.classes} classes: n_generated = {plan.n_generated}"
+              f" per class -> IPC {plan.ipc} (n_aug {a.n_aug}); predicted {plan.predicted_seconds:.1f} s "
+              f"(limited by {plan.limited_by})")
+    else:
+        print(f"budget {a.budget:.0f} s x safety {a.safety}: not even 1 image per class fits "
+              f"(predicted {predict_seconds(1, throughput=m['throughput_img_s'], n_classes=a.classes, n_aug=a.n_aug, per_class_overhead=per_class, fixed_overhead=fixed):.1f} s for 1)")
+    print(f"config: generation.n_generated: {plan.n_generated}, ipc: {plan.ipc}")
+    if a.json:
+        from .atomic import write_text
+
+        write_text(Path(a.json), json.dumps(record, indent=1) + "\n")
+        print(f"record written to {a.json}")
+    return 0 if plan.fits else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Time-budget mode: the planning arithmetic (exact) and a CPU smoke test of the measuring CLI (tiny model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gendistill.time_budget import fit_linear, main, plan_n_generated, predict_seconds
+
+
+def test_largest_n_that_fits_without_overheads():
+    # 2 classes, 10 img/s, 100 s: 1000 images in all -> 500 per class; IPC = 500 x (1 + 4)
+    p = plan_n_generated(throughput=10, budget_seconds=100, n_classes=2, n_aug=4)
+    assert (p.n_generated, p.ipc, p.fits, p.limited_by) == (500, 2500, True, "budget")
+    assert p.predicted_seconds == pytest.approx(100)
+
+
+def test_overheads_and_safety_reduce_n_and_plan_is_maximal():
+    kw = dict(throughput=7.3, n_classes=100, n_aug=4, per_class_overhead=0.31, fixed_overhead=42.0,
+              per_output_image_seconds=1e-4)
+    p = plan_n_generated(budget_seconds=600, safety=0.9, **kw)
+    assert p.fits and p.usable_seconds == pytest.approx(540)
+    assert predict_seconds(p.n_generated, **kw) <= 540 < predict_seconds(p.n_generated + 1, **kw)
+    # (540 - 42) / 100 - 0.31 = 4.67 s per class; per image 1/7.3 + 5e-4 s -> 33 images
+    assert p.n_generated == 33 and p.ipc == 165
+    assert plan_n_generated(budget_seconds=600, safety=1.0, **kw).n_generated > p.n_generated
+
+
+def test_paper_scale_example():
+    # the paper's CIFAR-100 result, IPC 20 = 4 generated x 5, in 600 s: 400 images need >= ~0.7 img/s here
+    p = plan_n_generated(throughput=1.0, budget_seconds=600, n_classes=100, n_aug=4, fixed_overhead=60,
+                         per_class_overhead=0.5)
+    assert (p.n_generated, p.ipc) == (4, 20)
+
+
+def test_nothing_fits_and_cap():
+    p = plan_n_generated(throughput=1, budget_seconds=10, n_classes=100, fixed_overhead=5)
+    assert (p.n_generated, p.ipc, p.fits, p.limited_by) == (0, 0, False, "nothing fits")
+    assert not plan_n_generated(throughput=100, budget_seconds=10, n_classes=1, fixed_overhead=20).fits
+    c = plan_n_generated(throughput=100, budget_seconds=100, n_classes=1, n_aug=2, max_n_generated=50)
+    assert (c.n_generated, c.ipc, c.limited_by) == (50, 150, "max_n_generated")
+
+
+@pytest.mark.parametrize("bad", [dict(throughput=0), dict(n_classes=0), dict(safety=0), dict(safety=1.5),
+                                 dict(fixed_overhead=-1), dict(n_aug=-1)])
+def test_invalid_inputs_raise(bad):
+    kw = {**dict(throughput=10, budget_seconds=100, n_classes=10), **bad}
+    with pytest.raises(ValueError):
+        plan_n_generated(**kw)
+
+
+def test_fit_linear_recovers_throughput_and_overhead():
+    pts = [(n, 0.25 + n / 40) for n in (8, 16, 32, 8, 16, 32)]
+    thr, ovh = fit_linear(pts)
+    assert thr == pytest.approx(40) and ovh == pytest.approx(0.25)
+    assert fit_linear([(10, 2.0)]) == (5.0, 0.0)
+    thr, ovh = fit_linear([(8, 1.0), (16, 0.9)])  # noise: negative slope -> average rate of the largest run
+    assert thr == pytest.approx(16 / 0.9) and ovh == 0.0
+
+
+def test_cli_measures_tiny_model_on_cpu_and_writes_record(tmp_path, capsys):
+    out = tmp_path / "tb.json"
+    rc = main(["--model-source", "tiny", "--device", "cpu", "--budget", "60", "--classes", "10", "--n-aug", "4",
+               "--batch-size", "4", "--timed-batches", "2", "--repeats", "1", "--json", str(out)])
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    r, m = rec["recommendation"], rec["measured"]
+    assert m["throughput_img_s"] > 0 and m["batch_size"] == 4 and len(m["runs"]) == 2
+    assert r["fits"] and r["n_generated"] >= 1 and r["ipc"] == 5 * r["n_generated"]
+    assert r["predicted_seconds"] <= 60 * 0.9
+    assert rec["environment"]["device"] == "cpu" and rec["model"]["n_classes"] == 10
+    assert "n_generated:" in capsys.readouterr().out
