@@ -23,6 +23,7 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/package.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

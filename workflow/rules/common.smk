@@ -58,7 +58,7 @@ def evaluation_active():
     return CFG["evaluation"]["activate"] and PLAN.has_real_data
 
 
-def final_outputs():
+def pipeline_outputs():
     out = [
         f"{OUT}/prompts.csv",
         f"{OUT}/dataset/distilled.pt",
@@ -68,3 +68,8 @@ def final_outputs():
     if evaluation_active():
         out += [f"{OUT}/results/results.csv"]
     return out
+
+
+def final_outputs():
+    """The pipeline's outputs plus the report's items (report_outputs() is in workflow/rules/report.smk)."""
+    return pipeline_outputs() + report_outputs()

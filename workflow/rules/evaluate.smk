@@ -55,8 +55,26 @@ rule results_table:
             seed=CFG["evaluation"]["seeds"],
         ),
     output:
-        table=f"{OUT}/results/results.csv",
-        summary=f"{OUT}/results/summary.csv",
+        table=report(
+            f"{OUT}/results/results.csv",
+            caption="../report/results_table.rst",
+            category="Evaluation",
+            subcategory="Data (CSV)",
+        ),
+        summary=report(
+            f"{OUT}/results/summary.csv",
+            caption="../report/summary.rst",
+            category="Evaluation",
+            subcategory="Data (CSV)",
+        ),
+        per_class=report(
+            f"{OUT}/results/per_class.csv",
+            caption="../report/per_class_csv.rst",
+            category="Evaluation",
+            subcategory="Data (CSV)",
+        ),
+    params:
+        class_names=as_json(dict(enumerate(PLAN.all_class_names))),
     log:
         f"{OUT}/logs/results_table.log",
     benchmark:
@@ -65,3 +83,44 @@ rule results_table:
         mem_mb=1000,
     script:
         "../scripts/results_table.py"
+
+
+rule evaluation_plots:
+    input:
+        summary=f"{OUT}/results/summary.csv",
+        per_class=f"{OUT}/results/per_class.csv",
+    output:
+        accuracy=report(
+            f"{OUT}/results/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="Evaluation",
+            subcategory="Accuracy",
+        ),
+        table=report(
+            f"{OUT}/results/results.html",
+            caption="../report/results_html.rst",
+            category="Evaluation",
+            subcategory="Accuracy",
+        ),
+        per_class=report(
+            f"{OUT}/results/per_class.png",
+            caption="../report/per_class.rst",
+            category="Evaluation",
+            subcategory="Per class",
+        ),
+        per_class_table=report(
+            f"{OUT}/results/per_class.html",
+            caption="../report/per_class_csv.rst",
+            category="Evaluation",
+            subcategory="Per class",
+        ),
+    params:
+        run=CFG["run"],
+    log:
+        f"{OUT}/logs/evaluation_plots.log",
+    benchmark:
+        f"{OUT}/benchmarks/report/evaluation_plots.tsv"
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/evaluation_plots.py"

@@ -1,4 +1,5 @@
 """Snakemake script for rule `results_table` (thin: the logic is gendistill.evaluation.table)."""
+import json
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
@@ -8,5 +9,6 @@ from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    summary = write_tables(list(sm.input.metrics), sm.output.table, sm.output.summary)
+    names = {int(k): v for k, v in json.loads(sm.params.class_names).items()}
+    summary = write_tables(list(sm.input.metrics), sm.output.table, sm.output.summary, sm.output.per_class, names)
     print(summary.to_string(index=False))

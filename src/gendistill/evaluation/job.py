@@ -15,6 +15,28 @@ from .train import normalise, train_and_test
 log = logging.getLogger("gendistill.evaluate")
 
 
+class EpochProgress:
+    """tqdm's counter, rate and ETA, written to the job log as about ten plain lines (no carriage-return bar)."""
+
+    def __init__(self, epochs: int, desc: str, lines: int = 10):
+        import io
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=epochs, desc=desc, unit="epoch", file=io.StringIO(), ascii=True, ncols=100,
+                        mininterval=0, miniters=1)
+        self.every = max(1, epochs // lines)
+
+    def __call__(self, epoch: int, epochs: int, loss: float):
+        self.bar.update(epoch - self.bar.n)
+        self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+        if epoch == epochs or epoch % self.every == 0:
+            log.info("%s", self.bar)
+
+    def close(self):
+        self.bar.close()
+
+
 def select_subset(labels: np.ndarray, counts: dict[int, int], seed: int) -> np.ndarray:
     """Seeded random subset with `counts[c]` real images of each class c (IPC-matched baseline)."""
     rng = np.random.default_rng([seed, 7919])
@@ -59,11 +81,12 @@ def run_job(set_name: str, model: str, seed: int, p: dict, distilled_path: str |
     log.info("%s/%s/seed %d: %d train images, %d test images, recipe %s", set_name, model, seed, len(y_train),
              len(y_test), recipe)
 
-    def progress(epoch, epochs, loss):
-        if epoch == epochs or epoch % max(1, epochs // 10) == 0:
-            log.info("epoch %d/%d loss %.4f", epoch, epochs, loss)
-
-    res = train_and_test(x_train, y_train, x_test, y_test, p["num_classes"], model, seed, recipe, device, progress)
+    progress = EpochProgress(recipe["epochs"], f"{set_name}/{model}/seed{seed}")
+    try:
+        res = train_and_test(x_train, y_train, x_test, y_test, p["num_classes"], model, seed, recipe, device,
+                             progress, label_set=keep)
+    finally:
+        progress.close()
     res.update({"set": set_name, "model": model, "model_label": model_label(model, x_train.shape[-1]),
                 "seed": seed, "recipe": recipe, "chance": 1.0 / len(keep)})
     log.info("accuracy %.4f", res["accuracy"])

@@ -44,8 +44,13 @@ def lr_at(epoch: int, epochs: int, lr: float, schedule: str) -> float:
 
 def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                    num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu",
-                   progress=None) -> dict:
-    """Train `model_name` from scratch with `recipe` and return accuracy, per-class accuracy and timings."""
+                   progress=None, label_set: list[int] | None = None) -> dict:
+    """Train `model_name` from scratch with `recipe` and return accuracy, per-class accuracy and timings.
+
+    The head has `num_classes` outputs (the dataset's label indices); with `label_set` (a class-restricted run)
+    predictions are the argmax over those labels only, so chance is 1/len(label_set) as reported.
+    `progress(epoch, epochs, loss)` is called after every epoch.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(model_name, num_classes, x_train.shape[-1]).to(device)
@@ -77,7 +82,7 @@ def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
         if progress is not None:
             progress(epoch + 1, epochs, total / max(n, 1))
     train_s = time.perf_counter() - t0
-    pred = predict(model, x_test, device, bs)
+    pred = predict(model, x_test, device, max(bs, 256), label_set)
     correct = (pred == y_test).float()
     per_class = {}
     for c in torch.unique(y_test).tolist():
@@ -88,7 +93,12 @@ def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
 
 
 @torch.no_grad()
-def predict(model, x: torch.Tensor, device: str, bs: int = 512) -> torch.Tensor:
+def predict(model, x: torch.Tensor, device: str, bs: int = 512, label_set: list[int] | None = None) -> torch.Tensor:
+    """Predicted labels (eval mode); restricted to `label_set` when given."""
     model.eval()
-    out = [model(x[i:i + bs].to(device)).argmax(1).cpu() for i in range(0, len(x), bs)]
+    keep = torch.tensor(sorted(label_set), dtype=torch.long) if label_set else None
+    out = []
+    for i in range(0, len(x), bs):
+        logits = model(x[i:i + bs].to(device)).cpu()
+        out.append(keep[logits[:, keep].argmax(1)] if keep is not None else logits.argmax(1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

@@ -1,0 +1,105 @@
+"""Sample grids for the report: per class, one row per generated image, its original then its augmented copies
+(augmented files are NNNN_C.png: NNNN the generated image, C=0 the original, C>=1 the augmented copies)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..atomic import atomic_path
+
+NAME = re.compile(r"^(\d+)_(\d+)\.png$")
+BG = (255, 255, 255)
+INK = (30, 30, 30)
+
+
+def index_images(class_dir: Path) -> dict[int, dict[int, Path]]:
+    """{generated index: {copy index: path}} for the NNNN_C.png files of one class directory."""
+    out: dict[int, dict[int, Path]] = defaultdict(dict)
+    for p in sorted(Path(class_dir).iterdir()):
+        m = NAME.match(p.name)
+        if m:
+            out[int(m.group(1))][int(m.group(2))] = p
+    return dict(sorted(out.items()))
+
+
+def _tile(path: Path, size: int) -> Image.Image:
+    img = Image.open(path).convert("RGB")
+    return img.resize((size, size), Image.NEAREST)
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str) -> int:
+    left, _, right, _ = draw.textbbox((0, 0), text)
+    return right - left
+
+
+def make_grid(rows: list[list[Path | None]], header: str, col_titles: list[str], row_titles: list[str],
+              tile: int = 96, pad: int = 4) -> Image.Image:
+    """A labelled image grid: `rows` of image paths (None = empty cell)."""
+    ncols = max((len(r) for r in rows), default=0)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = max([_text_width(probe, t) for t in row_titles] + [0]) + 2 * pad
+    top = 34
+    w = left + ncols * (tile + pad) + pad
+    h = top + len(rows) * (tile + pad) + pad
+    canvas = Image.new("RGB", (max(w, _text_width(probe, header) + 2 * pad), h), BG)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, 2), header, fill=INK)
+    for j, t in enumerate(col_titles[:ncols]):
+        draw.text((left + j * (tile + pad), 18), t, fill=INK)
+    for i, row in enumerate(rows):
+        y = top + i * (tile + pad)
+        draw.text((pad, y + tile // 2 - 6), row_titles[i], fill=INK)
+        for j, p in enumerate(row):
+            if p is not None:
+                canvas.paste(_tile(p, tile), (left + j * (tile + pad), y))
+    return canvas
+
+
+def class_grid(class_dir: Path, title: str, max_rows: int = 8, tile: int = 96) -> Image.Image:
+    images = index_images(class_dir)
+    n_copies = max((max(c) for c in images.values()), default=0) + 1
+    keys = list(images)[:max_rows]
+    rows = [[images[k].get(c) for c in range(n_copies)] for k in keys]
+    cols = ["original"] + [f"augmented {c}" for c in range(1, n_copies)]
+    shown = f" (first {len(keys)} of {len(images)})" if len(images) > len(keys) else ""
+    return make_grid(rows, f"{title}: {len(images)} generated x {n_copies} images{shown}", cols,
+                     [f"#{k}" for k in keys], tile=tile)
+
+
+def overview_grid(class_dirs: list[tuple[str, Path]], max_classes: int = 40, tile: int = 64) -> Image.Image:
+    """One row per class: its first generated image and that image's augmented copies."""
+    rows, titles, n_copies = [], [], 1
+    for name, d in class_dirs[:max_classes]:
+        images = index_images(d)
+        first = images[next(iter(images))] if images else {}
+        n_copies = max(n_copies, max(first, default=0) + 1)
+        rows.append([first.get(c) for c in range(max(first, default=-1) + 1)])
+        titles.append(name)
+    cols = ["original"] + [f"aug {c}" for c in range(1, n_copies)]
+    shown = f" (first {max_classes} of {len(class_dirs)} classes)" if len(class_dirs) > max_classes else ""
+    return make_grid(rows, f"First generated image of each class and its augmented copies{shown}", cols, titles,
+                     tile=tile)
+
+
+def save(img: Image.Image, path: Path) -> None:
+    with atomic_path(Path(path)) as tmp:
+        img.save(tmp, format="PNG", optimize=True)
+
+
+def write_grids(classes: list[dict], augmented_root: str, out_dir: str, overview_png: str, max_rows: int = 8) -> None:
+    """One PNG per class (`<class id>.png`) in `out_dir`, plus one overview PNG."""
+    root = Path(augmented_root)
+    with atomic_path(Path(out_dir)) as tmp:
+        tmp.mkdir(parents=True)
+        for c in classes:
+            img = class_grid(root / c["id"], f"{c['index']} {c['name']}: \"{c['prompt']}\"", max_rows)
+            img.save(tmp / f"{c['id']}.png", format="PNG", optimize=True)
+    save(overview_grid([(c["name"], root / c["id"]) for c in classes]), Path(overview_png))
+
+
+__all__ = ["class_grid", "index_images", "make_grid", "np", "overview_grid", "write_grids"]

@@ -1,0 +1,91 @@
+# Report items: per-class sample grids, the prompt table, per-stage run times (from the benchmark files).
+# `snakemake --report report.html` gathers every output wrapped in report(...) (evaluation items live in
+# evaluate.smk and join only when evaluation is active).
+
+REPORT = f"{OUT}/report"
+
+
+def report_items():
+    """Everything the run-time summary waits for, besides the pipeline's own outputs."""
+    items = [f"{REPORT}/samples", f"{REPORT}/samples_overview.png", f"{REPORT}/prompts.html"]
+    if evaluation_active():
+        items += [
+            f"{OUT}/results/results.csv",
+            f"{OUT}/results/summary.csv",
+            f"{OUT}/results/per_class.csv",
+            f"{OUT}/results/accuracy.png",
+            f"{OUT}/results/results.html",
+            f"{OUT}/results/per_class.png",
+            f"{OUT}/results/per_class.html",
+        ]
+    return items
+
+
+def report_outputs():
+    return report_items() + [f"{REPORT}/runtimes.csv", f"{REPORT}/runtimes.png", f"{REPORT}/runtimes.html"]
+
+
+rule sample_grids:
+    input:
+        augmented=expand(f"{OUT}/augmented/{{cls}}", cls=CLASS_IDS),
+    output:
+        grids=report(
+            directory(f"{REPORT}/samples"),
+            patterns=["{name}.png"],
+            caption="../report/samples.rst",
+            category="Samples",
+            subcategory="Per class",
+            labels={"class": "{name}"},
+        ),
+        overview=report(
+            f"{REPORT}/samples_overview.png",
+            caption="../report/samples_overview.rst",
+            category="Samples",
+            subcategory="Overview",
+        ),
+    params:
+        classes=as_json([c.as_dict() for c in PLAN.classes]),
+        augmented=f"{OUT}/augmented",
+        max_rows=8,
+    log:
+        f"{OUT}/logs/report/sample_grids.log",
+    benchmark:
+        f"{OUT}/benchmarks/report/sample_grids.tsv"
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/sample_grids.py"
+
+
+rule prompts_table:
+    input:
+        prompts=f"{OUT}/prompts.csv",
+    output:
+        table=report(f"{REPORT}/prompts.html", caption="../report/prompts.rst", category="Prompts"),
+    log:
+        f"{OUT}/logs/report/prompts_table.log",
+    benchmark:
+        f"{OUT}/benchmarks/report/prompts_table.tsv"
+    resources:
+        mem_mb=500,
+    script:
+        "../scripts/prompts_table.py"
+
+
+rule runtimes:
+    input:
+        done=lambda w: pipeline_outputs() + report_items(),
+    output:
+        table=report(
+            f"{REPORT}/runtimes.csv", caption="../report/runtimes_csv.rst", category="Run times"
+        ),
+        html=report(f"{REPORT}/runtimes.html", caption="../report/runtimes.rst", category="Run times"),
+        plot=report(f"{REPORT}/runtimes.png", caption="../report/runtimes.rst", category="Run times"),
+    params:
+        benchmarks=f"{OUT}/benchmarks",
+    log:
+        f"{OUT}/logs/report/runtimes.log",
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/runtimes.py"

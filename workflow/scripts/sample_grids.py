@@ -1,0 +1,14 @@
+"""Snakemake script for rule `sample_grids` (thin: the logic is gendistill.report.grids)."""
+import json
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
+
+from gendistill.logs import log_to
+from gendistill.report.grids import write_grids
+
+sm = snakemake  # noqa: F821
+with log_to(sm.log[0]):
+    classes = json.loads(sm.params.classes)
+    write_grids(classes, sm.params.augmented, sm.output.grids, sm.output.overview, int(sm.params.max_rows))
+    print(f"{len(classes)} class grids")
