@@ -216,7 +216,8 @@ def main(argv=None) -> int:
     ap.add_argument("--peak-tflops", type=float, default=None, help="override the dense fp16 peak (TFLOP/s)")
     ap.add_argument("--prompt", default="apple")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    ap.add_argument("--csv", default=str(RESULTS / "gpu_sdxl.csv"))
+    ap.add_argument("--csv", default=None, help="default benchmarks/results/gpu_sdxl.csv (CPU runs: "
+                    "gpu_sdxl_cpu_smoke.csv, so smoke rows never mix with GPU figures)")
     ap.add_argument("--no-csv", action="store_true")
     args = ap.parse_args(argv)
 
@@ -362,7 +363,7 @@ def main(argv=None) -> int:
                      "peak_mem_gib": round(m["peak_gib"], 3) if m["peak_gib"] is not None else "",
                      "warmup_s": round(m["warmup_s"], 3)})
         table.append([component, b, f"{m['median_s'] * 1e3:.2f}", f"{img_s:.2f}",
-                      f"{achieved:.2f}" if achieved else "-", f"{100 * frac:.1f}%" if frac else "-",
+                      f"{achieved:.3g}" if achieved else "-", f"{100 * frac:.1f}%" if frac else "-",
                       f"{m['peak_gib']:.2f}" if m["peak_gib"] is not None else "-", f"{m['warmup_s']:.1f}"])
 
     for b in bss:
@@ -391,6 +392,7 @@ def main(argv=None) -> int:
     if dev != "cuda":
         print("(CPU run: a smoke test of the script, not a GPU figure)")
     if not args.no_csv:
+        args.csv = args.csv or str(RESULTS / ("gpu_sdxl.csv" if dev == "cuda" else "gpu_sdxl_cpu_smoke.csv"))
         append_csv(Path(args.csv), rows)
         print(f"appended {len(rows)} rows to {args.csv}")
     return 0
