@@ -69,7 +69,7 @@ def timed(fn, n: int) -> tuple[float, object]:
     return n / (time.perf_counter() - t0), out
 
 
-def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict]]:
+def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict], dict]:
     from gendistill.model_build import TINY_DEFAULTS, build_tiny_pipeline
     from gendistill.sampler import DEFAULT_BATCH
 

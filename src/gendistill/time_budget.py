@@ -248,8 +248,11 @@ def main(argv=None) -> int:
               f" per class -> IPC {plan.ipc} (n_aug {a.n_aug}); predicted {plan.predicted_seconds:.1f} s "
               f"(limited by {plan.limited_by})")
     else:
+        one = predict_seconds(1, throughput=m["throughput_img_s"], n_classes=a.classes, n_aug=a.n_aug,
+                              per_class_overhead=per_class, fixed_overhead=fixed,
+                              per_output_image_seconds=a.per_output_image_seconds)
         print(f"budget {a.budget:.0f} s x safety {a.safety}: not even 1 image per class fits "
-              f"(predicted {predict_seconds(1, throughput=m['throughput_img_s'], n_classes=a.classes, n_aug=a.n_aug, per_class_overhead=per_class, fixed_overhead=fixed):.1f} s for 1)")
+              f"(predicted {one:.1f} s for 1)")
     print(f"config: generation.n_generated: {plan.n_generated}, ipc: {plan.ipc}")
     if a.json:
         from .atomic import write_text
