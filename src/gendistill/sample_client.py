@@ -28,7 +28,7 @@ def model_fingerprint(source: str) -> str:
 
 
 def socket_path(load: dict) -> str:
-    key = json.dumps({**load, "fingerprint": model_fingerprint(load["source"]), "python": sys.executable,
+    key = json.dumps({**load, "fingerprint": model_fingerprint(load["source"]), "python": sys.prefix,  # the environment, not the name it was called by (python vs python3)
                       "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES")}, sort_keys=True)
     h = hashlib.sha256(key.encode()).hexdigest()[:16]
     # Unix socket paths are limited to ~107 bytes: keep it short and in the temp dir, per user.
