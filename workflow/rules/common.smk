@@ -72,4 +72,4 @@ def pipeline_outputs():
 
 def final_outputs():
     """The pipeline's outputs plus the report's items (report_outputs() is in workflow/rules/report.smk)."""
-    return pipeline_outputs() + report_outputs()
+    return list(dict.fromkeys(pipeline_outputs() + report_outputs()))
