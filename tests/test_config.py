@@ -126,3 +126,15 @@ def test_config_yaml_and_demo_are_valid():
     paper = yaml.safe_load((REPO / "config.yaml").read_text())
     assert paper["model"]["source"] == "stabilityai/sdxl-turbo" and paper["ipc"] == 20
     assert paper["generation"]["resolution"] == 512 and paper["dataset"]["name"] == "cifar100"
+
+
+def test_time_budget_record_must_match_n_generated(tmp_path):
+    import json
+
+    rec = tmp_path / "tb.json"
+    rec.write_text(json.dumps({"kind": "gendistill.time_budget", "recommendation": {"n_generated": 7}}))
+    msg = plan_error(deep_update(TINY_CONFIG, {"time_budget_record": str(rec)}))
+    assert "allows n_generated = 7 but generation.n_generated = 2" in msg
+    build_plan(deep_update(TINY_CONFIG, {"time_budget_record": str(rec), "generation": {"n_generated": 7}}))
+    msg = plan_error(deep_update(TINY_CONFIG, {"time_budget_record": str(tmp_path / "none.json")}))
+    assert "is not a readable record" in msg

@@ -85,9 +85,30 @@ def semantic_problems(cfg: dict) -> list[str]:
     if gen["device"] == "cpu" and gen["dtype"] == "float16":
         problems.append("generation.dtype: float16 on the CPU is not supported by torch for these models. "
                         "Fix: dtype: auto (float32 on CPU) or device: cuda.")
+    rec_path = cfg.get("time_budget_record")
+    if rec_path:
+        rec = read_time_budget_record(rec_path)
+        if rec is None:
+            problems.append(f"time_budget_record: {rec_path} is not a readable record of `python -m "
+                            f"gendistill.time_budget`. Fix: run it with --json {rec_path}, or set the key to null.")
+        elif rec["recommendation"]["n_generated"] != gen["n_generated"]:
+            problems.append(f"time_budget_record: the measured budget allows n_generated = "
+                            f"{rec['recommendation']['n_generated']} but generation.n_generated = "
+                            f"{gen['n_generated']}. Fix: set generation.n_generated: "
+                            f"{rec['recommendation']['n_generated']} (and ipc accordingly).")
     if len(set(cfg["evaluation"]["seeds"])) != len(cfg["evaluation"]["seeds"]):
         problems.append("evaluation.seeds: a seed is listed twice. Fix: list each training seed once.")
     return problems
+
+
+def read_time_budget_record(path: str) -> dict | None:
+    import json
+
+    try:
+        rec = json.loads(Path(path).read_text())
+        return rec if rec.get("kind") == "gendistill.time_budget" else None
+    except (OSError, ValueError):
+        return None
 
 
 def load_and_validate(config: dict) -> dict:

@@ -40,7 +40,8 @@ def model_identity(source: str, revision: str | None) -> dict:
     return {"source": str(p), "local_sha256": h.hexdigest()}
 
 
-def write_provenance(path: str, config_json: str, class_dirs: list[str], summary: dict, random_weights: bool) -> dict:
+def write_provenance(path: str, config_json: str, class_dirs: list[str], summary: dict, random_weights: bool,
+                     time_budget: str = "null") -> dict:
     from gendistill import __version__
 
     cfg = json.loads(config_json)
@@ -64,6 +65,7 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
                         "GPU models, drivers and versions; generation.deterministic requests deterministic kernels."),
         "sampling": samplers,
         "summary": summary,
+        "time_budget": json.loads(time_budget),  # the throughput measurement that chose n_generated, if any
     }
     write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
     return prov

@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from gendistill.config import read_time_budget_record
 from gendistill.plan import ConfigError, DatasetError, build_plan
 
 try:

@@ -16,6 +16,7 @@ rule package:
         std=list(PLAN.std),
         image_size=PLAN.image_size,
         random_weights=bool(PLAN.model_dir),
+        time_budget=as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None),
         config=as_json(
             {
                 **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},

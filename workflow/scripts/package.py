@@ -13,7 +13,7 @@ with log_to(sm.log[0]):
                       sm.output.tensor, sm.output.manifest, sm.output.folder,
                       provenance={"config": sm.params.config, "random_weights": sm.params.random_weights})
     write_provenance(sm.output.provenance, sm.params.config, list(sm.input.classes), summary,
-                     random_weights=sm.params.random_weights)
+                     random_weights=sm.params.random_weights, time_budget=sm.params.time_budget)
     print(f"packaged {summary['n_images']} images over {summary['n_classes']} classes")
     if sm.params.random_weights:
         print("NOTE: these images come from a RANDOM-WEIGHT demo model; they are noise, not class pictures.")
