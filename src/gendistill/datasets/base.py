@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,11 @@ class ClassInfo:
     index: int
     name: str
     fields: dict = field(default_factory=dict)
+
+
+def readable(name: str) -> str:
+    """The {name} prompt field: underscores as spaces ('maple_tree' -> 'maple tree'); the label is unchanged."""
+    return " ".join(name.replace("_", " ").split())
 
 
 class DatasetAdapter:
@@ -66,3 +72,18 @@ class DatasetAdapter:
         if fetch:
             msg += f"\n  to get it: {fetch}"
         return DatasetError(msg)
+
+    def read_lines(self, path: Path, layout: str) -> list[str]:
+        """Non-blank, stripped lines of a UTF-8 text file (a BOM from Windows editors is dropped)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise self.missing(f"missing {path}", layout) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise self.missing(f"cannot read {path} as UTF-8 text: {e}", layout) from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def note(message: str) -> None:
+    """A one-line notice on stderr (seen in the Snakemake output when the plan is built)."""
+    print(f"gendistill: {message}", file=sys.stderr, flush=True)
