@@ -72,5 +72,28 @@ def pipeline_outputs():
 
 
 def final_outputs():
-    """The pipeline's outputs plus the report's items (report_outputs() is in workflow/rules/report.smk)."""
+    """The pipeline's outputs plus the report's items (report_outputs() below)."""
     return list(dict.fromkeys(pipeline_outputs() + report_outputs()))
+
+
+REPORT = f"{OUT}/report"
+
+
+def report_items():
+    """Everything the run-time summary waits for, besides the pipeline's own outputs."""
+    items = [f"{REPORT}/samples", f"{REPORT}/samples_overview.png", f"{REPORT}/prompts.html"]
+    if evaluation_active():
+        items += [
+            f"{OUT}/results/results.csv",
+            f"{OUT}/results/summary.csv",
+            f"{OUT}/results/per_class.csv",
+            f"{OUT}/results/accuracy.png",
+            f"{OUT}/results/results.html",
+            f"{OUT}/results/per_class.png",
+            f"{OUT}/results/per_class.html",
+        ]
+    return items
+
+
+def report_outputs():
+    return report_items() + [f"{REPORT}/runtimes.csv", f"{REPORT}/runtimes.png", f"{REPORT}/runtimes.html"]

@@ -1,29 +1,7 @@
 # Report items: per-class sample grids, the prompt table, per-stage run times (from the benchmark files).
 # `snakemake --report report.html` gathers every output wrapped in report(...) (evaluation items live in
-# evaluate.smk and join only when evaluation is active).
-
-REPORT = f"{OUT}/report"
-
-
-def report_items():
-    """Everything the run-time summary waits for, besides the pipeline's own outputs."""
-    items = [f"{REPORT}/samples", f"{REPORT}/samples_overview.png", f"{REPORT}/prompts.html"]
-    if evaluation_active():
-        items += [
-            f"{OUT}/results/results.csv",
-            f"{OUT}/results/summary.csv",
-            f"{OUT}/results/per_class.csv",
-            f"{OUT}/results/accuracy.png",
-            f"{OUT}/results/results.html",
-            f"{OUT}/results/per_class.png",
-            f"{OUT}/results/per_class.html",
-        ]
-    return items
-
-
-def report_outputs():
-    return report_items() + [f"{REPORT}/runtimes.csv", f"{REPORT}/runtimes.png", f"{REPORT}/runtimes.html"]
-
+# evaluate.smk and join only when evaluation is active). REPORT, report_items() and report_outputs() live in
+# common.smk: functions next to rules in one file trip the linter.
 
 rule sample_grids:
     input:
@@ -45,7 +23,6 @@ rule sample_grids:
         ),
     params:
         classes=as_json([c.as_dict() for c in PLAN.classes]),
-        augmented=f"{OUT}/augmented",
         max_rows=8,
     log:
         f"{OUT}/logs/report/sample_grids.log",

@@ -91,15 +91,18 @@ def save(img: Image.Image, path: Path) -> None:
         img.save(tmp, format="PNG", optimize=True)
 
 
-def write_grids(classes: list[dict], augmented_root: str, out_dir: str, overview_png: str, max_rows: int = 8) -> None:
-    """One PNG per class (`<class id>.png`) in `out_dir`, plus one overview PNG."""
-    root = Path(augmented_root)
+def write_grids(classes: list[dict], class_dirs: list[str], out_dir: str, overview_png: str,
+                max_rows: int = 8) -> None:
+    """One PNG per class (`<class id>.png`) in `out_dir`, plus one overview PNG; `class_dirs[i]` holds the
+    augmented images of `classes[i]`."""
+    dirs = [Path(d) for d in class_dirs]
+    assert [d.name for d in dirs] == [c["id"] for c in classes], "class directories out of order"
     with atomic_path(Path(out_dir)) as tmp:
         tmp.mkdir(parents=True)
-        for c in classes:
-            img = class_grid(root / c["id"], f"{c['index']} {c['name']}: \"{c['prompt']}\"", max_rows)
+        for c, d in zip(classes, dirs):
+            img = class_grid(d, f"{c['index']} {c['name']}: \"{c['prompt']}\"", max_rows)
             img.save(tmp / f"{c['id']}.png", format="PNG", optimize=True)
-    save(overview_grid([(c["name"], root / c["id"]) for c in classes]), Path(overview_png))
+    save(overview_grid([(c["name"], d) for c, d in zip(classes, dirs)]), Path(overview_png))
 
 
 __all__ = ["class_grid", "index_images", "make_grid", "np", "overview_grid", "write_grids"]
