@@ -66,7 +66,7 @@ def make_config(args, workdir: Path) -> dict:
         "dataset": dataset,
         "model": {"source": str(Path(args.model_dir).resolve())},
         "generation": {"n_generated": args.n_generated, "resolution": args.resolution, "steps": 1,
-                       "guidance_scale": 0.0, "device": args.device, "dtype": args.dtype,
+                       "guidance_scale": 0.0, "device": args.device, "dtype": args.dtype, "vae_dtype": args.vae_dtype,
                        "batch_size": args.batch_size if args.batch_size == "auto" else int(args.batch_size),
                        "compile": args.compile, "server": True, "server_idle_seconds": args.server_idle},
         "augmentation": {"n_aug": args.n_aug},
@@ -79,6 +79,7 @@ def sampler_load_key(cfg: dict) -> dict:
     """The load dict the sample jobs send (see workflow/rules/sample.smk and sample_client.run)."""
     g = cfg["generation"]
     return {"source": cfg["model"]["source"], "revision": None, "device": g["device"], "dtype": g["dtype"],
+            "vae_dtype": g["vae_dtype"],
             "compile": g["compile"], "deterministic": False}
 
 
@@ -129,6 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=512)
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     ap.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
+    ap.add_argument("--vae-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ap.add_argument("--batch-size", default="auto")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--evaluate", action="store_true", help="include evaluation (needs --data-root)")
@@ -199,7 +201,7 @@ def main(argv=None) -> int:
     row = {**machine_info(), "benchmark": "end_to_end", "model_dir": cfg["model"]["source"],
            "dataset": cfg["dataset"]["name"], "classes": n_classes, "n_generated": args.n_generated,
            "n_aug": args.n_aug, "ipc": cfg["ipc"], "resolution": args.resolution, "device": device, "sampler_gpu": gpu,
-           "dtype": metas[0].get("dtype") if metas else "", "batch_size": args.batch_size, "compile": args.compile,
+           "dtype": metas[0].get("dtype") if metas else "", "vae_dtype": args.vae_dtype, "batch_size": args.batch_size, "compile": args.compile,
            "evaluate": cfg["evaluation"]["activate"], "cores": args.cores, "wall_s": round(wall, 2),
            "images": n_images, "img_per_s_overall": round(n_images / wall, 3),
            "sampling_s_sum": round(sampling_s, 2),

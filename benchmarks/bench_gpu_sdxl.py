@@ -17,16 +17,18 @@ plus peak memory (torch.cuda.max_memory_allocated per measurement), FLOPs per im
 batch 1, attention counted through the math SDPA backend), achieved TFLOP/s and the fraction of the GPU's
 dense fp16/bf16 peak (table below, or --peak-tflops).
 
---vae modes (SDXL's VAE config has force_upcast=true because its fp16 activations overflow):
-  upcast  what the diffusers pipeline does by default in fp16: casts the VAE to fp32, decodes, casts back,
-          on every pipeline call (the reference script's behaviour)
-  fp32    VAE kept in fp32 for good (latents cast on the way in): the same pixels as upcast, no per-call cast
-  fp16    force_upcast off: fastest, but the stock SDXL VAE gives NaN/inf in fp16 (needs fp16-fix weights)
+--vae modes, a comma list measured in turn on one build (SDXL's VAE config has force_upcast=true because its
+fp16 activations overflow); each maps to the workflow's generation.vae_dtype:
+  upcast  (auto) what the diffusers pipeline does by default in fp16: casts the VAE to fp32, decodes, casts
+          back, on every pipeline call (the reference script's behaviour)
+  fp32    (float32) VAE kept in fp32 for good: the same pixels as upcast, no per-call cast
+  bf16    (bfloat16) fp32's exponent range (no overflow) at tensor-core speed; pixels differ slightly
+  fp16    (float16) force_upcast off: fastest, but the stock SDXL VAE gives NaN/inf in fp16 (fp16-fix weights)
 
 Writes one CSV row per measurement to benchmarks/results/gpu_sdxl.csv (or --csv).
 
     .venv/bin/python benchmarks/bench_gpu_sdxl.py                                   # GPU, 512 px fp16
-    .venv/bin/python benchmarks/bench_gpu_sdxl.py --batch-sizes 1,8,32 --compile --vae fp32
+    .venv/bin/python benchmarks/bench_gpu_sdxl.py --batch-sizes 1,8,32 --compile --vae upcast,fp32,bf16
     .venv/bin/python benchmarks/bench_gpu_sdxl.py --device cpu --tiny                # CPU smoke test
     .venv/bin/python benchmarks/bench_gpu_sdxl.py --flops-only                       # FLOPs/image, no GPU
 """
@@ -127,24 +129,25 @@ def build(args):
     return pipe, desc
 
 
-def set_vae_mode(pipe, mode: str):
-    """Apply --vae; returns the dtype latents are decoded in."""
+VAE_MODES = {"upcast": "auto", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def set_vae_mode(pipe, mode: str, base_dtype):
+    """Apply one --vae mode (undoing the previous one) through the workflow's own configure_vae.
+
+    Returns the dtype latents are decoded in."""
     import torch
 
+    from gendistill.sampler import configure_vae
+
     vae = pipe.vae
-    if mode == "fp16":
-        vae.register_to_config(force_upcast=False)
-        return vae.dtype
-    if mode == "fp32":
-        vae.to(torch.float32)
-        orig = vae.decode
-
-        def decode_fp32(z, *a, **k):  # the pipeline only casts latents itself on the upcast path
-            return orig(z.to(torch.float32), *a, **k)
-
-        vae.decode = decode_fp32
-        return torch.float32
-    return torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
+    vae.__dict__.pop("decode", None)  # drop a previous mode's decode wrapper
+    vae.to(base_dtype)
+    vae.register_to_config(force_upcast=True)
+    configure_vae(pipe, VAE_MODES[mode])
+    if mode == "upcast":
+        return torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
+    return vae.dtype
 
 
 def _g(flops: float) -> str:
@@ -207,7 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet as load_pipeline does "
                     "(max-autotune-no-cudagraphs, fullgraph); warm-up time then includes compilation")
     ap.add_argument("--compile-vae", action="store_true", help="also torch.compile the VAE decoder")
-    ap.add_argument("--vae", default="upcast", choices=["upcast", "fp32", "fp16"], help="see above")
+    ap.add_argument("--vae", default="upcast", help="comma list of VAE modes measured in turn on one build: "
+                    "upcast, fp32, bf16, fp16 (see above)")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (off by default, as in the workflow; "
                     "cuDNN convolutions use TF32 by torch default either way)")
     ap.add_argument("--flops-only", action="store_true", help="only FLOPs per image of the full architecture at "
@@ -259,7 +263,11 @@ def main(argv=None) -> int:
     pipe, desc = build(args)
     build_s = time.perf_counter() - t0
     unet_eager = pipe.unet
-    decode_dtype = set_vae_mode(pipe, args.vae)
+    vae_modes = args.vae.split(",")
+    bad = [m for m in vae_modes if m not in VAE_MODES]
+    if bad:
+        ap.error(f"--vae {bad}: choose from {list(VAE_MODES)}")
+    base_vae_dtype = pipe.vae.dtype
     if args.compile:
         pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=True)
     if args.compile_vae:
@@ -270,8 +278,8 @@ def main(argv=None) -> int:
     lat_hw = res // vsf
     n_params = {k: sum(p.numel() for p in getattr(pipe, k).parameters())
                 for k in ("unet", "vae", "text_encoder", "text_encoder_2")}
-    print(f"{desc}; device {dev} ({gpu}), {args.dtype}, {res} px (latent {lat_hw}x{lat_hw}), vae {args.vae} "
-          f"(decode in {str(decode_dtype).replace('torch.', '')}), compile {args.compile}; built in {build_s:.1f} s")
+    print(f"{desc}; device {dev} ({gpu}), {args.dtype}, {res} px (latent {lat_hw}x{lat_hw}), vae modes "
+          f"{vae_modes}, compile {args.compile}; built in {build_s:.1f} s")
     print("parameters (M): " + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in n_params.items()))
     print(f"peak dense fp16 TFLOP/s used for fractions: {peak if peak else 'unknown (pass --peak-tflops)'}")
     if dtype == torch.float32 and peak:
@@ -310,7 +318,7 @@ def main(argv=None) -> int:
 
     def vae_call(b):
         lat = latents(b, dtype) / pipe.vae.config.scaling_factor
-        upcast = args.vae == "upcast" and pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast
+        upcast = pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast
 
         @torch.no_grad()
         def f():  # mirrors the pipeline's decode step, including its per-call up/down cast
@@ -337,7 +345,8 @@ def main(argv=None) -> int:
                 img.resize((args.out_size, args.out_size))
         return f
 
-    # ---- FLOPs per image (batch 1, eager modules)
+    # ---- FLOPs per image (batch 1, eager modules; the VAE's FLOPs do not depend on its dtype)
+    set_vae_mode(pipe, "upcast", base_vae_dtype)
     fl_text = count_flops(lambda: text_encode(1))
     fl_unet = count_flops(unet_call(unet_eager, 1))
     fl_vae = count_flops(vae_call(1))
@@ -346,15 +355,16 @@ def main(argv=None) -> int:
     timer = Timer(dev)
     rows, table = [], []
     base = {**info, "benchmark": "gpu_sdxl", "model": desc, "device": dev, "dtype": args.dtype, "resolution": res,
-            "out_size": args.out_size, "vae_mode": args.vae, "compile": args.compile, "compile_vae": args.compile_vae, "tf32_matmul": args.tf32,
+            "out_size": args.out_size, "compile": args.compile, "compile_vae": args.compile_vae, "tf32_matmul": args.tf32,
             "repeats": args.repeats, "warmup": args.warmup, "peak_tflops": peak or "", "build_s": round(build_s, 2)}
+    vae_mode = "upcast"
 
     def record(component, b, images_per_call, m, flops_per_image):
         ips = [images_per_call / t for t in m["times"]]
         img_s = images_per_call / m["median_s"]
         achieved = flops_per_image * img_s / 1e12 if flops_per_image else None
         frac = achieved / peak if (achieved and peak) else None
-        rows.append({**base, "component": component, "batch_size": b, "images_per_call": images_per_call,
+        rows.append({**base, "vae_mode": vae_mode, "component": component, "batch_size": b, "images_per_call": images_per_call,
                      "sec_per_call_median": round(m["median_s"], 6), "img_per_s_median": round(img_s, 3),
                      "img_per_s_min": round(min(ips), 3), "img_per_s_max": round(max(ips), 3),
                      "gflop_per_image": round(flops_per_image / 1e9, 3) if flops_per_image else "",
@@ -362,33 +372,54 @@ def main(argv=None) -> int:
                      "frac_of_peak": round(frac, 4) if frac else "",
                      "peak_mem_gib": round(m["peak_gib"], 3) if m["peak_gib"] is not None else "",
                      "warmup_s": round(m["warmup_s"], 3)})
-        table.append([component, b, f"{m['median_s'] * 1e3:.2f}", f"{img_s:.2f}",
+        table.append([component, vae_mode if component in ("vae_decode", "end_to_end", "reference_loop") else "-",
+                      b, f"{m['median_s'] * 1e3:.2f}", f"{img_s:.2f}",
                       f"{achieved:.3g}" if achieved else "-", f"{100 * frac:.1f}%" if frac else "-",
                       f"{m['peak_gib']:.2f}" if m["peak_gib"] is not None else "-", f"{m['warmup_s']:.1f}"])
 
+    # text encoders and UNet once; VAE decode and end to end once per --vae mode, on the same build
     for b in bss:
         try:
             record("text_encode", b, b, timer.measure(lambda: text_encode(b), args.warmup, args.repeats), fl_text)
             record("unet_step", b, b, timer.measure(unet_call(pipe.unet, b), args.warmup, args.repeats), fl_unet)
-            record("vae_decode", b, b, timer.measure(vae_call(b), args.warmup, args.repeats), fl_vae)
-            record("end_to_end", b, b, timer.measure(ours_call(b), args.warmup, args.repeats),
-                   fl_text / b + fl_unet + fl_vae)
         except torch.cuda.OutOfMemoryError:
             print(f"batch {b}: CUDA out of memory - skipped (larger batch sizes too)")
             torch.cuda.empty_cache()
             break
-    if not args.no_reference:
+    for vae_mode in vae_modes:
+        decode_dtype = set_vae_mode(pipe, vae_mode, base_vae_dtype)
+        print(f"vae mode {vae_mode}: decode in {str(decode_dtype).replace('torch.', '')}")
+        for b in bss:
+            try:
+                record("vae_decode", b, b, timer.measure(vae_call(b), args.warmup, args.repeats), fl_vae)
+                record("end_to_end", b, b, timer.measure(ours_call(b), args.warmup, args.repeats),
+                       fl_text / b + fl_unet + fl_vae)
+            except torch.cuda.OutOfMemoryError:
+                print(f"batch {b}: CUDA out of memory - skipped (larger batch sizes too)")
+                torch.cuda.empty_cache()
+                break
+    if not args.no_reference:  # the paper's script: diffusers' default VAE handling (upcast)
+        vae_mode = "upcast"
+        set_vae_mode(pipe, vae_mode, base_vae_dtype)
         m = timer.measure(reference_call(args.ref_images), max(1, args.warmup // 2), args.repeats)
         record("reference_loop", 1, args.ref_images, m, fl_text + fl_unet + fl_vae)
 
     print()
-    print(fmt_table(["component", "batch", "ms/call", "img/s", "TFLOP/s", "of peak", "peak GiB", "warm-up s"], table))
-    e2e = {r["batch_size"]: r["img_per_s_median"] for r in rows if r["component"] == "end_to_end"}
+    print(fmt_table(["component", "vae", "batch", "ms/call", "img/s", "TFLOP/s", "of peak", "peak GiB", "warm-up s"], table))
     ref = [r["img_per_s_median"] for r in rows if r["component"] == "reference_loop"]
-    if e2e and ref:
-        best = max(e2e, key=e2e.get)
-        print(f"\nend to end, ours at batch {best}: {e2e[best]:.2f} img/s = {e2e[best] / ref[0]:.2f}x the reference "
-              f"loop ({ref[0]:.2f} img/s)")
+    for mode in vae_modes:
+        e2e = {r["batch_size"]: r for r in rows if r["component"] == "end_to_end" and r["vae_mode"] == mode}
+        if not e2e:
+            continue
+        best = max(e2e, key=lambda k: e2e[k]["img_per_s_median"])
+        r = e2e[best]
+        line = f"\nend to end, vae {mode}, ours at batch {best}: {r['img_per_s_median']:.2f} img/s"
+        if ref:
+            line += f" = {r['img_per_s_median'] / ref[0]:.2f}x the reference loop ({ref[0]:.2f} img/s)"
+        if peak:
+            unet_vae = (fl_unet + fl_vae) * r["img_per_s_median"] / 1e12
+            line += f"; UNet+VAE {unet_vae:.0f} TFLOP/s = {100 * unet_vae / peak:.1f}% of the {peak:g} TFLOP/s peak"
+        print(line)
     if dev != "cuda":
         print("(CPU run: a smoke test of the script, not a GPU figure)")
     if not args.no_csv:

@@ -52,6 +52,8 @@ def test_defaults_filled_and_documented():
     ({"dataset": {"classes": [0, 0]}}, "dataset.classes: a class is listed twice"),
     ({"generation": {"resolution": 16}}, "generation.resolution: 16 is below the dataset's image size 32"),
     ({"generation": {"device": "cpu", "dtype": "float16"}}, "float16 on the CPU"),
+    ({"generation": {"device": "cpu", "vae_dtype": "float16"}}, "vae_dtype: float16 on the CPU"),
+    ({"generation": {"vae_dtype": "half"}}, "vae_dtype"),
 ])
 def test_bad_config_names_key_and_fix(patch, expect):
     msg = plan_error(deep_update(TINY_CONFIG, patch))

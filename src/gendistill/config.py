@@ -85,6 +85,9 @@ def semantic_problems(cfg: dict) -> list[str]:
     if gen["device"] == "cpu" and gen["dtype"] == "float16":
         problems.append("generation.dtype: float16 on the CPU is not supported by torch for these models. "
                         "Fix: dtype: auto (float32 on CPU) or device: cuda.")
+    if gen["device"] == "cpu" and gen["vae_dtype"] == "float16":
+        problems.append("generation.vae_dtype: float16 on the CPU is not supported by torch for these models. "
+                        "Fix: vae_dtype: auto, or device: cuda.")
     rec_path = cfg.get("time_budget_record")
     if rec_path:
         rec = read_time_budget_record(rec_path)

@@ -16,7 +16,7 @@ import pandas as pd
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
     from .augment import apply
-    from .sampler import Sampler, load_pipeline, resolve_device, resolve_dtype
+    from .sampler import Sampler, load_from_spec
 
     run = Path(run_dir)
     manifest = pd.read_csv(run / "dataset" / "manifest.csv", dtype={"aug_seed": "Int64", "seed": "int64"})
@@ -28,9 +28,10 @@ def regenerate(run_dir: str, file: str):
     cfg = prov["config"]
     gen_dir = run / "generated" / row["class_id"]
     meta = json.loads((gen_dir / "records.json").read_text())["meta"]
-    device = resolve_device(cfg["generation"]["device"])
-    dtype = resolve_dtype(cfg["generation"]["dtype"], device)
-    pipe = load_pipeline(meta["model_source"], cfg["model"]["revision"], device, dtype)
+    g = cfg["generation"]
+    pipe, device, dtype = load_from_spec({"source": meta["model_source"], "revision": cfg["model"]["revision"],
+                                          "device": g["device"], "dtype": g["dtype"],
+                                          "vae_dtype": g.get("vae_dtype", "auto")})
     sampler = Sampler(pipe, device, dtype, 1)
     small, _ = sampler.generate_seeds(row["prompt"], [int(row["seed"])], meta["generation"], meta["out_size"])
     img = small[0]

@@ -92,20 +92,17 @@ def sample_in_process(load: dict, payload: dict) -> dict:
     import logging
     import time as _t
 
-    from .sampler import Sampler, environment, load_pipeline, resolve_device, resolve_dtype, write_class_output
+    from .sampler import Sampler, environment, load_from_spec, write_class_output
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     t0 = _t.perf_counter()
-    device = resolve_device(load["device"])
-    dtype = resolve_dtype(load["dtype"], device)
-    pipe = load_pipeline(load["source"], load.get("revision"), device, dtype, load.get("compile", False),
-                         load.get("deterministic", False))
+    pipe, device, dtype = load_from_spec(load)
     load_s = _t.perf_counter() - t0
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
     sampler = Sampler(pipe, device, dtype, payload.get("batch_size") or "auto")
     images, records, seconds = sampler.sample_class(payload["cls"], payload["gen"], payload["out_size"],
                                                     payload["max_retries"])
-    meta = {**environment(load["source"], load.get("revision"), device, dtype), "server_pid": None,
+    meta = {**environment(load["source"], load.get("revision"), device, dtype, load.get("vae_dtype", "auto")), "server_pid": None,
             "pipeline_loads": 1, "generation": payload["gen"], "out_size": payload["out_size"],
             "seconds": round(seconds, 4)}
     write_class_output(Path(payload["out"]), images, records, meta)

@@ -40,7 +40,7 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
 
 
 def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.dtype, compile_unet: bool = False,
-                  deterministic: bool = False):
+                  deterministic: bool = False, vae_dtype: str = "auto"):
     """Load a diffusers text-to-image pipeline from a hub id or a local directory (HF_HUB_OFFLINE honoured)."""
     from diffusers import AutoPipelineForText2Image
 
@@ -65,9 +65,46 @@ def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.d
     if device == "cuda":
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
+    configure_vae(pipe, vae_dtype)
     if compile_unet:
         pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=True)
     return pipe
+
+
+def load_from_spec(load: dict):
+    """(pipe, device, dtype) from the JSON load spec the sample jobs send (see workflow/rules/sample.smk)."""
+    device = resolve_device(load["device"])
+    dtype = resolve_dtype(load["dtype"], device)
+    pipe = load_pipeline(load["source"], load.get("revision"), device, dtype, load.get("compile", False),
+                         load.get("deterministic", False), load.get("vae_dtype", "auto"))
+    return pipe, device, dtype
+
+
+VAE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def configure_vae(pipe, mode: str = "auto") -> None:
+    """Set the dtype the VAE decodes in.
+
+    auto: diffusers' behaviour. SDXL's VAE config says force_upcast, so an fp16 pipeline casts the VAE to fp32
+    for every decode and back (fp16 activations of the stock SDXL VAE overflow to NaN).
+    float32: the same pixels as auto, the VAE kept in fp32 (no cast per call).
+    bfloat16: fp32's exponent range (no overflow) at tensor-core speed; pixels differ slightly from fp32.
+    float16: no upcast; only for fp16-safe VAE weights (e.g. an "fp16-fix" VAE). NaN images are still caught.
+    """
+    if mode == "auto" or getattr(pipe, "vae", None) is None:
+        return
+    if mode not in VAE_DTYPES:
+        raise ValueError(f"vae_dtype {mode!r}: expected one of {VAE_DTYPES}")
+    vae = pipe.vae
+    vae.to(getattr(torch, mode))
+    vae.register_to_config(force_upcast=False)
+    decode = vae.decode
+
+    def decode_in_vae_dtype(z, *args, **kwargs):  # the pipeline passes latents in the UNet's dtype
+        return decode(z.to(vae.dtype), *args, **kwargs)
+
+    vae.decode = decode_in_vae_dtype
 
 
 def is_bad_image(img: torch.Tensor) -> str | None:
@@ -182,11 +219,13 @@ def to_uint8(imgs: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def environment(pipe_source: str, revision: str | None, device: str, dtype: torch.dtype) -> dict:
+def environment(pipe_source: str, revision: str | None, device: str, dtype: torch.dtype,
+                vae_dtype: str = "auto") -> dict:
     import diffusers
     import transformers
 
     env = {"model_source": pipe_source, "model_revision": revision, "device": device, "dtype": str(dtype),
+           "vae_dtype": vae_dtype,
            "torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
     if device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()

@@ -42,19 +42,16 @@ def handle_sample(sampler, env: dict, req: dict, stats: dict) -> dict:
 
 
 def serve(sock_path: str, load: dict, idle: float) -> None:
-    from .sampler import Sampler, environment, load_pipeline, resolve_device, resolve_dtype
+    from .sampler import Sampler, environment, load_from_spec
 
     log = logging.getLogger("gendistill")
     t0 = time.perf_counter()
-    device = resolve_device(load["device"])
-    dtype = resolve_dtype(load["dtype"], device)
-    pipe = load_pipeline(load["source"], load.get("revision"), device, dtype, load.get("compile", False),
-                         load.get("deterministic", False))
+    pipe, device, dtype = load_from_spec(load)
     stats = {"loads": 1, "requests": 0, "load_seconds": round(time.perf_counter() - t0, 3)}
     log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d)", load["source"], device, dtype,
              stats["load_seconds"], os.getpid())
     sampler = Sampler(pipe, device, dtype)
-    env = environment(load["source"], load.get("revision"), device, dtype)
+    env = environment(load["source"], load.get("revision"), device, dtype, load.get("vae_dtype", "auto"))
 
     if os.path.exists(sock_path):
         os.unlink(sock_path)

@@ -148,7 +148,7 @@ def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolut
 def _load(a):
     import torch
 
-    from .sampler import load_pipeline, resolve_device, resolve_dtype
+    from .sampler import configure_vae, load_pipeline, resolve_device, resolve_dtype
 
     device = resolve_device(a.device)
     dtype = resolve_dtype(a.dtype, device)
@@ -160,10 +160,11 @@ def _load(a):
         if dtype != torch.float32:
             pipe = pipe.to(dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
+        configure_vae(pipe, a.vae_dtype)
         if a.compile:
             pipe.unet = torch.compile(pipe.unet)
     else:
-        pipe = load_pipeline(a.model_source, a.revision, device, dtype, a.compile)
+        pipe = load_pipeline(a.model_source, a.revision, device, dtype, a.compile, vae_dtype=a.vae_dtype)
     return pipe, device, dtype, time.perf_counter() - t0
 
 
@@ -183,6 +184,8 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; tiny: 32)")
     ap.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (compile time is counted)")
+    ap.add_argument("--vae-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="as generation.vae_dtype in the config")
     ap.add_argument("--warmup-batches", type=int, default=1)
     ap.add_argument("--timed-batches", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
@@ -223,7 +226,7 @@ def main(argv=None) -> int:
                             max_n_generated=a.max_n_generated)
     from .sampler import environment
 
-    env = environment(a.model_source, a.revision, device, dtype)
+    env = environment(a.model_source, a.revision, device, dtype, a.vae_dtype)
     env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": a.compile})
     record = {
         "kind": "gendistill.time_budget",

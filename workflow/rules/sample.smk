@@ -8,11 +8,12 @@ LOAD = as_json(
         "revision": CFG["model"]["revision"],
         "device": CFG["generation"]["device"],
         "dtype": CFG["generation"]["dtype"],
+        "vae_dtype": CFG["generation"]["vae_dtype"],
     }
 )
 GEN = as_json({k: CFG["generation"][k] for k in ("resolution", "steps", "guidance_scale")})
 # generation keys that decide pixels (recorded in the packaged dataset); the rest are runtime knobs
-PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype")
+PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype", "vae_dtype")
 RUNTIME = as_json(
     {
         "server": CFG["generation"]["server"],
