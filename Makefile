@@ -20,6 +20,7 @@ demo: $(STAMP)
 	@echo "NOTE: the demo generator has RANDOM weights: its distilled images are noise (accuracy near chance)."
 
 test: $(STAMP)
+	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
 	$(BIN)/python -m pytest -q tests -m "not slurm"
 
 test-slurm: $(STAMP)
