@@ -17,8 +17,7 @@ pytestmark = pytest.mark.workflow
 # Lints we accept on purpose: PYRUN is the interpreter (a param would rerun everything when the venv moves);
 # RUNTIME holds knobs that do not change pixels (batch size, sampler process), kept out of params on purpose.
 ACCEPTED_LINTS = {"Shell command directly uses variable PYRUN from outside of the rule",
-                  "Shell command directly uses variable RUNTIME from outside of the rule",
-                  "Specify a conda environment or container for each rule."}
+                  "Shell command directly uses variable RUNTIME from outside of the rule"}
 
 
 def test_lint_has_only_accepted_findings(tmp_path):

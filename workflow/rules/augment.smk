@@ -18,6 +18,8 @@ rule augment:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/augment.yaml"
     shell:
         "{PYRUN} augment --in {input.images:q} --out {output.images:q} --params {params.aug:q}"
         " --seed {params.seed} > {log:q} 2>&1"

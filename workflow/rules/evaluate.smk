@@ -42,6 +42,8 @@ rule evaluate:
         runtime=120,
     message:
         "Training {wildcards.model} (seed {wildcards.seed}) on the {wildcards.set} set"
+    conda:
+        "../../envs/evaluation.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -81,6 +83,8 @@ rule results_table:
         f"{OUT}/benchmarks/results_table.tsv"
     resources:
         mem_mb=1000,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/results_table.py"
 
@@ -122,5 +126,7 @@ rule evaluation_plots:
         f"{OUT}/benchmarks/report/evaluation_plots.tsv"
     resources:
         mem_mb=1000,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/evaluation_plots.py"

@@ -16,5 +16,7 @@ if PLAN.model_dir:
             mem_mb=2000,
         message:
             "Building a tiny RANDOM-WEIGHT SDXL-architecture pipeline (demo/tests: its images are noise)"
+        conda:
+            "../../envs/generation.yaml"
         shell:
             "{PYRUN} build-tiny-model --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"

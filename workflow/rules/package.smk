@@ -29,5 +29,7 @@ rule package:
         f"{OUT}/benchmarks/package.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/generation.yaml"
     script:
         "../scripts/package.py"

@@ -12,5 +12,7 @@ rule prompts:
         f"{OUT}/benchmarks/prompts.tsv"
     resources:
         mem_mb=500,
+    conda:
+        "../../envs/augment.yaml"
     shell:
         "{PYRUN} write-prompts --classes {params.classes:q} --out {output.table:q} > {log:q} 2>&1"

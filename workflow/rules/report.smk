@@ -30,6 +30,8 @@ rule sample_grids:
         f"{OUT}/benchmarks/report/sample_grids.tsv"
     resources:
         mem_mb=1000,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/sample_grids.py"
 
@@ -45,6 +47,8 @@ rule prompts_table:
         f"{OUT}/benchmarks/report/prompts_table.tsv"
     resources:
         mem_mb=500,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/prompts_table.py"
 
@@ -64,5 +68,7 @@ rule runtimes:
         f"{OUT}/logs/report/runtimes.log",
     resources:
         mem_mb=1000,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/runtimes.py"

@@ -46,6 +46,8 @@ rule sample:
         runtime=30,
     message:
         "Sampling class {wildcards.cls}"
+    conda:
+        "../../envs/generation.yaml"
     shell:
         "{PYRUN} sample --load {params.load:q} --cls {params.cls:q} --gen {params.gen:q}"
         " --out-size {params.out_size} --out {output.images:q} --runtime '{RUNTIME}' > {log:q} 2>&1"

@@ -1,0 +1,254 @@
+"""Conda environments (envs/*.yaml) against pyproject.toml, and every rule's `conda:` directive.
+
+`snakemake --sdm conda` builds one environment per file in envs/. These tests check that the files cannot drift
+from pyproject.toml's exact pins, that every rule with a job names an existing env file, and (tier 3) that each
+stage's env holds every third-party package its jobs really import: the tiny workflow runs with an import
+tracer, and each job's imports must lie in the dependency closure of its rule's env.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import textwrap
+import time
+import tomllib
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+ENV_DIR = REPO / "envs"
+ENV_FILES = sorted(ENV_DIR.glob("*.yaml"))
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+# conda-forge names that differ from the PyPI name (normalised PyPI name on the right)
+CONDA_TO_PYPI = {"pytorch": "torch"}
+NOT_PACKAGES = {"python", "pip"}  # the interpreter and the installer: conda entries, not pyproject deps
+
+
+def norm(name: str) -> str:
+    """PEP 503 name normalisation: Pillow, pillow and PILLOW, huggingface_hub and huggingface-hub are one name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def exact_pin(spec: str, where: str) -> tuple[str, str]:
+    req = Requirement(spec)
+    specs = list(req.specifier)
+    assert len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version, \
+        f"{where}: {spec!r} is not an exact pin (name==version)"
+    return norm(req.name), specs[0].version
+
+
+@cache
+def pyproject_pins() -> dict[str, str]:
+    return dict(exact_pin(d, "pyproject.toml [project] dependencies") for d in PYPROJECT["dependencies"])
+
+
+def parse_conda_spec(spec: str) -> tuple[str, str | None]:
+    """'python=3.11', 'numpy==2.4.6', 'numpy 2.4.6', 'conda-forge::numpy=2.4.6' or 'pip' -> (name, version)."""
+    spec = spec.split("::")[-1].strip()
+    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(?:(==?|\s)\s*([^\s=<>!,*]+))?", spec)
+    assert m, f"cannot read conda spec {spec!r} (use name=version)"
+    return m.group(1), m.group(3)
+
+
+def read_env(path: Path) -> dict:
+    env = yaml.safe_load(path.read_text())
+    assert isinstance(env, dict) and isinstance(env.get("dependencies"), list), f"{path}: no dependencies list"
+    conda, pip = {}, {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            assert set(dep) == {"pip"}, f"{path}: unknown dependency section {set(dep)}"
+            for spec in dep["pip"]:
+                name, version = exact_pin(spec, f"{path.name} pip:")
+                assert name not in pip, f"{path.name}: {name} twice under pip:"
+                pip[name] = version
+        else:
+            name, version = parse_conda_spec(str(dep))
+            conda[norm(CONDA_TO_PYPI.get(name.lower(), name))] = version
+    return {"channels": env.get("channels") or [], "conda": conda, "pip": pip}
+
+
+@pytest.fixture(scope="module")
+def workflow_rules():
+    """The rules of the real Snakefile (demo config, so the tiny-model rule exists too), loaded in-process."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        wf = api.workflow(resource_settings=ResourceSettings(cores=1),
+                          config_settings=ConfigSettings(configfiles=[REPO / "configs" / "demo.yaml"]),
+                          snakefile=REPO / "Snakefile", workdir=REPO)
+        rules = list(wf._workflow.rules)
+    assert {r.name for r in rules} >= {"sample", "augment", "package", "evaluate", "build_tiny_model"}
+    return [r for r in rules if not r.norun]  # `rule all` runs nothing and needs no env
+
+
+def rule_env(rule) -> Path:
+    assert rule.conda_env, f"rule {rule.name} ({rule.snakefile}) has no conda: directive"
+    return (Path(rule.snakefile).parent / rule.conda_env).resolve()
+
+
+def test_pyproject_pins_every_dependency_exactly():
+    pins = pyproject_pins()
+    assert len(pins) == len(PYPROJECT["dependencies"]), "a dependency is listed twice"
+    for extra, deps in PYPROJECT["optional-dependencies"].items():
+        for d in deps:
+            exact_pin(d, f"pyproject.toml extra [{extra}]")
+
+
+def test_slurm_executor_is_an_optional_exactly_pinned_extra():
+    assert PYPROJECT["optional-dependencies"]["slurm"] == ["snakemake-executor-plugin-slurm==2.8.0"]
+    assert not any(norm(Requirement(d).name).startswith("snakemake-executor-plugin") for d in
+                   PYPROJECT["dependencies"]), "the executor plugin must not be a core dependency"
+
+
+def test_env_files_exist_and_parse():
+    assert [p.name for p in ENV_FILES] == ["augment.yaml", "evaluation.yaml", "generation.yaml", "report.yaml"]
+    for path in ENV_FILES:
+        env = read_env(path)
+        assert "conda-forge" in env["channels"], f"{path.name}: name the conda-forge channel"
+        assert env["pip"] or len(env["conda"]) > 2, f"{path.name}: no packages"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_pins_agree_with_pyproject(path):
+    pins, env = pyproject_pins(), read_env(path)
+    both = set(env["conda"]) & set(env["pip"])
+    assert not both, f"{path.name}: {sorted(both)} both as conda and pip packages"
+    for name, version in {**env["conda"], **env["pip"]}.items():
+        if name in NOT_PACKAGES:
+            continue
+        assert name in pins, f"{path.name}: {name} is not a dependency in pyproject.toml (add it there, pinned)"
+        assert version is not None, f"{path.name}: {name} is not pinned (pyproject.toml pins {pins[name]})"
+        assert Version(version) == Version(pins[name]), \
+            f"{path.name}: {name}=={version} but pyproject.toml pins {name}=={pins[name]}"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_python_satisfies_requires_python(path):
+    version = read_env(path)["conda"].get("python")
+    assert version, f"{path.name}: pin python (e.g. python=3.11)"
+    assert SpecifierSet(PYPROJECT["requires-python"]).contains(version + ".0"), \
+        f"{path.name}: python {version} is outside requires-python {PYPROJECT['requires-python']}"
+    assert "pip" in read_env(path)["conda"], f"{path.name}: list pip as a conda package (it installs the pip: section)"
+
+
+def test_every_rule_names_an_existing_env_and_every_env_is_used(workflow_rules):
+    used = set()
+    for rule in workflow_rules:
+        path = rule_env(rule)
+        assert path.is_file(), f"rule {rule.name}: conda env {rule.conda_env} -> {path} does not exist"
+        assert path.parent == ENV_DIR, f"rule {rule.name}: env {path} is not in envs/"
+        used.add(path.name)
+    assert used == {p.name for p in ENV_FILES}, f"env files no rule uses: {sorted({p.name for p in ENV_FILES} - used)}"
+
+
+def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
+    """The profiles rely on it: `gpu` is the sampling rule's resource (local --resources gpu=N; SLURM --gpus)."""
+    gpu_rules = {r.name for r in workflow_rules if "gpu" in r.resources}
+    assert gpu_rules == {"sample"}
+
+
+# ---- tier 3: the envs hold what the jobs import -------------------------------------------------------------
+
+TRACER = textwrap.dedent('''
+    import atexit, json, os, sys
+    def _dump():
+        out = os.environ.get("GENDISTILL_IMPORT_TRACE")
+        if out:
+            with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
+                json.dump({"argv": sys.argv, "modules": sorted({m.split(".")[0] for m in list(sys.modules)})}, f)
+    atexit.register(_dump)
+''')
+
+
+# Imported only because this venv happens to have them; the importers fall back when they are absent.
+OPTIONAL_IMPORTS = {
+    "tabulate": "torch._dynamo.utils.tabulate: try: import tabulate / except ImportError (plain text instead)",
+    "rich": "accelerate, transformers, scikit-learn progress bars: used only when importable",
+    "scipy": "diffusers and transformers: guarded by is_scipy_available() (scikit-learn does require it)",
+}
+
+
+def dependency_closure(names: set[str]) -> set[str]:
+    """The installed distributions that `pip install names` pulls in (from this venv's metadata; no extras)."""
+    env = {**default_environment(), "extra": ""}
+    seen, todo = set(), [norm(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for r in map(Requirement, reqs):
+            if r.marker is None or r.marker.evaluate(env):
+                todo.append(norm(r.name))
+    return seen
+
+
+@pytest.mark.workflow
+def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
+    """Run the tiny workflow (all evaluation sets) with an import tracer in every Python process, then check
+    that each job's third-party imports are installed by its rule's env file (or their dependencies)."""
+    site, trace = tmp_path / "tracer", tmp_path / "trace"
+    site.mkdir()
+    trace.mkdir()
+    (site / "sitecustomize.py").write_text(TRACER)
+    cfg = deep_update(TINY_CONFIG, {"generation": {"server_idle_seconds": 2},
+                                    "evaluation": {"baselines": {"random_subset": True, "full": True,
+                                                                 "full_epochs": 1}}})
+    run_snakemake(tmp_path / "wd", cfg, env={"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)})
+
+    # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
+    by_cmd, by_script = {"gendistill.sampler_server": "sample"}, {}
+    for rule in workflow_rules:
+        if rule.is_script:
+            by_script[Path(rule.script).name] = rule.name
+        else:
+            m = re.search(r"\{PYRUN\}\s+([\w-]+)", rule.shellcmd)
+            assert m, f"rule {rule.name}: cannot tell its command from {rule.shellcmd!r}"
+            by_cmd[m.group(1)] = rule.name
+    env_of = {r.name: rule_env(r) for r in workflow_rules}
+
+    to_dist = metadata.packages_distributions()
+    free = {"setuptools", "pip", "gendistill"}  # in every env (setuptools' .pth hook), or src/ itself
+    free |= set(OPTIONAL_IMPORTS)
+    snakemake_side = dependency_closure({"snakemake"})  # script jobs import it from Snakemake's own install
+    deadline, seen_rules, problems = time.time() + 30, set(), []
+    while time.time() < deadline and not any("sampler_server" in p.read_text() for p in trace.glob("*.json")):
+        time.sleep(0.5)  # the sampler process writes its trace when it idles out
+    for f in sorted(trace.glob("*.json")):
+        rec = json.loads(f.read_text())
+        argv = rec["argv"]
+        rule = None
+        if argv and argv[0].endswith(".py") and ".snakemake/scripts" in argv[0]:
+            rule = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
+        elif argv and argv[0].endswith("sampler_server.py"):
+            rule = "sample"
+        elif argv and argv[0].endswith("gendistill/__main__.py") and len(argv) > 1:
+            rule = by_cmd.get(argv[1])
+        if rule is None:
+            continue  # Snakemake itself
+        seen_rules.add(rule)
+        dists = {norm(d) for m in rec["modules"] if m not in sys.stdlib_module_names for d in to_dist.get(m, [])}
+        env = read_env(env_of[rule])
+        provided = dependency_closure(set(env["pip"]) | set(env["conda"]) - NOT_PACKAGES)
+        allowed = provided | free | (snakemake_side if rule in by_script.values() else set())
+        missing = dists - allowed
+        if missing:
+            problems.append(f"rule {rule} ({' '.join(argv[:2])}) imports {sorted(missing)}, "
+                            f"not installed by {env_of[rule].name}")
+    assert seen_rules == set(env_of), f"no trace from rules {sorted(set(env_of) - seen_rules)}"
+    assert not problems, "\n".join(problems)
