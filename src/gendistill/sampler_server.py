@@ -41,7 +41,25 @@ def handle_sample(sampler, env: dict, req: dict, stats: dict) -> dict:
     return {"ok": True, "seconds": seconds, "n": len(records), "server_pid": os.getpid(), **stats}
 
 
-def serve(sock_path: str, load: dict, idle: float) -> None:
+def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/<pid>/stat), so a reused pid is not taken for the owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started is None or _start_time(pid) == started
+
+
+def serve(sock_path: str, load: dict, idle: float, owner_pid: int | None = None, lock_fd: int | None = None) -> None:
     from .sampler import Sampler, environment, load_from_spec
 
     log = logging.getLogger("gendistill")
@@ -60,14 +78,27 @@ def serve(sock_path: str, load: dict, idle: float) -> None:
     srv.bind(sock_path)
     os.umask(old)
     srv.listen(16)
-    srv.settimeout(idle)
+    if lock_fd is not None:
+        os.close(lock_fd)  # the starter's socket lock: jobs waiting on it now find this process listening
+    owner_started = _start_time(owner_pid) if owner_pid else None
+    if owner_pid:
+        log.info("serving SLURM job %s: exiting when its owner, pid %d (the group's batch step or the job step "
+                 "that started it), ends", os.environ.get("SLURM_JOB_ID"), owner_pid)
+    last = time.monotonic()
     try:
         while True:
+            left = max(0.01, idle - (time.monotonic() - last))
+            srv.settimeout(min(left, 1.0) if owner_pid else left)  # with an owner: check on it every second
             try:
                 conn, _ = srv.accept()
             except socket.timeout:
-                log.info("idle for %.0fs after %d requests: exiting", idle, stats["requests"])
-                return
+                if owner_pid and not _alive(owner_pid, owner_started):
+                    log.info("owner pid %d ended: exiting after %d requests", owner_pid, stats["requests"])
+                    return
+                if time.monotonic() - last >= idle:
+                    log.info("idle for %.0fs after %d requests: exiting", idle, stats["requests"])
+                    return
+                continue
             with conn:
                 conn.settimeout(None)
                 req = json.loads(conn.makefile("r").readline() or "{}")
@@ -93,6 +124,7 @@ def serve(sock_path: str, load: dict, idle: float) -> None:
                     log.warning("client went away before the reply (its job was interrupted)")
                 if req.get("op") == "stop":
                     return
+            last = time.monotonic()
     finally:
         srv.close()
         if os.path.exists(sock_path):
@@ -104,10 +136,13 @@ def main(argv=None) -> None:
     ap.add_argument("--socket", required=True)
     ap.add_argument("--load", required=True, help="JSON: source, revision, device, dtype, compile, deterministic")
     ap.add_argument("--idle", type=float, default=120)
+    ap.add_argument("--owner-pid", type=int, default=None,
+                    help="exit when this process ends (inside a SLURM job: the step's task, SLURM_TASK_PID)")
+    ap.add_argument("--lock-fd", type=int, default=None, help="inherited socket lock, released once listening")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s")
-    serve(a.socket, json.loads(a.load), a.idle)
+    serve(a.socket, json.loads(a.load), a.idle, a.owner_pid, a.lock_fd)
 
 
 if __name__ == "__main__":

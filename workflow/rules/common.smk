@@ -30,6 +30,38 @@ PY = "python" if _uses_conda() else sys.executable
 PYRUN = f"PYTHONPATH={SRC}${{PYTHONPATH:+:$PYTHONPATH}} {PY} -m gendistill"
 
 
+def group_sample_jobs():
+    """How many sample jobs this Snakemake runs as one group job (0 if it is not running a group).
+
+    On SLURM this Snakemake is the group's batch step, and snakemake-executor-plugin-slurm runs each of the
+    group's jobs as its own `srun` step. Known once the DAG is being built (not while the Snakefile is read).
+    """
+    if not workflow.group_settings or not workflow.dag_settings or workflow.group_settings.local_groupid == "local":
+        return 0
+    return sum(1 for t in workflow.dag_settings.target_jobs if t.rulename == "sample")
+
+
+_PRESTART_CHECKED = []
+
+
+def sample_input(wildcards):
+    """The sample rule's input: the tiny model directory, if any (a real model is a param).
+
+    Also, once per process: in the batch step of a SLURM job that runs a group of sample jobs, start the
+    group's sampler there, so that it serves every class of the group (one model load) and ends with the job;
+    a sampler started by one class's `srun` step would end with that step (sample_client.prestart_for_group).
+    Under --sdm conda the jobs' interpreter is the env's, not this one: they start their own (a load per class).
+    """
+    if not _PRESTART_CHECKED:
+        _PRESTART_CHECKED.append(True)
+        n = group_sample_jobs()
+        if n > 1 and CFG["generation"]["server"] and not _uses_conda() and not workflow.dryrun:
+            from gendistill.sample_client import prestart_for_group
+
+            prestart_for_group(json.loads(LOAD), json.loads(RUNTIME), n)
+    return model_input()
+
+
 def as_json(obj):
     """Stable JSON for params: Snakemake reruns a job exactly when its params string changes."""
     return json.dumps(obj, sort_keys=True)

@@ -28,7 +28,7 @@ RUNTIME = as_json(
 
 rule sample:
     input:
-        model=model_input(),
+        model=sample_input,
     output:
         images=directory(f"{OUT}/generated/{{cls}}"),
     params:
