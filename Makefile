@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SLURM_STAMP := $(VENV)/.slurm-extra-stamp
 CORES ?= 2
 
 .PHONY: demo test test-slurm lint report clean-demo bench-cpu
@@ -23,8 +24,14 @@ test: $(STAMP)
 	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
 	$(BIN)/python -m pytest -q tests -m "not slurm"
 
-test-slurm: $(STAMP)
-	bash workflow/../tests/slurm/run_slurm_test.sh
+# A real single-node SLURM on localhost (root; installs SLURM with apt if missing; ~4 min on 2 cores): the
+# demo through profiles/slurm must equal a local run (tests/slurm/run_slurm_test.sh).
+test-slurm: $(SLURM_STAMP)
+	$(BIN)/python -m pytest -q -rs -s -m slurm tests/test_slurm.py
+
+$(SLURM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e ".[dev,slurm]"
+	touch $(SLURM_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile configs/demo.yaml

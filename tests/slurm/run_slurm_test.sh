@@ -67,6 +67,8 @@ if [ "${GENDISTILL_SLURM_NS:-}" != 1 ]; then
         echo "run_slurm_test.sh: timed out after ${SLURM_TEST_TIMEOUT:-900} s; logs in $WORK" >&2
     elif [ $rc -eq 0 ] && [ "$MODE" = test ] && [ "${KEEP_SLURM_TEST:-0}" != 1 ]; then
         rm -rf "$WORK"
+    elif [ "$MODE" = --shell ]; then
+        echo "run_slurm_test.sh: the cluster's files and logs are kept in $WORK"
     elif [ $rc -ne 0 ]; then
         echo "run_slurm_test.sh: FAILED (exit $rc); logs and both runs in $WORK" >&2
     fi
