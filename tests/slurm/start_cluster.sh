@@ -44,7 +44,7 @@ mount --bind "$DIR/munge" /run/munge
 
 CPUS=$(nproc)
 (( CPUS < 2 )) && CPUS=2
-MEM=$(free -m | awk '/^Mem:/ {print $2 - 1024}')
+MEM=$(awk '/^MemTotal:/ {print int($2 / 1024) - 1024}' /proc/meminfo)
 (( MEM < 32000 )) && MEM=32000
 cat > /etc/slurm/slurm.conf <<CONF
 # gendistill test cluster (tests/slurm/start_cluster.sh): one node on a private loopback.
