@@ -6,7 +6,7 @@ What is compared (per class, images end as uint8 arrays at the dataset resolutio
   code): for each image one `pipe(prompt=class_name, negative_prompt=..., num_inference_steps=1,
   guidance_scale=0.0, height=H, width=W)` call, batch 1, default PIL output, then PIL `.resize((s, s))`.
   The prompt is therefore tokenised and encoded by both text encoders once per image.
-* ours: `gendistill.sampler.Sampler.sample_class` - prompt encoded once per class, batched pipeline calls
+* ours: `gendistill.sampling.generate.Sampler.sample_class` - prompt encoded once per class, batched pipeline calls
   with per-image seeded generators, tensor output, one antialiased resize per batch, NaN/blank check.
 
 A tiny model is dominated by per-call overhead (Python, prompt encoding, PIL conversion), which is exactly
@@ -54,7 +54,7 @@ def reference_loop(pipe, class_name: str, n: int, res: int, out_size: int) -> np
 def ours(pipe, batch_size: int, class_name: str, n: int, res: int, out_size: int) -> np.ndarray:
     import torch
 
-    from gendistill.sampler import Sampler
+    from gendistill.sampling.generate import Sampler
 
     cls = {"index": 0, "name": class_name, "id": f"000_{class_name}", "prompt": class_name, "seed": 0,
            "n_generated": n}
@@ -71,7 +71,7 @@ def timed(fn, n: int) -> tuple[float, object]:
 
 def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict], dict]:
     from gendistill.model_build import TINY_DEFAULTS, build_tiny_pipeline
-    from gendistill.sampler import DEFAULT_BATCH
+    from gendistill.sampling.generate import DEFAULT_BATCH
 
     cfg = SPECS[name]
     res, out_size = cfg["resolution"], cfg["out_size"]

@@ -83,40 +83,12 @@ def sampler_load_key(cfg: dict) -> dict:
             "compile": g["compile"], "deterministic": False}
 
 
-def snakemake_python(snakemake: str) -> str:
-    """The interpreter Snakemake runs under (its script's shebang): the sample jobs' sys.executable."""
-    try:
-        first = Path(snakemake).read_text().splitlines()[0]
-        if first.startswith("#!"):
-            return first[2:].strip().split()[0]
-    except (OSError, IndexError):
-        pass
-    return sys.executable
+def stop_our_sampler(load: dict) -> bool:
+    """Stop the sampler the run's jobs would use for `load` (this interpreter's environment and code), if one
+    runs; True if one was running. Other samplers of this user are left alone."""
+    from gendistill.sampling.client import sampler_paths, stop_sampler
 
-
-def sampler_socket(load: dict, python: str) -> str:
-    """Socket path of the sampler for `load` as the sample jobs compute it (the key includes sys.executable)."""
-    from gendistill import sample_client
-
-    saved = sys.executable
-    try:
-        sys.executable = python
-        return sample_client.socket_path(load)
-    finally:
-        sys.executable = saved
-
-
-def stop_sampler(sock: str) -> bool:
-    """Stop this user's sampler process at `sock` (if running); True if one was running."""
-    from gendistill.sample_client import _connect
-
-    s = _connect(sock)
-    if not s:
-        return False
-    with s:
-        s.sendall(b'{"op": "stop"}\n')
-        s.makefile("r").readline()
-    return True
+    return stop_sampler(sampler_paths(load, {"compile": load["compile"]})["socket"]) is not None
 
 
 def main(argv=None) -> int:
@@ -152,8 +124,7 @@ def main(argv=None) -> int:
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     load = sampler_load_key(cfg)
     snakemake = str(Path(sys.executable).with_name("snakemake"))
-    sock = sampler_socket(load, snakemake_python(snakemake))
-    was_warm = False if args.keep_warm else stop_sampler(sock)
+    was_warm = False if args.keep_warm else stop_our_sampler(load)
     if was_warm:
         print("stopped a running sampler process for this model (cold start: the model load is measured)")
         time.sleep(1)
@@ -180,22 +151,10 @@ def main(argv=None) -> int:
     loads = max((int(m) for t in sample_logs for m in re.findall(r"pipeline loads (\d+)", t)), default=None)
     started = sum("started the sampler" in t for t in sample_logs)
     sampling_s = sum(m.get("seconds", 0.0) for m in metas)
-    load_s = None
     pids = {int(p) for t in sample_logs for p in re.findall(r"sampler pid (\d+),", t)}
-    server_log = Path(sock + ".log")
-    if not server_log.exists() and pids:  # fall back: the server log that names the pid that served us
-        import tempfile
-
-        for cand in Path(tempfile.gettempdir()).glob(f"gendistill-{os.getuid()}-*.sock.log"):
-            if any(f"(pid {p})" in cand.read_text(errors="replace") for p in pids):
-                server_log, sock = cand, str(cand)[:-len(".log")]
-                break
-    if server_log.exists():
-        hits = [float(t) for p in pids for t in
-                re.findall(rf"pipeline load #1 .* in ([0-9.]+)s \(pid {p}\)", server_log.read_text(errors="replace"))]
-        load_s = hits[-1] if hits else None
+    load_s = next((m["load_seconds"] for m in metas if m.get("load_seconds") is not None), None)
     if not args.keep_warm:
-        stop_sampler(sock)
+        stop_our_sampler(load)
     device = metas[0].get("device") if metas else ""
     gpu = metas[0].get("gpu", "") if metas else ""
     row = {**machine_info(), "benchmark": "end_to_end", "model_dir": cfg["model"]["source"],

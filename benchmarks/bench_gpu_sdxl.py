@@ -103,7 +103,7 @@ def build(args):
     """(pipe, description): the random-weight full architecture, the tiny pipeline, or a local checkpoint."""
     import torch
 
-    from gendistill.sampler import load_pipeline
+    from gendistill.sampling.pipeline import load_pipeline
 
     dtype = getattr(torch, args.dtype)
     if args.model_source:
@@ -123,7 +123,7 @@ def build(args):
     if dtype != torch.float32:
         pipe = pipe.to(dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
-    if args.device == "cuda":  # as gendistill.sampler.load_pipeline does
+    if args.device == "cuda":  # as gendistill.sampling.pipeline.load_pipeline does
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     return pipe, desc
@@ -138,7 +138,7 @@ def set_vae_mode(pipe, mode: str, base_dtype):
     Returns the dtype latents are decoded in."""
     import torch
 
-    from gendistill.sampler import configure_vae
+    from gendistill.sampling.pipeline import configure_vae
 
     vae = pipe.vae
     vae.__dict__.pop("decode", None)  # drop a previous mode's decode wrapper
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
         print("note: dtype float32 - the fraction is still relative to the fp16 tensor-core peak")
 
     # ---- inputs shared by the component measurements
-    from gendistill.sampler import Sampler
+    from gendistill.sampling.generate import Sampler
     from gendistill.seeds import image_seed
 
     with torch.no_grad():

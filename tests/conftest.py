@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,13 +74,20 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
+# The test session's samplers live in a runtime directory of its own (every workflow run it starts inherits
+# it), so the tests never reach, nor stop, samplers of the user's real runs.
+RUNTIME_DIR = Path(tempfile.mkdtemp(prefix="gendistill-test-run-"))
+os.environ["XDG_RUNTIME_DIR"] = str(RUNTIME_DIR)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def stop_samplers_at_end():
     """Sampler processes outlive their jobs by design; stop this session's at the end of the test run."""
     yield
-    from gendistill.sample_client import stop_all
+    from gendistill.sampling.client import stop_samplers
 
-    stop_all()
+    stop_samplers()
+    shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +96,23 @@ def tiny_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("tiny_run")
     run_snakemake(wd, TINY_CONFIG)
     return wd
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A tiny random-weight SDXL-architecture pipeline directory, built once per test session."""
+    from gendistill.model_build import save_tiny_pipeline
+
+    return str(save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny", {"seed": 0}))
+
+
+@pytest.fixture
+def private_runtime(tmp_path_factory, monkeypatch):
+    """A runtime directory of this test's own: its samplers are found, and stopped afterwards, only here."""
+    from gendistill.sampling.client import stop_samplers
+
+    d = tmp_path_factory.mktemp("xdg")
+    d.chmod(0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(d))
+    yield d / "gendistill"
+    stop_samplers(timeout=5)

@@ -117,7 +117,7 @@ def test_regenerate_detects_a_changed_image(tiny_run, tmp_path):
 def test_deterministic_mode_turns_on_deterministic_kernels(tiny_run):
     import torch
 
-    from gendistill.sampler import load_pipeline
+    from gendistill.sampling.pipeline import load_pipeline
 
     model = next((tiny_run / "results" / "models").iterdir())
     try:

@@ -9,7 +9,7 @@ import torch
 from gendistill.atomic import atomic_path
 from gendistill.augment import augment_class, draw_params
 from gendistill.model_build import build_tiny_pipeline
-from gendistill.sampler import Sampler, is_bad_image
+from gendistill.sampling.generate import Sampler, is_bad_image
 from gendistill.seeds import image_seed
 
 CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat", "seed": 0, "n_generated": 5}
@@ -117,7 +117,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 def test_vae_dtype_modes_decode_in_their_dtype():
     """generation.vae_dtype: bfloat16 decodes in bf16 (latents cast on the way in), close to the fp32 decode."""
-    from gendistill.sampler import configure_vae
+    from gendistill.sampling.pipeline import configure_vae
 
     ref_pipe = build_tiny_pipeline({"seed": 0})
     ref_pipe.set_progress_bar_config(disable=True)

@@ -12,7 +12,7 @@ import sys
 
 
 def _sample(a) -> int:
-    from .sample_client import run
+    from .sampling.client import run
 
     return run(json.loads(a.load), json.loads(a.cls), json.loads(a.gen), a.out_size, a.out, json.loads(a.runtime))
 
@@ -48,9 +48,12 @@ def _write_prompts(a) -> int:
 
 
 def _stop(a) -> int:
-    from .sample_client import stop_all
+    from .sampling.client import stop_samplers
 
-    print(f"stopped {stop_all()} sampler process(es)")
+    lines = stop_samplers()
+    for line in lines:
+        print(line)
+    print(f"{len(lines)} sampler process(es) of yours in this runtime directory")
     return 0
 
 

@@ -15,6 +15,10 @@ from .config import ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
 from .naming import class_ids
 
+# generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
+PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype", "vae_dtype")
+
+
 @dataclass(frozen=True)
 class ClassPlan:
     """Everything that determines one class's generated images (its sample job's params)."""
@@ -58,8 +62,50 @@ def tiny_model_dir(cfg: dict) -> str | None:
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return str(Path(cfg["results_dir"]) / "models" / f"tiny-sdxl-{h}")
 
-def model_problem(source: str, revision: str | None) -> str | None:
-    """None when the model can be loaded (local dir, or in the HF cache, or online); else what to do."""
+# Components of a diffusers pipeline that have no weights of their own.
+_WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
+
+
+def _weights_problem(root: Path, label: str) -> str | None:
+    """None when every weighted component listed in root/model_index.json has weights; else what is missing."""
+    try:
+        index = json.loads((root / "model_index.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"model.source: {label}: model_index.json cannot be read ({e}). Fix: re-download the model."
+    missing = []
+    for name, spec in sorted(index.items()):
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
+            continue
+        if spec[1].endswith(_WEIGHTLESS):
+            continue
+        folder = root / name
+        weights = [f for f in folder.glob("*") if f.name.endswith((".safetensors", ".bin"))] if folder.is_dir() else []
+        shards = [f for f in folder.glob("*.index.json")] if folder.is_dir() else []
+        for idx in shards:  # a sharded checkpoint: every shard its index names must be there
+            try:
+                files = set(json.loads(idx.read_text())["weight_map"].values())
+            except (OSError, ValueError, KeyError):
+                files = {"(unreadable index)"}
+            missing += [f"{name}/{f}" for f in sorted(files) if not (folder / f).is_file()]
+        if not weights:
+            missing.append(f"{name}/ (no *.safetensors or *.bin weights)")
+    if missing:
+        return (f"model.source: {label} is incomplete; missing: {', '.join(missing[:6])}"
+                f"{' ...' if len(missing) > 6 else ''}. Every sample job would fail loading it. Fix: download "
+                f"the model again (`hf download <id> --local-dir <dir>`), or `save_pretrained` it there.")
+    return None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def model_problem(source: str, revision: str | None, allow_download: bool = False) -> str | None:
+    """None when the model can be loaded without surprises; else the problem and its fix.
+
+    A local directory must hold model_index.json and the weights of every component it lists. A hub id must
+    be in the local Hugging Face cache, complete, unless downloads are allowed (and possible).
+    """
     p = Path(source).expanduser()
     if p.exists() or source.startswith((".", "/", "~")):
         if not (p / "model_index.json").is_file():
@@ -67,32 +113,50 @@ def model_problem(source: str, revision: str | None) -> str | None:
                     f"directory?). Fix: on a machine with internet run `hf download stabilityai/sdxl-turbo "
                     f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
                     f"model.source at it.")
-        return None
+        return _weights_problem(p, str(p))
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(source, "model_index.json", revision=revision)
+    short = source.split("/")[-1]
+    get_it = (f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
+              f"directory here and set model.source: models/{short} (or copy the HF cache into $HF_HOME)")
     if isinstance(cached, str):
-        return None
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        problem = _weights_problem(Path(cached).parent, f"{source!r} in the Hugging Face cache")
+        if problem is None or allow_download and not _offline():
+            return None
+        return problem.replace("Fix: download the model again", f"Fix: {get_it}; or download the model again")
+    if _offline():
         return (f"model.source: {source!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
-                f"cannot be downloaded. Fix: on a machine with internet run `hf download {source} --local-dir "
-                f"models/{source.split('/')[-1]}`, copy that directory here and set model.source: "
-                f"models/{source.split('/')[-1]} (or copy the HF cache into $HF_HOME).")
-    return None
-
-def model_note(source: str, revision: str | None) -> str | None:
-    """For an error report: say when a hub model is not cached locally (it would be downloaded at sampling)."""
-    p = Path(source).expanduser()
-    if p.exists() or source.startswith((".", "/", "~")):
+                f"cannot be downloaded. Fix: {get_it}.")
+    if allow_download:
         return None
-    from huggingface_hub import try_to_load_from_cache
+    return (f"model.source: {source!r} is not in the Hugging Face cache; the first sample job would have to "
+            f"download it (and without a network every class would fail). Fix: {get_it}; or set "
+            f"model.allow_download: true to let the first sample job download it.")
 
-    if isinstance(try_to_load_from_cache(source, "model_index.json", revision=revision), str):
-        return None
-    return (f"model.source: {source!r} is not in the local Hugging Face cache; the first sample job would try to "
-            f"download it. Without internet: `hf download {source} --local-dir models/{source.split('/')[-1]}` "
-            f"on a machine that has it, copy the directory here, and set model.source: "
-            f"models/{source.split('/')[-1]} (and HF_HUB_OFFLINE=1).")
+
+def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, limits: dict) -> list[str]:
+    """Counts too large to be meant: refused before any job, with the estimated images, time and memory."""
+    problems = []
+    big = [c for c in classes if c.n_generated > limits["max_images_per_class"]]
+    n_gen = sum(c.n_generated for c in classes)
+    n_out = n_gen * (1 + n_aug)
+    gib = n_out * 3 * image_size * image_size * 5 / 2**30  # float32 + uint8 copies in the package step
+    # Time: a lower bound from SDXL-Turbo's FLOPs (4.2 TFLOP per 512 px image, BENCHMARKS.md) at an H100's
+    # dense fp16 peak (989 TFLOP/s); real runs take several times longer.
+    hours = n_gen * 4.2e12 * (resolution / 512) ** 2 / 989e12 / 3600
+    estimate = (f"the run would generate {n_gen:,} images ({n_out:,} after augmentation), take at least "
+                f"{hours:,.1f} h of H100 time with SDXL-Turbo at {resolution} px, and package {gib:,.1f} GiB "
+                f"in memory")
+    for c in big[:5]:
+        problems.append(f"n_generated of class {c.name!r} is {c.n_generated:,}, above limits.max_images_per_class "
+                        f"({limits['max_images_per_class']:,}): {estimate}. Fix: correct the count (a typo?), "
+                        f"or raise limits.max_images_per_class if you mean it.")
+    if gib > limits["max_dataset_gib"]:
+        problems.append(f"the packaged dataset would need {gib:,.1f} GiB, above limits.max_dataset_gib "
+                        f"({limits['max_dataset_gib']}): {estimate}. Fix: fewer images (n_generated, n_aug, "
+                        f"classes), or raise limits.max_dataset_gib if this machine has the memory.")
+    return problems
 
 
 def _format_prompt(template: str, fields: dict, key: str) -> str:
@@ -112,8 +176,8 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     except DatasetError as e:
         problems = [str(e)]
         if cfg["model"]["tiny"] is None:
-            problems.append(model_problem(cfg["model"]["source"], cfg["model"]["revision"])
-                            or model_note(cfg["model"]["source"], cfg["model"]["revision"]))
+            problems.append(model_problem(cfg["model"]["source"], cfg["model"]["revision"],
+                                          cfg["model"]["allow_download"]))
         raise ConfigError([p for p in problems if p]) from None
     infos = adapter.classes()
     names = [c.name for c in infos]
@@ -148,7 +212,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
                             + (f" (did you mean {', '.join(close)}?)" if close else "")
                             + ". Fix: key overrides by the dataset's class name (see prompts.csv).")
     if check_model and cfg["model"]["tiny"] is None:
-        mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"])
+        mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
         if mp:
             problems.append(mp)
     if problems:
@@ -169,8 +233,12 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         raise ConfigError([f"generation.resolution: {cfg['generation']['resolution']} is below the dataset's "
                            f"image size {image_size}; images would be upsampled. Fix: resolution >= {image_size} "
                            f"(SDXL-Turbo's native 512)."])
+    problems = size_problems(classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"],
+                             cfg["limits"])
+    if problems:
+        raise ConfigError(problems)
     return Plan(cfg=cfg, classes=classes, all_class_names=names, image_size=image_size, mean=adapter.mean,
                 std=adapter.std, has_real_data=adapter.has_real_data, model_dir=tiny_model_dir(cfg),
                 model_source=tiny_model_dir(cfg) or cfg["model"]["source"])
 
-__all__ = ["ClassPlan", "ConfigError", "DatasetError", "Plan", "build_plan"]
+__all__ = ["PIXEL_KEYS", "ClassPlan", "ConfigError", "DatasetError", "Plan", "build_plan"]

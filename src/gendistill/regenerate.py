@@ -16,7 +16,8 @@ import pandas as pd
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
     from .augment import apply
-    from .sampler import Sampler, load_from_spec
+    from .sampling.generate import Sampler
+    from .sampling.pipeline import load_from_spec
 
     run = Path(run_dir)
     manifest = pd.read_csv(run / "dataset" / "manifest.csv", dtype={"aug_seed": "Int64", "seed": "int64"})

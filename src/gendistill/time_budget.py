@@ -115,7 +115,7 @@ def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolut
     """
     import torch
 
-    from .sampler import Sampler
+    from .sampling.generate import Sampler
 
     sampler = Sampler(pipe, device, dtype, batch_size)
     bs = sampler.batch_size
@@ -148,7 +148,7 @@ def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolut
 def _load(a):
     import torch
 
-    from .sampler import configure_vae, load_pipeline, resolve_device, resolve_dtype
+    from .sampling.pipeline import configure_vae, load_pipeline, resolve_device, resolve_dtype
 
     device = resolve_device(a.device)
     dtype = resolve_dtype(a.dtype, device)
@@ -224,9 +224,9 @@ def main(argv=None) -> int:
                             n_aug=a.n_aug, per_class_overhead=per_class, fixed_overhead=fixed,
                             per_output_image_seconds=a.per_output_image_seconds, safety=a.safety,
                             max_n_generated=a.max_n_generated)
-    from .sampler import environment
+    from .sampling.pipeline import environment
 
-    env = environment(a.model_source, a.revision, device, dtype, a.vae_dtype)
+    env = environment({"source": a.model_source, "revision": a.revision, "vae_dtype": a.vae_dtype}, device, dtype)
     env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": a.compile})
     record = {
         "kind": "gendistill.time_budget",

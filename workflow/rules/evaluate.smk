@@ -22,7 +22,7 @@ rule evaluate:
                 else RECIPE["epochs"],
             }
         ),
-        dataset=DATASET,
+        dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
         per_class_counts=lambda w: (
             as_json({c.index: c.n_generated * (1 + CFG["augmentation"]["n_aug"]) for c in PLAN.classes})
@@ -76,7 +76,7 @@ rule results_table:
             subcategory="Data (CSV)",
         ),
     params:
-        class_names=as_json(dict(enumerate(PLAN.all_class_names))),
+        class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
     log:
         f"{OUT}/logs/results_table.log",
     benchmark:
@@ -119,7 +119,7 @@ rule evaluation_plots:
             subcategory="Per class",
         ),
     params:
-        run=CFG["run"],
+        run=fixed(CFG["run"]),
     log:
         f"{OUT}/logs/evaluation_plots.log",
     benchmark:

@@ -11,17 +11,21 @@ rule package:
         folder=directory(f"{OUT}/dataset/imagefolder"),
         provenance=f"{OUT}/dataset/provenance.json",
     params:
-        class_names=PLAN.all_class_names,
+        class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),
         std=list(PLAN.std),
         image_size=PLAN.image_size,
         random_weights=bool(PLAN.model_dir),
-        time_budget=as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None),
-        config=as_json(
-            {
-                **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
-                "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
-            }
+        time_budget=fixed(
+            as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None)
+        ),
+        config=fixed(
+            as_json(
+                {
+                    **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
+                    "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
+                }
+            )
         ),
     log:
         f"{OUT}/logs/package.log",

@@ -5,7 +5,7 @@ rule prompts:
     output:
         table=f"{OUT}/prompts.csv",
     params:
-        classes=as_json([c.as_dict() for c in PLAN.classes]),
+        classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
     log:
         f"{OUT}/logs/prompts.log",
     benchmark:

@@ -22,7 +22,7 @@ rule sample_grids:
             subcategory="Overview",
         ),
     params:
-        classes=as_json([c.as_dict() for c in PLAN.classes]),
+        classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
         max_rows=8,
     log:
         f"{OUT}/logs/report/sample_grids.log",

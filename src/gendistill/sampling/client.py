@@ -1,0 +1,258 @@
+"""The per-class sample job: reach (or start) the sampler for its model, stream the class's images from it,
+write them, and publish the class's directory. With `server: false` the pipeline is loaded in this process
+and the same sample-and-write path runs here. Server mode does not import torch (a fast job).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
+from .runtime import (Lineage, RuntimeDirError, StartLock, code_hash, connect, key_id, open_private, paths,
+                      process_state, remove_lock_file, runtime_dir, sampler_key)
+from .writer import ClassWriter, Orphaned
+
+SRC_DIR = str(Path(__file__).resolve().parents[2])
+DEFAULT_TIMEOUT = 120.0
+
+
+class SamplerError(RuntimeError):
+    """The sampler failed the request or could not be reached; str() is the cause, `detail` the traceback."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
+
+
+def full_load(load: dict, runtime: dict) -> dict:
+    """The load spec a sampler is started with and keyed by (absolute model path, compile, determinism)."""
+    source = load["source"]
+    return {**load, "source": str(Path(source).resolve()) if Path(source).exists() else source,
+            "compile": runtime.get("compile", False), "deterministic": runtime.get("deterministic", False)}
+
+
+@dataclass
+class Reached:
+    sock: socket.socket
+    pid: int  # the sampler's pid, from the kernel (SO_PEERCRED), not from anything it says
+    started: bool  # this call started it
+    paths: dict
+    code: str  # the sampling code hash this job runs and expects the sampler to run
+
+
+def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int) -> subprocess.Popen:
+    """Start the sampler for socket p['socket']. Detached (own session, no inherited pipes): it outlives the
+    job that started it, so the next class's job finds the model loaded; it exits after `idle` seconds
+    without requests, or as soon as `owner_pid` ends. It inherits the held start lock and lets go of it once
+    it listens."""
+    log_fd = open_private(p["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    pythonpath = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
+    owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "gendistill.sampling.server", "--socket", str(p["socket"]),
+                                 "--idle", str(idle), *owner, "--lock-fd", str(lock_fd)],
+                                stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT, env=env, cwd="/",
+                                start_new_session=True, pass_fds=(lock_fd,))
+    finally:
+        os.close(log_fd)
+    proc.stdin.write(json.dumps(load).encode() + b"\n")  # not in argv: other users can read command lines
+    proc.stdin.close()
+    return proc
+
+
+def _log_tail(path: Path, n: int = 4000) -> str:
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except (OSError, RuntimeDirError):
+        return "(no log)"
+    with os.fdopen(fd, "rb") as f:
+        return f.read().decode(errors="replace")[-n:]
+
+
+def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=print) -> Reached:
+    """Connect to the sampler for `load` in this environment, starting it if none listens: the one start path.
+
+    Concurrent jobs start one sampler between them (a start lock, with a deadline). The sampler listens
+    before it loads the model, so this returns within seconds; the model load happens while the job waits
+    for its reply (with heartbeats).
+    """
+    code = code_hash()
+    p = paths(key_id(sampler_key(load, code)))
+    timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
+    if conn := connect(str(p["socket"])):
+        return Reached(conn[0], conn[1], False, p, code)
+    with StartLock(p["lock"], timeout, say) as lock:
+        if conn := connect(str(p["socket"])):  # another job started it while we waited for the lock
+            return Reached(conn[0], conn[1], False, p, code)
+        proc = _spawn(p, load, runtime.get("idle", 120), owner_pid, lock.fd)
+        t0 = time.monotonic()
+        while not (conn := connect(str(p["socket"]))):
+            if proc.poll() is not None:
+                raise SamplerError(f"the sampler process exited (code {proc.returncode}) before it listened. "
+                                   f"Its log ({p['log']}) ends with:\n{_log_tail(p['log'])}")
+            if time.monotonic() - t0 > timeout:
+                raise SamplerError(f"the sampler process (pid {proc.pid}) did not listen within {timeout:.0f}s; "
+                                   f"its log: {p['log']}")
+            time.sleep(0.05)
+    return Reached(conn[0], conn[1], True, p, code)
+
+
+def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter, say=print) -> dict:
+    """Send the request, write every batch as it arrives; return the sampler's meta for the class."""
+    import numpy as np
+
+    r = ensure_sampler(load, runtime, say=say)
+    ch = Channel(r.sock)
+    timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
+    last_wait = None
+    try:
+        ch.send({**payload, "code": r.code})
+        while True:
+            try:
+                h, data = ch.recv(timeout)
+            except TimeoutError:
+                raise SamplerError(
+                    f"the sampler (pid {r.pid}, process state {process_state(r.pid)}) sent nothing for "
+                    f"{timeout:.0f}s, not even a heartbeat: it is hung or stopped (state T = stopped, e.g. by "
+                    f"Ctrl-Z or SIGSTOP). Fix: `kill -CONT {r.pid}` if you stopped it, or `gendistill "
+                    f"sampler-stop` (which kills a sampler that does not answer), then rerun.") from None
+            except (EOFError, OSError, ProtocolError) as e:
+                raise SamplerError(f"the sampler (pid {r.pid}) broke off the request ({e}): it crashed or was "
+                                   f"killed. Its log, if kept: {r.paths['log']}") from None
+            kind = h.get("type")
+            if kind == "accepted":
+                if h.get("code") != r.code:
+                    raise SamplerError(f"the sampler (pid {r.pid}) runs sampling code {h.get('code', '?')[:12]} "
+                                       f"but this job's is {r.code[:12]} (the code changed while it started). "
+                                       f"Nothing was written. Fix: rerun; a sampler with this code is started.")
+                if r.started:
+                    say(f"started the sampler (pid {r.pid})", flush=True)
+            elif kind == "wait":
+                if h.get("why") != last_wait:
+                    say(f"sampler pid {r.pid}: {h.get('why')}", flush=True)
+                    last_wait = h.get("why")
+            elif kind == "log":
+                say(h["line"], flush=True)
+            elif kind == "images":
+                writer.add(h["indices"], np.frombuffer(data, np.uint8).reshape(h["shape"]), h["records"])
+            elif kind == "done":
+                return {**h["meta"], "requests_served": h.get("requests"), "started_sampler": r.started}
+            elif kind == "error":
+                raise SamplerError(h.get("error", "unknown error"), h.get("detail", ""))
+            else:
+                raise SamplerError(f"unexpected message from the sampler: {kind!r}")
+    finally:
+        ch.close()  # if this job stops early, the sampler sees it at its next batch and drops the request
+
+
+def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage) -> dict:
+    import logging
+
+    from .generate import Sampler, sample_request
+    from .pipeline import environment, load_from_spec
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    t0 = time.perf_counter()
+    pipe, device, dtype = load_from_spec(load)
+    load_s = round(time.perf_counter() - t0, 3)
+    print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
+    meta = sample_request(Sampler(pipe, device, dtype), payload, environment(load, device, dtype),
+                          lambda b: writer.add(b.indices, b.images, b.records), lineage.broken,
+                          {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()})
+    return {**meta, "requests_served": 1, "started_sampler": False}
+
+
+def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict) -> int:
+    """The sample job: one class's images into `out` (published whole, or not at all). Exit code."""
+    load = full_load(load, runtime)
+    payload = {"op": "sample", "cls": cls, "gen": gen, "out_size": out_size,
+               "max_retries": runtime.get("max_retries", 3), "batch_size": runtime.get("batch_size", "auto")}
+    print(f"class {cls['index']} {cls['name']!r}: prompt {cls['prompt']!r}, {cls['n_generated']} images, "
+          f"seed {cls['seed']}", flush=True)
+    if os.environ.get("SLURM_JOB_ID"):
+        print(f"SLURM job {os.environ['SLURM_JOB_ID']} on {socket.gethostname()}, "
+              f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
+    lineage = Lineage()
+    try:
+        validate_sample_request({**payload, "code": "-"})
+        with ClassWriter(out, cls["n_generated"], lineage) as writer:
+            if runtime.get("server", True):
+                meta = _from_sampler(load, payload, runtime, writer)
+            else:
+                meta = _in_process(load, payload, writer, lineage)
+            writer.publish(meta)
+    except SamplerError as e:
+        if e.detail:
+            print(e.detail, file=sys.stderr)
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    except (Orphaned, RequestError, RuntimeDirError, FileExistsError, TimeoutError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    sizes = "->".join(map(str, meta["batch_sizes"]))
+    print(f"done: {cls['n_generated']} images in {meta['seconds']:.2f}s; sampler pid {meta['server_pid']}, "
+          f"pipeline loads {meta['pipeline_loads']}, requests served {meta['requests_served']}, batch size "
+          f"{sizes} (requested {meta['batch_size_requested']}), code {meta['code_hash'][:12]}"
+          + (", started the sampler" if meta["started_sampler"] else ""), flush=True)
+    return 0
+
+
+def start_for_slurm_batch_step(load: dict, runtime: dict) -> bool:
+    """Start the sampler from a SLURM job's batch step, owned by this process; True if it started one.
+
+    snakemake-executor-plugin-slurm runs each job of a group as its own `srun` step, and a cluster with
+    cgroup process tracking kills whatever a step started when that step ends: a sampler started by the first
+    class's step would die with it (one model load per class). Started here, in the batch step (no
+    SLURM_STEP_ID), it serves every class of the job and ends with it (docs/design/sampler.md).
+    """
+    if not os.environ.get("SLURM_JOB_ID") or os.environ.get("SLURM_STEP_ID"):
+        return False
+    r = ensure_sampler(full_load(load, runtime), runtime, owner_pid=os.getpid(), say=lambda *a, **k: None)
+    r.sock.close()
+    if r.started:
+        print(f"gendistill: started the sampler (pid {r.pid}) for the sample jobs of SLURM job "
+              f"{os.environ['SLURM_JOB_ID']}", file=sys.stderr, flush=True)
+    return r.started
+
+
+def sampler_paths(load: dict, runtime: dict) -> dict:
+    """Socket, lock and log paths of the sampler this process's jobs would use for `load`."""
+    return paths(key_id(sampler_key(full_load(load, runtime), code_hash())))
+
+
+def stop_sampler(sock: Path, timeout: float = 10.0) -> str | None:
+    """Ask the sampler at `sock` to exit; kill it if it does not answer within `timeout` (stopped or hung).
+    None if no sampler listens there (a stale socket is removed)."""
+    sock = Path(sock)
+    conn = connect(str(sock))
+    if conn is None:
+        sock.unlink(missing_ok=True)
+        return None
+    s, pid = conn
+    ch = Channel(s)
+    try:
+        ch.send({"op": "stop"})
+        ch.recv(timeout)
+        return f"pid {pid}: stopped"
+    except (TimeoutError, EOFError, OSError, ProtocolError):
+        state = process_state(pid)
+        os.kill(pid, signal.SIGKILL)  # ours (SO_PEERCRED said so), and it does not answer
+        sock.unlink(missing_ok=True)
+        remove_lock_file(sock.with_suffix(".lock"))
+        return f"pid {pid}: did not answer within {timeout:.0f}s (state {state}): killed"
+    finally:
+        ch.close()
+
+
+def stop_samplers(timeout: float = 10.0) -> list[str]:
+    """Stop every sampler of this user in this runtime directory (`gendistill sampler-stop`)."""
+    return [line for sock in sorted(runtime_dir().glob("*.sock")) if (line := stop_sampler(sock, timeout))]

@@ -1,0 +1,105 @@
+"""Load a diffusers text-to-image pipeline from a load spec (hub id or local directory; HF_HUB_OFFLINE honoured)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("gendistill.sampler")
+
+VAE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("generation.device: cuda requested but no CUDA device is visible. "
+                           "Fix: run on a GPU node, or set generation.device: cpu.")
+    return name
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.dtype, compile_unet: bool = False,
+                  deterministic: bool = False, vae_dtype: str = "auto"):
+    """Load a diffusers text-to-image pipeline from a hub id or a local directory (HF_HUB_OFFLINE honoured)."""
+    from diffusers import AutoPipelineForText2Image
+
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    kwargs = {"dtype": dtype}
+    if revision:
+        kwargs["revision"] = revision
+    if dtype == torch.float16 and not Path(source).exists():
+        kwargs["variant"] = "fp16"  # the hub checkpoint ships fp16 weights: half the download and load time
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        if "variant" not in kwargs:
+            raise
+        log.info("no fp16 variant (%s); loading the default weights", e)
+        kwargs.pop("variant")
+        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    if device == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    configure_vae(pipe, vae_dtype)
+    if compile_unet:
+        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=True)
+    return pipe
+
+
+def load_from_spec(load: dict):
+    """(pipe, device, dtype) from a load spec: source, revision, device, dtype, vae_dtype, compile, deterministic."""
+    device = resolve_device(load["device"])
+    dtype = resolve_dtype(load["dtype"], device)
+    pipe = load_pipeline(load["source"], load.get("revision"), device, dtype, load.get("compile", False),
+                         load.get("deterministic", False), load.get("vae_dtype", "auto"))
+    return pipe, device, dtype
+
+
+def configure_vae(pipe, mode: str = "auto") -> None:
+    """Set the dtype the VAE decodes in.
+
+    auto: diffusers' behaviour. SDXL's VAE config says force_upcast, so an fp16 pipeline casts the VAE to fp32
+    for every decode and back (fp16 activations of the stock SDXL VAE overflow to NaN).
+    float32: the same pixels as auto, the VAE kept in fp32 (no cast per call).
+    bfloat16: fp32's exponent range (no overflow) at tensor-core speed; pixels differ slightly from fp32.
+    float16: no upcast; only for fp16-safe VAE weights (e.g. an "fp16-fix" VAE). NaN images are still caught.
+    """
+    if mode == "auto" or getattr(pipe, "vae", None) is None:
+        return
+    if mode not in VAE_DTYPES:
+        raise ValueError(f"vae_dtype {mode!r}: expected one of {VAE_DTYPES}")
+    vae = pipe.vae
+    vae.to(getattr(torch, mode))
+    vae.register_to_config(force_upcast=False)
+    decode = vae.decode
+
+    def decode_in_vae_dtype(z, *args, **kwargs):  # the pipeline passes latents in the UNet's dtype
+        return decode(z.to(vae.dtype), *args, **kwargs)
+
+    vae.decode = decode_in_vae_dtype
+
+
+def environment(load: dict, device: str, dtype: torch.dtype) -> dict:
+    """What a class's images were made with (recorded in records.json and the provenance)."""
+    import diffusers
+    import transformers
+
+    env = {"model_source": load["source"], "model_revision": load.get("revision"), "device": device,
+           "dtype": str(dtype), "vae_dtype": load.get("vae_dtype", "auto"),
+           "torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+    if device == "cuda":
+        env["gpu"] = torch.cuda.get_device_name()
+    return env

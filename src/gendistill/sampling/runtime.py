@@ -1,0 +1,330 @@
+"""Where the sampler lives and who may talk to it: a private runtime directory, safe files, peer checks, keys.
+
+Threat model (a shared GPU node): other users share /tmp and can read our command lines. So the sampler's
+socket, lock and log live in a directory only we can enter; every file there is opened without following
+symlinks and without truncating; the client checks that the process at the other end of the socket runs
+as our own uid before it sends anything; and the sampler's key covers everything that decides its pixels
+(model files, environment, the sampling code itself), so a warm sampler never serves stale code or weights.
+Linux only (SO_PEERCRED, /proc), like the clusters this runs on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import stat
+import struct
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+SAMPLING_DIR = Path(__file__).resolve().parent
+# Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.
+MAX_SOCKET_PATH = 100
+
+
+class RuntimeDirError(RuntimeError):
+    """The runtime directory or a file in it is not private to this user (or not what it should be)."""
+
+
+# ---- the private runtime directory ------------------------------------------------------------------------
+
+def _check_private_dir(path: Path) -> None:
+    st = os.lstat(path)
+    uid = os.getuid()
+    why = None
+    if stat.S_ISLNK(st.st_mode):
+        why = f"is a symbolic link (to {os.readlink(path)!r})"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "is not a directory"
+    elif st.st_uid != uid:
+        why = f"is owned by uid {st.st_uid}, not by you (uid {uid})"
+    elif st.st_mode & 0o077:
+        why = f"has mode {stat.S_IMODE(st.st_mode):o}: other users can enter it"
+    if why:
+        raise RuntimeDirError(
+            f"the sampler's runtime directory {path} {why}. Another user may have created it to intercept the "
+            f"sampler, so it is not used. Fix: if it is yours, `rm -r {path}` (or `chmod 700 {path}`); else set "
+            f"XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can write.")
+
+
+def _ensure_private_dir(path: Path) -> Path:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    _check_private_dir(path)
+    return path
+
+
+def runtime_dir() -> Path:
+    """This user's private sampler directory: $XDG_RUNTIME_DIR/gendistill, else <temp dir>/gendistill-<uid>.
+
+    A temp dir so long that socket paths would not fit falls back to /tmp (TMPDIR on clusters can be deep).
+    """
+    uid = os.getuid()
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    candidates = []
+    if xdg:
+        try:
+            st = os.stat(xdg)
+            if st.st_uid == uid and stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o077:
+                candidates.append(Path(xdg) / "gendistill")
+        except OSError:
+            pass  # a stale XDG_RUNTIME_DIR (e.g. kept through sudo or su): use the temp dir
+    candidates += [Path(tempfile.gettempdir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
+    for path in candidates:
+        if len(str(path)) + len("/0123456789abcdef.sock") <= MAX_SOCKET_PATH:
+            return _ensure_private_dir(path)
+    raise RuntimeDirError(f"no short runtime directory for the sampler's socket among {candidates}")
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open without following a symlink and without truncating; the file must be a regular file of ours."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RuntimeDirError(f"{path} is a symbolic link; it is not followed. Fix: remove it "
+                                  f"(`rm {path}`).") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        raise RuntimeDirError(f"{path} is not a regular file owned by you; it is not used. Fix: remove it.")
+    return fd
+
+
+# ---- peers ------------------------------------------------------------------------------------------------
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a connected Unix socket (SO_PEERCRED)."""
+    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", data)
+
+
+def connect(path: str) -> tuple[socket.socket, int] | None:
+    """Connect to the sampler at `path`: (socket, its pid), or None if nothing listens there.
+
+    Nothing is sent before the peer is known to run as this user: a process of another user that listens
+    there gets no request (no prompt, no path) and cannot answer one.
+    """
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        return None
+    pid, uid, _ = peer_credentials(s)
+    if uid != os.getuid():
+        s.close()
+        raise RuntimeDirError(f"the process listening at {path} (pid {pid}) runs as uid {uid}, not as you "
+                              f"(uid {os.getuid()}); nothing was sent to it. Fix: remove the socket if it is "
+                              f"yours, and report the other process to your administrators if it is not.")
+    return s, pid
+
+
+# ---- processes ----------------------------------------------------------------------------------------------
+
+def process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: with the pid, it names one process (pids are reused)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_state(pid: int) -> str:
+    """'R', 'S', 'T' (stopped), 'Z'... from /proc/<pid>/stat, or '?' if it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def alive(pid: int, started: str | None = None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started is None or process_start_time(pid) == started
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _is_snakemake(pid: int) -> bool:
+    """A Snakemake process: `snakemake ...` (python /path/bin/snakemake) or `python -m snakemake ...`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:3]
+    except OSError:
+        return False
+    return any(Path(a.decode(errors="replace")).name == "snakemake" for a in argv)
+
+
+class Lineage:
+    """The processes this job hangs from, up to the Snakemake that runs it: if one of them ends, the job was
+    cancelled, and it must not publish output (its rerun may already be writing the same path).
+
+    Without a Snakemake above it (run by hand), the parent alone counts. Ancestors above Snakemake (a login
+    shell that exits under nohup) do not count.
+    """
+
+    def __init__(self, max_depth: int = 8):
+        chain, pid = [], os.getppid()
+        for _ in range(max_depth):
+            if pid <= 1:
+                break
+            chain.append((pid, process_start_time(pid)))
+            if _is_snakemake(pid):
+                self.chain = chain
+                return
+            pid = _parent(pid)
+        self.chain = chain[:1]
+
+    def broken(self) -> str | None:
+        """Why this job is an orphan (an ancestor ended), or None while its lineage is intact."""
+        for pid, started in self.chain:
+            if not alive(pid, started):
+                return f"its parent process {pid} ended"
+        return None
+
+
+# ---- the key: everything that decides a sampler's pixels ---------------------------------------------------
+
+def code_hash() -> str:
+    """sha256 over the sampling code (this subpackage and the seed scheme): what runs in the sampler."""
+    h = hashlib.sha256()
+    for f in sorted(SAMPLING_DIR.glob("*.py")) + [SAMPLING_DIR.parent / "seeds.py"]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def model_fingerprint(source: str) -> str:
+    """Changes when a local model directory's files change, so a running sampler never serves stale weights."""
+    p = Path(source)
+    if not p.is_dir():
+        return source
+    stamps = sorted((str(f.relative_to(p)), f.stat().st_mtime_ns, f.stat().st_size) for f in p.rglob("*")
+                    if f.is_file())
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+
+
+def _versions() -> dict:
+    out = {}
+    for name in ("torch", "diffusers", "transformers"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def sampler_key(load: dict, code: str) -> dict:
+    """What a sampler is keyed by: two jobs share one sampler only if all of this is equal.
+
+    SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is not another
+    allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
+    """
+    return {"load": load, "model_files": model_fingerprint(load["source"]), "code": code,
+            "python": sys.prefix, "versions": _versions(),
+            "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm_job": os.environ.get("SLURM_JOB_ID")}
+
+
+def key_id(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def paths(kid: str) -> dict[str, Path]:
+    d = runtime_dir()
+    return {"socket": d / f"{kid}.sock", "lock": d / f"{kid}.lock", "log": d / f"{kid}.log"}
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def remove_lock_file(path: Path) -> None:
+    """Remove a start lock file, but only while holding it (so nobody is starting a sampler with it now)."""
+    try:
+        fd = open_private(path, os.O_RDWR)
+    except (OSError, RuntimeDirError):
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _same_file(fd, path):
+            os.unlink(path)
+    except OSError:
+        pass  # a job holds it, starting the next sampler: it is theirs now
+    finally:
+        os.close(fd)
+
+
+# ---- the start lock ---------------------------------------------------------------------------------------
+
+class StartLock:
+    """An flock on <key>.lock, taken before starting a sampler so concurrent jobs start only one.
+
+    Waits with a deadline, saying who holds it; the holder's pid is written into the file (no truncation on
+    open: the file may only be rewritten once the lock is ours).
+    """
+
+    def __init__(self, path: Path, timeout: float, say=print):
+        self.path, self.timeout, self.say = Path(path), timeout, say
+        self.fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            pid = int(os.pread(self.fd, 32, 0).decode().split()[0])
+            return f"pid {pid} (state {process_state(pid)})"
+        except (OSError, ValueError, IndexError):
+            return "an unknown process"
+
+    def __enter__(self):
+        t0, told = time.monotonic(), False
+        self.fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if _same_file(self.fd, self.path):
+                    break
+                # the exiting sampler removed this lock file after we opened it: lock the current one instead
+                os.close(self.fd)
+                self.fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+                continue
+            except BlockingIOError:
+                waited = time.monotonic() - t0
+                if waited >= self.timeout:
+                    holder = self.holder()
+                    os.close(self.fd)
+                    raise TimeoutError(
+                        f"waited {waited:.0f}s for the sampler start lock {self.path}, held by {holder}. A "
+                        f"sampler start should take seconds. Fix: if that process is stopped (state T) or hung, "
+                        f"end it (`kill <pid>`, or `gendistill sampler-stop`) and rerun.") from None
+                if not told and waited > 2:
+                    self.say(f"waiting for the sampler start lock, held by {self.holder()}", flush=True)
+                    told = True
+                time.sleep(0.1)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the lock, unless a started sampler still holds its inherited copy
+        self.fd = None

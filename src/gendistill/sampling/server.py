@@ -1,0 +1,308 @@
+"""The resident sampler: one process per (model, environment, code) that loads the pipeline once and serves
+every per-class sample job on this machine (design: docs/design/sampler.md).
+
+Lifecycle: it is started by the first job that needs it (client.ensure_sampler), inherits that job's start
+lock, binds its socket in the private runtime directory *before* loading the model (so a broken socket path
+fails in a second, not after a load), releases the lock, and loads the pipeline in a background thread.
+Jobs connect at once; while the model loads or another request runs they get heartbeats. A failed load is
+kept: every later request gets its cause at once, until the sampler idles out. It exits after `idle` seconds
+without requests, when its owner process ends (inside a SLURM job), or on a `stop` request (answered at once;
+a running request is dropped at its next batch).
+
+Requests are handled one at a time on the device; each runs in its own thread so that stop and ping are
+answered while a request runs, and a job that disconnects is noticed between batches and its request dropped.
+The sampler writes no output: it streams each batch to the job, which writes and publishes (writer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .protocol import HEARTBEAT_S, Channel, ProtocolError, RequestError, validate_sample_request
+from .runtime import alive, code_hash, peer_credentials, process_start_time, remove_lock_file
+
+log = logging.getLogger("gendistill")
+CODE = code_hash()  # of the files this process runs: computed at import, before any could be edited
+
+
+class _ChannelLogHandler(logging.Handler):
+    """Sends each log line to the job whose request the logging thread is serving."""
+
+    def __init__(self):
+        super().__init__()
+        self.channels: dict[int, Channel] = {}
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s"))
+
+    def emit(self, record):
+        ch = self.channels.get(record.thread)
+        if ch is not None and not ch.closed:
+            try:
+                ch.send({"type": "log", "line": self.format(record)})
+            except OSError:
+                ch.closed = True
+
+
+def summarize_error(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    return text if len(text) < 2000 else text[:2000] + " ..."
+
+
+class Server:
+    def __init__(self, sock_path: str, load: dict, idle: float, owner_pid: int | None):
+        self.sock_path, self.load, self.idle = sock_path, load, idle
+        self.owner_pid = owner_pid
+        self.owner_started = process_start_time(owner_pid) if owner_pid else None
+        self.stats = {"loads": 0, "requests": 0, "load_seconds": None}
+        self.loaded = threading.Event()
+        self.sampler = self.env = self.load_error = None
+        self.device_lock = threading.Lock()  # one request generates at a time
+        self.stop = threading.Event()
+        self.active: dict[Channel, str] = {}  # open connections and what they wait for (heartbeat text)
+        self.active_lock = threading.Lock()
+        self.last_activity = time.monotonic()
+        self.log_handler = _ChannelLogHandler()
+        log.addHandler(self.log_handler)
+
+    # -- socket --------------------------------------------------------------------------------------------
+    def bind(self, lock_fd: int | None) -> socket.socket:
+        """Bind the socket (the start lock held: no other sampler of this key can be binding now)."""
+        try:
+            st = os.lstat(self.sock_path)
+            if not stat.S_ISSOCK(st.st_mode):
+                raise SystemExit(f"ERROR: {self.sock_path} exists and is not a socket; the sampler will not "
+                                 f"replace it. Fix: remove it.")
+            os.unlink(self.sock_path)  # a stale socket of ours (its sampler is gone: the client checked)
+        except FileNotFoundError:
+            pass
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # rw for this user only (the directory is private too)
+        try:
+            srv.bind(self.sock_path)
+        finally:
+            os.umask(old)
+        srv.listen(64)
+        if lock_fd is not None:
+            os.close(lock_fd)  # jobs waiting on the start lock now find this process listening
+        return srv
+
+    # -- model -----------------------------------------------------------------------------------------------
+    def load_model(self) -> None:
+        from .generate import Sampler
+        from .pipeline import environment, load_from_spec
+
+        t0 = time.perf_counter()
+        try:
+            pipe, device, dtype = load_from_spec(self.load)
+            self.sampler, self.env = Sampler(pipe, device, dtype), environment(self.load, device, dtype)
+            self.stats.update(loads=1, load_seconds=round(time.perf_counter() - t0, 3))
+            log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s)", self.load["source"], device,
+                     dtype, self.stats["load_seconds"], os.getpid(), CODE[:12])
+        except BaseException as e:  # noqa: BLE001 - kept and reported to every request
+            self.load_error = (summarize_error(e), traceback.format_exc())
+            log.error("pipeline load from %s failed:\n%s", self.load["source"], self.load_error[1])
+        finally:
+            self.loaded.set()
+
+    # -- requests --------------------------------------------------------------------------------------------
+    def _status(self) -> dict:
+        return {"pid": os.getpid(), "code": CODE, "state": self._state(), **self.stats}
+
+    def _state(self) -> str:
+        if not self.loaded.is_set():
+            return "loading"
+        return "failed" if self.load_error else "ready"
+
+    def handle(self, conn: socket.socket) -> None:
+        _, uid, _ = peer_credentials(conn)
+        if uid != os.getuid():
+            conn.close()  # only this user's jobs are served
+            return
+        ch = Channel(conn)
+        with self.active_lock:
+            self.active[ch] = "reading the request"
+        try:
+            try:
+                req, _ = ch.recv(timeout=30)
+            except (TimeoutError, EOFError, ProtocolError, OSError):
+                return
+            op = req.get("op")
+            if op == "ping":
+                ch.send({"type": "status", **self._status()})
+            elif op == "stop":
+                ch.send({"type": "status", "stopping": True, **self._status()})
+                log.info("stop requested: exiting")
+                self.stop.set()
+            elif op == "sample":
+                self.sample(ch, req)
+            else:
+                ch.send({"type": "error", "error": f"unknown op {op!r} (expected sample, ping or stop)"})
+        except OSError:
+            pass  # the job went away; nothing was written for it
+        finally:
+            with self.active_lock:
+                self.active.pop(ch, None)
+            self.log_handler.channels.pop(threading.get_ident(), None)
+            ch.close()
+            self.last_activity = time.monotonic()
+
+    def _cancelled(self, ch: Channel):
+        def why() -> str | None:
+            if self.stop.is_set():
+                return "the sampler was told to stop"
+            if ch.peer_gone():
+                return "its job went away (cancelled)"
+            return None
+        return why
+
+    def _error(self, ch: Channel, error: str, detail: str = "") -> None:
+        ch.send({"type": "error", "error": error, "detail": detail})
+
+    def sample(self, ch: Channel, req: dict) -> None:
+        from .generate import Cancelled, sample_request
+
+        try:
+            validate_sample_request(req)
+        except RequestError as e:
+            return self._error(ch, str(e))
+        ch.send({"type": "accepted", **self._status()})
+        cancelled = self._cancelled(ch)
+        t0 = time.monotonic()
+        with self.active_lock:
+            self.active[ch] = "waiting for the model to load"
+        while not self.loaded.wait(0.2):
+            if why := cancelled():
+                return log.info("request for class %s dropped while loading: %s", req["cls"]["id"], why)
+        if self.load_error:
+            summary, tb = self.load_error
+            return self._error(ch, f"the sampler (pid {os.getpid()}) could not load the model "
+                                   f"{self.load['source']}: {summary}\nThis failure is kept by the sampler until "
+                                   f"it has been idle for {self.idle:.0f}s, so every class fails at once with it. "
+                                   f"Fix the model, then rerun (`gendistill sampler-stop` clears it at once).", tb)
+        with self.active_lock:
+            self.active[ch] = "waiting for another class's request to finish"
+        while not self.device_lock.acquire(timeout=0.2):
+            if why := cancelled():
+                return log.info("request for class %s dropped while queued: %s", req["cls"]["id"], why)
+        try:
+            with self.active_lock:
+                self.active[ch] = f"sampling class {req['cls']['id']}"
+            self.log_handler.channels[threading.get_ident()] = ch
+            log.info("class %s: %d images requested (waited %.1fs)", req["cls"]["id"], req["cls"]["n_generated"],
+                     time.monotonic() - t0)
+
+            def emit(batch):
+                ch.send({"type": "images", "indices": batch.indices, "records": batch.records,
+                         "shape": list(batch.images.shape), "batch_size": batch.batch_size},
+                        batch.images.tobytes())
+
+            try:
+                meta = sample_request(self.sampler, req, self.env, emit, cancelled,
+                                      {"server_pid": os.getpid(), "pipeline_loads": self.stats["loads"],
+                                       "load_seconds": self.stats["load_seconds"], "code_hash": CODE})
+            except Cancelled as e:
+                log.warning("request for class %s dropped: %s", req["cls"]["id"], e)
+                if not ch.peer_gone():
+                    self._error(ch, f"request dropped: {e}")
+                return
+            except Exception as e:  # noqa: BLE001 - reported to the job, which fails
+                log.error("request for class %s failed:\n%s", req["cls"]["id"], traceback.format_exc())
+                return self._error(ch, summarize_error(e), traceback.format_exc())
+            self.stats["requests"] += 1
+            ch.send({"type": "done", "meta": meta, **self._status()})
+        finally:
+            self.device_lock.release()
+
+    # -- the process -----------------------------------------------------------------------------------------
+    def heartbeats(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_S / 2)
+            with self.active_lock:
+                channels = list(self.active.items())
+            for ch, why in channels:
+                if time.monotonic() - ch.last_send >= HEARTBEAT_S and not ch.closed:
+                    try:
+                        ch.send({"type": "wait", "why": why})
+                    except OSError:
+                        ch.closed = True
+
+    def serve(self, srv: socket.socket) -> str:
+        threading.Thread(target=self.load_model, name="load", daemon=True).start()
+        threading.Thread(target=self.heartbeats, name="heartbeats", daemon=True).start()
+        if self.owner_pid:
+            log.info("serving SLURM job %s: exiting when its owner, pid %d (the group's batch step or the job "
+                     "step that started it), ends", os.environ.get("SLURM_JOB_ID"), self.owner_pid)
+        srv.settimeout(0.5)
+        while True:
+            if self.stop.is_set():
+                return "stop requested"
+            if self.owner_pid and not alive(self.owner_pid, self.owner_started):
+                return f"owner pid {self.owner_pid} ended"
+            with self.active_lock:
+                busy = bool(self.active)
+            if not busy and self.loaded.is_set() and time.monotonic() - self.last_activity >= self.idle:
+                return f"idle for {self.idle:.0f}s"
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            self.last_activity = time.monotonic()
+            threading.Thread(target=self.handle, args=(conn,), name="request", daemon=True).start()
+
+    def drain(self, timeout: float = 30) -> None:
+        """Let running requests see the stop at their next batch and tell their jobs (bounded wait)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            with self.active_lock:
+                if not self.active:
+                    return
+            time.sleep(0.1)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--socket", required=True)
+    ap.add_argument("--idle", type=float, default=120)
+    ap.add_argument("--owner-pid", type=int, default=None,
+                    help="exit when this process ends (inside a SLURM job: the step's task, SLURM_TASK_PID)")
+    ap.add_argument("--lock-fd", type=int, default=None, help="inherited start lock, released once listening")
+    a = ap.parse_args(argv)
+    # The load spec arrives on stdin (JSON: source, revision, device, dtype, vae_dtype, compile, deterministic),
+    # not on the command line that every user of the machine can read.
+    load = json.loads(sys.stdin.readline())
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s")
+    server = Server(a.socket, load, a.idle, a.owner_pid)
+    srv = server.bind(a.lock_fd)
+    log.info("listening at %s (code %s); loading %s", a.socket, CODE[:12], load["source"])
+    why = "?"
+    try:
+        why = server.serve(srv)
+    finally:
+        srv.close()
+        try:
+            os.unlink(a.socket)
+        except FileNotFoundError:
+            pass
+        if server.stop.is_set():
+            server.drain()
+        log.info("exiting after %d requests: %s", server.stats["requests"], why)
+        logging.shutdown()
+        # What jobs needed from the log reached them as it happened; nothing of ours is left behind.
+        sock = Path(a.socket)
+        remove_lock_file(sock.with_suffix(".lock"))
+        sock.with_suffix(".log").unlink(missing_ok=True)
+    os._exit(0)  # daemon threads (a model load, a request past its last batch) must not hold the exit
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Helpers of the sampler tests: a class request, the job's command line, talking to a sampler directly."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat", "seed": 0, "n_generated": 2}
+GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
+
+
+def client_cmd(load: dict, cls: dict, out: Path, runtime: dict, out_size: int = 16,
+               src: Path = REPO / "src") -> list[str]:
+    """The sample job's command (as the workflow runs it), for a job in a process of its own."""
+    return ["env", f"PYTHONPATH={src}", sys.executable, "-m", "gendistill", "sample", "--load", json.dumps(load),
+            "--cls", json.dumps(cls), "--gen", json.dumps(GEN), "--out-size", str(out_size), "--out", str(out),
+            "--runtime", json.dumps(runtime)]
+
+
+def ping(sock: Path, timeout: float = 30) -> dict:
+    from gendistill.sampling.protocol import Channel
+    from gendistill.sampling.runtime import connect
+
+    conn = connect(str(sock))
+    assert conn is not None, f"no sampler at {sock}"
+    ch = Channel(conn[0])
+    try:
+        ch.send({"op": "ping"})
+        return ch.recv(timeout)[0]
+    finally:
+        ch.close()
+
+
+def read_meta(out: Path) -> dict:
+    return json.loads((Path(out) / "records.json").read_text())["meta"]
+
+
+def pid_gone(pid: int) -> bool:
+    """The process has exited (a sampler started from the test process stays a zombie until reaped)."""
+    from gendistill.sampling.runtime import process_state
+
+    return process_state(pid) in ("Z", "?")
