@@ -86,7 +86,7 @@ def stop_samplers_at_end():
     yield
     from gendistill.sampling.client import stop_samplers
 
-    stop_samplers()
+    stop_samplers(directory=RUNTIME_DIR / "gendistill")
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
 
 
@@ -115,4 +115,4 @@ def private_runtime(tmp_path_factory, monkeypatch):
     d.chmod(0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(d))
     yield d / "gendistill"
-    stop_samplers(timeout=5)
+    stop_samplers(timeout=5, directory=d / "gendistill")

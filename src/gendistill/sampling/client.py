@@ -253,6 +253,7 @@ def stop_sampler(sock: Path, timeout: float = 10.0) -> str | None:
         ch.close()
 
 
-def stop_samplers(timeout: float = 10.0) -> list[str]:
+def stop_samplers(timeout: float = 10.0, directory: Path | None = None) -> list[str]:
     """Stop every sampler of this user in this runtime directory (`gendistill sampler-stop`)."""
-    return [line for sock in sorted(runtime_dir().glob("*.sock")) if (line := stop_sampler(sock, timeout))]
+    directory = runtime_dir() if directory is None else Path(directory)
+    return [line for sock in sorted(directory.glob("*.sock")) if (line := stop_sampler(sock, timeout))]
