@@ -140,3 +140,46 @@ def test_time_budget_record_must_match_n_generated(tmp_path):
     build_plan(deep_update(TINY_CONFIG, {"time_budget_record": str(rec), "generation": {"n_generated": 7}}))
     msg = plan_error(deep_update(TINY_CONFIG, {"time_budget_record": str(tmp_path / "none.json")}))
     assert "is not a readable record" in msg
+
+
+def test_absurd_counts_are_refused_with_an_estimate():
+    """A typo like n_generated 1000000000 fails before any job, saying what it would cost."""
+    msg = plan_error(deep_update(TINY_CONFIG, {"prompts": {"overrides": {"one": {"n_generated": 1_000_000_000}}}}))
+    assert "n_generated of class 'one' is 1,000,000,000, above limits.max_images_per_class (100,000)" in msg
+    assert "1,000,000,004 images" in msg and "h of H100 time" in msg and "GiB" in msg and "Fix:" in msg
+    msg = plan_error(deep_update(TINY_CONFIG, {"generation": {"n_generated": 50_000},
+                                               "limits": {"max_dataset_gib": 1}}))
+    assert "would need 6.4 GiB, above limits.max_dataset_gib (1)" in msg
+    build_plan(deep_update(TINY_CONFIG, {"generation": {"n_generated": 50_000}}))  # within the defaults
+
+
+def test_incomplete_model_directory_is_reported_at_plan_time(tiny_model_dir, tmp_path):
+    """A local model whose component lost its weights fails the plan, naming the component (not 5 failing
+    sample jobs with the cause buried in their logs)."""
+    import shutil
+
+    broken = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, broken)
+    build_plan(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(broken)}}))  # complete: fine
+    next((broken / "vae").glob("*.safetensors")).unlink()
+    msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(broken)}}))
+    assert "is incomplete; missing: vae/ (no *.safetensors or *.bin weights)" in msg and "Fix:" in msg
+
+
+def test_hub_model_not_cached_is_reported_even_online(monkeypatch, tmp_path):
+    """Without HF_HUB_OFFLINE, an uncached hub id is still reported before any job, unless downloads are
+    allowed on purpose."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    cfg = deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": "stabilityai/sdxl-turbo"}})
+    msg = plan_error(cfg)
+    assert "is not in the Hugging Face cache" in msg and "model.allow_download: true" in msg
+    build_plan(deep_update(cfg, {"model": {"allow_download": True}}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # allowed, but impossible
+    assert "HF_HUB_OFFLINE is set" in plan_error(deep_update(cfg, {"model": {"allow_download": True}}))
+
+
+def test_prompts_with_braces_are_taken_literally():
+    plan = build_plan(deep_update(TINY_CONFIG, {"prompts": {"overrides": {"one": {"prompt": "a {name} in {braces}"}}}}))
+    assert plan.classes[1].prompt == "a {name} in {braces}"

@@ -212,7 +212,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     run_snakemake(tmp_path / "wd", cfg, env={"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)})
 
     # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
-    by_cmd, by_script = {"gendistill.sampler_server": "sample"}, {}
+    by_cmd, by_script = {"gendistill.sampling.server": "sample"}, {}
     for rule in workflow_rules:
         if rule.is_script:
             by_script[Path(rule.script).name] = rule.name
@@ -227,7 +227,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     free |= set(OPTIONAL_IMPORTS)
     snakemake_side = dependency_closure({"snakemake"})  # script jobs import it from Snakemake's own install
     deadline, seen_rules, problems = time.time() + 30, set(), []
-    while time.time() < deadline and not any("sampler_server" in p.read_text() for p in trace.glob("*.json")):
+    while time.time() < deadline and not any("sampling/server.py" in p.read_text() for p in trace.glob("*.json")):
         time.sleep(0.5)  # the sampler process writes its trace when it idles out
     for f in sorted(trace.glob("*.json")):
         rec = json.loads(f.read_text())
@@ -235,7 +235,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
         rule = None
         if argv and argv[0].endswith(".py") and ".snakemake/scripts" in argv[0]:
             rule = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
-        elif argv and argv[0].endswith("sampler_server.py"):
+        elif argv and argv[0].endswith("sampling/server.py"):
             rule = "sample"
         elif argv and argv[0].endswith("gendistill/__main__.py") and len(argv) > 1:
             rule = by_cmd.get(argv[1])

@@ -125,3 +125,34 @@ def test_deterministic_mode_turns_on_deterministic_kernels(tiny_run):
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(tiny_run, tmp_path):
+    """The reproduction, with the sampler in use: one class set to 40,000 images by mistake, Ctrl-C while it
+    samples, the typo fixed, and the run repeated under another sampler key (CUDA_VISIBLE_DEVICES). The
+    orphaned request is dropped by its sampler (it never wrote output anyway: jobs publish their own), the
+    packaged dataset equals the uninterrupted run's, and a later plain rerun finds nothing to do."""
+    fixed = deep_update(TINY_CONFIG, {"evaluation": {"activate": False}})
+    typo = deep_update(fixed, {"prompts": {"overrides": {"one": {"n_generated": 40000}}}})
+    proc = start(tmp_path, typo)
+    gen = tmp_path / "results" / "t" / "generated"
+    try:
+        wait_for(lambda: any(len(list(d.glob("*.png"))) >= 16 for d in gen.glob(".001_one.tmp-*"))
+                 or proc.poll() is not None)
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run_snakemake(tmp_path, fixed, env={"CUDA_VISIBLE_DEVICES": ""})
+    from conftest import RUNTIME_DIR
+
+    wait_for(lambda: any("dropped: its job went away" in p.read_text()
+                         for p in (RUNTIME_DIR / "gendistill").glob("*.log")), timeout=60)
+    time.sleep(2)
+    for rel in ("dataset/distilled.pt", "dataset/manifest.csv"):
+        assert (tmp_path / "results" / "t" / rel).read_bytes() == (tiny_run / "results" / "t" / rel).read_bytes()
+    assert len(list((gen / "001_one").glob("*.png"))) == 2 and not list(gen.glob(".*tmp*"))
+    again = run_snakemake(tmp_path, fixed, "-n", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert "Nothing to be done" in again.stdout + again.stderr

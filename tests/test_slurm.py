@@ -24,7 +24,7 @@ CHECKS = [  # one line per check of check_runs.py, in order
     "every SLURM job COMPLETED with exit code 0:0",
     "GPU requested by sampling",
     "all 5 classes ran in SLURM job",
-    "the sampler was started by the group's batch step and exited when it ended, after 5 requests",
+    "the sampler was started by the group's batch step and served the 5 classes in turn",
     "no sampler process outlived its SLURM job",
     "distilled.pt: every entry identical",
     "manifest.csv identical; all 50 PNGs match their manifest sha256",

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, deep_update, job_counts, run_snakemake
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, deep_update, job_counts, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
 # Lints we accept on purpose: PYRUN is the interpreter (a param would rerun everything when the venv moves);
-# RUNTIME holds knobs that do not change pixels (batch size, sampler process), kept out of params on purpose.
+# RUNTIME_ARG holds knobs that do not change pixels (batch size, sampler process), kept out of params on purpose.
 ACCEPTED_LINTS = {"Shell command directly uses variable PYRUN from outside of the rule",
-                  "Shell command directly uses variable RUNTIME from outside of the rule"}
+                  "Shell command directly uses variable RUNTIME_ARG from outside of the rule"}
 
 
 def test_lint_has_only_accepted_findings(tmp_path):
@@ -128,3 +129,17 @@ def test_rerun_is_byte_identical_across_runs_batch_sizes_and_sampler_modes(tiny_
         assert a == b, rel
     pngs = sorted((tiny_run / "results" / "t" / "dataset" / "imagefolder").rglob("*.png"))
     assert pngs and all(p.read_bytes() == (tmp_path / p.relative_to(tiny_run)).read_bytes() for p in pngs)
+
+
+def test_a_clone_path_with_spaces_runs_shell_jobs(tmp_path):
+    """The shell jobs' interpreter and source paths are quoted: a checkout in "My Projects/..." works."""
+    clone = tmp_path / "My Projects" / "gen distill"
+    clone.mkdir(parents=True)
+    shutil.copy(REPO / "Snakefile", clone / "Snakefile")
+    for part in ("workflow", "src", "envs"):
+        shutil.copytree(REPO / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run([SNAKEMAKE, "-s", str(clone / "Snakefile"), "--directory", str(tmp_path / "work"),
+                           "--configfile", str(write_config(tmp_path, TINY_CONFIG)), "--cores", "1", "prompts"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (tmp_path / "work" / "results" / "t" / "prompts.csv").read_text().count("\n") == 4

@@ -52,8 +52,28 @@ class Plan:
     def by_id(self, cid: str) -> ClassPlan:
         return self._index[cid]
 
+    @property
+    def load_spec(self) -> dict:
+        """What the sampler loads (it keys the sampler; a change reloads, never reruns jobs by itself)."""
+        return load_spec(self.cfg, self.model_source)
+
+    @property
+    def sampler_runtime(self) -> dict:
+        """Sampling knobs that do not change pixels: passed to the sample jobs outside their params."""
+        g = self.cfg["generation"]
+        return {"server": g["server"], "idle": g["server_idle_seconds"], "server_timeout": g["server_timeout_seconds"],
+                "batch_size": g["batch_size"], "compile": g["compile"], "deterministic": g["deterministic"],
+                "max_retries": g["max_retries"]}
+
     def __post_init__(self):
         self._index = {c.id: c for c in self.classes}
+
+def load_spec(cfg: dict, source: str) -> dict:
+    """The sampler's load spec for a (resolved) config and model source: the one definition."""
+    g = cfg["generation"]
+    return {"source": source, "revision": cfg["model"]["revision"], "device": g["device"], "dtype": g["dtype"],
+            "vae_dtype": g.get("vae_dtype", "auto")}
+
 
 def tiny_model_dir(cfg: dict) -> str | None:
     spec = cfg["model"].get("tiny")

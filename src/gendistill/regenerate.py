@@ -16,6 +16,7 @@ import pandas as pd
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
     from .augment import apply
+    from .plan import load_spec
     from .sampling.generate import Sampler
     from .sampling.pipeline import load_from_spec
 
@@ -29,10 +30,7 @@ def regenerate(run_dir: str, file: str):
     cfg = prov["config"]
     gen_dir = run / "generated" / row["class_id"]
     meta = json.loads((gen_dir / "records.json").read_text())["meta"]
-    g = cfg["generation"]
-    pipe, device, dtype = load_from_spec({"source": meta["model_source"], "revision": cfg["model"]["revision"],
-                                          "device": g["device"], "dtype": g["dtype"],
-                                          "vae_dtype": g.get("vae_dtype", "auto")})
+    pipe, device, dtype = load_from_spec(load_spec(cfg, meta["model_source"]))
     sampler = Sampler(pipe, device, dtype, 1)
     small, _ = sampler.generate_seeds(row["prompt"], [int(row["seed"])], meta["generation"], meta["out_size"])
     img = small[0]

@@ -93,15 +93,16 @@ if [ "$MODE" = --shell ]; then
     exit 0
 fi
 
-# the runs' temp dir (sampler sockets and logs among others) is the test's own: checked, then removed with it
-export TMPDIR=$WORK/tmp
+# the runs' temp and runtime dirs (sampler sockets among others) are the test's own, removed with it
+export TMPDIR=$WORK/tmp XDG_RUNTIME_DIR=$WORK/xdg
 mkdir -p "$TMPDIR"
+mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 SM=("$VENV/bin/snakemake" -s "$REPO/Snakefile" --configfile "$REPO/configs/demo.yaml" "$HERE/demo-fast.yaml")
 
 samplers() {  # sampler processes alive in this namespace (every process here belongs to the test)
     local p
     for p in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'gendistill.sampler_server'; then
+        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'gendistill.sampling.server'; then
             echo "pid ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" | cut -c1-160)"
         fi
     done

@@ -50,6 +50,24 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def sample_model_input(wildcards):
+    """The sample rule's input: the tiny model directory, if any (a real model is a param).
+
+    Also the hook that starts a SLURM job's sampler in the job's batch step (client.start_for_slurm_batch_step):
+    an input function is the only workflow code that runs there before the job's `srun` steps (Snakemake runs
+    spawned jobs with --no-hooks, so `onstart:` does not). Elsewhere it does nothing; once per process.
+    """
+    if not _SLURM_SAMPLER_CHECKED and CFG["generation"]["server"] and not uses_conda() and not workflow.dryrun:
+        from gendistill.sampling.client import start_for_slurm_batch_step
+
+        start_for_slurm_batch_step(PLAN.load_spec, PLAN.sampler_runtime)
+    _SLURM_SAMPLER_CHECKED.append(True)
+    return model_input()
+
+
+_SLURM_SAMPLER_CHECKED = []
+
+
 def model_input():
     """The tiny model directory is an input of sampling (rebuilt -> resampled); a real model is a param."""
     return PLAN.model_dir or []

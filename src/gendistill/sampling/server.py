@@ -201,9 +201,12 @@ class Server:
                      time.monotonic() - t0)
 
             def emit(batch):
-                ch.send({"type": "images", "indices": batch.indices, "records": batch.records,
-                         "shape": list(batch.images.shape), "batch_size": batch.batch_size},
-                        batch.images.tobytes())
+                try:
+                    ch.send({"type": "images", "indices": batch.indices, "records": batch.records,
+                             "shape": list(batch.images.shape), "batch_size": batch.batch_size},
+                            batch.images.tobytes())
+                except OSError:
+                    raise Cancelled("its job went away (cancelled)") from None
 
             try:
                 meta = sample_request(self.sampler, req, self.env, emit, cancelled,
@@ -301,7 +304,8 @@ def main(argv=None) -> None:
         sock = Path(a.socket)
         remove_lock_file(sock.with_suffix(".lock"))
         sock.with_suffix(".log").unlink(missing_ok=True)
-    os._exit(0)  # daemon threads (a model load, a request past its last batch) must not hold the exit
+    if not server.loaded.is_set():
+        os._exit(0)  # stopped while loading: the load (and any pool threads it runs) must not hold the exit
 
 
 if __name__ == "__main__":
