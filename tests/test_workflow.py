@@ -132,14 +132,17 @@ def test_rerun_is_byte_identical_across_runs_batch_sizes_and_sampler_modes(tiny_
 
 
 def test_a_clone_path_with_spaces_runs_shell_jobs(tmp_path):
-    """The shell jobs' interpreter and source paths are quoted: a checkout in "My Projects/..." works."""
+    """The shell jobs' interpreter and source paths are quoted: a checkout in "My Projects/..." works. And a
+    prompt with braces is a prompt, not a Snakemake wildcard pattern."""
     clone = tmp_path / "My Projects" / "gen distill"
+    cfg = deep_update(TINY_CONFIG, {"prompts": {"overrides": {"one": {"prompt": "the {name} one"}}}})
     clone.mkdir(parents=True)
     shutil.copy(REPO / "Snakefile", clone / "Snakefile")
     for part in ("workflow", "src", "envs"):
         shutil.copytree(REPO / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run([SNAKEMAKE, "-s", str(clone / "Snakefile"), "--directory", str(tmp_path / "work"),
-                           "--configfile", str(write_config(tmp_path, TINY_CONFIG)), "--cores", "1", "prompts"],
+                           "--configfile", str(write_config(tmp_path, cfg)), "--cores", "1", "prompts"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert (tmp_path / "work" / "results" / "t" / "prompts.csv").read_text().count("\n") == 4
+    rows = pd.read_csv(tmp_path / "work" / "results" / "t" / "prompts.csv")
+    assert rows["prompt"].tolist()[1] == "the {name} one" and len(rows) == 3

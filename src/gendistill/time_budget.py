@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-aug", type=int, default=4, help="augmented copies per generated image (IPC = n x (1+n_aug))")
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     ap.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
-    ap.add_argument("--batch-size", default="auto")
+    ap.add_argument("--batch-size", default="auto", type=lambda v: v if v == "auto" else int(v),
+                    help="images per pipeline call: auto (by device) or an integer")
     ap.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; tiny: 32)")
     ap.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (compile time is counted)")
