@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from conftest import REPO
@@ -43,3 +44,14 @@ def pid_gone(pid: int) -> bool:
     from gendistill.sampling.runtime import process_state
 
     return process_state(pid) in ("Z", "?")
+
+
+def wait_for_tmp_pngs(parent: Path, name: str, n: int, timeout: float = 120) -> Path:
+    """The job's temporary output directory `.<name>.tmp-*` once it holds n images (the job is mid-class)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for d in parent.glob(f".{name}.tmp-*"):
+            if len(list(d.glob("*.png"))) >= n:
+                return d
+        time.sleep(0.05)
+    raise TimeoutError("the job wrote no images")

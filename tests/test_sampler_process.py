@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sampler_helpers import CLS, GEN, client_cmd, pid_gone, ping, read_meta
+from sampler_helpers import CLS, GEN, client_cmd, pid_gone, ping, read_meta, wait_for_tmp_pngs
 
 from gendistill.sampling import client
 from gendistill.sampling.client import ensure_sampler, full_load, sampler_paths, stop_sampler
@@ -122,7 +122,7 @@ def test_stop_is_answered_at_once_and_drops_the_running_request(load, tmp_path):
     job = subprocess.Popen(client_cmd(load, big, tmp_path / "out", {"batch_size": 1}), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_pngs(tmp_path, "out", 3)
+        wait_for_tmp_pngs(tmp_path, "out", 3)
         t0 = time.time()
         line = stop_sampler(sampler_paths(load, {})["socket"])
         assert line.endswith("stopped") and time.time() - t0 < 5
@@ -132,17 +132,6 @@ def test_stop_is_answered_at_once_and_drops_the_running_request(load, tmp_path):
         job.kill()
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.tmp-*"))
-
-
-def _wait_for_pngs(tmp_path: Path, name: str, n: int, timeout: float = 120) -> Path:
-    """The job's temporary output directory, once it holds n images (the job is mid-class)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for d in tmp_path.glob(f".{name}.tmp-*"):
-            if len(list(d.glob("*.png"))) >= n:
-                return d
-        time.sleep(0.05)
-    raise TimeoutError("the job wrote no images")
 
 
 def test_records_name_the_code_and_batch_size(load, tmp_path):

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from sampler_helpers import CLS, GEN, client_cmd, pid_gone, ping, read_meta
+from sampler_helpers import CLS, GEN, client_cmd, pid_gone, ping, read_meta, wait_for_tmp_pngs
 
 from gendistill.sampling import client, runtime
 from gendistill.sampling.client import ensure_sampler, full_load, sampler_paths, stop_sampler
@@ -44,16 +44,6 @@ as_root = pytest.mark.skipif(os.getuid() != 0 or not os.access("/usr/bin/python3
 @pytest.fixture
 def load(tiny_model_dir):
     return {"source": tiny_model_dir, "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
-
-
-def wait_for_tmp_pngs(parent: Path, name: str, n: int, timeout: float = 120) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for d in parent.glob(f".{name}.tmp-*"):
-            if len(list(d.glob("*.png"))) >= n:
-                return d
-        time.sleep(0.05)
-    raise TimeoutError("the job wrote no images")
 
 
 # ---- 1. cancelled work never lands ----------------------------------------------------------------------------

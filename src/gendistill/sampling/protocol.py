@@ -14,6 +14,7 @@ output written for it. A job that hears nothing for its timeout treats the sampl
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -71,17 +72,12 @@ class Channel:
         """True once the other end has closed (it never sends after its request, so readable = EOF)."""
         if self.closed:
             return True
+        # select, not a non-blocking recv: the socket's mode is shared with the thread sending heartbeats
         try:
-            self.sock.setblocking(False)
-            try:
-                data = self.sock.recv(1, socket.MSG_PEEK)
-            finally:
-                self.sock.setblocking(True)
-        except BlockingIOError:
-            return False
-        except OSError:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            return bool(readable) and self.sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
             return True
-        return data == b""
 
     def close(self) -> None:
         self.closed = True
