@@ -100,7 +100,6 @@ def test_runtime_dir_made_by_another_user_is_refused(tmp_path, monkeypatch, load
     shared_tmp = shared_dir
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setenv("TMPDIR", str(shared_tmp))
-    monkeypatch.setattr("tempfile.tempdir", None)
     planted = shared_tmp / f"gendistill-{os.getuid()}"
     as_other_user(f"import os; os.mkdir({str(planted)!r}, 0o777); os.chmod({str(planted)!r}, 0o777)")
     assert planted.stat().st_uid == OTHER_UID
@@ -281,6 +280,7 @@ class CountingPipe:
 def test_a_class_is_generated_and_written_batch_by_batch(tmp_path):
     """Nothing holds a whole class: the sampler makes one batch per step of the stream (a consumer that stops
     after the first batch has caused exactly one pipeline call), and the job writes each batch as it comes."""
+    from gendistill.imageio import png_bytes
     from gendistill.model_build import build_tiny_pipeline
     from gendistill.sampling.generate import Sampler
     from gendistill.sampling.writer import ClassWriter
@@ -292,11 +292,11 @@ def test_a_class_is_generated_and_written_batch_by_batch(tmp_path):
     first = next(stream)
     assert counting.calls == [4] and first.images.shape == (4, 16, 16, 3) and first.images.dtype == np.uint8
     with ClassWriter(tmp_path / "out", 8) as w:
-        w.add(first.indices, first.images, first.records)
+        w.add(first.indices, [png_bytes(i) for i in first.images], first.records)
         assert len(list(w.tmp.glob("*.png"))) == 4 and not (tmp_path / "out").exists()
         second = next(stream)
         assert counting.calls == [4, 4]
-        w.add(second.indices, second.images, second.records)
+        w.add(second.indices, [png_bytes(i) for i in second.images], second.records)
         w.publish({"test": True})
     stream.close()
     assert len(list((tmp_path / "out").glob("*.png"))) == 8
@@ -332,7 +332,6 @@ def test_a_long_tmpdir_still_gives_a_short_socket_path(load, tmp_path, monkeypat
     deep.mkdir(parents=True)
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setenv("TMPDIR", str(deep))
-    monkeypatch.setattr("tempfile.tempdir", None)
     p = sampler_paths(load, {})
     assert len(str(p["socket"])) <= runtime.MAX_SOCKET_PATH and not str(p["socket"]).startswith(str(deep))
     r = ensure_sampler(full_load(load, {}), {"idle": 30})

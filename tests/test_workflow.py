@@ -45,7 +45,7 @@ def test_default_config_without_data_or_model_explains_what_is_missing():
 def test_dry_run_plans_one_sample_job_per_class(tmp_path):
     proc = run_snakemake(tmp_path, TINY_CONFIG, "-n")
     counts = job_counts(proc.stdout)
-    assert counts["sample"] == 3 and counts["augment"] == 3 and counts["package"] == 1
+    assert counts["sample"] == 3 and counts["augment"] == 1 and counts["package"] == 1
     assert counts["build_tiny_model"] == 1 and counts["evaluate"] == 1
 
 

@@ -1,6 +1,6 @@
 """Post data augmentation (PDA): keep each generated image and add `n_aug` seeded augmented copies.
 
-Pure PIL + NumPy (no torch import) so the per-class augment job starts in a fraction of a second.
+Pure PIL + NumPy (no torch import): one quick job for all classes.
 Every copy's parameters are drawn from its own seed (see seeds.augment_seed) and recorded.
 """
 
@@ -63,21 +63,50 @@ def augment_class(images: np.ndarray, records: list[dict], params: dict, seed: i
     return out_imgs, out_recs
 
 
-def run(in_dir: str, out_dir: str, params: dict, seed: int) -> int:
+def augment_dir(in_dir: Path, out_dir: Path, params: dict, seed: int) -> int:
+    """Augment one class's generated directory into `out_dir` (PNGs + records.json); returns images written."""
     import json
+
+    from .imageio import load_png, save_png
+
+    src = json.loads((in_dir / "records.json").read_text())
+    images = np.stack([load_png(in_dir / r["file"]) for r in src["images"]])
+    imgs, recs = augment_class(images, src["images"], params, seed)
+    out_dir.mkdir(parents=True)
+    for img, rec in zip(imgs, recs):
+        rec["sha256"] = save_png(out_dir / rec["file"], img)
+    (out_dir / "records.json").write_text(json.dumps({"meta": {"params": params, "seed": seed,
+                                                               "generated": src["meta"]}, "images": recs}, indent=1))
+    return len(recs)
+
+
+def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int], workers: int = 1) -> int:
+    """Augment every class: `generated` are the classes' directories (named by class id), `seeds` their seeds.
+
+    One job for all classes: the parameters are global and the work is milliseconds per image, so a job per
+    class would cost more in process starts than the augmentation itself. The whole output directory is
+    published at once.
+    """
+    from concurrent.futures import ProcessPoolExecutor
     from pathlib import Path
 
     from .atomic import atomic_path
-    from .imageio import load_png, save_png
 
-    src = json.loads((Path(in_dir) / "records.json").read_text())
-    images = np.stack([load_png(Path(in_dir) / r["file"]) for r in src["images"]])
-    imgs, recs = augment_class(images, src["images"], params, seed)
-    with atomic_path(Path(out_dir)) as tmp:
+    dirs = [Path(d) for d in generated]
+    missing = [d.name for d in dirs if d.name not in seeds]
+    if missing:
+        raise SystemExit(f"no seed given for classes {missing[:5]}")
+    with atomic_path(Path(out_dir), replace=False) as tmp:
         tmp.mkdir(parents=True)
-        for img, rec in zip(imgs, recs):
-            rec["sha256"] = save_png(tmp / rec["file"], img)
-        (tmp / "records.json").write_text(json.dumps({"meta": {"params": params, "seed": seed,
-                                                               "generated": src["meta"]}, "images": recs}, indent=1))
-    print(f"{len(src['images'])} generated -> {len(recs)} images (n_aug {params['n_aug']})")
+        jobs = [(d, tmp / d.name, params, seeds[d.name]) for d in dirs]
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                counts = list(pool.map(_augment_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        else:
+            counts = [_augment_job(j) for j in jobs]
+    print(f"{len(dirs)} classes: {sum(counts)} images (n_aug {params['n_aug']})")
     return 0
+
+
+def _augment_job(job) -> int:
+    return augment_dir(*job)

@@ -20,7 +20,7 @@ def _sample(a) -> int:
 def _augment(a) -> int:
     from .augment import run
 
-    return run(a.inp, a.out, json.loads(a.params), a.seed)
+    return run(a.generated, a.out, json.loads(a.params), json.loads(a.seeds), a.workers)
 
 
 def _build_tiny(a) -> int:
@@ -75,11 +75,12 @@ def main(argv=None) -> int:
     s.add_argument("--runtime", default="{}", help="JSON: server, idle, server_timeout, batch_size, compile, "
                    "deterministic, max_retries (knobs that do not decide pixels)")
     s.set_defaults(fn=_sample)
-    s = sub.add_parser("augment", help="post data augmentation of one class")
-    s.add_argument("--in", dest="inp", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--params", required=True)
-    s.add_argument("--seed", type=int, required=True)
+    s = sub.add_parser("augment", help="post data augmentation of every class")
+    s.add_argument("--generated", nargs="+", required=True, help="the classes' generated directories")
+    s.add_argument("--out", required=True, help="directory to create, one subdirectory per class")
+    s.add_argument("--params", required=True, help="JSON: the augmentation section of the config")
+    s.add_argument("--seeds", required=True, help="JSON: {class id: seed}")
+    s.add_argument("--workers", type=int, default=1)
     s.set_defaults(fn=_augment)
     s = sub.add_parser("build-tiny-model", help="write a tiny random-weight SDXL-architecture pipeline")
     s.add_argument("--spec", default="{}")

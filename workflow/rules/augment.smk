@@ -1,25 +1,26 @@
-# Post data augmentation per class: originals kept plus n_aug seeded copies each (no torch: a quick job).
-
-AUG = as_json(CFG["augmentation"])
+# Post data augmentation: originals kept plus n_aug seeded copies each, for every class in one job (no torch).
+# Its parameters are global and it costs milliseconds per image: one job, not one per class (a job per class
+# costs more in process starts than the work). Sampling stays cached per class.
 
 
 rule augment:
     input:
-        images=f"{OUT}/generated/{{cls}}",
+        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
     output:
-        images=directory(f"{OUT}/augmented/{{cls}}"),
+        images=directory(f"{OUT}/augmented"),
     params:
-        aug=AUG,
-        seed=lambda w: PLAN.by_id(w.cls).seed,
+        aug=as_json(CFG["augmentation"]),
+        seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
     log:
-        f"{OUT}/logs/augment/{{cls}}.log",
+        f"{OUT}/logs/augment.log",
     benchmark:
-        f"{OUT}/benchmarks/augment/{{cls}}.tsv"
+        f"{OUT}/benchmarks/augment.tsv"
+    threads: 4
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=2000,
+        runtime=30,
     conda:
         "../../envs/augment.yaml"
     shell:
-        "{PYRUN} augment --in {input.images:q} --out {output.images:q} --params {params.aug:q}"
-        " --seed {params.seed} > {log:q} 2>&1"
+        "{PYRUN} augment --generated {input.generated:q} --out {output.images:q} --params {params.aug:q}"
+        " --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"

@@ -3,7 +3,7 @@
 
 rule package:
     input:
-        classes=expand(f"{OUT}/augmented/{{cls}}", cls=CLASS_IDS),
+        augmented=rules.augment.output.images,
         prompts=f"{OUT}/prompts.csv",
     output:
         tensor=f"{OUT}/dataset/distilled.pt",

@@ -5,7 +5,7 @@
 
 rule sample_grids:
     input:
-        augmented=expand(f"{OUT}/augmented/{{cls}}", cls=CLASS_IDS),
+        augmented=rules.augment.output.images,
     output:
         grids=report(
             directory(f"{REPORT}/samples"),

@@ -1,5 +1,6 @@
 """Snakemake script for rule `package` (thin: the logic is gendistill.package)."""
 import sys
+from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
@@ -9,10 +10,11 @@ from gendistill.provenance import write_provenance
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    summary = package(list(sm.input.classes), sm.params.class_names, sm.params.mean, sm.params.std,
+    classes = sorted(str(d) for d in Path(sm.input.augmented).iterdir() if d.is_dir())  # ids sort in label order
+    summary = package(classes, sm.params.class_names, sm.params.mean, sm.params.std,
                       sm.output.tensor, sm.output.manifest, sm.output.folder,
                       provenance={"config": sm.params.config, "random_weights": sm.params.random_weights})
-    write_provenance(sm.output.provenance, sm.params.config, list(sm.input.classes), summary,
+    write_provenance(sm.output.provenance, sm.params.config, classes, summary,
                      random_weights=sm.params.random_weights, time_budget=sm.params.time_budget)
     print(f"packaged {summary['n_images']} images over {summary['n_classes']} classes")
     if sm.params.random_weights:

@@ -10,5 +10,5 @@ from gendistill.report.grids import write_grids
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     classes = json.loads(sm.params.classes)
-    write_grids(classes, list(sm.input.augmented), sm.output.grids, sm.output.overview, int(sm.params.max_rows))
+    write_grids(classes, [f"{sm.input.augmented}/{c['id']}" for c in classes], sm.output.grids, sm.output.overview, int(sm.params.max_rows))
     print(f"{len(classes)} class grids")

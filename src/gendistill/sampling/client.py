@@ -5,6 +5,7 @@ and the same sample-and-write path runs here. Server mode does not import torch 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -108,8 +109,6 @@ def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=
 
 def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter, say=print) -> dict:
     """Send the request, write every batch as it arrives; return the sampler's meta for the class."""
-    import numpy as np
-
     r = ensure_sampler(load, runtime, say=say)
     ch = Channel(r.sock)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
@@ -143,7 +142,8 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
             elif kind == "log":
                 say(h["line"], flush=True)
             elif kind == "images":
-                writer.add(h["indices"], np.frombuffer(data, np.uint8).reshape(h["shape"]), h["records"])
+                ends = list(itertools.accumulate(h["sizes"]))
+                writer.add(h["indices"], [data[e - n:e] for n, e in zip(h["sizes"], ends)], h["records"])
             elif kind == "done":
                 return {**h["meta"], "requests_served": h.get("requests"), "started_sampler": r.started}
             elif kind == "error":
@@ -166,7 +166,7 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
     load_s = round(time.perf_counter() - t0, 3)
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
     meta = sample_request(Sampler(pipe, device, dtype), payload, environment(load, device, dtype),
-                          lambda b: writer.add(b.indices, b.images, b.records), lineage.broken,
+                          lambda b: writer.add(b.indices, b.pngs, b.records), lineage.broken,
                           {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()})
     return {**meta, "requests_served": 1, "started_sampler": False}
 

@@ -39,6 +39,7 @@ class Batch:
     images: np.ndarray  # uint8 [b, h, w, 3] at the dataset resolution
     records: list[dict]  # one per image: seed used, attempts, rejected seeds
     batch_size: int  # the batch size in effect when it was made (after any out-of-memory halving)
+    pngs: list[bytes] | None = None  # the images as PNG files (sample_request encodes them)
 
 
 def bad_reasons(imgs: torch.Tensor) -> list[str | None]:
@@ -192,14 +193,18 @@ class Sampler:
 def sample_request(sampler: Sampler, req: dict, env: dict, emit: Callable[[Batch], None],
                    cancelled: Callable[[], str | None] | None, extra_meta: dict) -> dict:
     """Run one validated sample request (protocol.validate_sample_request): every batch goes to `emit`, in
-    index order; returns the class's meta for records.json. The one sampling path of the sampler process and
-    of in-process jobs (`generation.server: false`).
+    index order, with its images encoded as PNG files (here, so that the job that writes them needs neither
+    numpy nor PIL); returns the class's meta for records.json. The one sampling path of the sampler process
+    and of in-process jobs (`generation.server: false`).
     """
+    from ..imageio import png_bytes
+
     t0 = time.perf_counter()
     requested = req.get("batch_size", "auto")
     sizes = []
     for batch in sampler.iter_class(req["cls"], req["gen"], req["out_size"], requested,
                                     req.get("max_retries", 3), cancelled):
+        batch.pngs = [png_bytes(img) for img in batch.images]
         emit(batch)
         if not sizes or sizes[-1] != batch.batch_size:
             sizes.append(batch.batch_size)

@@ -19,9 +19,7 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 SAMPLING_DIR = Path(__file__).resolve().parent
@@ -63,6 +61,15 @@ def _ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def temp_dir() -> str:
+    """The temp dir as tempfile.gettempdir() finds it (TMPDIR, TEMP, TMP, /tmp), without importing tempfile."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        d = os.environ.get(name)
+        if d and os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK):
+            return d
+    return "/tmp"
+
+
 def runtime_dir() -> Path:
     """This user's private sampler directory: $XDG_RUNTIME_DIR/gendistill, else <temp dir>/gendistill-<uid>.
 
@@ -78,7 +85,7 @@ def runtime_dir() -> Path:
                 candidates.append(Path(xdg) / "gendistill")
         except OSError:
             pass  # a stale XDG_RUNTIME_DIR (e.g. kept through sudo or su): use the temp dir
-    candidates += [Path(tempfile.gettempdir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
+    candidates += [Path(temp_dir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
     for path in candidates:
         if len(str(path)) + len("/0123456789abcdef.sock") <= MAX_SOCKET_PATH:
             return _ensure_private_dir(path)
@@ -222,14 +229,13 @@ def model_fingerprint(source: str) -> str:
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
-def _versions() -> dict:
-    out = {}
-    for name in ("torch", "diffusers", "transformers"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+def environment_fingerprint() -> list:
+    """The Python environment: its prefix and its site-packages directories' mtimes, which change whenever a
+    package is installed, upgraded or removed (cheaper than reading every package's version)."""
+    import site
+
+    dirs = sorted(set(site.getsitepackages()))
+    return [sys.prefix] + [(d, os.stat(d).st_mtime_ns) for d in dirs if os.path.isdir(d)]
 
 
 def sampler_key(load: dict, code: str) -> dict:
@@ -239,7 +245,7 @@ def sampler_key(load: dict, code: str) -> dict:
     allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
     """
     return {"load": load, "model_files": model_fingerprint(load["source"]), "code": code,
-            "python": sys.prefix, "versions": _versions(),
+            "python": environment_fingerprint(),
             "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm_job": os.environ.get("SLURM_JOB_ID")}
 
 

@@ -8,14 +8,12 @@ lineage is intact (a job whose Snakemake was cancelled publishes nothing) and th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
-
 from ..atomic import atomic_path
-from ..imageio import save_png
 
 
 class Orphaned(RuntimeError):
@@ -36,11 +34,12 @@ class ClassWriter:
         if why:
             raise Orphaned(f"not publishing {self.out}: {why}, so this job was cancelled")
 
-    def add(self, indices: list[int], images: np.ndarray, records: list[dict]) -> None:
+    def add(self, indices: list[int], pngs: list[bytes], records: list[dict]) -> None:
+        """Write one batch: image i's PNG file bytes and its record."""
         self._check_owner()
-        for i, img, rec in zip(indices, images, records):
-            rec = {**rec, "file": f"{i:04d}.png"}
-            rec["sha256"] = save_png(self.tmp / rec["file"], img)
+        for i, data, rec in zip(indices, pngs, records, strict=True):
+            rec = {**rec, "file": f"{i:04d}.png", "sha256": hashlib.sha256(data).hexdigest()}
+            (self.tmp / rec["file"]).write_bytes(data)
             self.records[i] = rec
 
     def publish(self, meta: dict) -> Path:
