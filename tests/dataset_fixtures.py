@@ -166,3 +166,78 @@ def make_imagefolder(root: Path, names: list[str] | None = None, classes_txt: bo
     if classes_txt:
         (root / "classes.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     return Fixture(root, order, {"train": len(names) * train_per_class, "test": len(names) * test_per_class})
+
+
+# --- ImageNet-1k (ILSVRC2012) ---------------------------------------------------------------------------
+# 27 colours 100 apart on every axis: enough for a 20-class fixture whose labels survive JPEG.
+PALETTE27 = np.array([(r, g, b) for r in (30, 130, 230) for g in (30, 130, 230) for b in (30, 130, 230)],
+                     dtype=np.uint8)
+# Wnids whose sorted order (the label order) differs from the order of their names, with two 'crane's
+# (as the real ImageNet has: a bird and a machine).
+IMAGENET_WORDS = {
+    "n01530575": "brambling, Fringilla montifringilla", "n01440764": "tench, Tinca tinca",
+    "n02012849": "crane", "n03126707": "crane", "n01443537": "goldfish, Carassius auratus",
+    "n02129165": "lion, king of beasts, Panthera leo", "n04254680": "soccer ball",
+    "n07747607": "orange", "n01775062": "wolf spider, hunting spider", "n02085620": "Chihuahua",
+    "n03000134": "chainlink fence", "n03888257": "parachute, chute", "n04487081": "trolleybus, trolley coach",
+    "n02099601": "golden retriever", "n01496331": "electric ray, crampfish, numbfish, torpedo",
+    "n03417042": "garbage truck, dustcart", "n03394916": "French horn, horn", "n02102040": "English springer",
+    "n03028079": "church, church building", "n07714571": "head cabbage",
+}
+
+
+def imagenet_images(labels, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = PALETTE27[np.asarray(labels)].astype(np.int16)[:, None, None, :]
+    noise = rng.integers(-8, 9, size=(len(labels), size, size, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def decode_imagenet_labels(images: np.ndarray) -> np.ndarray:
+    mean = images.reshape(len(images), -1, 3).mean(axis=1)
+    return ((mean[:, None, :] - PALETTE27[None].astype(float)) ** 2).sum(-1).argmin(axis=1)
+
+
+def make_imagenet(root: Path, n_classes: int = 6, layout: str = "folders", names: str = "mapping",
+                  train_per_class: int = 3, val_per_class: int = 2, size: int = 40) -> Fixture:
+    """ILSVRC2012 in one of its layouts. layout: 'folders' (train/<wnid>/, val/<wnid>/) or 'kaggle'
+    (<root>/ILSVRC/Data/CLS-LOC/{train/<wnid>/, flat val/}, <root>/LOC_val_solution.csv). names: 'mapping'
+    (LOC_synset_mapping.txt), 'devkit' (ILSVRC2012_devkit_t12/data/meta.mat) or 'metabin' (torchvision)."""
+    root = Path(root)
+    wnids = list(IMAGENET_WORDS)[:n_classes]
+    order = sorted(wnids)  # the label order
+    data = root / "ILSVRC" / "Data" / "CLS-LOC" if layout == "kaggle" else root
+    for w in wnids:  # created in dictionary (not sorted) order
+        lab = order.index(w)
+        for k, img in enumerate(imagenet_images([lab] * train_per_class, size, 10 + lab)):
+            _save(img, data / "train" / w / f"{w}_{k}.JPEG", format="JPEG", quality=95)
+    rng = np.random.default_rng(7)
+    val_labels = _shuffled_labels(n_classes, val_per_class, rng)
+    rows = []
+    for k, (lab, img) in enumerate(zip(val_labels, imagenet_images(val_labels, size, 99))):
+        name = f"ILSVRC2012_val_{k + 1:08d}"
+        if layout == "kaggle":
+            _save(img, data / "val" / f"{name}.JPEG", format="JPEG", quality=95)
+            rows.append(f"{name},{order[lab]} 1 2 30 31 {order[lab]} 3 4 20 21\n")
+        else:
+            _save(img, data / "val" / order[lab] / f"{name}.JPEG", format="JPEG", quality=95)
+    if layout == "kaggle":
+        (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(reversed(rows)))
+    if names == "mapping":
+        (root / "LOC_synset_mapping.txt").write_text("".join(f"{w} {IMAGENET_WORDS[w]}\n" for w in order))
+    elif names == "devkit":
+        from scipy.io import savemat
+
+        dt = [("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O"), ("num_children", "O")]
+        synsets = np.array([(i + 1, w, IMAGENET_WORDS[w], 0) for i, w in enumerate(order)]
+                           + [(len(order) + 1, "n00001740", "entity", 3)], dtype=dt)  # an inner node
+        (root / "ILSVRC2012_devkit_t12" / "data").mkdir(parents=True)
+        savemat(root / "ILSVRC2012_devkit_t12" / "data" / "meta.mat", {"synsets": synsets})
+    elif names == "metabin":
+        import torch
+
+        torch.save(({w: tuple(x.strip() for x in IMAGENET_WORDS[w].split(",")) for w in order}, []),
+                   root / "meta.bin")
+    firsts = [IMAGENET_WORDS[w].split(",")[0] for w in order]
+    label_names = [f if firsts.count(f) == 1 else f"{f} ({w})" for f, w in zip(firsts, order)]
+    return Fixture(root, label_names, {"train": n_classes * train_per_class, "test": n_classes * val_per_class})

@@ -4,9 +4,10 @@ from .base import ClassInfo, DatasetAdapter, DatasetError
 from .cifar import Cifar10, Cifar100
 from .digits import Digits
 from .imagefolder import ClassList, ImageFolder
+from .imagenet import ImageNet
 from .tinyimagenet import TinyImageNet
 
-ADAPTERS = {a.name: a for a in (Cifar10, Cifar100, TinyImageNet, ImageFolder, ClassList, Digits)}
+ADAPTERS = {a.name: a for a in (Cifar10, Cifar100, TinyImageNet, ImageNet, ImageFolder, ClassList, Digits)}
 
 
 def get_adapter(cfg: dict) -> DatasetAdapter:
