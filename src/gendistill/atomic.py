@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 
 def tmp_name(path: Path) -> Path:
@@ -22,6 +20,8 @@ def tmp_name(path: Path) -> Path:
 
 def remove_stale_tmps(path: Path) -> list[Path]:
     """Remove temporaries of `path` left by processes that have ended (killed jobs); return them."""
+    import re
+
     from .sampling.runtime import alive
 
     path = Path(path)
@@ -81,6 +81,8 @@ def write_text(path: Path, text: str) -> None:
 
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
+        import shutil
+
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():
         p.unlink()

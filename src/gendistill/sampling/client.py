@@ -8,12 +8,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
@@ -40,20 +37,24 @@ def full_load(load: dict, runtime: dict) -> dict:
             "compile": runtime.get("compile", False), "deterministic": runtime.get("deterministic", False)}
 
 
-@dataclass
 class Reached:
-    sock: socket.socket
-    pid: int  # the sampler's pid, from the kernel (SO_PEERCRED), not from anything it says
-    started: bool  # this call started it
-    paths: dict
-    code: str  # the sampling code hash this job runs and expects the sampler to run
+    """A connected sampler. (A plain class: this module is imported by every sample job, keep it light.)"""
+
+    def __init__(self, sock: socket.socket, pid: int, started: bool, paths: dict, code: str):
+        self.sock = sock
+        self.pid = pid  # the sampler's pid, from the kernel (SO_PEERCRED), not from anything it says
+        self.started = started  # this call started it
+        self.paths = paths
+        self.code = code  # the sampling code hash this job runs and expects the sampler to run
 
 
-def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int) -> subprocess.Popen:
+def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int):
     """Start the sampler for socket p['socket']. Detached (own session, no inherited pipes): it outlives the
     job that started it, so the next class's job finds the model loaded; it exits after `idle` seconds
     without requests, or as soon as `owner_pid` ends. It inherits the held start lock and lets go of it once
     it listens."""
+    import subprocess
+
     log_fd = open_private(p["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     pythonpath = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
@@ -244,6 +245,8 @@ def stop_sampler(sock: Path, timeout: float = 10.0) -> str | None:
         ch.recv(timeout)
         return f"pid {pid}: stopped"
     except (TimeoutError, EOFError, OSError, ProtocolError):
+        import signal
+
         state = process_state(pid)
         os.kill(pid, signal.SIGKILL)  # ours (SO_PEERCRED said so), and it does not answer
         sock.unlink(missing_ok=True)
