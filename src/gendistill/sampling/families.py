@@ -182,8 +182,12 @@ def generation_problems(facts: dict, gen: dict, classes: list, decoder: dict | N
         else:
             bad = [c for c in classes if dit_label_id(c.prompt, table) is None]
             for c in bad[:8]:
+                readable = c.name.replace("_", " ")
                 close = difflib.get_close_matches(c.prompt.strip(), list(table), n=3, cutoff=0.6)
-                hint = f" (did you mean {', '.join(repr(x) for x in close)}?)" if close else ""
+                if dit_label_id(readable, table) is not None:
+                    hint = f" (its class name {readable!r} is one)"
+                else:
+                    hint = f" (did you mean {', '.join(repr(x) for x in close)}?)" if close else ""
                 problems.append(
                     f"class {c.name!r}: its prompt {c.prompt!r} is not a label of {where}{hint}; a class-conditional "
                     f"model is given a class id, not a text. Fix: prompts.overrides: {{{c.name}: {{prompt: "
