@@ -80,6 +80,11 @@ class Adapter:
                       dict(den.config), None, type(self.pipe).__name__)
 
     # -- FLOPs per image
+    def net(self):
+        """The denoising network (the eager module under a torch.compile wrapper: FLOPs are counted eagerly)."""
+        den = getattr(self.pipe, self.denoiser)
+        return getattr(den, "_orig_mod", den)
+
     def text_flops(self) -> int:
         return 0
 
@@ -90,7 +95,7 @@ class Adapter:
         vae = self.pipe.vae
         ae = autoencoder_facts(dict(vae.config))
         n = resolution // ae["scale"]
-        return torch.zeros(1, channels or ae["latent_channels"], n, n, **_where(getattr(self.pipe, self.denoiser)))
+        return torch.zeros(1, channels or ae["latent_channels"], n, n, **_where(self.net()))
 
     def evals_per_image(self, steps: int, guidance: float) -> int:
         return steps * (2 if self.cfg_doubles and guidance > 1.0 else 1)
@@ -137,7 +142,8 @@ class SDXLAdapter(Adapter):
         return count_flops(lambda: (te1(ids, output_hidden_states=True), te2(ids, output_hidden_states=True)))
 
     def denoiser_call(self, resolution, guidance):
-        unet, w = self.pipe.unet, _where(self.pipe.unet)
+        unet = self.net()
+        w = _where(unet)
         lat = self.latent(resolution, unet.config.in_channels)
         ehs = torch.zeros(1, 77, unet.config.cross_attention_dim, **w)
         add = {"text_embeds": torch.zeros(1, self.pipe.text_encoder_2.config.projection_dim, **w),
@@ -166,7 +172,7 @@ class SDAdapter(Adapter):
         return count_flops(lambda: te(_ids(te, te.config.max_position_embeddings)))
 
     def denoiser_call(self, resolution, guidance):
-        unet = self.pipe.unet
+        unet = self.net()
         lat = self.latent(resolution, unet.config.in_channels)
         ehs = torch.zeros(1, 77, unet.config.cross_attention_dim, **_where(unet))
         return lambda: unet(lat, 999, encoder_hidden_states=ehs)
@@ -206,7 +212,7 @@ class SD3Adapter(Adapter):
                                     p.text_encoder_2(clip, output_hidden_states=True), p.text_encoder_3(t5)))
 
     def denoiser_call(self, resolution, guidance):
-        tr = self.pipe.transformer
+        tr = self.net()
         w, c = _where(tr), tr.config
         lat = self.latent(resolution, c.in_channels)
         ehs = torch.zeros(1, 77 + self.max_sequence_length, c.joint_attention_dim, **w)
@@ -249,7 +255,7 @@ class FluxAdapter(Adapter):
                                     p.text_encoder_2(_ids(p.text_encoder_2, self.max_sequence_length))))
 
     def denoiser_call(self, resolution, guidance):
-        tr = self.pipe.transformer
+        tr = self.net()
         w, c = _where(tr), tr.config
         n = resolution // autoencoder_facts(dict(self.pipe.vae.config))["scale"] // 2
         L = self.max_sequence_length
@@ -296,7 +302,7 @@ class PixArtAdapter(Adapter):
         return count_flops(lambda: te(ids, attention_mask=torch.ones_like(ids)))
 
     def denoiser_call(self, resolution, guidance):
-        tr = self.pipe.transformer
+        tr = self.net()
         w, c = _where(tr), tr.config
         lat = self.latent(resolution, c.in_channels)
         L = self.max_sequence_length
@@ -348,7 +354,7 @@ class SanaAdapter(Adapter):
         return count_flops(lambda: te(ids, attention_mask=torch.ones_like(ids)))
 
     def denoiser_call(self, resolution, guidance):
-        tr = self.pipe.transformer
+        tr = self.net()
         w, c = _where(tr), tr.config
         lat = self.latent(resolution, c.in_channels)
         L = self.max_sequence_length
@@ -414,7 +420,7 @@ class DiTAdapter(Adapter):
                          generator=generators(seeds), num_inference_steps=gen["steps"], output_type="pt").images
 
     def denoiser_call(self, resolution, guidance):
-        tr = self.pipe.transformer
+        tr = self.net()
         w = _where(tr)
         lat = self.latent(resolution, tr.config.in_channels)
         t = torch.full((1,), 999, device=w["device"], dtype=torch.long)
