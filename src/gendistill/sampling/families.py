@@ -175,7 +175,7 @@ def generation_problems(facts: dict, gen: dict, classes: list, decoder: dict | N
                 f"native {native} px only. Fix: set generation.resolution: {native} (images are resized to the "
                 f"dataset's size afterwards).")
         table = facts["labels"]
-        if not table:
+        if not table and classes:
             problems.append(f"{where} is a class-conditional DiT without id2label in its model_index.json, so class "
                             f"names cannot be mapped to its class ids. Fix: use a checkpoint that has them "
                             f"(e.g. facebook/DiT-XL-2-256).")
