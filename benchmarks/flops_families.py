@@ -39,7 +39,7 @@ ROWS = {
                "taesdxl"),
     "sana_sprint": ("sana-sprint-1.6b-1024", "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers", 2, 4.5,
                     (1024, 512, 256), None),
-    "dit": ("dit-xl-2-256", "facebook/DiT-XL-2-256", 25, 4.0, (256,), "taesd"),
+    "dit": ("dit-xl-2-256", "facebook/DiT-XL-2-256", 50, 4.0, (256,), "taesd"),
 }
 
 
