@@ -243,7 +243,12 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
             problems.append("generation.decoder: tiny, but generation.tiny_decoder is not set. Fix: set it to a "
                             "local AutoencoderTiny directory or hub id"
                             + (f" ({hint} for this model)" if hint else "") + ", or generation.decoder: vae.")
-        elif g["tiny_decoder"] is not None:
+        elif g["tiny_decoder"] is None:  # model.tiny: its own tiny_decoder/
+            built = Path(tiny_model_dir(cfg))
+            if built.exists() and not (built / "tiny_decoder" / "config.json").is_file():
+                problems.append(f"generation.decoder: tiny uses the tiny pipeline's own tiny_decoder/, which {built} "
+                                f"(built by an older version) lacks. Fix: delete {built}; the next run rebuilds it.")
+        else:
             problem = decoder_problem(g["tiny_decoder"], m["allow_download"])
             if problem:
                 problems.append(problem)

@@ -16,7 +16,7 @@ if PLAN.model_dir:
         resources:
             mem_mb=2000,
         message:
-            f"Building a tiny RANDOM-WEIGHT {CFG['model']['tiny']['family']} pipeline (demo/tests: its images are noise)"
+            f"Building a tiny RANDOM-WEIGHT {CFG['model']['tiny'].get('family', 'sdxl')} pipeline (demo/tests: its images are noise)"
         conda:
             "../../envs/generation.yaml"
         shell:
