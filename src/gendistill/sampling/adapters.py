@@ -75,9 +75,8 @@ class Adapter:
     def facts(self) -> dict:
         from .families import _facts
 
-        den = getattr(self.pipe, self.denoiser)
         return _facts(BY_NAME[self.family], type(self.pipe).__name__, dict(self.pipe.vae.config),
-                      dict(den.config), None, type(self.pipe).__name__)
+                      dict(self.net().config), None, type(self.pipe).__name__)
 
     # -- FLOPs per image
     def net(self):
@@ -234,7 +233,7 @@ class FluxAdapter(Adapter):
 
     @property
     def max_sequence_length(self) -> int:
-        return 512 if self.pipe.transformer.config.guidance_embeds else 256
+        return 512 if self.net().config.guidance_embeds else 256
 
     def encode(self, prompt, guidance):
         pe, ppe, _ = self.pipe.encode_prompt(prompt=prompt, prompt_2=None, device=self.device,
@@ -400,7 +399,7 @@ class DiTAdapter(Adapter):
         self.labels = getattr(pipe, "labels", None) or {}  # DiTPipeline's own table, from its id2label
 
     def native_resolution(self) -> int:
-        return self.pipe.transformer.config.sample_size * autoencoder_facts(dict(self.pipe.vae.config))["scale"]
+        return self.net().config.sample_size * autoencoder_facts(dict(self.pipe.vae.config))["scale"]
 
     def check(self, gen):
         native = self.native_resolution()
