@@ -3,7 +3,8 @@
 
 The full-size architecture is built with RANDOM weights from the component configs (--config-dir, default
 benchmarks/model_configs/sdxl-turbo, the checkpoint's own config files): same compute and memory as the real
-checkpoint, noise images. --model-source loads a real local diffusers directory instead (same code path as the workflow).
+checkpoint, noise images. --model-source loads a real local diffusers directory instead (same code path as the
+workflow).
 
 Measured at each batch size B (median of --repeats timed calls after --warmup calls, CUDA synchronised):
   text_encode   both CLIP encoders on B prompts (the reference encodes once per image; ours once per class)

@@ -28,7 +28,8 @@ def _build_tiny(a) -> int:
 
     spec = json.loads(a.spec)
     out = save_tiny_pipeline(a.out, spec)
-    print(f"tiny random-weight {spec.get('family', 'sdxl')} pipeline written to {out} (its images are noise, by design)")
+    print(f"tiny random-weight {spec.get('family', 'sdxl')} pipeline written to {out} (its images are noise, "
+          f"by design)")
     return 0
 
 

@@ -135,7 +135,8 @@ def _kl_vae(s: dict, latent_channels: int, scaling_factor: float, shift_factor: 
     extra = {} if shift_factor is None else {"shift_factor": shift_factor, "use_quant_conv": False,
                                               "use_post_quant_conv": False}
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=vc,
-                         down_block_types=["DownEncoderBlock2D"] * len(vc), up_block_types=["UpDecoderBlock2D"] * len(vc),
+                         down_block_types=["DownEncoderBlock2D"] * len(vc),
+                         up_block_types=["UpDecoderBlock2D"] * len(vc),
                          layers_per_block=1, norm_num_groups=8, sample_size=s["sample_size"],
                          scaling_factor=scaling_factor, **extra)
 
@@ -288,7 +289,8 @@ def _build_sana(s: dict, sprint: bool = False):
         decoder_block_types=("ResBlock",) * (len(vc) - 1) + ("EfficientViTBlock",),
         encoder_block_out_channels=vc, decoder_block_out_channels=vc,
         encoder_layers_per_block=(1,) * len(vc), decoder_layers_per_block=(1,) * len(vc),
-        encoder_qkv_multiscales=((),) * (len(vc) - 1) + ((5,),), decoder_qkv_multiscales=((),) * (len(vc) - 1) + ((5,),),
+        encoder_qkv_multiscales=((),) * (len(vc) - 1) + ((5,),),
+        decoder_qkv_multiscales=((),) * (len(vc) - 1) + ((5,),),
         downsample_block_type="conv", upsample_block_type="interpolate", decoder_norm_types="rms_norm",
         decoder_act_fns="silu", scaling_factor=0.41407)
     torch.manual_seed(s["seed"] + 2)

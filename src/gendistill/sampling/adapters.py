@@ -73,9 +73,9 @@ class Adapter:
                              f"{type(self.pipe).__name__} needs. Fix: generation.resolution a multiple of {multiple}.")
 
     def facts(self) -> dict:
-        from .families import _facts
+        from .families import facts_from_configs
 
-        return _facts(BY_NAME[self.family], type(self.pipe).__name__, dict(self.pipe.vae.config),
+        return facts_from_configs(BY_NAME[self.family], type(self.pipe).__name__, dict(self.pipe.vae.config),
                       dict(self.net().config), None, type(self.pipe).__name__)
 
     # -- FLOPs per image

@@ -114,7 +114,9 @@ def dit_label_id(prompt: str, table: dict[str, int]) -> int | None:
     return None
 
 
-def _facts(family: Family, pipeline: str, vae: dict, denoiser: dict, id2label: dict | None, where: str) -> dict:
+def facts_from_configs(family: Family, pipeline: str, vae: dict, denoiser: dict, id2label: dict | None,
+                       where: str) -> dict:
+    """The plan's facts about a model, from its autoencoder and denoiser configs (and a DiT's id2label)."""
     ae = autoencoder_facts(vae)
     patch = denoiser.get("patch_size", 1) or 1
     pack = 2 if family.name == "flux" else 1  # FLUX packs 2x2 latent patches into tokens
@@ -136,7 +138,7 @@ def model_facts(root: Path, where: str) -> dict:
     family = family_for_class(pipeline, where)
     vae = _read(root / "vae" / "config.json") or {}
     denoiser = _read(root / "transformer" / "config.json") or _read(root / "unet" / "config.json") or {}
-    return _facts(family, pipeline, vae, denoiser, index.get("id2label"), where)
+    return facts_from_configs(family, pipeline, vae, denoiser, index.get("id2label"), where)
 
 
 def tiny_facts(spec: dict) -> dict:
@@ -150,7 +152,7 @@ def tiny_facts(spec: dict) -> dict:
     denoiser = {"patch_size": 2 if s["family"] in ("sd3", "pixart", "dit") else 1,
                 "sample_size": s["sample_size"] // tiny_scale(s)}
     labels = dict(enumerate(s["labels"])) if s["family"] == "dit" else None
-    return _facts(family, family.pipelines[-1], vae, denoiser, labels, f"model.tiny (family {s['family']})")
+    return facts_from_configs(family, family.pipelines[-1], vae, denoiser, labels, f"model.tiny (family {s['family']})")
 
 
 def decoder_facts(root: Path) -> dict | None:
