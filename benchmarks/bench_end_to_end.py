@@ -9,7 +9,7 @@ Evaluation (training models on the result) is excluded unless --evaluate.
 Needs a local diffusers model directory (--model-dir): the real SDXL-Turbo checkpoint, or on a machine
 without the weights the full-size architecture with random weights (same compute, noise images):
 
-    .venv/bin/python benchmarks/make_random_sdxl_dir.py --config-dir ../shared/sdxl-turbo-config \
+    .venv/bin/python benchmarks/make_random_sdxl_dir.py --config-dir benchmarks/model_configs/sdxl-turbo \
         --out models/sdxl-turbo-random
     .venv/bin/python benchmarks/bench_end_to_end.py --model-dir models/sdxl-turbo-random \
         --data-root data            # holds cifar-100-python/; without --data-root the 100 CIFAR-100 class

@@ -2,8 +2,9 @@
 """GPU benchmark: SDXL-Turbo-architecture sampling, per component and end to end, vs the reference loop.
 
 The full-size architecture is built with RANDOM weights from the component configs (--config-dir, default
-../shared/sdxl-turbo-config next to the repository): same compute and memory as the real checkpoint, noise
-images. --model-source loads a real local diffusers directory instead (same code path as the workflow).
+benchmarks/model_configs/sdxl-turbo, the checkpoint's own config files): same compute and memory as the real
+checkpoint, noise images. --model-source loads a real local diffusers directory instead (same code path as the
+workflow).
 
 Measured at each batch size B (median of --repeats timed calls after --warmup calls, CUDA synchronised):
   text_encode   both CLIP encoders on B prompts (the reference encodes once per image; ours once per class)
@@ -52,7 +53,7 @@ PEAK_TFLOPS_FP16 = [
     ("H200", 989.4),
     ("A100", 312.0),
 ]
-DEFAULT_CONFIG_DIR = REPO.parent / "shared" / "sdxl-turbo-config"
+DEFAULT_CONFIG_DIR = REPO / "benchmarks" / "model_configs" / "sdxl-turbo"
 REFERENCE_NEGATIVE = "cartoon, anime, painting"
 
 

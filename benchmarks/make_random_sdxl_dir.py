@@ -5,7 +5,7 @@ For timing the whole workflow on a machine without the real weights: the workflo
 exactly as it loads the real checkpoint (model.source: <dir>), with the same compute and memory per image
 (the images are noise). Tokenizers are the project's character-level CLIP tokenizer (77 tokens, like CLIP).
 
-    .venv/bin/python benchmarks/make_random_sdxl_dir.py --config-dir ../shared/sdxl-turbo-config \
+    .venv/bin/python benchmarks/make_random_sdxl_dir.py --config-dir benchmarks/model_configs/sdxl-turbo \
         --out models/sdxl-turbo-random            # fp16 safetensors, ~6.9 GB; building needs ~14 GB of RAM
 
 The directory is written under a temporary name and renamed at the end (an interrupted run leaves nothing
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from _common import REPO
 
-DEFAULT_CONFIG_DIR = REPO.parent / "shared" / "sdxl-turbo-config"
+DEFAULT_CONFIG_DIR = REPO / "benchmarks" / "model_configs" / "sdxl-turbo"
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,8 @@
-"""Tier 1: sampling, augmentation and atomic writes on the tiny random-weight pipeline (CPU)."""
+"""Tier 1: sampling, augmentation and atomic writes on tiny random-weight pipelines (CPU).
+
+The sampler tests run once per pipeline family, each on a tiny random-weight pipeline of that family's real
+component classes (gendistill.model_build): one sampling path, one adapter per family.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import torch
 
 from gendistill.atomic import atomic_path
 from gendistill.augment import augment_class, draw_params
-from gendistill.model_build import build_tiny_pipeline
+from gendistill.model_build import TINY_FAMILIES, build_tiny_pipeline
 from gendistill.sampling.generate import Sampler, is_bad_image
 from gendistill.seeds import image_seed
 
@@ -16,19 +20,25 @@ CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat",
 GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    p = build_tiny_pipeline({"seed": 0})
+@pytest.fixture(scope="module", params=TINY_FAMILIES)
+def pipe(request):
+    p = build_tiny_pipeline({"seed": 0, "family": request.param})
     p.set_progress_bar_config(disable=True)
     return p
 
 
+def cls_of(pipe) -> dict:
+    """The test class; a class-conditional DiT is given one of its labels (the tiny one's are digit names)."""
+    return {**CLS, "prompt": "three"} if type(pipe).__name__ == "DiTPipeline" else CLS
+
+
 def test_images_independent_of_batch_size_and_other_images(pipe):
-    outs = [Sampler(pipe, "cpu", torch.float32, bs).sample_class(CLS, GEN, 16)[0] for bs in (1, 2, 5)]
+    cls = cls_of(pipe)
+    outs = [Sampler(pipe, "cpu", torch.float32, bs).sample_class(cls, GEN, 16)[0] for bs in (1, 2, 5)]
     assert outs[0].shape == (5, 16, 16, 3) and outs[0].dtype == np.uint8
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
     # image 2 alone (only its seed) equals image 2 of the class run
-    alone, _ = Sampler(pipe, "cpu", torch.float32, 1).generate_seeds(CLS["prompt"], [image_seed(0, 3, 2)], GEN, 16)
+    alone, _ = Sampler(pipe, "cpu", torch.float32, 1).generate_seeds(cls["prompt"], [image_seed(0, 3, 2)], GEN, 16)
     assert np.array_equal(alone[0], outs[0][2])
     # different images differ (seeds differ per image)
     assert not np.array_equal(outs[0][0], outs[0][1])
@@ -36,46 +46,55 @@ def test_images_independent_of_batch_size_and_other_images(pipe):
 
 def test_same_seed_same_image_different_seed_different(pipe):
     s = Sampler(pipe, "cpu", torch.float32, 4)
-    a = s.sample_class(CLS, GEN, 16)[0]
-    b = s.sample_class(CLS, GEN, 16)[0]
-    c = s.sample_class({**CLS, "seed": 1}, GEN, 16)[0]
+    a = s.sample_class(cls_of(pipe), GEN, 16)[0]
+    b = s.sample_class(cls_of(pipe), GEN, 16)[0]
+    c = s.sample_class({**cls_of(pipe), "seed": 1}, GEN, 16)[0]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-class NaNOnFirstAttempt:
-    """Wraps the tiny pipeline: images from attempt-0 seeds of image 1 and 3 come back NaN (like a fp16 VAE)."""
+def test_guided_multi_step_sampling_runs(pipe):
+    """guidance 3 with 2 steps: the family's classifier-free-guidance (or embedded-guidance) path and its
+    multi-step scheduler give valid images, seeded like the rest."""
+    s = Sampler(pipe, "cpu", torch.float32, 2)
+    gen = {**GEN, "steps": 2, "guidance_scale": 3.0}
+    imgs, recs, _ = s.sample_class({**cls_of(pipe), "n_generated": 3}, gen, 16)
+    again, _ = Sampler(pipe, "cpu", torch.float32, 3).generate_seeds(cls_of(pipe)["prompt"], [r["seed"] for r in recs],
+                                                                     gen, 16)
+    assert imgs.shape == (3, 16, 16, 3) and all(r["attempt"] == 0 for r in recs)
+    assert np.array_equal(imgs, again)
 
-    def __init__(self, pipe, bad_seeds):
-        self.pipe, self.bad = pipe, set(bad_seeds)
 
-    def encode_prompt(self, **kw):
-        return self.pipe.encode_prompt(**kw)
+def nan_on_seeds(sampler: Sampler, bad_seeds) -> Sampler:
+    """Images made from these seeds come back NaN (as from an overflowing fp16 VAE), whatever the family."""
+    generate, bad = sampler.adapter.generate, set(bad_seeds)
 
-    def __call__(self, generator, **kw):
-        seeds = [g.initial_seed() for g in generator]
-        out = self.pipe(generator=generator, **kw)
+    def patched(emb, seeds, gen):
+        out = generate(emb, seeds, gen)
         for k, s in enumerate(seeds):
-            if s in self.bad:
-                out.images[k] = float("nan")
+            if s in bad:
+                out[k] = float("nan")
         return out
+
+    sampler.adapter.generate = patched
+    return sampler
 
 
 def test_nan_images_are_regenerated_with_recorded_seed(pipe):
     bad = [image_seed(0, 3, 1), image_seed(0, 3, 3)]
-    s = Sampler(NaNOnFirstAttempt(pipe, bad), "cpu", torch.float32, 5)
-    imgs, recs, _ = s.sample_class(CLS, GEN, 16)
+    s = nan_on_seeds(Sampler(pipe, "cpu", torch.float32, 5), bad)
+    imgs, recs, _ = s.sample_class(cls_of(pipe), GEN, 16)
     assert [r["attempt"] for r in recs] == [0, 1, 0, 1, 0]
     assert recs[1]["seed"] == image_seed(0, 3, 1, 1) and recs[1]["rejected"][0]["seed"] == bad[0]
     assert recs[1]["rejected"][0]["reason"] == "non-finite values"
-    clean, _ = Sampler(pipe, "cpu", torch.float32, 1).generate_seeds(CLS["prompt"], [recs[1]["seed"]], GEN, 16)
+    clean, _ = Sampler(pipe, "cpu", torch.float32, 1).generate_seeds(cls_of(pipe)["prompt"], [recs[1]["seed"]], GEN, 16)
     assert np.array_equal(imgs[1], clean[0])
 
 
 def test_gives_up_after_max_retries(pipe):
     every = [image_seed(0, 3, 0, a) for a in range(5)]
-    s = Sampler(NaNOnFirstAttempt(pipe, every), "cpu", torch.float32, 5)
+    s = nan_on_seeds(Sampler(pipe, "cpu", torch.float32, 5), every)
     with pytest.raises(RuntimeError, match="attempts all gave bad images"):
-        s.sample_class({**CLS, "n_generated": 1}, GEN, 16, max_retries=2)
+        s.sample_class({**cls_of(pipe), "n_generated": 1}, GEN, 16, max_retries=2)
 
 
 def test_bad_image_detection():

@@ -269,8 +269,8 @@ class CountingPipe:
     def __init__(self, pipe):
         self.pipe, self.calls = pipe, []
 
-    def encode_prompt(self, **kw):
-        return self.pipe.encode_prompt(**kw)
+    def __getattr__(self, name):  # components and encode_prompt: the wrapped pipeline's
+        return getattr(self.pipe, name)
 
     def __call__(self, generator, **kw):
         self.calls.append(len(generator))
@@ -288,7 +288,7 @@ def test_a_class_is_generated_and_written_batch_by_batch(tmp_path):
     pipe = build_tiny_pipeline({"seed": 0})
     pipe.set_progress_bar_config(disable=True)
     counting = CountingPipe(pipe)
-    stream = Sampler(counting, "cpu", torch.float32).iter_class({**CLS, "n_generated": 1000}, GEN, 16, 4)
+    stream = Sampler(counting, "cpu", torch.float32, family="sdxl").iter_class({**CLS, "n_generated": 1000}, GEN, 16, 4)
     first = next(stream)
     assert counting.calls == [4] and first.images.shape == (4, 16, 16, 3) and first.images.dtype == np.uint8
     with ClassWriter(tmp_path / "out", 8) as w:

@@ -71,3 +71,19 @@ def test_cli_measures_tiny_model_on_cpu_and_writes_record(tmp_path, capsys):
     assert r["predicted_seconds"] <= 60 * 0.9
     assert rec["environment"]["device"] == "cpu" and rec["model"]["n_classes"] == 10
     assert "n_generated:" in capsys.readouterr().out
+
+
+def test_cli_accepts_any_family_with_its_steps_guidance_and_decoder(tmp_path, capsys):
+    """A class-conditional DiT, 2 steps with guidance, tiny decoder: measured at its native resolution, with
+    its FLOPs per image in the record."""
+    out = tmp_path / "tb.json"
+    rc = main(["--model-source", "tiny", "--tiny-spec", '{"family": "dit"}', "--device", "cpu", "--steps", "2",
+               "--guidance-scale", "3", "--decoder", "tiny", "--budget", "60", "--classes", "10", "--batch-size", "2",
+               "--timed-batches", "2", "--repeats", "1", "--json", str(out)])
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    m = rec["measured"]
+    assert (m["family"], m["pipeline"], m["resolution"], m["steps"]) == ("dit", "DiTPipeline", 32, 2)
+    assert m["flops"]["evals_per_image"] == 4 and m["flops"]["per_image"] > 0
+    assert rec["environment"]["decoder"] == "tiny" and rec["recommendation"]["fits"]
+    assert "dit (DiTPipeline), decoder tiny, 2 step(s)" in capsys.readouterr().out

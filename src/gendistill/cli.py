@@ -26,8 +26,10 @@ def _augment(a) -> int:
 def _build_tiny(a) -> int:
     from .model_build import save_tiny_pipeline
 
-    out = save_tiny_pipeline(a.out, json.loads(a.spec))
-    print(f"tiny random-weight SDXL-architecture pipeline written to {out} (its images are noise, by design)")
+    spec = json.loads(a.spec)
+    out = save_tiny_pipeline(a.out, spec)
+    print(f"tiny random-weight {spec.get('family', 'sdxl')} pipeline written to {out} (its images are noise, "
+          f"by design)")
     return 0
 
 
@@ -67,7 +69,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="gendistill", description="generative dataset distillation tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample", help="generate one class's images")
-    s.add_argument("--load", required=True, help="JSON: model source, revision, device, dtype, vae_dtype")
+    s.add_argument("--load", required=True, help="JSON: model source, revision, device, dtype, vae_dtype "
+                   "(+ decoder, tiny_decoder)")
     s.add_argument("--cls", required=True, help="JSON: index, name, id, prompt, seed, n_generated")
     s.add_argument("--gen", required=True, help="JSON: resolution, steps, guidance_scale")
     s.add_argument("--out-size", type=int, required=True)
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
     s.add_argument("--seeds", required=True, help="JSON: {class id: seed}")
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(fn=_augment)
-    s = sub.add_parser("build-tiny-model", help="write a tiny random-weight SDXL-architecture pipeline")
+    s = sub.add_parser("build-tiny-model", help="write a tiny random-weight pipeline of one family (spec: model.tiny)")
     s.add_argument("--spec", default="{}")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_build_tiny)

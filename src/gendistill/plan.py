@@ -16,7 +16,8 @@ from .datasets import DatasetError, get_adapter
 from .naming import class_ids
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
-PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype", "vae_dtype")
+PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype", "vae_dtype", "decoder",
+              "tiny_decoder")
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,24 @@ class Plan:
         self._index = {c.id: c for c in self.classes}
 
 def load_spec(cfg: dict, source: str) -> dict:
-    """The sampler's load spec for a (resolved) config and model source: the one definition."""
+    """The sampler's load spec for a (resolved) config and model source: the one definition.
+
+    It is the sample jobs' `load` param, so what it holds decides pixels: the tiny decoder is added only when it
+    is used, so that configs without it keep their params (and their cached classes)."""
     g = cfg["generation"]
-    return {"source": source, "revision": cfg["model"]["revision"], "device": g["device"], "dtype": g["dtype"],
+    spec = {"source": source, "revision": cfg["model"]["revision"], "device": g["device"], "dtype": g["dtype"],
             "vae_dtype": g.get("vae_dtype", "auto")}
+    if g.get("decoder", "vae") != "vae":
+        spec.update(decoder=g["decoder"], tiny_decoder=tiny_decoder_source(cfg, source))
+    return spec
+
+
+def tiny_decoder_source(cfg: dict, source: str) -> str | None:
+    """generation.tiny_decoder; with model.tiny and none given, the tiny pipeline's own (its tiny_decoder/)."""
+    given = cfg["generation"].get("tiny_decoder")
+    if given or cfg["model"].get("tiny") is None:
+        return given
+    return str(Path(source) / "tiny_decoder")
 
 
 def tiny_model_dir(cfg: dict) -> str | None:
@@ -80,7 +95,7 @@ def tiny_model_dir(cfg: dict) -> str | None:
     if spec is None:
         return None
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-    return str(Path(cfg["results_dir"]) / "models" / f"tiny-sdxl-{h}")
+    return str(Path(cfg["results_dir"]) / "models" / f"tiny-{spec.get('family', 'sdxl')}-{h}")
 
 # Components of a diffusers pipeline that have no weights of their own.
 _WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
@@ -120,6 +135,18 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
+def model_root(source: str, revision: str | None) -> Path | None:
+    """The directory holding `source`'s model_index.json: the local directory, or the cached hub snapshot; None
+    when neither is there (an uncached hub id)."""
+    p = Path(source).expanduser()
+    if p.exists() or source.startswith((".", "/", "~")):
+        return p if (p / "model_index.json").is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "model_index.json", revision=revision)
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
 def model_problem(source: str, revision: str | None, allow_download: bool = False) -> str | None:
     """None when the model can be loaded without surprises; else the problem and its fix.
 
@@ -153,6 +180,83 @@ def model_problem(source: str, revision: str | None, allow_download: bool = Fals
     return (f"model.source: {source!r} is not in the Hugging Face cache; the first sample job would have to "
             f"download it (and without a network every class would fail). Fix: {get_it}; or set "
             f"model.allow_download: true to let the first sample job download it.")
+
+
+def _hf_fix(source: str) -> str:
+    short = source.split("/")[-1]
+    return (f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
+            f"directory here and point the key at models/{short}")
+
+
+def decoder_root(source: str, revision: str | None = None) -> Path | None:
+    """The directory holding a tiny decoder's config.json (local, or the cached hub snapshot), or None."""
+    p = Path(source).expanduser()
+    if p.exists() or source.startswith((".", "/", "~")):
+        return p if (p / "config.json").is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "config.json", revision=revision)
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
+def decoder_problem(source: str, allow_download: bool = False) -> str | None:
+    """None when the tiny decoder at `source` (local directory or hub id) can be loaded; else what is wrong."""
+    root = decoder_root(source)
+    local = Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
+    if root is None:
+        if local:
+            return (f"generation.tiny_decoder: {source} has no config.json (is it an AutoencoderTiny directory?). "
+                    f"Fix: {_hf_fix('madebyollin/taesdxl')} (or the tiny decoder of your model's family).")
+        if allow_download and not _offline():
+            return None
+        return (f"generation.tiny_decoder: {source!r} is not in the Hugging Face cache"
+                f"{' and HF_HUB_OFFLINE is set' if _offline() else ''}. Fix: {_hf_fix(source)}"
+                f"{'' if _offline() else '; or set model.allow_download: true'}.")
+    if not [f for f in root.glob("*") if f.name.endswith((".safetensors", ".bin"))]:
+        return (f"generation.tiny_decoder: {source} has no *.safetensors or *.bin weights. Fix: download it again "
+                f"({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)}).")
+    return None
+
+
+def family_problems(cfg: dict, classes: list) -> list[str]:
+    """What the model's family cannot do with these generation settings, checked from its configs before any
+    job: an unsupported pipeline class, a resolution it does not take, class names a class-conditional model
+    cannot map, a tiny decoder that does not fit its latents. A hub model not in the cache is checked when it
+    loads instead."""
+    from .sampling.families import UnsupportedModel, decoder_facts, generation_problems, model_facts, tiny_facts
+
+    g, m = cfg["generation"], cfg["model"]
+    try:
+        if m["tiny"] is not None:
+            facts = tiny_facts(m["tiny"])
+        else:
+            root = model_root(m["source"], m["revision"])
+            facts = model_facts(root, f"model.source {m['source']!r}") if root else None
+    except UnsupportedModel as e:
+        return [str(e)]
+    problems, decoder = [], None
+    if g["decoder"] == "tiny":
+        if g["tiny_decoder"] is None and m["tiny"] is None:
+            from .sampling.families import BY_NAME
+
+            hint = BY_NAME[facts["family"]].tiny_decoders if facts else ""
+            problems.append("generation.decoder: tiny, but generation.tiny_decoder is not set. Fix: set it to a "
+                            "local AutoencoderTiny directory or hub id"
+                            + (f" ({hint} for this model)" if hint else "") + ", or generation.decoder: vae.")
+        elif g["tiny_decoder"] is None:  # model.tiny: its own tiny_decoder/
+            built = Path(tiny_model_dir(cfg))
+            if built.exists() and not (built / "tiny_decoder" / "config.json").is_file():
+                problems.append(f"generation.decoder: tiny uses the tiny pipeline's own tiny_decoder/, which {built} "
+                                f"(built by an older version) lacks. Fix: delete {built}; the next run rebuilds it.")
+        else:
+            problem = decoder_problem(g["tiny_decoder"], m["allow_download"])
+            if problem:
+                problems.append(problem)
+            elif decoder_root(g["tiny_decoder"]) is not None:
+                decoder = decoder_facts(decoder_root(g["tiny_decoder"]))
+    if facts:
+        problems += generation_problems(facts, g, classes, decoder)
+    return problems
 
 
 def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, limits: dict) -> list[str]:
@@ -252,7 +356,10 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     if cfg["generation"]["resolution"] < image_size:
         raise ConfigError([f"generation.resolution: {cfg['generation']['resolution']} is below the dataset's "
                            f"image size {image_size}; images would be upsampled. Fix: resolution >= {image_size} "
-                           f"(SDXL-Turbo's native 512)."])
+                           f"(SDXL-Turbo's native 512; README, Small targets)."])
+    problems = family_problems(cfg, classes) if check_model else []
+    if problems:
+        raise ConfigError(problems)
     problems = size_problems(classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"],
                              cfg["limits"])
     if problems:

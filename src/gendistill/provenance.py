@@ -1,4 +1,5 @@
-"""What produced a run: resolved config, package versions, model identity, device, per-class sampler meta."""
+"""What produced a run: resolved config, package versions, model (and tiny decoder) identity, device, per-class
+sampler meta."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
     for d in class_dirs:
         rec = json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
         samplers[Path(d).name] = {k: rec.get(k) for k in ("device", "dtype", "gpu", "server_pid", "pipeline_loads",
-                                                           "seconds", "model_source", "torch", "diffusers")}
+                                                           "seconds", "model_source", "torch", "diffusers", "family",
+                                                           "pipeline", "decoder", "tiny_decoder")}
     first = next(iter(samplers.values()), {})
     prov = {
         "gendistill": __version__,
@@ -58,6 +60,7 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
         "packages": package_versions(),
         "config": cfg,
         "model": model_identity(first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"]),
+        "tiny_decoder": model_identity(first["tiny_decoder"], None) if first.get("tiny_decoder") else None,
         "random_weights": random_weights,
         "seed_scheme": SEED_SCHEME,
         "determinism": ("CPU: bit-identical for the same config and library versions (tested). GPU: the same "

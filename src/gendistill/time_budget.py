@@ -16,6 +16,8 @@ writes a JSON record for provenance):
 
     python -m gendistill.time_budget --model-source models/sdxl-turbo --budget 600 --classes 100 --n-aug 4 \
         --json results/time_budget.json
+    python -m gendistill.time_budget --model-source models/FLUX.1-schnell --steps 4 --resolution 512 --budget 600 \
+        --classes 100 --decoder tiny --tiny-decoder models/taef1            # any supported family
     python -m gendistill.time_budget --model-source tiny --resolution 32 --budget 60 --classes 10   # smoke test
 """
 
@@ -106,20 +108,26 @@ def fit_linear(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolution: int = 512,
             out_size: int = 32, prompt: str = "apple", warmup_batches: int = 1, timed_batches: int = 2,
-            repeats: int = 2) -> dict:
-    """Throughput and per-class overhead of the project's Sampler on `pipe`, measured on `device`.
+            repeats: int = 2, steps: int = 1, guidance_scale: float = 0.0) -> dict:
+    """Throughput and per-class overhead of the project's Sampler on `pipe` (any supported family), measured on
+    `device` at the given resolution, steps and guidance.
 
     Class runs of 1 full batch and of `timed_batches` full batches (each `repeats` times, after
     `warmup_batches` warm-up batches) are timed; a linear fit separates per-image cost from per-class cost
-    (prompt encoding, per-class Python work).
+    (prompt encoding, per-class Python work). A class-conditional model that has no label `prompt` is timed
+    on its first label (the cost is the same for every class).
     """
     import torch
 
+    from .sampling.families import dit_label_id
     from .sampling.generate import Sampler
 
     sampler = Sampler(pipe, device, dtype, batch_size)
     bs = sampler.batch_size
-    gen = {"resolution": resolution, "steps": 1, "guidance_scale": 0.0}
+    gen = {"resolution": resolution, "steps": steps, "guidance_scale": guidance_scale}
+    labels = getattr(sampler.adapter, "labels", None)
+    if labels and dit_label_id(prompt, labels) is None:
+        prompt = next(iter(labels))
 
     def run(n: int, seed: int) -> float:
         cls = {"index": 0, "name": prompt, "id": "000", "prompt": prompt, "seed": seed, "n_generated": n}
@@ -142,7 +150,9 @@ def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolut
     best_avg = max(n / s for n, s in points if n == largest)
     return {"throughput_img_s": throughput, "per_class_overhead_s": overhead, "batch_size": sampler.batch_size,
             "warmup_s": warmup_s, "runs": [{"n_images": n, "seconds": round(s, 5)} for n, s in points],
-            "avg_img_s_largest_run": best_avg, "resolution": resolution, "out_size": out_size}
+            "avg_img_s_largest_run": best_avg, "resolution": resolution, "out_size": out_size, "steps": steps,
+            "guidance_scale": guidance_scale, "family": sampler.adapter.family, "pipeline": type(pipe).__name__,
+            "flops": sampler.adapter.flops(resolution, steps, guidance_scale)}
 
 
 def _load(a):
@@ -154,17 +164,24 @@ def _load(a):
     dtype = resolve_dtype(a.dtype, device)
     t0 = time.perf_counter()
     if a.model_source == "tiny":
-        from .model_build import build_tiny_pipeline
+        from .model_build import build_tiny_decoder, build_tiny_pipeline
+        from .sampling.adapters import adapter_for
 
-        pipe = build_tiny_pipeline(json.loads(a.tiny_spec)).to(device)
+        spec = json.loads(a.tiny_spec)
+        pipe = build_tiny_pipeline(spec)
+        if a.decoder == "tiny":
+            pipe.vae = build_tiny_decoder(spec)
+        pipe = pipe.to(device)
         if dtype != torch.float32:
             pipe = pipe.to(dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
         configure_vae(pipe, a.vae_dtype)
         if a.compile:
-            pipe.unet = torch.compile(pipe.unet)
+            name = adapter_for(pipe).denoiser
+            setattr(pipe, name, torch.compile(getattr(pipe, name)))
     else:
-        pipe = load_pipeline(a.model_source, a.revision, device, dtype, a.compile, vae_dtype=a.vae_dtype)
+        pipe = load_pipeline(a.model_source, a.revision, device, dtype, a.compile, vae_dtype=a.vae_dtype,
+                             decoder=a.decoder, tiny_decoder=a.tiny_decoder)
     return pipe, device, dtype, time.perf_counter() - t0
 
 
@@ -182,9 +199,17 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
     ap.add_argument("--batch-size", default="auto", type=lambda v: v if v == "auto" else int(v),
                     help="images per pipeline call: auto (by device) or an integer")
-    ap.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; tiny: 32)")
+    ap.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; a DiT: its "
+                    "native size; tiny: its sample_size)")
+    ap.add_argument("--steps", type=int, default=1, help="inference steps, as generation.steps (configs/models/)")
+    ap.add_argument("--guidance-scale", type=float, default=0.0, help="as generation.guidance_scale")
+    ap.add_argument("--decoder", default="vae", choices=["vae", "tiny"], help="as generation.decoder")
+    ap.add_argument("--tiny-decoder", default=None, help="as generation.tiny_decoder (with --model-source tiny: "
+                    "the tiny pipeline's own random one)")
+    ap.add_argument("--prompt", default="apple", help="the prompt timed (a class-conditional model: one of its "
+                    "labels; its first label otherwise)")
     ap.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (compile time is counted)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the denoiser (compile time is counted)")
     ap.add_argument("--vae-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                     help="as generation.vae_dtype in the config")
     ap.add_argument("--warmup-batches", type=int, default=1)
@@ -213,12 +238,17 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    if a.resolution is None:
-        a.resolution = json.loads(a.tiny_spec).get("sample_size", 32) if a.model_source == "tiny" else 512
     t_start = time.perf_counter()
     pipe, device, dtype, load_s = _load(a)
+    if a.resolution is None:
+        from .sampling.adapters import adapter_for
+
+        adapter = adapter_for(pipe)
+        a.resolution = (adapter.native_resolution() if hasattr(adapter, "native_resolution") else
+                        json.loads(a.tiny_spec).get("sample_size", 32) if a.model_source == "tiny" else 512)
     m = measure(pipe, device, dtype, batch_size=a.batch_size, resolution=a.resolution, out_size=a.out_size,
-                warmup_batches=a.warmup_batches, timed_batches=a.timed_batches, repeats=a.repeats)
+                prompt=a.prompt, warmup_batches=a.warmup_batches, timed_batches=a.timed_batches, repeats=a.repeats,
+                steps=a.steps, guidance_scale=a.guidance_scale)
     fixed = a.extra_fixed + (0.0 if a.no_load_time else load_s + m["warmup_s"])
     per_class = m["per_class_overhead_s"] + a.job_overhead
     plan = plan_n_generated(throughput=m["throughput_img_s"], budget_seconds=a.budget, n_classes=a.classes,
@@ -227,7 +257,8 @@ def main(argv=None) -> int:
                             max_n_generated=a.max_n_generated)
     from .sampling.pipeline import environment
 
-    env = environment({"source": a.model_source, "revision": a.revision, "vae_dtype": a.vae_dtype}, device, dtype)
+    env = environment({"source": a.model_source, "revision": a.revision, "vae_dtype": a.vae_dtype,
+                       "decoder": a.decoder, "tiny_decoder": a.tiny_decoder}, device, dtype, pipe)
     env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": a.compile})
     record = {
         "kind": "gendistill.time_budget",
@@ -243,6 +274,11 @@ def main(argv=None) -> int:
         "environment": env,
         "command": " ".join(["python -m gendistill.time_budget", *(argv if argv is not None else sys.argv[1:])]),
     }
+    fl = m["flops"]
+    print(f"{env['family']} ({env['pipeline']}), decoder {a.decoder}, {a.steps} step(s), guidance "
+          f"{a.guidance_scale}: {fl['per_image'] / 1e9:.4g} GFLOP per image ({fl['evals_per_image']} denoiser "
+          f"evaluation(s) of {fl['denoiser_per_eval'] / 1e9:.4g} + decode {fl['decoder'] / 1e9:.4g}); at the measured "
+          f"throughput {fl['per_image'] * m['throughput_img_s'] / 1e12:.3g} TFLOP/s")
     print(f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {a.resolution} px: "
           f"{m['throughput_img_s']:.2f} images/s, per-class overhead {m['per_class_overhead_s']:.3f} s measured "
           f"+ {a.job_overhead} s assumed, fixed {fixed:.1f} s (load {load_s:.1f} s + warm-up {m['warmup_s']:.1f} s"

@@ -1,4 +1,5 @@
-# Demo/tests only: a tiny random-weight pipeline of SDXL-Turbo's component classes, built offline.
+# Demo/tests only: a tiny random-weight pipeline of one family's real component classes (model.tiny.family),
+# with a matching tiny decoder, built offline.
 
 
 if PLAN.model_dir:
@@ -15,7 +16,7 @@ if PLAN.model_dir:
         resources:
             mem_mb=2000,
         message:
-            "Building a tiny RANDOM-WEIGHT SDXL-architecture pipeline (demo/tests: its images are noise)"
+            f"Building a tiny RANDOM-WEIGHT {CFG['model']['tiny'].get('family', 'sdxl')} pipeline (demo/tests: its images are noise)"
         conda:
             "../../envs/generation.yaml"
         shell:

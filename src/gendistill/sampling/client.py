@@ -31,10 +31,16 @@ class SamplerError(RuntimeError):
 
 
 def full_load(load: dict, runtime: dict) -> dict:
-    """The load spec a sampler is started with and keyed by (absolute model path, compile, determinism)."""
-    source = load["source"]
-    return {**load, "source": str(Path(source).resolve()) if Path(source).exists() else source,
-            "compile": runtime.get("compile", False), "deterministic": runtime.get("deterministic", False)}
+    """The load spec a sampler is started with and keyed by (absolute model and tiny decoder paths, compile,
+    determinism)."""
+    def absolute(source):
+        return str(Path(source).resolve()) if Path(source).exists() else source
+
+    out = {**load, "source": absolute(load["source"]), "compile": runtime.get("compile", False),
+           "deterministic": runtime.get("deterministic", False)}
+    if load.get("tiny_decoder"):
+        out["tiny_decoder"] = absolute(load["tiny_decoder"])
+    return out
 
 
 class Reached:
@@ -166,7 +172,7 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
     pipe, device, dtype = load_from_spec(load)
     load_s = round(time.perf_counter() - t0, 3)
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
-    meta = sample_request(Sampler(pipe, device, dtype), payload, environment(load, device, dtype),
+    meta = sample_request(Sampler(pipe, device, dtype), payload, environment(load, device, dtype, pipe),
                           lambda b: writer.add(b.indices, b.pngs, b.records), lineage.broken,
                           {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()})
     return {**meta, "requests_served": 1, "started_sampler": False}

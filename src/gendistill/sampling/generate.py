@@ -1,4 +1,7 @@
-"""Batched, seeded sampling of one class's images with a loaded text-to-image pipeline, one batch at a time.
+"""Batched, seeded sampling of one class's images with a loaded diffusion pipeline, one batch at a time.
+
+The one sampling path of every pipeline family: what differs between families (prompt encoding, the pipeline
+call) is the family's adapter (adapters.py); batching, seeds, NaN checks and resizing are here.
 
 Why it is faster than the reference loop: the prompt is encoded once per class (not once per image), images
 are generated in batches, and resizing to the dataset resolution happens on the device.
@@ -23,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..seeds import image_seed
+from .adapters import adapter_for
 
 log = logging.getLogger("gendistill.sampler")
 
@@ -72,8 +76,10 @@ def to_uint8(imgs: torch.Tensor) -> np.ndarray:
 class Sampler:
     """Holds a loaded pipeline. `batch_size` is only the default of each call; calls never change it."""
 
-    def __init__(self, pipe, device: str, dtype: torch.dtype, batch_size: int | str = "auto"):
+    def __init__(self, pipe, device: str, dtype: torch.dtype, batch_size: int | str = "auto",
+                 family: str | None = None):
         self.pipe, self.device, self.dtype = pipe, device, dtype
+        self.adapter = adapter_for(pipe, device, family)  # the pipeline family's encode/generate (adapters.py)
         self.batch_size = self.resolve_batch(batch_size)
 
     def resolve_batch(self, batch_size: int | str | None) -> int:
@@ -87,23 +93,13 @@ class Sampler:
 
     @torch.no_grad()
     def _encode(self, prompt: str, guidance: float):
-        pe, npe, ppe, nppe = self.pipe.encode_prompt(prompt=prompt, device=self.device, num_images_per_prompt=1,
-                                                     do_classifier_free_guidance=guidance > 1.0)
-        return pe, npe, ppe, nppe
+        """The class's prompt, encoded once (a class-conditional model: its label id)."""
+        return self.adapter.encode(prompt, guidance)
 
     @torch.no_grad()
     def _generate(self, emb, seeds: list[int], gen: dict) -> torch.Tensor:
-        pe, npe, ppe, nppe = emb
-        b = len(seeds)
-        kwargs = {}
-        if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1), "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
-        out = self.pipe(prompt_embeds=pe.expand(b, -1, -1), pooled_prompt_embeds=ppe.expand(b, -1),
-                        num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
-                        height=gen["resolution"], width=gen["resolution"],
-                        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-                        output_type="pt", **kwargs)
-        return out.images
+        """One batch, float [B, 3, H, W] in [0, 1], one seeded CPU generator per image."""
+        return self.adapter.generate(emb, seeds, gen)
 
     def _halve_on_oom(self, bs: int) -> int:
         if bs == 1:
@@ -115,6 +111,7 @@ class Sampler:
     def generate_seeds(self, prompt: str, seeds: list[int], gen: dict, out_size: int,
                        batch_size: int | str | None = None):
         """Images for explicit seeds: (uint8 [B, h, w, 3] at out_size, full-resolution float tensor)."""
+        self.adapter.check(gen)
         emb = self._encode(prompt, gen["guidance_scale"])
         bs, outs, i = self.resolve_batch(batch_size), [], 0
         while i < len(seeds):
@@ -166,6 +163,7 @@ class Sampler:
         work is done for this class.
         """
         bs = self.resolve_batch(batch_size)
+        self.adapter.check(gen)
         emb = self._encode(cls["prompt"], gen["guidance_scale"])
         n, i = cls["n_generated"], 0
         while i < n:

@@ -1,4 +1,5 @@
-"""Load a diffusers text-to-image pipeline from a load spec (hub id or local directory; HF_HUB_OFFLINE honoured)."""
+"""Load a diffusers pipeline of a supported family from a load spec (hub id or local directory; HF_HUB_OFFLINE
+honoured), optionally with a tiny decoder in place of its VAE."""
 
 from __future__ import annotations
 
@@ -28,9 +29,15 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
 
 
 def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.dtype, compile_unet: bool = False,
-                  deterministic: bool = False, vae_dtype: str = "auto"):
-    """Load a diffusers text-to-image pipeline from a hub id or a local directory (HF_HUB_OFFLINE honoured)."""
-    from diffusers import AutoPipelineForText2Image
+                  deterministic: bool = False, vae_dtype: str = "auto", decoder: str = "vae",
+                  tiny_decoder: str | None = None):
+    """Load a diffusers pipeline of a supported family (adapters.py) from a hub id or a local directory
+    (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
+    `tiny_decoder` (a local directory or hub id). compile_unet: torch.compile the denoiser (UNet or transformer).
+    """
+    from diffusers import DiffusionPipeline
+
+    from .adapters import adapter_for
 
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -41,30 +48,61 @@ def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.d
     if dtype == torch.float16 and not Path(source).exists():
         kwargs["variant"] = "fp16"  # the hub checkpoint ships fp16 weights: half the download and load time
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+        pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         if "variant" not in kwargs:
             raise
         log.info("no fp16 variant (%s); loading the default weights", e)
         kwargs.pop("variant")
-        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+        pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
+    adapter = adapter_for(pipe, device)  # an unsupported pipeline class fails here, naming the supported ones
+    if decoder == "tiny":
+        use_tiny_decoder(pipe, tiny_decoder, dtype)
+    elif decoder != "vae":
+        raise ValueError(f"decoder {decoder!r}: expected 'vae' or 'tiny'")
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    if device == "cuda":
-        pipe.unet.to(memory_format=torch.channels_last)
-        pipe.vae.to(memory_format=torch.channels_last)
+    if device == "cuda":  # the convolution-heavy modules; a transformer's compute is matmuls either way
+        for name in ("unet", "vae"):
+            if isinstance(getattr(pipe, name, None), torch.nn.Module):
+                getattr(pipe, name).to(memory_format=torch.channels_last)
     configure_vae(pipe, vae_dtype)
     if compile_unet:
-        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=True)
+        name = adapter.denoiser
+        setattr(pipe, name, torch.compile(getattr(pipe, name), mode="max-autotune-no-cudagraphs",
+                                          fullgraph=name == "unet"))
     return pipe
 
 
+def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype) -> None:
+    """Replace the pipeline's VAE by the AutoencoderTiny at `source`, after checking that it decodes this
+    pipeline's latents (same channels, same scale)."""
+    from diffusers import AutoencoderTiny
+
+    from .families import autoencoder_facts
+
+    if not source:
+        raise ValueError("decoder 'tiny' needs tiny_decoder (a local AutoencoderTiny directory or hub id). Fix: "
+                         "set generation.tiny_decoder.")
+    tae = AutoencoderTiny.from_pretrained(source, dtype=dtype)
+    have, want = autoencoder_facts(dict(tae.config)), autoencoder_facts(dict(pipe.vae.config))
+    if (have["latent_channels"], have["scale"]) != (want["latent_channels"], want["scale"]):
+        raise ValueError(f"tiny decoder {source}: decodes {have['latent_channels']}-channel latents at "
+                         f"{have['scale']}x, but this {type(pipe).__name__} makes {want['latent_channels']}-channel "
+                         f"latents at {want['scale']}x. Fix: the AutoencoderTiny made for this family (README, "
+                         f"Supported generators), or generation.decoder: vae.")
+    tae.eval()
+    pipe.vae = tae
+
+
 def load_from_spec(load: dict):
-    """(pipe, device, dtype) from a load spec: source, revision, device, dtype, vae_dtype, compile, deterministic."""
+    """(pipe, device, dtype) from a load spec: source, revision, device, dtype, vae_dtype, compile, deterministic,
+    and decoder/tiny_decoder when the tiny decoder is used."""
     device = resolve_device(load["device"])
     dtype = resolve_dtype(load["dtype"], device)
     pipe = load_pipeline(load["source"], load.get("revision"), device, dtype, load.get("compile", False),
-                         load.get("deterministic", False), load.get("vae_dtype", "auto"))
+                         load.get("deterministic", False), load.get("vae_dtype", "auto"),
+                         load.get("decoder", "vae"), load.get("tiny_decoder"))
     return pipe, device, dtype
 
 
@@ -92,14 +130,19 @@ def configure_vae(pipe, mode: str = "auto") -> None:
     vae.decode = decode_in_vae_dtype
 
 
-def environment(load: dict, device: str, dtype: torch.dtype) -> dict:
+def environment(load: dict, device: str, dtype: torch.dtype, pipe=None) -> dict:
     """What a class's images were made with (recorded in records.json and the provenance)."""
     import diffusers
     import transformers
 
     env = {"model_source": load["source"], "model_revision": load.get("revision"), "device": device,
-           "dtype": str(dtype), "vae_dtype": load.get("vae_dtype", "auto"),
+           "dtype": str(dtype), "vae_dtype": load.get("vae_dtype", "auto"), "decoder": load.get("decoder", "vae"),
+           "tiny_decoder": load.get("tiny_decoder"),
            "torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+    if pipe is not None:
+        from .adapters import family_of
+
+        env.update({"family": family_of(pipe), "pipeline": type(pipe).__name__})
     if device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
     return env

@@ -244,9 +244,12 @@ def sampler_key(load: dict, code: str) -> dict:
     SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is not another
     allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
     """
-    return {"load": load, "model_files": model_fingerprint(load["source"]), "code": code,
-            "python": environment_fingerprint(),
-            "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    key = {"load": load, "model_files": model_fingerprint(load["source"]), "code": code,
+           "python": environment_fingerprint(),
+           "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    if load.get("tiny_decoder"):  # a local tiny decoder's files, like the model's
+        key["decoder_files"] = model_fingerprint(load["tiny_decoder"])
+    return key
 
 
 def key_id(key: dict) -> str:

@@ -103,7 +103,7 @@ class Server:
         t0 = time.perf_counter()
         try:
             pipe, device, dtype = load_from_spec(self.load)
-            self.sampler, self.env = Sampler(pipe, device, dtype), environment(self.load, device, dtype)
+            self.sampler, self.env = Sampler(pipe, device, dtype), environment(self.load, device, dtype, pipe)
             self.stats.update(loads=1, load_seconds=round(time.perf_counter() - t0, 3))
             log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s)", self.load["source"], device,
                      dtype, self.stats["load_seconds"], os.getpid(), CODE[:12])
