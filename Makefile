@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m compileall -q src  # every job imports gendistill: cached bytecode even under PYTHONDONTWRITEBYTECODE
 	touch $(STAMP)
 
 demo: $(STAMP)

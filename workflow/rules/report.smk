@@ -24,6 +24,7 @@ rule sample_grids:
     params:
         classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
         max_rows=8,
+        max_classes=CFG["report"]["max_class_grids"],
     log:
         f"{OUT}/logs/report/sample_grids.log",
     benchmark:

@@ -10,5 +10,6 @@ from gendistill.report.grids import write_grids
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     classes = json.loads(sm.params.classes)
-    write_grids(classes, [f"{sm.input.augmented}/{c['id']}" for c in classes], sm.output.grids, sm.output.overview, int(sm.params.max_rows))
-    print(f"{len(classes)} class grids")
+    n = write_grids(classes, [f"{sm.input.augmented}/{c['id']}" for c in classes], sm.output.grids,
+                    sm.output.overview, int(sm.params.max_rows), int(sm.params.max_classes))
+    print(f"grids for {n} of {len(classes)} classes (report.max_class_grids: {sm.params.max_classes})")

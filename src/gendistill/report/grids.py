@@ -88,16 +88,19 @@ def save(img: Image.Image, path: Path) -> None:
 
 
 def write_grids(classes: list[dict], class_dirs: list[str], out_dir: str, overview_png: str,
-                max_rows: int = 8) -> None:
-    """One PNG per class (`<class id>.png`) in `out_dir`, plus one overview PNG; `class_dirs[i]` holds the
-    augmented images of `classes[i]`."""
+                max_rows: int = 8, max_classes: int | None = None) -> int:
+    """One PNG per class (`<class id>.png`) in `out_dir` for the first `max_classes` classes (a report is read
+    by people: 1,000 grids would not be), plus one overview PNG; `class_dirs[i]` holds the augmented images of
+    `classes[i]`. Returns the number of class grids written."""
     dirs = [Path(d) for d in class_dirs]
     assert [d.name for d in dirs] == [c["id"] for c in classes], "class directories out of order"
+    shown = list(zip(classes, dirs))[:max_classes]
     with atomic_path(Path(out_dir)) as tmp:
         tmp.mkdir(parents=True)
-        for c, d in zip(classes, dirs):
+        for c, d in shown:
             img = class_grid(d, f"{c['index']} {c['name']}: \"{c['prompt']}\"", max_rows)
             img.save(tmp / f"{c['id']}.png", format="PNG")  # optimize=True: 8x slower, for ~10% smaller files
     save(overview_grid([(c["name"], d) for c, d in zip(classes, dirs)]), Path(overview_png))
+    return len(shown)
 
 
