@@ -15,6 +15,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 sys.path.insert(0, str(REPO / "src"))
 
 # A tiny, fast config: the digits dataset bundled with scikit-learn, 3 classes, random-weight tiny model.
+# No class recognition (a classifier trained per run; tests/test_fitted.py covers it with the fitted generator).
 TINY_CONFIG = {
     "run": "t",
     "seed": 0,
@@ -24,6 +25,7 @@ TINY_CONFIG = {
     "augmentation": {"n_aug": 2},
     "evaluation": {"models": ["convnet"], "seeds": [0], "epochs": 2, "batch_size": 32,
                    "baselines": {"random_subset": False, "full": False}, "max_test_images": 200},
+    "recognition": {"activate": False},
 }
 
 
@@ -42,10 +44,11 @@ def write_config(workdir: Path, config: dict, name: str = "config.test.yaml") ->
 
 
 def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True, timeout: int = 900,
-                  env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile with `config` in `workdir`; returns the completed process (text output)."""
+                  env: dict | None = None, targets: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile with `config` in `workdir`; returns the completed process (text output).
+    `targets`: files to make instead of the default target (before the options, which take several values)."""
     cfg = write_config(workdir, config)
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
+    cmd = [SNAKEMAKE, *targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
            "--cores", "2", "--resources", "gpu=1", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})

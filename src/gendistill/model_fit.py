@@ -18,7 +18,11 @@ Recipe (`fit_pipeline`):
    that ratio 14.6: the UNet would have to reproduce the starting noise to better than 1 % to cancel it, which
    a large model learns over long training but a 3-minute CPU fit does not. At 0.3 the noise is a perturbation
    the UNet cancels or uses.
-4. UNet + both text encoders, trained jointly through the exact computation of one sampling step: n ~ N(0, I),
+4. Text encoders first, alone: random encoders give prompts that differ in one word nearly the same embeddings,
+   and a UNet needs hundreds of steps to find the difference. `text_steps` steps of predicting the class (linear
+   heads, then discarded) from what the UNet reads - the pooled embedding and each encoder's penultimate layer
+   at the end token - separate the classes in about a second (no images involved).
+5. UNet + both text encoders, trained jointly through the exact computation of one sampling step: n ~ N(0, I),
    UNet input x_T / sqrt(sigma^2 + 1) (scheduler.scale_model_input), timestep 999, prompt embeddings from the
    pipeline's own `encode_prompt`, SDXL time ids (H, W, 0, 0, H, W), then x0 = x_T - sigma * eps and the latent
    x0 / scaling_factor is compared with VAE latents (posterior means) of training images of the prompted class.
@@ -26,7 +30,7 @@ Recipe (`fit_pipeline`):
    minimal total squared distance (minibatch optimal transport, Hungarian algorithm), so different starting
    noises learn to give different training digits (diversity); `match: none` regresses every noise onto random
    same-class targets, which converges to the class mean (one image per class, whatever the seed).
-5. Prompts: every class name in every template of `templates`, so the text encoders learn names, not one string.
+6. Prompts: every class name in every template of `templates`, so the text encoders learn names, not one string.
 
 Every random choice is drawn from `seed` (weights, batches, noise); the same spec, data, library versions and
 thread count give the same weights. It is fitted for the one-step sampler only (more steps or guidance are not
@@ -55,6 +59,8 @@ FIT_DEFAULTS = {
     "batch_size": 64,
     "vae_lr": 0.002,
     "lr": 0.001,
+    "text_lr": 0.001,
+    "text_steps": 100,
     "kl_weight": 0.0001,
     "noise_ratio": 0.3,
     "match": "ot",
@@ -187,12 +193,23 @@ def fit_pipeline(spec: dict | None, dataset_cfg: dict, threads: int | None = Non
     log.info("1-step trailing schedule: timestep %s, sigma %.4f; VAE scaling_factor %.4f", float(timestep), sigma,
              scaling_factor)
 
-    # --- 3. UNet + text encoders through one sampling step ------------------------------------------------
+    # --- 3. text encoders: make each class name's embeddings distinct from the start ----------------------
+    # Random text encoders give nearly the same embeddings to prompts that differ in one word, and a UNet takes
+    # hundreds of steps to find the difference. A few cheap steps (20 prompts, no images) of class prediction
+    # from what the UNet reads (the pooled embedding, and each encoder's penultimate layer at the end token)
+    # separate the classes first; the linear heads are then discarded.
+    t0 = time.perf_counter()
+    loss_t = _fit_text_encoders(pipe, prompts, prompt_labels, n_classes, s, g)
+    t_text = time.perf_counter() - t0
+    log.info("text encoders: class-prediction loss %.4f after %d steps (%.1fs)", loss_t, s["text_steps"], t_text)
+
+    # --- 4. UNet + text encoders through one sampling step ------------------------------------------------
     t0 = time.perf_counter()
     for m in (unet, pipe.text_encoder, pipe.text_encoder_2):
         m.train()
-    params = [*unet.parameters(), *pipe.text_encoder.parameters(), *pipe.text_encoder_2.parameters()]
-    opt = torch.optim.Adam(params, lr=s["lr"])
+    text_params = [*pipe.text_encoder.parameters(), *pipe.text_encoder_2.parameters()]
+    opt = torch.optim.Adam([{"params": list(unet.parameters()), "base": s["lr"]},
+                            {"params": text_params, "base": s["text_lr"]}], lr=s["lr"])
     time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)
     prompt_labels_t = torch.tensor(prompt_labels)
     latent_shape = mu.shape[1:]
@@ -200,7 +217,7 @@ def fit_pipeline(spec: dict | None, dataset_cfg: dict, threads: int | None = Non
     loss_u = float("nan")
     for step in range(s["unet_steps"]):
         for grp in opt.param_groups:
-            grp["lr"] = _cosine(step, s["unet_steps"], s["lr"])
+            grp["lr"] = _cosine(step, s["unet_steps"], grp["base"])
         pe, _, ppe, _ = pipe.encode_prompt(prompts, device="cpu", num_images_per_prompt=1,
                                            do_classifier_free_guidance=False)
         # a batch of groups: each group is k samples of one class, each sample with a random prompt of it
@@ -228,16 +245,56 @@ def fit_pipeline(spec: dict | None, dataset_cfg: dict, threads: int | None = Non
         m.eval()
     t_unet = time.perf_counter() - t0
     total = time.perf_counter() - t_start
-    log.info("fitted in %.1fs (data %.1fs, vae %.1fs, unet + text encoders %.1fs)", total, t_data, t_vae, t_unet)
+    log.info("fitted in %.1fs (data %.1fs, vae %.1fs, text encoders %.1fs, unet + text encoders %.1fs)", total,
+             t_data, t_vae, t_text, t_unet)
     report = {"spec": s, "fit_version": FIT_VERSION,
               "dataset": {k2: dataset_cfg.get(k2) for k2 in ("name", "split_seed", "image_size")},
               "train_images": int(len(y)), "classes": n_classes, "prompts": prompts, "resolution": size,
               "timestep": float(timestep), "sigma": sigma, "scaling_factor": scaling_factor,
               "latent_std": latent_std, "vae_reconstruction_mse": recon_mse, "vae_final_loss": loss_v,
-              "unet_final_loss": loss_u, "seconds": {"data": round(t_data, 2), "vae": round(t_vae, 2),
-                                                      "unet": round(t_unet, 2), "total": round(total, 2)},
+              "text_class_loss": loss_t, "unet_final_loss": loss_u,
+              "seconds": {"data": round(t_data, 2), "vae": round(t_vae, 2), "text": round(t_text, 2),
+                          "unet": round(t_unet, 2), "total": round(total, 2)},
               "torch_threads": torch.get_num_threads()}
     return pipe, report
+
+
+def _fit_text_encoders(pipe, prompts: list[str], labels: list[int], n_classes: int, s: dict, g) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    if s["text_steps"] <= 0:
+        return float("nan")
+    te1, te2 = pipe.text_encoder, pipe.text_encoder_2
+    te1.train()
+    te2.train()
+    ids = [pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                          truncation=True, return_tensors="pt").input_ids,
+           pipe.tokenizer_2(prompts, padding="max_length", max_length=pipe.tokenizer_2.model_max_length,
+                            truncation=True, return_tensors="pt").input_ids]
+    eos = [int(pipe.tokenizer.eos_token_id), int(pipe.tokenizer_2.eos_token_id)]
+    end = [(i == e).int().argmax(-1) for i, e in zip(ids, eos)]  # first end token, as CLIP pools
+    y = torch.tensor(labels)
+    heads = torch.nn.ModuleList([
+        torch.nn.Linear(te1.config.hidden_size, n_classes), torch.nn.Linear(te2.config.hidden_size, n_classes),
+        torch.nn.Linear(te2.config.projection_dim, n_classes)])
+    with torch.random.fork_rng():
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        for h in heads:
+            torch.nn.init.normal_(h.weight, std=0.02)
+            torch.nn.init.zeros_(h.bias)
+    opt = torch.optim.Adam([*te1.parameters(), *te2.parameters(), *heads.parameters()], lr=s["text_lr"] * 10)
+    rows = torch.arange(len(prompts))
+    loss = torch.tensor(float("nan"))
+    for _ in range(s["text_steps"]):
+        o1 = te1(ids[0], output_hidden_states=True)
+        o2 = te2(ids[1], output_hidden_states=True)
+        feats = [o1.hidden_states[-2][rows, end[0]], o2.hidden_states[-2][rows, end[1]], o2.text_embeds]
+        loss = sum(F.cross_entropy(h(f), y) for h, f in zip(heads, feats))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
 
 
 def _ot_pairing(z, target, k: int):

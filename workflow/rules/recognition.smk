@@ -55,6 +55,27 @@ rule recognise:
             category="Recognition",
             subcategory="Data (CSV)",
         ),
+    params:
+        dataset=DATASET,
+        class_names=as_json(dict(enumerate(PLAN.all_class_names))),
+        device=CFG["evaluation"]["device"],
+    log:
+        f"{OUT}/logs/recognition/recognise.log",
+    benchmark:
+        f"{OUT}/benchmarks/recognition/recognise.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/evaluation.yaml"
+    script:
+        "../scripts/recognise.py"
+
+
+rule recognition_plots:
+    input:
+        table=f"{OUT}/results/recognition.csv",
+    output:
         html=report(
             f"{OUT}/results/recognition.html",
             caption="../report/recognition.rst",
@@ -68,18 +89,14 @@ rule recognise:
             subcategory="Per class",
         ),
     params:
-        dataset=DATASET,
-        class_names=as_json(dict(enumerate(PLAN.all_class_names))),
         model_kind=PLAN.model_kind,
-        device=CFG["evaluation"]["device"],
     log:
-        f"{OUT}/logs/recognition/recognise.log",
+        f"{OUT}/logs/recognition/plots.log",
     benchmark:
-        f"{OUT}/benchmarks/recognition/recognise.tsv"
-    threads: 2
+        f"{OUT}/benchmarks/recognition/plots.tsv"
     resources:
-        mem_mb=2000,
+        mem_mb=1000,
     conda:
-        "../../envs/evaluation.yaml"
+        "../../envs/report.yaml"
     script:
-        "../scripts/recognise.py"
+        "../scripts/recognition_plots.py"
