@@ -149,6 +149,20 @@ def test_negative_control_swapped_prompts_collapse_those_two_classes(fitted_run,
         assert after.loc[name, "recognised_fraction"] == before.loc[name, "recognised_fraction"]
 
 
+def test_lint_of_the_fitted_recognition_and_ablation_rules_has_only_accepted_findings(tmp_path):
+    import re
+
+    from test_workflow import ACCEPTED_LINTS
+
+    cfg = deep_update(FITTED_CONFIG, {"evaluation": {"activate": True}, "ablation": {"pda": True}})
+    proc = run_snakemake(tmp_path, cfg, "--lint", check=False)
+    found = {m.strip().rstrip(":.") for m in re.findall(r"^\s+\* (.+)$", proc.stdout + proc.stderr, re.M)}
+    out = proc.stdout + proc.stderr
+    assert "Lints for rule ablation_sample" in out  # the lint ran over the new rules (its accepted PYRUN finding)
+    assert "Lints for rule fit_model" not in out and "Lints for rule recognise" not in out
+    assert not found - {a.rstrip(":.") for a in ACCEPTED_LINTS}, out
+
+
 # ---- fitting: seeded, config errors --------------------------------------------------------------------------
 
 def _weights_digest(model_dir: Path) -> str:
