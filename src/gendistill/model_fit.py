@@ -32,8 +32,8 @@ Recipe (`fit_pipeline`):
    same-class targets, which converges to the class mean (one image per class, whatever the seed).
 6. Prompts: every class name in every template of `templates`, so the text encoders learn names, not one string.
 
-Every random choice is drawn from `seed` (weights, batches, noise); the same spec, data, library versions and
-thread count give the same weights. It is fitted for the one-step sampler only (more steps or guidance are not
+Every random choice is drawn from `seed` (weights, batches, noise), and the fit runs with torch's deterministic
+algorithms: the same spec, data, library versions and thread count give the same weights (tested). It is fitted for the one-step sampler only (more steps or guidance are not
 what it learned; the plan refuses them).
 """
 
@@ -116,7 +116,21 @@ def _cosine(step: int, steps: int, lr: float) -> float:
 
 
 def fit_pipeline(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
-    """Fit the pipeline; return (pipe, report). See the module docstring for the recipe."""
+    """Fit the pipeline; return (pipe, report). See the module docstring for the recipe.
+
+    Runs with torch's deterministic algorithms: with 2+ threads, the backward of indexing and embeddings adds in
+    a varying order otherwise, and two fits with the same seed gave different weights (measured)."""
+    import torch
+
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _fit(spec, dataset_cfg, threads)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     import numpy as np
     import torch
     import torch.nn.functional as F
