@@ -90,3 +90,33 @@ def tiny_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("tiny_run")
     run_snakemake(wd, TINY_CONFIG)
     return wd
+
+
+# The fitted stand-in generator (model.fitted), fitted once per session: a shorter fit than the demo's
+# (model.fitted defaults: 300 VAE + 400 UNet steps) to keep the suite quick. Used by tests/test_fitted.py and
+# the report test.
+FIT_SPEC = {"seed": 0, "vae_steps": 150, "unet_steps": 200}
+FITTED_CONFIG = {
+    "run": "f",
+    "seed": 0,
+    "dataset": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
+    "model": {"fitted": FIT_SPEC},
+    "generation": {"n_generated": 4, "resolution": 32, "server_idle_seconds": 20},
+    "augmentation": {"n_aug": 1},
+    "recognition": {"epochs": 5},
+    # the negative controls train in-process; the workflow's evaluation is covered by the tiny runs
+    "evaluation": {"activate": False, "epochs": 30, "batch_size": 64},
+}
+
+
+@pytest.fixture(scope="session")
+def fitted_run(tmp_path_factory):
+    """Fit the stand-in once per session (through the workflow's fit_model rule) and run everything up to class
+    recognition with it."""
+    import time
+
+    wd = tmp_path_factory.mktemp("fitted_run")
+    t0 = time.perf_counter()
+    run_snakemake(wd, FITTED_CONFIG)
+    print(f"\nfitted_run: fit + sample + augment + package + recognition in {time.perf_counter() - t0:.0f}s")
+    return wd

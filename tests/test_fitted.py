@@ -18,37 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
+from conftest import FIT_SPEC, FITTED_CONFIG, TINY_CONFIG, deep_update, job_counts, run_snakemake
 
-# A shorter fit than the demo's (model.fitted defaults: 300 VAE + 400 UNet steps) to keep the suite quick.
-FIT_SPEC = {"seed": 0, "vae_steps": 150, "unet_steps": 200}
-FITTED_CONFIG = {
-    "run": "f",
-    "seed": 0,
-    "dataset": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
-    "model": {"fitted": FIT_SPEC},
-    "generation": {"n_generated": 4, "resolution": 32, "server_idle_seconds": 20},
-    "augmentation": {"n_aug": 1},
-    "recognition": {"epochs": 5},
-    # the negative controls train in-process; the workflow's evaluation is covered by the tiny runs
-    "evaluation": {"activate": False, "epochs": 30, "batch_size": 64},
-}
 NAMES = ["zero", "one", "two", "three", "four"]
 RECIPE = {"epochs": 30, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
           "schedule": "step", "train_augment": True}
-
-
-@pytest.fixture(scope="session")
-def fitted_run(tmp_path_factory):
-    """Fit the stand-in once per session (through the workflow's fit_model rule) and run everything up to class
-    recognition with it."""
-    import time
-
-    wd = tmp_path_factory.mktemp("fitted_run")
-    t0 = time.perf_counter()
-    run_snakemake(wd, FITTED_CONFIG)
-    print(f"\nfitted_run: fit + sample + augment + package + recognition in {time.perf_counter() - t0:.0f}s")
-    return wd
 
 
 def out(wd: Path) -> Path:
@@ -257,3 +231,7 @@ def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evalua
     assert (row["n_seeds"] == 1).all() and "+-" in row.loc["gen3_aug0", "accuracy"]
     assert np.isfinite(row.loc["gen3_aug0", "minus_real_same_ipc_points"])
     assert (t / "results" / "ablation.png").stat().st_size > 1000
+    # in the report, as its own category (the report's rendering is checked in tests/test_report.py)
+    run_snakemake(wd, cfg, "--report", str(wd / "report.html"))
+    page = (wd / "report.html").read_text()
+    assert "Ablation: PDA" in page and "results/t/results/ablation.html" in page and "ablation.png" in page
