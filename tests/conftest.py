@@ -93,7 +93,7 @@ def tiny_run(tmp_path_factory):
 
 
 # The fitted stand-in generator (model.fitted), fitted once per session: a shorter fit than the demo's
-# (model.fitted defaults: 300 VAE + 400 UNet steps) to keep the suite quick. Used by tests/test_fitted.py and
+# (model.fitted defaults: 200 VAE + 300 UNet steps) to keep the suite quick. Used by tests/test_fitted.py and
 # the report test.
 FIT_SPEC = {"seed": 0, "vae_steps": 150, "unet_steps": 200}
 FITTED_CONFIG = {

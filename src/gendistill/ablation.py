@@ -105,7 +105,7 @@ def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
         if len(t):
             chance = 100 * float(t["chance"].iloc[0])
             ax.axhline(chance, color="grey", ls="--", lw=1)
-            ax.text(len(t) - 0.5, chance + 1, f"chance {chance:.0f}%", ha="right", fontsize=7, color="grey")
+            ax.text(-0.45, chance + 1, f"chance {chance:.0f}%", ha="left", fontsize=7, color="grey")
         ax.set_ylim(0, 108)
         ax.set_ylabel("test accuracy (%), mean +- std over seeds")
         ax.set_title(title or f"{model}: post data augmentation ablation", fontsize=10)
@@ -113,5 +113,6 @@ def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
 
         ax.legend(handles=[Patch(color="#d95f02", label="generated + PDA"),
                            Patch(color="#e6ab02", label="generated, no PDA"),
-                           Patch(color="#7570b3", label="random real subset")], fontsize=7, loc="lower right")
+                           Patch(color="#7570b3", label="random real subset")], fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))
     save_png(fig, path)

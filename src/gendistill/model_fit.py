@@ -54,8 +54,8 @@ FIT_VERSION = 1  # bump when the recipe changes: it is part of the model directo
 
 FIT_DEFAULTS = {
     "seed": 0,
-    "vae_steps": 300,
-    "unet_steps": 400,
+    "vae_steps": 200,
+    "unet_steps": 300,
     "batch_size": 64,
     "vae_lr": 0.002,
     "lr": 0.001,
