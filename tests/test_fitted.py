@@ -190,6 +190,7 @@ def test_fitted_model_dir_is_keyed_by_spec_and_data():
     ({"model": {"fitted": {"templates": ["a digit"]}}}, "names no class"),
     ({"model": {"fitted": {"batch_size": 40}}}, "not a multiple of match_group"),
     ({"model": {"fitted": {"vae_stpes": 3}}}, "vae_stpes"),
+    ({"model": {"fitted": {"unet_channels": [12, 32]}}}, "Fix: e.g. [16, 32]"),
     ({"dataset": {"name": "classlist", "class_names": ["cat", "dog"], "classes": None}},
      "supports dataset.name digits only"),
     ({"ablation": {"pda": True}, "evaluation": {"activate": False}}, "ablation.pda: the PDA ablation"),

@@ -93,6 +93,14 @@ def spec_problems(spec: dict, dataset_cfg: dict) -> list[str]:
     if s["match"] == "ot" and s["batch_size"] % s["match_group"]:
         problems.append(f"model.fitted.batch_size: {s['batch_size']} is not a multiple of match_group "
                         f"{s['match_group']}. Fix: e.g. batch_size: {s['match_group'] * 4}.")
+    for key in ("unet_channels", "vae_channels"):
+        bad = [c for c in s[key] if c % 8]
+        if bad:
+            problems.append(f"model.fitted.{key}: {bad} not multiples of 8 (the blocks normalise in 8 groups). "
+                            f"Fix: e.g. {[max(8, 8 * round(c / 8)) for c in s[key]]}.")
+    if s["text_hidden"] % 2:
+        problems.append(f"model.fitted.text_hidden: {s['text_hidden']} is odd (2 attention heads). "
+                        f"Fix: text_hidden: {s['text_hidden'] + 1}.")
     for t in s["templates"]:
         if "{name}" not in t and "{raw_name}" not in t and "{index}" not in t:
             problems.append(f"model.fitted.templates: {t!r} names no class (no {{name}}, {{raw_name}} or {{index}}); "
