@@ -1,5 +1,6 @@
 # Generative dataset distillation: class names -> prompts -> per-class sampling -> post data augmentation
-# -> packaged dataset -> evaluation (train on it, test on the real test set) -> results table and report.
+# -> packaged dataset -> evaluation (train on it, test on the real test set) -> results table and report;
+# plus class recognition of the generated images and, optionally, the PDA ablation.
 # Thin on purpose: the plan (classes, prompts, seeds) is resolved in workflow/rules/common.smk, logic lives
 # in src/gendistill/.
 from snakemake.utils import min_version
@@ -17,16 +18,19 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/measure_common.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/package.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/recognition.smk"
+include: "workflow/rules/ablation.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
-        final_outputs(),
+        list(dict.fromkeys(final_outputs() + measure_outputs())),
     default_target: True

@@ -17,6 +17,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 sys.path.insert(0, str(REPO / "src"))
 
 # A tiny, fast config: the digits dataset bundled with scikit-learn, 3 classes, random-weight tiny model.
+# No class recognition (a classifier trained per run; tests/test_fitted.py covers it with the fitted generator).
 TINY_CONFIG = {
     "run": "t",
     "seed": 0,
@@ -26,6 +27,7 @@ TINY_CONFIG = {
     "augmentation": {"n_aug": 2},
     "evaluation": {"models": ["convnet"], "seeds": [0], "epochs": 2, "batch_size": 32,
                    "baselines": {"random_subset": False, "full": False}, "max_test_images": 200},
+    "recognition": {"activate": False},
 }
 
 
@@ -44,10 +46,11 @@ def write_config(workdir: Path, config: dict, name: str = "config.test.yaml") ->
 
 
 def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True, timeout: int = 900,
-                  env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile with `config` in `workdir`; returns the completed process (text output)."""
+                  env: dict | None = None, targets: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile with `config` in `workdir`; returns the completed process (text output).
+    `targets`: files to make instead of the default target (before the options, which take several values)."""
     cfg = write_config(workdir, config)
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
+    cmd = [SNAKEMAKE, *targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
            "--cores", "2", "--resources", "gpu=1", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
@@ -116,3 +119,31 @@ def private_runtime(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(d))
     yield d / "gendistill"
     stop_samplers(timeout=5, directory=d / "gendistill")
+# The fitted stand-in generator (model.fitted), fitted once per session: a shorter fit than the demo's
+# (model.fitted defaults: 200 VAE + 300 UNet steps) to keep the suite quick. Used by tests/test_fitted.py and
+# the report test.
+FIT_SPEC = {"seed": 0, "vae_steps": 150, "unet_steps": 200}
+FITTED_CONFIG = {
+    "run": "f",
+    "seed": 0,
+    "dataset": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
+    "model": {"fitted": FIT_SPEC},
+    "generation": {"n_generated": 4, "resolution": 32, "server_idle_seconds": 20},
+    "augmentation": {"n_aug": 1},
+    "recognition": {"epochs": 5},
+    # the negative controls train in-process; the workflow's evaluation is covered by the tiny runs
+    "evaluation": {"activate": False, "epochs": 30, "batch_size": 64},
+}
+
+
+@pytest.fixture(scope="session")
+def fitted_run(tmp_path_factory):
+    """Fit the stand-in once per session (through the workflow's fit_model rule) and run everything up to class
+    recognition with it."""
+    import time
+
+    wd = tmp_path_factory.mktemp("fitted_run")
+    t0 = time.perf_counter()
+    run_snakemake(wd, FITTED_CONFIG)
+    print(f"\nfitted_run: fit + sample + augment + package + recognition in {time.perf_counter() - t0:.0f}s")
+    return wd

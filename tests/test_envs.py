@@ -77,19 +77,29 @@ def read_env(path: Path) -> dict:
     return {"channels": env.get("channels") or [], "conda": conda, "pip": pip}
 
 
-@pytest.fixture(scope="module")
-def workflow_rules():
-    """The rules of the real Snakefile (demo config, so the tiny-model rule exists too), loaded in-process."""
+def _rules_of(configfiles: list[Path]) -> list:
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
 
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         wf = api.workflow(resource_settings=ResourceSettings(cores=1),
-                          config_settings=ConfigSettings(configfiles=[REPO / "configs" / "demo.yaml"]),
+                          config_settings=ConfigSettings(configfiles=configfiles),
                           snakefile=REPO / "Snakefile", workdir=REPO)
-        rules = list(wf._workflow.rules)
-    assert {r.name for r in rules} >= {"sample", "augment", "package", "evaluate", "build_tiny_model"}
-    return [r for r in rules if not r.norun]  # `rule all` runs nothing and needs no env
+        return list(wf._workflow.rules)
+
+
+@pytest.fixture(scope="module")
+def workflow_rules(tmp_path_factory):
+    """The rules of the real Snakefile, loaded in-process: the demo config (the fitted-model rule) and the demo
+    with the tiny random-weight model (the tiny-model rule); the other rules are the same in both."""
+    tiny = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"model": {"tiny": {"seed": 0}, "fitted": None}}))
+    rules = {}
+    for files in ([REPO / "configs" / "demo.yaml"], [REPO / "configs" / "demo.yaml", tiny]):
+        rules.update({r.name: r for r in _rules_of(files) if r.name not in rules})
+    assert set(rules) >= {"sample", "augment", "package", "evaluate", "build_tiny_model", "fit_model",
+                          "recognition_classifier", "recognise", "ablation_sample", "ablation_evaluate"}
+    return [r for r in rules.values() if not r.norun]  # `rule all` runs nothing and needs no env
 
 
 def rule_env(rule) -> Path:
@@ -153,9 +163,10 @@ def test_every_rule_names_an_existing_env_and_every_env_is_used(workflow_rules):
 
 
 def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
-    """The profiles rely on it: `gpu` is the sampling rule's resource (local --resources gpu=N; SLURM --gpus)."""
+    """The profiles rely on it: `gpu` is the sampling rules' resource (local --resources gpu=N; SLURM --gpus).
+    ablation_sample is the same sampling for the PDA ablation's per-class pools (ablation.pda)."""
     gpu_rules = {r.name for r in workflow_rules if "gpu" in r.resources}
-    assert gpu_rules == {"sample"}
+    assert gpu_rules == {"sample", "ablation_sample"}
 
 
 # ---- tier 3: the envs hold what the jobs import -------------------------------------------------------------
@@ -208,18 +219,30 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     (site / "sitecustomize.py").write_text(TRACER)
     cfg = deep_update(TINY_CONFIG, {"generation": {"server_idle_seconds": 2},
                                     "evaluation": {"baselines": {"random_subset": True, "full": True,
-                                                                 "full_epochs": 1}}})
-    run_snakemake(tmp_path / "wd", cfg, env={"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)})
+                                                                 "full_epochs": 1}},
+                                    "recognition": {"activate": True, "epochs": 1},
+                                    "ablation": {"pda": True, "variants": [{"n_generated": 2, "n_aug": 2},
+                                                                           {"n_generated": 2, "n_aug": 0}]}})
+    env = {"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)}
+    run_snakemake(tmp_path / "wd", cfg, env=env)
+    # the fitted stand-in's rule, alone (a 2-step fit: only its imports matter here)
+    fitted = deep_update(cfg, {"model": {"tiny": None, "fitted": {"vae_steps": 2, "unet_steps": 2}},
+                               "recognition": {"activate": False}, "ablation": {"pda": False}})
+    from gendistill.plan import build_plan
+
+    run_snakemake(tmp_path / "wd", fitted, env=env, targets=(build_plan(fitted).model_dir,))
 
     # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
-    by_cmd, by_script = {"gendistill.sampling.server": "sample"}, {}
+    # (sample and ablation_sample run the same `gendistill sample` command in the same env: a trace counts for both)
+    by_cmd, by_script = {}, {}
     for rule in workflow_rules:
         if rule.is_script:
-            by_script[Path(rule.script).name] = rule.name
+            by_script[Path(rule.script).name] = [rule.name]
         else:
             m = re.search(r"\{PYRUN\}\s+([\w-]+)", rule.shellcmd)
             assert m, f"rule {rule.name}: cannot tell its command from {rule.shellcmd!r}"
-            by_cmd[m.group(1)] = rule.name
+            by_cmd.setdefault(m.group(1), []).append(rule.name)
+    script_rules = {r for names in by_script.values() for r in names}
     env_of = {r.name: rule_env(r) for r in workflow_rules}
 
     to_dist = metadata.packages_distributions()
@@ -232,23 +255,24 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     for f in sorted(trace.glob("*.json")):
         rec = json.loads(f.read_text())
         argv = rec["argv"]
-        rule = None
+        rules = None
         if argv and argv[0].endswith(".py") and ".snakemake/scripts" in argv[0]:
-            rule = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
+            rules = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
         elif argv and argv[0].endswith("sampling/server.py"):
-            rule = "sample"
+            rules = by_cmd["sample"]
         elif argv and argv[0].endswith("gendistill/__main__.py") and len(argv) > 1:
-            rule = by_cmd.get(argv[1])
-        if rule is None:
+            rules = by_cmd.get(argv[1])
+        if rules is None:
             continue  # Snakemake itself
-        seen_rules.add(rule)
-        dists = {norm(d) for m in rec["modules"] if m not in sys.stdlib_module_names for d in to_dist.get(m, [])}
-        env = read_env(env_of[rule])
-        provided = dependency_closure(set(env["pip"]) | set(env["conda"]) - NOT_PACKAGES)
-        allowed = provided | free | (snakemake_side if rule in by_script.values() else set())
-        missing = dists - allowed
-        if missing:
-            problems.append(f"rule {rule} ({' '.join(argv[:2])}) imports {sorted(missing)}, "
-                            f"not installed by {env_of[rule].name}")
+        for rule in rules:
+            seen_rules.add(rule)
+            dists = {norm(d) for m in rec["modules"] if m not in sys.stdlib_module_names for d in to_dist.get(m, [])}
+            env = read_env(env_of[rule])
+            provided = dependency_closure(set(env["pip"]) | set(env["conda"]) - NOT_PACKAGES)
+            allowed = provided | free | (snakemake_side if rule in script_rules else set())
+            missing = dists - allowed
+            if missing:
+                problems.append(f"rule {rule} ({' '.join(argv[:2])}) imports {sorted(missing)}, "
+                                f"not installed by {env_of[rule].name}")
     assert seen_rules == set(env_of), f"no trace from rules {sorted(set(env_of) - seen_rules)}"
     assert not problems, "\n".join(problems)

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
+from conftest import FITTED_CONFIG, REPO, TINY_CONFIG, deep_update, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -110,6 +110,24 @@ def test_report_without_evaluation_has_no_evaluation_items(tiny_run, tmp_path):
     seen = render(report, tmp_path)
     assert "Evaluation" not in seen["menu"] and {"Samples", "Prompts", "Run times"} <= set(seen["menu"])
     assert seen["pages"]["Samples/Per class"]["rows"] == ["000_zero", "001_one", "002_two"]
+
+
+def test_report_shows_recognition_and_says_the_generator_is_a_stand_in(fitted_run, tmp_path):
+    wd = tmp_path / "run"
+    shutil.copytree(fitted_run, wd, symlinks=True)
+    seen = render(build_report(wd, FITTED_CONFIG), tmp_path)
+    assert "Recognition" in seen["menu"] and "Evaluation" not in seen["menu"]
+    assert "stand-in" in seen["description"] and "fitted on the demo dataset's own training split" in seen["description"]
+    pages = seen["pages"]
+    views = pages["Recognition/Per class"]["views"]
+    table = views["results/f/results/recognition.html"]["html"]
+    assert "recognised as their prompt's class" in table and "overall" in table and "STAND-IN" in table
+    assert all(n in table for n in ("zero", "one", "two", "three", "four"))
+    assert views["results/f/results/recognition.png"]["img"][0] > 200
+    assert set(pages["Recognition/Data (CSV)"]["rows"]) == {"results/f/results/recognition.csv",
+                                                            "results/f/results/recognition_images.csv"}
+    runtimes = pages["Run times/Other"]["views"]["results/f/report/runtimes.html"]["html"]
+    assert "fit_model" in runtimes and "recognition" in runtimes
 
 
 def test_ensure_chromium_script_is_idempotent_when_installed():

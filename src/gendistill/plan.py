@@ -43,8 +43,9 @@ class Plan:
     mean: tuple
     std: tuple
     has_real_data: bool
-    model_dir: str | None  # built tiny model directory, else None
+    model_dir: str | None  # built model directory (tiny random-weight or fitted stand-in), else None
     model_source: str
+    model_kind: str = "pretrained"  # "tiny" (random weights), "fitted" (stand-in fitted on the demo data), "pretrained"
 
     @property
     def out(self) -> Path:
@@ -57,6 +58,11 @@ class Plan:
     def load_spec(self) -> dict:
         """What the sampler loads (it keys the sampler; a change reloads, never reruns jobs by itself)."""
         return load_spec(self.cfg, self.model_source)
+
+    @property
+    def gen_spec(self) -> dict:
+        """The generation settings of every pipeline call (a sample job's `gen` param: they decide pixels)."""
+        return {k: self.cfg["generation"][k] for k in ("resolution", "steps", "guidance_scale")}
 
     @property
     def sampler_runtime(self) -> dict:
@@ -96,6 +102,56 @@ def tiny_model_dir(cfg: dict) -> str | None:
         return None
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return str(Path(cfg["results_dir"]) / "models" / f"tiny-{spec.get('family', 'sdxl')}-{h}")
+
+
+def fitted_model_identity(cfg: dict) -> dict | None:
+    """What determines the fitted stand-in's weights: its spec, the data it is fitted to, the recipe version."""
+    from .model_fit import FIT_VERSION, full_spec
+
+    spec = cfg["model"].get("fitted")
+    if spec is None:
+        return None
+    ds = cfg["dataset"]
+    return {"spec": full_spec(spec), "fit_version": FIT_VERSION,
+            "dataset": {"name": ds["name"], "split_seed": ds.get("split_seed", 0), "image_size": ds.get("image_size")}}
+
+
+def fitted_model_dir(cfg: dict) -> str | None:
+    ident = fitted_model_identity(cfg)
+    if ident is None:
+        return None
+    h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    return str(Path(cfg["results_dir"]) / "models" / f"fitted-sdxl-{h}")
+
+
+def model_kind(cfg: dict) -> str:
+    return "tiny" if cfg["model"].get("tiny") is not None else (
+        "fitted" if cfg["model"].get("fitted") is not None else "pretrained")
+
+
+def fitted_problems(cfg: dict, image_size: int) -> list[str]:
+    """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler."""
+    from .model_fit import spec_problems
+
+    if cfg["model"].get("fitted") is None:
+        return []
+    problems = []
+    if cfg["model"].get("tiny") is not None:
+        problems.append("model: both tiny (random weights) and fitted (stand-in fitted on the demo data) are set. "
+                        "Fix: keep one of them (model.tiny: null or model.fitted: null).")
+    problems += spec_problems(cfg["model"]["fitted"], cfg["dataset"])
+    gen = cfg["generation"]
+    if gen["resolution"] != image_size:
+        problems.append(f"generation.resolution: {gen['resolution']}, but model.fitted is fitted at the dataset's "
+                        f"{image_size} px (it has never seen another size). Fix: generation.resolution: {image_size}.")
+    if gen["steps"] != 1:
+        problems.append(f"generation.steps: {gen['steps']}, but model.fitted is fitted for the one trailing "
+                        f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1.")
+    if gen["guidance_scale"] > 1.0:
+        problems.append(f"generation.guidance_scale: {gen['guidance_scale']}, but model.fitted learned no "
+                        f"unconditional (empty-prompt) prediction, which guidance needs. Fix: guidance_scale: 0.")
+    return problems
+
 
 # Components of a diffusers pipeline that have no weights of their own.
 _WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
@@ -229,6 +285,8 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     try:
         if m["tiny"] is not None:
             facts = tiny_facts(m["tiny"])
+        elif m.get("fitted") is not None:
+            facts = None  # the fitted stand-in (SDXL architecture): fitted_problems checks its settings
         else:
             root = model_root(m["source"], m["revision"])
             facts = model_facts(root, f"model.source {m['source']!r}") if root else None
@@ -299,7 +357,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         adapter.check()
     except DatasetError as e:
         problems = [str(e)]
-        if cfg["model"]["tiny"] is None:
+        if model_kind(cfg) == "pretrained":
             problems.append(model_problem(cfg["model"]["source"], cfg["model"]["revision"],
                                           cfg["model"]["allow_download"]))
         raise ConfigError([p for p in problems if p]) from None
@@ -335,7 +393,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
             problems.append(f"prompts.overrides: {key!r} is not a class name of '{adapter.name}'"
                             + (f" (did you mean {', '.join(close)}?)" if close else "")
                             + ". Fix: key overrides by the dataset's class name (see prompts.csv).")
-    if check_model and cfg["model"]["tiny"] is None:
+    if check_model and model_kind(cfg) == "pretrained":
         mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
         if mp:
             problems.append(mp)
@@ -357,15 +415,20 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         raise ConfigError([f"generation.resolution: {cfg['generation']['resolution']} is below the dataset's "
                            f"image size {image_size}; images would be upsampled. Fix: resolution >= {image_size} "
                            f"(SDXL-Turbo's native 512; README, Small targets)."])
-    problems = family_problems(cfg, classes) if check_model else []
+    problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
+    if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
+        problems.append("ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
+                        "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation "
+                        "(with such a dataset) or set ablation.pda: false.")
     if problems:
         raise ConfigError(problems)
     problems = size_problems(classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"],
                              cfg["limits"])
     if problems:
         raise ConfigError(problems)
+    model_dir = tiny_model_dir(cfg) or fitted_model_dir(cfg)
     return Plan(cfg=cfg, classes=classes, all_class_names=names, image_size=image_size, mean=adapter.mean,
-                std=adapter.std, has_real_data=adapter.has_real_data, model_dir=tiny_model_dir(cfg),
-                model_source=tiny_model_dir(cfg) or cfg["model"]["source"])
+                std=adapter.std, has_real_data=adapter.has_real_data, model_dir=model_dir,
+                model_source=model_dir or cfg["model"]["source"], model_kind=model_kind(cfg))
 
 __all__ = ["PIXEL_KEYS", "ClassPlan", "ConfigError", "DatasetError", "Plan", "build_plan"]

@@ -41,8 +41,17 @@ def model_identity(source: str, revision: str | None) -> dict:
     return {"source": str(p), "local_sha256": h.hexdigest()}
 
 
+MODEL_KINDS = {
+    "tiny": "demo/tests: tiny RANDOM-WEIGHT pipeline of SDXL-Turbo's component classes (images are noise)",
+    "fitted": "demo/tests: STAND-IN generator of SDXL-Turbo's component classes, fitted on the demo dataset's own "
+              "training split (gendistill.model_fit; see FITTED_ON_DEMO_DATA.txt and fit_report.json in its "
+              "directory) - not a pretrained model",
+    "pretrained": "model.source as given (a pretrained model, e.g. stabilityai/sdxl-turbo)",
+}
+
+
 def write_provenance(path: str, config_json: str, class_dirs: list[str], summary: dict, random_weights: bool,
-                     time_budget: str = "null") -> dict:
+                     time_budget: str = "null", model_kind: str | None = None) -> dict:
     from gendistill import __version__
 
     cfg = json.loads(config_json)
@@ -53,6 +62,10 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
                                                            "seconds", "model_source", "torch", "diffusers", "family",
                                                            "pipeline", "decoder", "tiny_decoder")}
     first = next(iter(samplers.values()), {})
+    fit_report = None
+    if model_kind == "fitted" and first.get("model_source"):
+        fr = Path(first["model_source"]) / "fit_report.json"
+        fit_report = json.loads(fr.read_text()) if fr.is_file() else None
     prov = {
         "gendistill": __version__,
         "python": sys.version.split()[0],
@@ -62,6 +75,8 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
         "model": model_identity(first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"]),
         "tiny_decoder": model_identity(first["tiny_decoder"], None) if first.get("tiny_decoder") else None,
         "random_weights": random_weights,
+        "model_kind": model_kind,
+        "model_kind_means": MODEL_KINDS.get(model_kind),
         "seed_scheme": SEED_SCHEME,
         "determinism": ("CPU: bit-identical for the same config and library versions (tested). GPU: the same "
                         "seeds give the same starting noise (CPU generators), but kernels may differ across "
@@ -69,6 +84,7 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
         "sampling": samplers,
         "summary": summary,
         "time_budget": json.loads(time_budget),  # the throughput measurement that chose n_generated, if any
+        "fit_report": fit_report,  # model.fitted: how the stand-in generator was fitted (spec, data, losses, time)
     }
     write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
     return prov

@@ -1,8 +1,12 @@
-# Demo/tests only: a tiny random-weight pipeline of one family's real component classes (model.tiny.family),
-# with a matching tiny decoder, built offline.
+# Demo/tests only: the generator is built offline instead of loaded from model.source. Either a tiny
+# RANDOM-WEIGHT pipeline of one family's real component classes (model.tiny, with model.tiny.family and a matching
+# tiny decoder: fast, images are noise), or SDXL-Turbo's classes FITTED to the demo dataset's training split
+# (model.fitted: a stand-in for a pretrained model whose images show the prompted class). Each is cached under
+# results/models/, keyed by a hash of what decides it.
+from gendistill.plan import fitted_model_identity
 
 
-if PLAN.model_dir:
+if PLAN.model_kind == "tiny":
 
     rule build_tiny_model:
         output:
@@ -21,3 +25,30 @@ if PLAN.model_dir:
             "../../envs/generation.yaml"
         shell:
             "{PYRUN} build-tiny-model --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
+
+
+if PLAN.model_kind == "fitted":
+
+    rule fit_model:
+        output:
+            directory(PLAN.model_dir),
+        params:
+            # the spec (defaults filled), the data it is fitted to and the recipe version: the directory's hash.
+            # A function: the templates' {name} must not be read as a wildcard.
+            identity=lambda w: as_json(fitted_model_identity(CFG)),
+            dataset=fixed(as_json(CFG["dataset"])),
+        log:
+            f"{OUT}/logs/fit_model.log",
+        benchmark:
+            f"{OUT}/benchmarks/fit_model.tsv"
+        threads: 2
+        resources:
+            mem_mb=3000,
+            runtime=30,
+        message:
+            f"Fitting the demo's stand-in generator (SDXL-Turbo's component classes) to the TRAINING split of "
+            f"{CFG['dataset']['name']}: VAE, then UNet + text encoders through one sampling step"
+        conda:
+            "../../envs/generation.yaml"
+        script:
+            "../scripts/fit_model.py"

@@ -15,7 +15,8 @@ rule package:
         mean=list(PLAN.mean),
         std=list(PLAN.std),
         image_size=PLAN.image_size,
-        random_weights=bool(PLAN.model_dir),
+        random_weights=PLAN.model_kind == "tiny",
+        model_kind=PLAN.model_kind,
         time_budget=fixed(
             as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None)
         ),

@@ -56,7 +56,7 @@ rule prompts_table:
 
 rule runtimes:
     input:
-        done=lambda w: pipeline_outputs() + report_items(),
+        done=lambda w: pipeline_outputs() + report_items() + measure_outputs(),
     output:
         table=report(
             f"{REPORT}/runtimes.csv", caption="../report/runtimes_csv.rst", category="Run times"

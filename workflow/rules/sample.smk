@@ -14,7 +14,7 @@ rule sample:
     params:
         cls=lambda w: as_json(PLAN.by_id(w.cls).as_dict()),
         load=fixed(as_json(PLAN.load_spec)),
-        gen=fixed(as_json({k: CFG["generation"][k] for k in ("resolution", "steps", "guidance_scale")})),
+        gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
     log:
         f"{OUT}/logs/sample/{{cls}}.log",

@@ -51,6 +51,25 @@ def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
     predictions are the argmax over those labels only, so chance is 1/len(label_set) as reported.
     `progress(epoch, epochs, loss)` is called after every epoch.
     """
+    model, info = train_model(x_train, y_train, num_classes, model_name, seed, recipe, device, progress)
+    return {**test_model(model, x_test, y_test, device, max(recipe["batch_size"], 256), label_set), **info}
+
+
+def test_model(model, x_test: torch.Tensor, y_test: torch.Tensor, device: str = "cpu", bs: int = 256,
+               label_set: list[int] | None = None) -> dict:
+    """Accuracy and per-class accuracy of a trained model on (x_test, y_test)."""
+    pred = predict(model, x_test, device, bs, label_set)
+    correct = (pred == y_test).float()
+    per_class = {}
+    for c in torch.unique(y_test).tolist():
+        mask = y_test == c
+        per_class[int(c)] = float(correct[mask].mean())
+    return {"accuracy": float(correct.mean()), "per_class_accuracy": per_class, "n_test": int(len(y_test))}
+
+
+def train_model(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, model_name: str, seed: int,
+                recipe: dict, device: str = "cpu", progress=None):
+    """Train `model_name` from scratch with `recipe`, seeded by `seed`; return (model, {n_train, timings, loss})."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(model_name, num_classes, x_train.shape[-1]).to(device)
@@ -82,14 +101,7 @@ def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
         if progress is not None:
             progress(epoch + 1, epochs, total / max(n, 1))
     train_s = time.perf_counter() - t0
-    pred = predict(model, x_test, device, max(bs, 256), label_set)
-    correct = (pred == y_test).float()
-    per_class = {}
-    for c in torch.unique(y_test).tolist():
-        mask = y_test == c
-        per_class[int(c)] = float(correct[mask].mean())
-    return {"accuracy": float(correct.mean()), "per_class_accuracy": per_class, "n_train": int(n),
-            "n_test": int(len(y_test)), "train_seconds": round(train_s, 3), "final_loss": total / max(n, 1)}
+    return model, {"n_train": int(n), "train_seconds": round(train_s, 3), "final_loss": total / max(n, 1)}
 
 
 @torch.no_grad()

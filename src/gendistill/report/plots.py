@@ -95,3 +95,24 @@ def html_table(df: pd.DataFrame, path: str, title: str, note: str = "") -> None:
     if note:
         body += f"<p>{html.escape(note)}</p>"
     write_text(path, body + "</body></html>\n")
+
+
+def recognition_plot(table: pd.DataFrame, path: str) -> None:
+    """Bars: % of each class's generated images recognised as that class (and overall); dashed line: chance."""
+    t = table.copy()
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(t) + 2), 3.6))
+    x = np.arange(len(t))
+    colours = ["#1b9e77" if n == "overall" else "#d95f02" for n in t["class_name"]]
+    ax.bar(x, 100 * t["recognised_fraction"].to_numpy(dtype=float), color=colours)
+    for xi, v, n in zip(x, 100 * t["recognised_fraction"].to_numpy(dtype=float), t["n_images"]):
+        ax.text(xi, v + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+    if len(t):
+        chance = 100 * float(t["chance"].iloc[0])
+        ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.1f}%)")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xticks(x, list(t["class_name"]), rotation=60 if len(t) > 8 else 0, ha="right" if len(t) > 8 else "center",
+                  fontsize=7 if len(t) > 20 else 9)
+    ax.set_ylim(0, 110)
+    ax.set_ylabel("recognised as its prompt's class (%)")
+    ax.set_title("Generated images recognised by a classifier trained on real data")
+    save_png(fig, path)

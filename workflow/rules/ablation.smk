@@ -1,0 +1,138 @@
+# The PDA ablation (ablation.pda: true): the same generator and seeds, sets that differ only in images generated
+# per class and augmented copies per image, each evaluated like the distilled set, beside random real subsets of
+# the same IPCs. One pool per class holds the largest variant's images; a variant with fewer takes the first ones
+# (image i has the same seed whatever the count), and augmented copy c of image i has the same seed in every
+# variant, so variants differ only where they are meant to.
+
+ABLATION_NAMES = [v["name"] for v in ablation_variants()]
+ABLATION_REAL = [v["name"] for v in ablation_real_variants()]
+
+
+rule ablation_sample:
+    input:
+        model=sample_model_input,
+    output:
+        images=directory(f"{OUT}/ablation/generated/{{cls}}"),
+    params:
+        cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": ablation_pool_size()}),
+        load=fixed(as_json(PLAN.load_spec)),
+        gen=fixed(as_json(PLAN.gen_spec)),
+        out_size=PLAN.image_size,
+    log:
+        f"{OUT}/logs/ablation/sample/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/sample/{{cls}}.tsv"
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=30,
+    message:
+        "Sampling the ablation pool of class {wildcards.cls}"
+    conda:
+        "../../envs/generation.yaml"
+    shell:
+        "{PYRUN} sample --load {params.load:q} --cls {params.cls:q} --gen {params.gen:q}"
+        " --out-size {params.out_size} --out {output.images:q} --runtime {RUNTIME_ARG} > {log:q} 2>&1"
+
+
+rule ablation_package:
+    input:
+        pool=expand(f"{OUT}/ablation/generated/{{cls}}", cls=CLASS_IDS),
+    output:
+        augmented=directory(f"{OUT}/ablation/sets/{{variant}}/augmented"),
+        tensor=f"{OUT}/ablation/sets/{{variant}}/distilled.pt",
+        manifest=f"{OUT}/ablation/sets/{{variant}}/manifest.csv",
+        folder=directory(f"{OUT}/ablation/sets/{{variant}}/imagefolder"),
+    wildcard_constraints:
+        variant="|".join(ABLATION_NAMES) or "NONE",
+    params:
+        variant=lambda w: as_json(next(v for v in ablation_variants() if v["name"] == w.variant)),
+        aug=as_json(CFG["augmentation"]),
+        seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
+        class_names=fixed(PLAN.all_class_names),
+        mean=list(PLAN.mean),
+        std=list(PLAN.std),
+    log:
+        f"{OUT}/logs/ablation/package/{{variant}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/package/{{variant}}.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/generation.yaml"
+    script:
+        "../scripts/ablation_package.py"
+
+
+rule ablation_evaluate:
+    input:
+        data=lambda w: f"{OUT}/ablation/sets/{w.variant}/distilled.pt" if w.variant in ABLATION_NAMES else [],
+    output:
+        metrics=f"{OUT}/ablation/eval/{{variant}}/{{model}}/seed{{seed}}.json",
+    wildcard_constraints:
+        variant="|".join(ABLATION_NAMES + ABLATION_REAL) or "NONE",
+    params:
+        set_name=lambda w: "distilled" if w.variant in ABLATION_NAMES else "random_subset",
+        recipe=as_json(RECIPE),
+        dataset=fixed(DATASET),
+        labels=[c.index for c in PLAN.classes],
+        per_class_counts=lambda w: (
+            ""
+            if w.variant in ABLATION_NAMES
+            else as_json({c.index: int(w.variant.removeprefix("real_ipc")) for c in PLAN.classes})
+        ),
+        num_classes=len(PLAN.all_class_names),
+        max_test_images=CFG["evaluation"]["max_test_images"],
+        device=CFG["evaluation"]["device"],
+    log:
+        f"{OUT}/logs/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    message:
+        "Ablation: training {wildcards.model} (seed {wildcards.seed}) on {wildcards.variant}"
+    conda:
+        "../../envs/evaluation.yaml"
+    script:
+        "../scripts/ablation_evaluate.py"
+
+
+rule ablation_table:
+    input:
+        metrics=ablation_metrics,
+    output:
+        table=report(
+            f"{OUT}/results/ablation.csv",
+            caption="../report/ablation_csv.rst",
+            category="Ablation: PDA",
+            subcategory="Data (CSV)",
+        ),
+        html=report(
+            f"{OUT}/results/ablation.html",
+            caption="../report/ablation.rst",
+            category="Ablation: PDA",
+            subcategory="Accuracy",
+        ),
+        plot=report(
+            f"{OUT}/results/ablation.png",
+            caption="../report/ablation.rst",
+            category="Ablation: PDA",
+            subcategory="Accuracy",
+        ),
+    params:
+        variants=as_json(ablation_variants() + ablation_real_variants()),
+        rows=as_json(ablation_metric_rows()),
+        model_kind=PLAN.model_kind,
+    log:
+        f"{OUT}/logs/ablation/table.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/table.tsv"
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/ablation_table.py"

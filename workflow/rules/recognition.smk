@@ -1,0 +1,102 @@
+# Class recognition: a classifier trained on the REAL training split labels every generated image; the fraction
+# labelled as its prompt's class, per class and overall, is results/recognition.csv. The classifier is its own
+# job (cached): editing a prompt reruns only that class's sampling and the labelling.
+
+RECOGNITION_RECIPE = {
+    **RECIPE,
+    "epochs": CFG["recognition"]["epochs"],
+}
+
+
+rule recognition_classifier:
+    output:
+        model=f"{OUT}/recognition/classifier.pt",
+        info=f"{OUT}/recognition/classifier.json",
+    params:
+        dataset=fixed(DATASET),
+        labels=[c.index for c in PLAN.classes],
+        num_classes=len(PLAN.all_class_names),
+        model=CFG["recognition"]["model"],
+        seed=CFG["recognition"]["seed"],
+        recipe=as_json(RECOGNITION_RECIPE),
+        max_test_images=CFG["evaluation"]["max_test_images"],
+        device=CFG["evaluation"]["device"],
+    log:
+        f"{OUT}/logs/recognition/classifier.log",
+    benchmark:
+        f"{OUT}/benchmarks/recognition/classifier.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    message:
+        "Training the recogniser ({params.model}) on the real training split"
+    conda:
+        "../../envs/evaluation.yaml"
+    script:
+        "../scripts/recognition_classifier.py"
+
+
+rule recognise:
+    input:
+        model=f"{OUT}/recognition/classifier.pt",
+        info=f"{OUT}/recognition/classifier.json",
+        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
+    output:
+        table=report(
+            f"{OUT}/results/recognition.csv",
+            caption="../report/recognition_csv.rst",
+            category="Recognition",
+            subcategory="Data (CSV)",
+        ),
+        images=report(
+            f"{OUT}/results/recognition_images.csv",
+            caption="../report/recognition_images.rst",
+            category="Recognition",
+            subcategory="Data (CSV)",
+        ),
+    params:
+        dataset=fixed(DATASET),
+        class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
+        device=CFG["evaluation"]["device"],
+    log:
+        f"{OUT}/logs/recognition/recognise.log",
+    benchmark:
+        f"{OUT}/benchmarks/recognition/recognise.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/evaluation.yaml"
+    script:
+        "../scripts/recognise.py"
+
+
+rule recognition_plots:
+    input:
+        table=f"{OUT}/results/recognition.csv",
+    output:
+        html=report(
+            f"{OUT}/results/recognition.html",
+            caption="../report/recognition.rst",
+            category="Recognition",
+            subcategory="Per class",
+        ),
+        plot=report(
+            f"{OUT}/results/recognition.png",
+            caption="../report/recognition.rst",
+            category="Recognition",
+            subcategory="Per class",
+        ),
+    params:
+        model_kind=PLAN.model_kind,
+    log:
+        f"{OUT}/logs/recognition/plots.log",
+    benchmark:
+        f"{OUT}/benchmarks/recognition/plots.tsv"
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/recognition_plots.py"

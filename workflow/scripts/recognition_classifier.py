@@ -1,0 +1,26 @@
+"""Snakemake script for rule `recognition_classifier` (thin: the logic is gendistill.evaluation.recognition)."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
+
+import json
+
+import torch
+
+from gendistill.evaluation.job import EpochProgress
+from gendistill.evaluation.recognition import train_classifier
+from gendistill.logs import log_to
+
+sm = snakemake  # noqa: F821
+with log_to(sm.log[0]):
+    torch.set_num_threads(sm.threads)
+    device = sm.params.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    p = dict(sm.params.items())
+    progress = EpochProgress(json.loads(p["recipe"])["epochs"], "recogniser")
+    try:
+        meta = train_classifier(p, sm.output.model, sm.output.info, device, progress)
+    finally:
+        progress.close()
+    print(f"recogniser {meta['model_label']}: test accuracy {meta['accuracy']:.4f} on the real test split")
