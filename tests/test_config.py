@@ -122,7 +122,7 @@ def test_config_yaml_and_demo_are_valid():
     import yaml
     from conftest import REPO
 
-    for name in ("config.yaml", "configs/demo.yaml"):
+    for name in ("config.yaml", "configs/demo.yaml", "configs/imagenet1k.yaml"):
         cfg = validate_schema(yaml.safe_load((REPO / name).read_text()))
         assert cfg["ipc"] == cfg["generation"]["n_generated"] * (1 + cfg["augmentation"]["n_aug"])
     paper = yaml.safe_load((REPO / "config.yaml").read_text())

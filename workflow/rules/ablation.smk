@@ -83,6 +83,7 @@ rule ablation_evaluate:
         ),
         num_classes=len(PLAN.all_class_names),
         max_test_images=CFG["evaluation"]["max_test_images"],
+        resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
     log:
         f"{OUT}/logs/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.log",

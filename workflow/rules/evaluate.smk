@@ -31,6 +31,7 @@ rule evaluate:
         ),
         num_classes=len(PLAN.all_class_names),
         max_test_images=CFG["evaluation"]["max_test_images"],
+        resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
     log:
         f"{OUT}/logs/evaluate/{{set}}/{{model}}/seed{{seed}}.log",

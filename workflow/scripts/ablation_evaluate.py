@@ -19,6 +19,7 @@ with log_to(sm.log[0]):
     w = sm.wildcards
     set_name = sm.params.set_name
     res = run_job(set_name, w.model, int(w.seed), dict(sm.params.items()),
-                  sm.input.data if set_name == "distilled" else None, device)
+                  sm.input.data if set_name == "distilled" else None, device,
+                  workers=sm.threads - 1)  # image files (ImageNet) are read by DataLoader workers
     res.update({"device": device, "ablation_variant": w.variant})
     write_text(sm.output.metrics, json.dumps(res, indent=1, sort_keys=True))

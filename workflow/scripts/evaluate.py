@@ -18,6 +18,7 @@ with log_to(sm.log[0]):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     w = sm.wildcards
     res = run_job(w.set, w.model, int(w.seed), dict(sm.params.items()),
-                  sm.input.data if w.set == "distilled" else None, device)
+                  sm.input.data if w.set == "distilled" else None, device,
+                  workers=sm.threads - 1)  # image files (ImageNet) are read by DataLoader workers
     res["device"] = device
     write_text(sm.output.metrics, json.dumps(res, indent=1, sort_keys=True))

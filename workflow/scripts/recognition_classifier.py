@@ -20,7 +20,8 @@ with log_to(sm.log[0]):
     p = dict(sm.params.items())
     progress = EpochProgress(json.loads(p["recipe"])["epochs"], "recogniser")
     try:
-        meta = train_classifier(p, sm.output.model, sm.output.info, device, progress)
+        meta = train_classifier(p, sm.output.model, sm.output.info, device, progress,
+                                workers=sm.threads - 1)  # image files (ImageNet): DataLoader workers
     finally:
         progress.close()
     print(f"recogniser {meta['model_label']}: test accuracy {meta['accuracy']:.4f} on the real test split")

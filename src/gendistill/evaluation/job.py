@@ -10,7 +10,8 @@ import torch
 
 from ..datasets import get_adapter
 from .models import model_label
-from .train import normalise, train_and_test
+from .data import FileSource, TensorSource
+from .train import fit_and_test, normalise
 
 log = logging.getLogger("gendistill.evaluate")
 
@@ -55,39 +56,62 @@ def real_split(adapter, split: str, keep_labels: list[int]):
     return x[mask], y[mask]
 
 
-def run_job(set_name: str, model: str, seed: int, p: dict, distilled_path: str | None, device: str) -> dict:
+def real_source(adapter, split: str, keep: list[int], resolution: int, mean, std, workers: int,
+                select=None):
+    """A real split as a source: image files streamed from disk where the adapter lists them (ImageNet: never
+    loaded whole), else arrays in memory. `select(labels) -> indices` picks a subset (the random real subset
+    reads only its own files)."""
+    if getattr(adapter, "streams", False):
+        paths, y = adapter.files(split, keep)
+        if select is not None:
+            sel = select(y)
+            paths, y = [paths[i] for i in sel], y[sel]
+        return FileSource(paths, y, resolution, mean, std, workers)
+    x, y = real_split(adapter, split, keep)
+    if select is not None:
+        sel = select(y)
+        x, y = x[sel], y[sel]
+    return TensorSource(normalise(x, mean, std), torch.from_numpy(y), resolution)
+
+
+def test_subset(max_images: int | None):
+    """A seeded subset of at most `max_images` test images (all when None)."""
+    def select(y: np.ndarray) -> np.ndarray:
+        if not max_images or len(y) <= max_images:
+            return np.arange(len(y))
+        return np.sort(np.random.default_rng(0).choice(len(y), max_images, replace=False))
+    return select
+
+
+def run_job(set_name: str, model: str, seed: int, p: dict, distilled_path: str | None, device: str,
+            workers: int = 0) -> dict:
     from ..package import load_distilled
 
     adapter = get_adapter(json.loads(p["dataset"]))
     keep = list(p["labels"])
     mean, std = adapter.mean, adapter.std
+    resolution = p.get("resolution") or adapter.image_size
     if set_name == "distilled":
         d = load_distilled(distilled_path)
-        x_train, y_train = d["images"], d["labels"]
+        train = TensorSource(d["images"], d["labels"], resolution)
         mean, std = d["mean"], d["std"]
     else:
-        x, y = real_split(adapter, "train", keep)
+        select = None
         if set_name == "random_subset":
             counts = {int(k): int(v) for k, v in json.loads(p["per_class_counts"]).items()}
-            sel = select_subset(y, counts, seed)
-            x, y = x[sel], y[sel]
-        x_train, y_train = normalise(x, mean, std), torch.from_numpy(y)
-    xt, yt = real_split(adapter, "test", keep)
-    if p.get("max_test_images") and len(yt) > p["max_test_images"]:
-        sel = np.sort(np.random.default_rng(0).choice(len(yt), p["max_test_images"], replace=False))
-        xt, yt = xt[sel], yt[sel]
-    x_test, y_test = normalise(xt, mean, std), torch.from_numpy(yt)
+            select = lambda y: select_subset(y, counts, seed)  # noqa: E731
+        train = real_source(adapter, "train", keep, resolution, mean, std, workers, select)
+    test = real_source(adapter, "test", keep, resolution, mean, std, workers, test_subset(p.get("max_test_images")))
     recipe = json.loads(p["recipe"])
-    log.info("%s/%s/seed %d: %d train images, %d test images, recipe %s", set_name, model, seed, len(y_train),
-             len(y_test), recipe)
+    log.info("%s/%s/seed %d: %d train images, %d test images at %d px (%s), recipe %s", set_name, model, seed,
+             len(train), len(test), resolution, type(train).__name__, recipe)
 
     progress = EpochProgress(recipe["epochs"], f"{set_name}/{model}/seed{seed}")
     try:
-        res = train_and_test(x_train, y_train, x_test, y_test, p["num_classes"], model, seed, recipe, device,
-                             progress, label_set=keep)
+        res = fit_and_test(train, test, p["num_classes"], model, seed, recipe, device, progress, label_set=keep)
     finally:
         progress.close()
-    res.update({"set": set_name, "model": model, "model_label": model_label(model, x_train.shape[-1]),
-                "seed": seed, "recipe": recipe, "chance": 1.0 / len(keep)})
+    res.update({"set": set_name, "model": model, "model_label": model_label(model, resolution),
+                "seed": seed, "recipe": recipe, "chance": 1.0 / len(keep), "resolution": resolution})
     log.info("accuracy %.4f", res["accuracy"])
     return res

@@ -35,12 +35,18 @@ def convnet_depth(image_size: int) -> int:
     return depth
 
 
-def resnet18(num_classes: int) -> nn.Module:
+# At and above this resolution ResNet-18 keeps torchvision's ImageNet stem (7x7 stride 2 + max-pool), as the
+# field evaluates ImageNet-1k at 224 px; below it, a 3x3 stride-1 stem without max-pool (CIFAR-style).
+IMAGENET_STEM_FROM = 128
+
+
+def resnet18(num_classes: int, image_size: int = 32) -> nn.Module:
     import torchvision
 
     m = torchvision.models.resnet18(weights=None, num_classes=num_classes)
-    m.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # small images: no 7x7/stride-2 stem
-    m.maxpool = nn.Identity()
+    if image_size < IMAGENET_STEM_FROM:
+        m.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # small images: no 7x7/stride-2 stem
+        m.maxpool = nn.Identity()
     return m
 
 
@@ -48,12 +54,14 @@ def build_model(name: str, num_classes: int, image_size: int) -> nn.Module:
     if name == "convnet":
         return ConvNet(num_classes, image_size, convnet_depth(image_size))
     if name == "resnet18":
-        return resnet18(num_classes)
+        return resnet18(num_classes, image_size)
     raise ValueError(f"unknown evaluation model {name!r}; use convnet or resnet18")
 
 
 def model_label(name: str, image_size: int) -> str:
-    return f"ConvNet-D{convnet_depth(image_size)}" if name == "convnet" else "ResNet-18"
+    if name == "convnet":
+        return f"ConvNet-D{convnet_depth(image_size)}"
+    return "ResNet-18" + (f" ({image_size} px)" if image_size >= IMAGENET_STEM_FROM else "")
 
 
 __all__ = ["ConvNet", "build_model", "convnet_depth", "model_label", "resnet18", "torch"]

@@ -23,33 +23,32 @@ import pandas as pd
 import torch
 
 from ..datasets import get_adapter
-from .job import real_split
+from .job import real_source, real_split, test_subset
 from .models import model_label
-from .train import normalise, predict, test_model, train_model
+from .train import evaluate_on, fit, normalise, predict
 
 log = logging.getLogger("gendistill.recognition")
 
 
-def train_classifier(p: dict, out_model: str, out_info: str, device: str = "cpu", progress=None) -> dict:
+def train_classifier(p: dict, out_model: str, out_info: str, device: str = "cpu", progress=None,
+                     workers: int = 0) -> dict:
     """Train the recogniser on the real training split of the run's classes; save weights and what it is."""
     from ..atomic import atomic_path, write_text
 
     adapter = get_adapter(json.loads(p["dataset"]))
     keep = [int(c) for c in p["labels"]]
     recipe = json.loads(p["recipe"])
-    x, y = real_split(adapter, "train", keep)
-    xt, yt = real_split(adapter, "test", keep)
-    if p.get("max_test_images") and len(yt) > p["max_test_images"]:
-        sel = np.sort(np.random.default_rng(0).choice(len(yt), p["max_test_images"], replace=False))
-        xt, yt = xt[sel], yt[sel]
+    size = adapter.image_size
+    train = real_source(adapter, "train", keep, size, adapter.mean, adapter.std, workers)
+    test = real_source(adapter, "test", keep, size, adapter.mean, adapter.std, workers,
+                       test_subset(p.get("max_test_images")))
     log.info("recogniser %s, seed %d: %d real training images of %d classes, recipe %s", p["model"], p["seed"],
-             len(y), len(keep), recipe)
-    model, info = train_model(normalise(x, adapter.mean, adapter.std), torch.from_numpy(y), p["num_classes"],
-                              p["model"], int(p["seed"]), recipe, device, progress)
-    res = test_model(model, normalise(xt, adapter.mean, adapter.std), torch.from_numpy(yt), device, 256, keep)
-    meta = {**info, **res, "model": p["model"], "model_label": model_label(p["model"], x.shape[1]),
+             len(train), len(keep), recipe)
+    model, info = fit(train, p["num_classes"], p["model"], int(p["seed"]), recipe, device, progress)
+    res = evaluate_on(model, test, device, 256, keep)
+    meta = {**info, **res, "model": p["model"], "model_label": model_label(p["model"], size),
             "seed": int(p["seed"]), "recipe": recipe, "labels": keep, "num_classes": p["num_classes"],
-            "image_size": int(x.shape[1]), "mean": list(adapter.mean), "std": list(adapter.std),
+            "image_size": int(size), "mean": list(adapter.mean), "std": list(adapter.std),
             "trained_on": f"real training split of {adapter.name} (the run's classes)",
             "chance": 1.0 / len(keep)}
     log.info("recogniser test accuracy on the real test split: %.4f", res["accuracy"])
@@ -89,14 +88,32 @@ def mean_pairwise_distance(images: np.ndarray) -> float:
     return float(d[iu[0], iu[1]].mean())
 
 
+def real_images_of(adapter, keep: list[int], n: int):
+    """label -> up to n of its real training images (a seeded choice), reading only those where the adapter
+    lists files (ImageNet), else from the split in memory."""
+    def choose(pool: np.ndarray, label: int) -> np.ndarray:
+        if len(pool) <= n:
+            return pool
+        return np.sort(np.random.default_rng([label, 17]).choice(pool, n, replace=False))
+
+    if getattr(adapter, "streams", False):
+        from ..datasets.images import read_images
+
+        def of(label: int) -> np.ndarray:
+            paths, _ = adapter.files("train", [label])
+            return read_images([paths[i] for i in choose(np.arange(len(paths)), label)], adapter.image_size)
+        return of
+    x_real, y_real = real_split(adapter, "train", keep)
+    return lambda label: x_real[choose(np.flatnonzero(y_real == label), label)]
+
+
 def recognise(class_dirs: list[str], model_path: str, info_path: str, dataset_cfg: dict, class_names: dict,
               max_real_for_diversity: int = 200, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Label every generated image; return (per-image rows, per-class rows + an 'overall' row)."""
     model, meta = load_classifier(model_path, info_path)
     model.to(device)
     keep = meta["labels"]
-    adapter = get_adapter(dataset_cfg)
-    x_real, y_real = real_split(adapter, "train", keep)
+    real_of = real_images_of(get_adapter(dataset_cfg), keep, max_real_for_diversity)
     rows, per_class = [], []
     for d in sorted(class_dirs, key=lambda p: Path(p).name):
         imgs, recs = read_generated(d)
@@ -110,10 +127,7 @@ def recognise(class_dirs: list[str], model_path: str, info_path: str, dataset_cf
                          "predicted_index": int(p_), "predicted_name": class_names.get(int(p_), str(p_)),
                          "recognised": int(p_) == label})
         wrong = Counter(int(p_) for p_ in pred if int(p_) != label)
-        pool = np.flatnonzero(y_real == label)
-        if len(pool) > max_real_for_diversity:
-            pool = np.sort(np.random.default_rng([label, 17]).choice(pool, max_real_for_diversity, replace=False))
-        real_spread = mean_pairwise_distance(x_real[pool])
+        real_spread = mean_pairwise_distance(real_of(label))
         gen_spread = mean_pairwise_distance(imgs)
         per_class.append({
             "class_index": label, "class_name": recs[0]["class_name"], "prompt": recs[0]["prompt"],

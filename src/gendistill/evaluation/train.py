@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import TensorSource
 from .models import build_model
 
 log = logging.getLogger("gendistill.evaluate")
@@ -51,14 +52,27 @@ def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
     predictions are the argmax over those labels only, so chance is 1/len(label_set) as reported.
     `progress(epoch, epochs, loss)` is called after every epoch.
     """
-    model, info = train_model(x_train, y_train, num_classes, model_name, seed, recipe, device, progress)
-    return {**test_model(model, x_test, y_test, device, max(recipe["batch_size"], 256), label_set), **info}
+    return fit_and_test(TensorSource(x_train, y_train), TensorSource(x_test, y_test), num_classes, model_name, seed,
+                        recipe, device, progress, label_set)
+
+
+def fit_and_test(train, test, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu",
+                 progress=None, label_set: list[int] | None = None) -> dict:
+    """train_and_test on sources (evaluation/data.py): tensors in memory or image files streamed from disk."""
+    model, info = fit(train, num_classes, model_name, seed, recipe, device, progress)
+    return {**evaluate_on(model, test, device, max(recipe["batch_size"], 256), label_set), **info}
 
 
 def test_model(model, x_test: torch.Tensor, y_test: torch.Tensor, device: str = "cpu", bs: int = 256,
                label_set: list[int] | None = None) -> dict:
     """Accuracy and per-class accuracy of a trained model on (x_test, y_test)."""
-    pred = predict(model, x_test, device, bs, label_set)
+    return evaluate_on(model, TensorSource(x_test, y_test), device, bs, label_set)
+
+
+def evaluate_on(model, test, device: str = "cpu", bs: int = 256, label_set: list[int] | None = None) -> dict:
+    """Accuracy and per-class accuracy of a trained model on a source."""
+    y_test = test.labels
+    pred = predict_source(model, test, device, bs, label_set)
     correct = (pred == y_test).float()
     per_class = {}
     for c in torch.unique(y_test).tolist():
@@ -70,16 +84,22 @@ def test_model(model, x_test: torch.Tensor, y_test: torch.Tensor, device: str = 
 def train_model(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, model_name: str, seed: int,
                 recipe: dict, device: str = "cpu", progress=None):
     """Train `model_name` from scratch with `recipe`, seeded by `seed`; return (model, {n_train, timings, loss})."""
+    return fit(TensorSource(x_train, y_train), num_classes, model_name, seed, recipe, device, progress)
+
+
+def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu", progress=None):
+    """train_model on a source. Every epoch visits the images in a permutation drawn from a generator seeded
+    by `seed`, and crops/flips them with the same generator: the same seed gives the same run."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = build_model(model_name, num_classes, x_train.shape[-1]).to(device)
+    model = build_model(model_name, num_classes, train.resolution).to(device)
     if recipe["optimizer"] == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=recipe["lr"], momentum=recipe["momentum"],
                               weight_decay=recipe["weight_decay"])
     else:
         opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     epochs, bs = recipe["epochs"], recipe["batch_size"]
-    n = len(y_train)
+    n = len(train)
     t0 = time.perf_counter()
     model.train()
     for epoch in range(epochs):
@@ -87,30 +107,33 @@ def train_model(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, 
             g["lr"] = lr_at(epoch, epochs, recipe["lr"], recipe["schedule"])
         perm = torch.randperm(n, generator=gen)
         total = 0.0
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            xb = x_train[idx]
+        for xb, yb in train.batches(perm, bs):
             if recipe["train_augment"]:
                 xb = random_crop_flip(xb, gen)
-            xb, yb = xb.to(device), y_train[idx].to(device)
+            xb, yb = xb.to(device), yb.to(device)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += float(loss.detach()) * len(yb)
         if progress is not None:
             progress(epoch + 1, epochs, total / max(n, 1))
     train_s = time.perf_counter() - t0
     return model, {"n_train": int(n), "train_seconds": round(train_s, 3), "final_loss": total / max(n, 1)}
 
 
-@torch.no_grad()
 def predict(model, x: torch.Tensor, device: str, bs: int = 512, label_set: list[int] | None = None) -> torch.Tensor:
     """Predicted labels (eval mode); restricted to `label_set` when given."""
+    return predict_source(model, TensorSource(x, torch.zeros(len(x), dtype=torch.long)), device, bs, label_set)
+
+
+@torch.no_grad()
+def predict_source(model, data, device: str, bs: int = 512, label_set: list[int] | None = None) -> torch.Tensor:
+    """Predicted labels for every image of a source, in its order."""
     model.eval()
     keep = torch.tensor(sorted(label_set), dtype=torch.long) if label_set else None
     out = []
-    for i in range(0, len(x), bs):
-        logits = model(x[i:i + bs].to(device)).cpu()
+    for xb, _ in data.batches(torch.arange(len(data)), bs):
+        logits = model(xb.to(device)).cpu()
         out.append(keep[logits[:, keep].argmax(1)] if keep is not None else logits.argmax(1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

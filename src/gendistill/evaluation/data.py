@@ -1,0 +1,82 @@
+"""Where an evaluation's images come from: tensors in memory, or image files streamed from disk.
+
+A distilled set, a random real subset and the small datasets are tensors (`TensorSource`). A large real set
+(ImageNet's 1.28 M training images) is never held in memory: `FileSource` reads, resizes and normalises each
+batch's files in DataLoader workers. Both give the training loop the same thing: per epoch, batches in the
+order of a permutation drawn from the loop's seeded generator, at the evaluation's resolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class TensorSource:
+    """Normalised float images [N, 3, H, W] and labels in memory, resized per batch to `resolution`."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, resolution: int | None = None):
+        self.x, self.y = x, y
+        self.resolution = resolution or x.shape[-1]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.y
+
+    def _fit(self, xb: torch.Tensor) -> torch.Tensor:
+        if xb.shape[-1] == self.resolution:
+            return xb
+        return F.interpolate(xb, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
+                             align_corners=False)
+
+    def batches(self, order: torch.Tensor, bs: int):
+        for i in range(0, len(order), bs):
+            idx = order[i:i + bs]
+            yield self._fit(self.x[idx]), self.y[idx]
+
+
+class FileSource:
+    """Image files and labels on disk; a batch is read, resized to `resolution` and normalised when needed."""
+
+    def __init__(self, paths: list[Path], labels: np.ndarray, resolution: int, mean, std, workers: int = 0):
+        self.paths, self.y = list(paths), torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.resolution, self.mean, self.std, self.workers = resolution, tuple(mean), tuple(std), workers
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.y
+
+    def batches(self, order: torch.Tensor, bs: int):
+        from torch.utils.data import DataLoader
+
+        ds = _Files(self.paths, self.y, self.resolution, self.mean, self.std)
+        # The order is the loop's permutation, so the sequence of images does not depend on the workers.
+        loader = DataLoader(ds, batch_size=bs, sampler=order.tolist(), num_workers=self.workers,
+                            persistent_workers=False, pin_memory=False)
+        yield from loader
+
+
+class _Files(torch.utils.data.Dataset):
+    def __init__(self, paths, labels, resolution, mean, std):
+        self.paths, self.labels, self.resolution = paths, labels, resolution
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from ..datasets.images import read_images
+
+        img = read_images([self.paths[i]], self.resolution)[0]
+        x = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)
+        return (x - self.mean) / self.std, self.labels[i]
