@@ -59,8 +59,14 @@ def test_random_subset_reads_only_its_files(tmp_path, monkeypatch):
         .to(torch.uint8).numpy()), yb.numpy())
 
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a child of a large pytest process
+# would report the parent's peak; VmHWM belongs to the new address space.
 PEAK_RSS = """
-import resource, sys, json
+import sys, json
+def hwm_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
@@ -68,7 +74,7 @@ from gendistill.datasets import get_adapter
 from gendistill.evaluation.job import real_source
 from gendistill.evaluation.train import fit
 ad = get_adapter({"name": "imagenet", "root": sys.argv[2], "image_size": 64})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = hwm_kb()
 src = real_source(ad, "train", list(range(20)), 64, ad.mean, ad.std, workers=0)
 if sys.argv[3] == "memory":  # the same images loaded whole, as a dataset without streaming would be
     from gendistill.evaluation.data import TensorSource
@@ -77,7 +83,7 @@ if sys.argv[3] == "memory":  # the same images loaded whole, as a dataset withou
     src = TensorSource(normalise(x, ad.mean, ad.std), torch.from_numpy(y))
 fit(src, 20, "convnet", 0, {"epochs": 1, "batch_size": 16, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9,
                             "weight_decay": 0.0, "schedule": "step", "train_augment": False})
-print(json.dumps({"n": len(src), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024,
                   "before_mb": before / 1024}))
 """
 
