@@ -165,14 +165,15 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
     import logging
 
     from .generate import Sampler, sample_request
-    from .pipeline import environment, load_from_spec
+    from .pipeline import environment, load_from_spec, set_cpu_threads
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     t0 = time.perf_counter()
     pipe, device, dtype = load_from_spec(load)
     load_s = round(time.perf_counter() - t0, 3)
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
-    meta = sample_request(Sampler(pipe, device, dtype), payload, environment(load, device, dtype, pipe),
+    env = environment(load, device, dtype, pipe, set_cpu_threads(pipe, device))
+    meta = sample_request(Sampler(pipe, device, dtype), payload, env,
                           lambda b: writer.add(b.indices, b.pngs, b.records), lineage.broken,
                           {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()})
     return {**meta, "requests_served": 1, "started_sampler": False}

@@ -98,15 +98,17 @@ class Server:
     # -- model -----------------------------------------------------------------------------------------------
     def load_model(self) -> None:
         from .generate import Sampler
-        from .pipeline import environment, load_from_spec
+        from .pipeline import environment, load_from_spec, set_cpu_threads
 
         t0 = time.perf_counter()
         try:
             pipe, device, dtype = load_from_spec(self.load)
-            self.sampler, self.env = Sampler(pipe, device, dtype), environment(self.load, device, dtype, pipe)
+            threads = set_cpu_threads(pipe, device)
+            self.sampler = Sampler(pipe, device, dtype)
+            self.env = environment(self.load, device, dtype, pipe, threads)
             self.stats.update(loads=1, load_seconds=round(time.perf_counter() - t0, 3))
-            log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s)", self.load["source"], device,
-                     dtype, self.stats["load_seconds"], os.getpid(), CODE[:12])
+            log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s, cpu threads %s)",
+                     self.load["source"], device, dtype, self.stats["load_seconds"], os.getpid(), CODE[:12], threads)
         except BaseException as e:  # noqa: BLE001 - kept and reported to every request
             self.load_error = (summarize_error(e), traceback.format_exc())
             log.error("pipeline load from %s failed:\n%s", self.load["source"], self.load_error[1])
