@@ -6,11 +6,14 @@ Every problem becomes one line naming the key and the fix, and all are reported 
 from __future__ import annotations
 
 import copy
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Package data, so an installed (non-editable) package finds it; the one copy (the workflow validates through
+# build_plan -> load_and_validate).
+SCHEMA = files("gendistill") / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -22,7 +25,7 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return yaml.safe_load(SCHEMA.read_text())
 
 
 def _fill_defaults(instance, schema):
