@@ -91,6 +91,7 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
     from pathlib import Path
 
     from .atomic import atomic_path
+    from .layout import class_dir
 
     dirs = [Path(d) for d in generated]
     missing = [d.name for d in dirs if d.name not in seeds]
@@ -98,7 +99,7 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
         raise SystemExit(f"no seed given for classes {missing[:5]}")
     with atomic_path(Path(out_dir), replace=False) as tmp:
         tmp.mkdir(parents=True)
-        jobs = [(d, tmp / d.name, params, seeds[d.name]) for d in dirs]
+        jobs = [(d, Path(class_dir(str(tmp), d.name)), params, seeds[d.name]) for d in dirs]
         if workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(workers) as pool:
                 counts = list(pool.map(_augment_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
+from .layout import RunLayout
 from .naming import class_ids
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
@@ -50,6 +51,10 @@ class Plan:
     @property
     def out(self) -> Path:
         return Path(self.cfg["results_dir"]) / self.cfg["run"]
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(str(self.out))
 
     def by_id(self, cid: str) -> ClassPlan:
         return self._index[cid]

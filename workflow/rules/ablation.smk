@@ -106,7 +106,7 @@ rule ablation_table:
         metrics=ablation_metrics,
     output:
         table=report(
-            f"{OUT}/results/ablation.csv",
+            LAYOUT.ablation,
             caption="../report/ablation_csv.rst",
             category="Ablation: PDA",
             subcategory="Data (CSV)",

@@ -5,9 +5,9 @@
 
 rule augment:
     input:
-        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
+        generated=expand(rules.sample.output.images, cls=CLASS_IDS),
     output:
-        images=directory(f"{OUT}/augmented"),
+        images=directory(LAYOUT.augmented),
     params:
         aug=as_json(CFG["augmentation"]),
         seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),

@@ -16,6 +16,7 @@ except (ConfigError, DatasetError) as err:
 
 CFG = PLAN.cfg  # config with schema defaults filled in
 OUT = str(PLAN.out)
+LAYOUT = PLAN.layout  # the run's file paths (gendistill.layout); rules that read a file take rules.<name>.output
 CLASS_IDS = [c.id for c in PLAN.classes]
 SRC = str(Path(workflow.basedir) / "src")
 
@@ -85,15 +86,18 @@ def evaluation_active():
     return CFG["evaluation"]["activate"] and PLAN.has_real_data
 
 
+# The functions below read rules.<name>.output: they run once every rule is defined (rule all, job inputs).
+
+
 def pipeline_outputs():
     out = [
-        f"{OUT}/prompts.csv",
-        f"{OUT}/dataset/distilled.pt",
-        f"{OUT}/dataset/manifest.csv",
-        f"{OUT}/dataset/provenance.json",
+        rules.prompts.output.table,
+        rules.package.output.tensor,
+        rules.package.output.manifest,
+        rules.package.output.provenance,
     ]
     if evaluation_active():
-        out += [f"{OUT}/results/results.csv"]
+        out += [rules.results_table.output.table]
     return out
 
 
@@ -102,24 +106,16 @@ def final_outputs():
     return list(dict.fromkeys(pipeline_outputs() + report_outputs()))
 
 
-REPORT = f"{OUT}/report"
+REPORT = LAYOUT.report
 
 
 def report_items():
     """Everything the run-time summary waits for, besides the pipeline's own outputs."""
-    items = [f"{REPORT}/samples", f"{REPORT}/samples_overview.png", f"{REPORT}/prompts.html"]
+    items = [*rules.sample_grids.output, *rules.prompts_table.output]
     if evaluation_active():
-        items += [
-            f"{OUT}/results/results.csv",
-            f"{OUT}/results/summary.csv",
-            f"{OUT}/results/per_class.csv",
-            f"{OUT}/results/accuracy.png",
-            f"{OUT}/results/results.html",
-            f"{OUT}/results/per_class.png",
-            f"{OUT}/results/per_class.html",
-        ]
+        items += [*rules.results_table.output, *rules.evaluation_plots.output]
     return items
 
 
 def report_outputs():
-    return report_items() + [f"{REPORT}/runtimes.csv", f"{REPORT}/runtimes.png", f"{REPORT}/runtimes.html"]
+    return report_items() + list(rules.runtimes.output)

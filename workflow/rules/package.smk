@@ -4,12 +4,12 @@
 rule package:
     input:
         augmented=rules.augment.output.images,
-        prompts=f"{OUT}/prompts.csv",
+        prompts=rules.prompts.output.table,
     output:
-        tensor=f"{OUT}/dataset/distilled.pt",
-        manifest=f"{OUT}/dataset/manifest.csv",
-        folder=directory(f"{OUT}/dataset/imagefolder"),
-        provenance=f"{OUT}/dataset/provenance.json",
+        tensor=LAYOUT.distilled,
+        manifest=LAYOUT.manifest,
+        folder=directory(LAYOUT.imagefolder),
+        provenance=LAYOUT.provenance,
     params:
         class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),

@@ -3,7 +3,7 @@
 
 rule prompts:
     output:
-        table=f"{OUT}/prompts.csv",
+        table=LAYOUT.prompts,
     params:
         classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
     log:

@@ -39,12 +39,12 @@ rule recognition_classifier:
 
 rule recognise:
     input:
-        model=f"{OUT}/recognition/classifier.pt",
-        info=f"{OUT}/recognition/classifier.json",
-        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
+        model=rules.recognition_classifier.output.model,
+        info=rules.recognition_classifier.output.info,
+        generated=expand(rules.sample.output.images, cls=CLASS_IDS),
     output:
         table=report(
-            f"{OUT}/results/recognition.csv",
+            LAYOUT.recognition,
             caption="../report/recognition_csv.rst",
             category="Recognition",
             subcategory="Data (CSV)",
@@ -74,7 +74,7 @@ rule recognise:
 
 rule recognition_plots:
     input:
-        table=f"{OUT}/results/recognition.csv",
+        table=rules.recognise.output.table,
     output:
         html=report(
             f"{OUT}/results/recognition.html",

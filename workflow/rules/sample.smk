@@ -10,7 +10,7 @@ rule sample:
     input:
         model=sample_model_input,
     output:
-        images=directory(f"{OUT}/generated/{{cls}}"),
+        images=directory(LAYOUT.generated()),
     params:
         cls=lambda w: as_json(PLAN.by_id(w.cls).as_dict()),
         load=fixed(as_json(PLAN.load_spec)),
