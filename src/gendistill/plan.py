@@ -70,8 +70,15 @@ class Plan:
         return {k: self.cfg["generation"][k] for k in ("resolution", "steps", "guidance_scale")}
 
     @property
+    def recorded_config(self) -> dict:
+        """The config keys that decide the packaged dataset, as its provenance records them."""
+        return {**{k: self.cfg[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
+                "generation": {k: self.cfg["generation"][k] for k in PIXEL_KEYS}}
+
+    @property
     def sampler_runtime(self) -> dict:
-        """Sampling knobs that do not change pixels: passed to the sample jobs outside their params."""
+        """Sampling knobs that do not decide pixels (batch size may still round one value by a level: README,
+        Reproducibility): passed to the sample jobs outside their params."""
         g = self.cfg["generation"]
         return {"server": g["server"], "idle": g["server_idle_seconds"], "server_timeout": g["server_timeout_seconds"],
                 "batch_size": g["batch_size"], "compile": g["compile"], "deterministic": g["deterministic"],

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from gendistill.config import read_time_budget_record
-from gendistill.plan import PIXEL_KEYS, ConfigError, DatasetError, build_plan
+from gendistill.plan import ConfigError, DatasetError, build_plan
 
 try:
     PLAN = build_plan(config)

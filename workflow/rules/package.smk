@@ -20,14 +20,7 @@ rule package:
         time_budget=fixed(
             as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None)
         ),
-        config=fixed(
-            as_json(
-                {
-                    **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
-                    "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
-                }
-            )
-        ),
+        config=fixed(as_json(PLAN.recorded_config)),
     log:
         f"{OUT}/logs/package.log",
     benchmark:

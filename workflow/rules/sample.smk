@@ -1,6 +1,7 @@
 # One job per class. Params hold exactly what determines that class's pixels, so editing one class's prompt,
 # seed or count reruns only that class. Runtime knobs (batch size, sampler process, compile, timeouts) are
-# passed outside params: they do not change the images, so they do not trigger reruns.
+# passed outside params and trigger no reruns: they do not decide the images (each image's noise is its own;
+# a batch size may still move a value by one level through kernel rounding: README, Reproducibility).
 # The job is a thin client of the resident sampler (src/gendistill/sampling/; docs/design/sampler.md).
 
 RUNTIME_ARG = shlex.quote(as_json(PLAN.sampler_runtime))
