@@ -250,7 +250,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     free |= set(OPTIONAL_IMPORTS)
     snakemake_side = dependency_closure({"snakemake"})  # script jobs import it from Snakemake's own install
     deadline, seen_rules, problems = time.time() + 30, set(), []
-    while time.time() < deadline and not any("sampling/server.py" in p.read_text() for p in trace.glob("*.json")):
+    while time.time() < deadline and not any("sampler-serve" in p.read_text() for p in trace.glob("*.json")):
         time.sleep(0.5)  # the sampler process writes its trace when it idles out
     for f in sorted(trace.glob("*.json")):
         rec = json.loads(f.read_text())
@@ -258,7 +258,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
         rules = None
         if argv and argv[0].endswith(".py") and ".snakemake/scripts" in argv[0]:
             rules = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
-        elif argv and argv[0].endswith("sampling/server.py"):
+        elif argv and argv[0].endswith("gendistill/__main__.py") and argv[1:2] == ["sampler-serve"]:
             rules = by_cmd["sample"]
         elif argv and argv[0].endswith("gendistill/__main__.py") and len(argv) > 1:
             rules = by_cmd.get(argv[1])

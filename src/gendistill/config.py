@@ -95,8 +95,8 @@ def semantic_problems(cfg: dict) -> list[str]:
     if rec_path:
         rec = read_time_budget_record(rec_path)
         if rec is None:
-            problems.append(f"time_budget_record: {rec_path} is not a readable record of `python -m "
-                            f"gendistill.time_budget`. Fix: run it with --json {rec_path}, or set the key to null.")
+            problems.append(f"time_budget_record: {rec_path} is not a readable record of `gendistill "
+                            f"time-budget`. Fix: run it with --json {rec_path}, or set the key to null.")
         elif rec["recommendation"]["n_generated"] != gen["n_generated"]:
             problems.append(f"time_budget_record: the measured budget allows n_generated = "
                             f"{rec['recommendation']['n_generated']} but generation.n_generated = "
