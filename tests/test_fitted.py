@@ -184,7 +184,8 @@ def test_fitted_model_dir_is_keyed_by_spec_and_data():
 
 @pytest.mark.parametrize("patch, expected", [
     ({"model": {"tiny": {"seed": 0}}}, "both tiny (random weights) and fitted"),
-    ({"generation": {"resolution": 64}}, "generation.resolution: 64, but model.fitted is fitted at the dataset's 32 px"),
+    ({"generation": {"resolution": 64}},
+     "generation.resolution: 64, but model.fitted is fitted at the dataset's 32 px"),
     ({"generation": {"steps": 4}}, "Fix: generation.steps: 1"),
     ({"generation": {"guidance_scale": 5.0}}, "Fix: guidance_scale: 0"),
     ({"model": {"fitted": {"templates": ["a digit"]}}}, "names no class"),

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, write_config
 
 pytestmark = pytest.mark.workflow

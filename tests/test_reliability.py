@@ -75,7 +75,8 @@ def test_interrupted_sampling_then_rerun_equals_uninterrupted(sig, tiny_run, tmp
 def test_second_run_on_same_directory_is_refused(tmp_path):
     first = start(tmp_path, SLOW)
     try:
-        wait_for(lambda: any((tmp_path / ".snakemake" / "locks").glob("*")) if (tmp_path / ".snakemake" / "locks").is_dir() else False)
+        locks = tmp_path / ".snakemake" / "locks"
+        wait_for(lambda: locks.is_dir() and any(locks.glob("*")))
         second = run_snakemake(tmp_path, SLOW, check=False)
         assert second.returncode != 0
         assert "cannot be locked" in second.stdout + second.stderr

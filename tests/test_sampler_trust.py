@@ -78,7 +78,8 @@ def test_job_whose_snakemake_ended_publishes_nothing(load, tmp_path):
     # a stand-in for Snakemake (a script named snakemake) that runs the job as a shell command, as Snakemake does
     fake = tmp_path / "bin" / "snakemake"
     fake.parent.mkdir()
-    fake.write_text(f"import subprocess, sys\nsubprocess.run({shlex.join(client_cmd(load, big, tmp_path / 'out', {'batch_size': 1}))!r}, shell=True)\n")
+    cmd = shlex.join(client_cmd(load, big, tmp_path / "out", {"batch_size": 1}))
+    fake.write_text(f"import subprocess, sys\nsubprocess.run({cmd!r}, shell=True)\n")
     fake = subprocess.Popen([sys.executable, str(fake)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_tmp_pngs(tmp_path, "out", 3)
     fake.kill()  # Snakemake dies; the job (its child) lives on

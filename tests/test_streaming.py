@@ -8,13 +8,13 @@ import json
 import subprocess
 import sys
 
+import dataset_fixtures as fx
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-import dataset_fixtures as fx
 from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
+
 from gendistill.datasets import get_adapter
 from gendistill.evaluation.data import FileSource, TensorSource
 from gendistill.evaluation.job import real_source, select_subset

@@ -7,6 +7,7 @@ Every copy's parameters are drawn from its own seed (see seeds.augment_seed) and
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -88,7 +89,6 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
     published at once.
     """
     from concurrent.futures import ProcessPoolExecutor
-    from pathlib import Path
 
     from .atomic import atomic_path
     from .layout import class_dir

@@ -73,7 +73,8 @@ def package(class_dirs: list[str], class_names: list[str], mean, std, out_pt: st
     with atomic_path(Path(out_pt)) as tmp:
         torch.save(data, tmp)
     counts = df.groupby("label").size()
-    return {"n_images": len(df), "n_classes": int(counts.size), "per_class": {int(k): int(v) for k, v in counts.items()}}
+    return {"n_images": len(df), "n_classes": int(counts.size),
+            "per_class": {int(k): int(v) for k, v in counts.items()}}
 
 
 def load_distilled(path: str) -> dict:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from gendistill.config import read_time_budget_record
-from gendistill.plan import ConfigError, DatasetError, build_plan
+from gendistill.config import ConfigError, read_time_budget_record
+from gendistill.datasets import DatasetError
+from gendistill.plan import build_plan
 
 try:
     PLAN = build_plan(config)

@@ -33,8 +33,9 @@ def summary_text(run_dir: Path) -> str:
     if Path(run.recognition).is_file():
         t = pd.read_csv(run.recognition, keep_default_na=False, na_values=[""])
         if len(t):
-            lines.append(f"\ngenerated images recognised as their prompt's class (recogniser: {t['recogniser'].iloc[0]}, "
-                         f"{100 * t['recogniser_test_accuracy'].iloc[0]:.1f}% on the real test set):")
+            lines.append(f"\ngenerated images recognised as their prompt's class (recogniser: "
+                         f"{t['recogniser'].iloc[0]}, {100 * t['recogniser_test_accuracy'].iloc[0]:.1f}% on the real "
+                         f"test set):")
             lines.append("  " + ", ".join(f"{r.class_name} {100 * r.recognised_fraction:.0f}% ({r.n_recognised}/"
                                           f"{r.n_images})" for r in t.itertuples()))
     if Path(run.ablation).is_file():

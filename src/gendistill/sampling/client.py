@@ -14,8 +14,20 @@ import time
 from pathlib import Path
 
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
-from .runtime import (Lineage, RuntimeDirError, StartLock, code_hash, connect, key_id, open_private, paths,
-                      process_state, remove_lock_file, runtime_dir, sampler_key)
+from .runtime import (
+    Lineage,
+    RuntimeDirError,
+    StartLock,
+    code_hash,
+    connect,
+    key_id,
+    open_private,
+    paths,
+    process_state,
+    remove_lock_file,
+    runtime_dir,
+    sampler_key,
+)
 from .writer import ClassWriter, Orphaned
 
 SRC_DIR = str(Path(__file__).resolve().parents[2])

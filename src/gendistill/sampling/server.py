@@ -255,7 +255,7 @@ class Server:
                 return f"idle for {self.idle:.0f}s"
             try:
                 conn, _ = srv.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             self.last_activity = time.monotonic()
             threading.Thread(target=self.handle, args=(conn,), name="request", daemon=True).start()
