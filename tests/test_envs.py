@@ -168,7 +168,8 @@ def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
     """The profiles rely on it: `gpu` is the sampling rules' resource (local --resources gpu=N; SLURM --gpus):
     the rules that declare it are exactly those that run `gendistill sample`."""
     gpu_rules = {r.name for r in workflow_rules if "gpu" in r.resources}
-    sampling = {r.name for r in workflow_rules if not r.is_script and re.search(r"\{PYRUN\}\s+sample\s", r.shellcmd)}
+    sampling = {r.name for r in workflow_rules
+                if not r.is_script and re.search(r"-m gendistill\s+sample\s", r.shellcmd)}
     assert sampling and gpu_rules == sampling
 
 
@@ -242,7 +243,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
         if rule.is_script:
             by_script[Path(rule.script).name] = [rule.name]
         else:
-            m = re.search(r"\{PYRUN\}\s+([\w-]+)", rule.shellcmd)
+            m = re.search(r"-m gendistill\s+([\w-]+)", rule.shellcmd)
             assert m, f"rule {rule.name}: cannot tell its command from {rule.shellcmd!r}"
             by_cmd.setdefault(m.group(1), []).append(rule.name)
     script_rules = {r for names in by_script.values() for r in names}

@@ -123,18 +123,11 @@ def test_negative_control_swapped_prompts_collapse_those_two_classes(fitted_run,
         assert after.loc[name, "recognised_fraction"] == before.loc[name, "recognised_fraction"]
 
 
-def test_lint_of_the_fitted_recognition_and_ablation_rules_has_only_accepted_findings(tmp_path):
-    import re
-
-    from test_workflow import ACCEPTED_LINTS
-
+def test_lint_of_the_fitted_recognition_and_ablation_rules_is_clean(tmp_path):
+    """With the fitted model (its fit_model rule), recognition and the ablation active: `--lint` exits 0."""
     cfg = deep_update(FITTED_CONFIG, {"evaluation": {"activate": True}, "ablation": {"pda": True}})
     proc = run_snakemake(tmp_path, cfg, "--lint", check=False)
-    found = {m.strip().rstrip(":.") for m in re.findall(r"^\s+\* (.+)$", proc.stdout + proc.stderr, re.M)}
-    out = proc.stdout + proc.stderr
-    assert "Lints for rule ablation_sample" in out  # the lint ran over the new rules (its accepted PYRUN finding)
-    assert "Lints for rule fit_model" not in out and "Lints for rule recognise" not in out
-    assert not found - {a.rstrip(":.") for a in ACCEPTED_LINTS}, out
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # ---- fitting: seeded, config errors --------------------------------------------------------------------------

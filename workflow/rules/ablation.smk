@@ -31,8 +31,9 @@ rule ablation_sample:
     conda:
         "../../envs/generation.yaml"
     shell:
-        "{PYRUN} sample --load {params.load:q} --cls {params.cls:q} --gen {params.gen:q}"
-        " --out-size {params.out_size} --out {output.images:q} --runtime {RUNTIME_ARG} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
+        " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"
+        ' --runtime "$GENDISTILL_SAMPLER_RUNTIME" > {log:q} 2>&1'
 
 
 rule ablation_package:

@@ -22,5 +22,5 @@ rule augment:
     conda:
         "../../envs/augment.yaml"
     shell:
-        "{PYRUN} augment --generated {input.generated:q} --out {output.images:q} --params {params.aug:q}"
-        " --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill augment --generated {input.generated:q} --out {output.images:q}'
+        " --params {params.aug:q} --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"

@@ -1,6 +1,6 @@
 # Resolve and check the config before any job: schema, semantic checks, dataset and model presence.
 import json
-import shlex
+import os
 import sys
 from pathlib import Path
 
@@ -28,10 +28,17 @@ def uses_conda():
     return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 
 
-# Interpreter for shell jobs: the env's python under --sdm conda, else the one running Snakemake. Quoted: a
-# clone or venv path may contain spaces.
-PY = "python" if uses_conda() else sys.executable
-PYRUN = f"PYTHONPATH={shlex.quote(SRC)}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(PY)} -m gendistill"
+# What shell jobs run with, passed in the environment (every job inherits it; a SLURM job's Snakemake reads this
+# file again): the interpreter (the env's python under --sdm conda, else the one running Snakemake), src/ first
+# on the path, and the sampler's runtime knobs. Not params: those are rerun triggers, and these must not rerun
+# anything (another venv, another batch size). Not workflow variables in `shell:` either (`snakemake --lint`).
+# Jobs run `"$GENDISTILL_PYTHON" -m gendistill <subcommand>` (quoted: a venv path may contain spaces).
+_pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
+os.environ.update(
+    GENDISTILL_PYTHON="python" if uses_conda() else sys.executable,
+    PYTHONPATH=os.pathsep.join([SRC, *_pythonpath]),
+    GENDISTILL_SAMPLER_RUNTIME=json.dumps(PLAN.sampler_runtime, sort_keys=True),
+)
 
 
 def as_json(obj):

@@ -21,8 +21,12 @@ def ablation_variants():
     out = {}
     for v in given:
         name = f"gen{v['n_generated']}_aug{v['n_aug']}"
-        out[name] = {"name": name, "n_generated": v["n_generated"], "n_aug": v["n_aug"],
-                     "ipc": v["n_generated"] * (1 + v["n_aug"])}
+        out[name] = {
+            "name": name,
+            "n_generated": v["n_generated"],
+            "n_aug": v["n_aug"],
+            "ipc": v["n_generated"] * (1 + v["n_aug"]),
+        }
     return list(out.values())
 
 
@@ -56,11 +60,17 @@ def ablation_metric_rows():
                 path = f"{OUT}/ablation/eval/{v['name']}/{model}/seed{seed}.json"
                 if reuse and v["name"] == main:
                     path = LAYOUT.metrics("distilled", model, seed)
-                elif (reuse and v["name"] == f"real_ipc{main_ipc}"
-                      and CFG["evaluation"]["baselines"]["random_subset"]):
+                elif reuse and v["name"] == f"real_ipc{main_ipc}" and CFG["evaluation"]["baselines"]["random_subset"]:
                     path = LAYOUT.metrics("random_subset", model, seed)
-                rows.append({"variant": v["name"], "model": model, "seed": seed, "path": path,
-                             "reused_from_run": not path.startswith(f"{OUT}/ablation/")})
+                rows.append(
+                    {
+                        "variant": v["name"],
+                        "model": model,
+                        "seed": seed,
+                        "path": path,
+                        "reused_from_run": not path.startswith(f"{OUT}/ablation/"),
+                    }
+                )
     return rows
 
 
