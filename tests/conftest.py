@@ -31,6 +31,22 @@ TINY_CONFIG = {
 }
 
 
+# Tiers (pyproject.toml markers; `make test-fast` runs what is neither): a test that uses a whole workflow run
+# is `workflow`; one that starts sampler processes or builds and runs a diffusion pipeline is `slow`, whatever
+# file it is in. Tests that do so without these fixtures carry the marker themselves.
+WORKFLOW_FIXTURES = {"tiny_run", "fitted_run"}
+SLOW_FIXTURES = {"private_runtime", "tiny_model_dir", "pipe"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & WORKFLOW_FIXTURES:
+            item.add_marker(pytest.mark.workflow)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
 def deep_update(base: dict, new: dict) -> dict:
     out = dict(base)
     for k, v in new.items():

@@ -33,6 +33,7 @@ def separable(labels: list[int], per_class: int, size: int, seed: int):
     return x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,size,epochs", [("convnet", 32, 4), ("resnet18", 16, 4)])
 def test_model_learns_a_trivially_separable_set(model, size, epochs):
     labels = [2, 5, 7]  # a class-restricted run inside a 10-class head

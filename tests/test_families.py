@@ -114,6 +114,7 @@ def test_the_decoder_is_in_the_load_spec_only_when_used():
     assert re.search(r"tiny-sdxl-[0-9a-f]{10}$", tiny.model_source)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_flops_per_image_on_the_tiny_pipelines(family):
     """Each adapter counts its components: the denoiser and decoder grow with the resolution, guidance > 1 doubles

@@ -123,6 +123,7 @@ def test_negative_control_swapped_prompts_collapse_those_two_classes(fitted_run,
         assert after.loc[name, "recognised_fraction"] == before.loc[name, "recognised_fraction"]
 
 
+@pytest.mark.workflow
 def test_lint_of_the_fitted_recognition_and_ablation_rules_is_clean(tmp_path):
     """With the fitted model (its fit_model rule), recognition and the ablation active: `--lint` exits 0."""
     cfg = deep_update(FITTED_CONFIG, {"evaluation": {"activate": True}, "ablation": {"pda": True}})
@@ -139,6 +140,7 @@ def _weights_digest(model_dir: Path) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_fit_is_seeded_same_seed_same_weights(tmp_path):
     from gendistill.model_fit import save_fitted_pipeline
 
