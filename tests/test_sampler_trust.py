@@ -214,10 +214,9 @@ def test_a_held_start_lock_fails_after_its_deadline_naming_the_holder(load, tmp_
                                str(REPO / "src"), str(p["lock"])], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        t0 = time.time()
         with pytest.raises(TimeoutError, match=f"held by pid {holder.pid}"):
             ensure_sampler(full_load(load, {}), {"idle": 30, "server_timeout": 2}, say=lambda *a, **k: None)
-        assert time.time() - t0 < 120  # its 2 s deadline, not the holder's 300 s
+        assert holder.poll() is None  # it gave up at its own deadline, while the holder still held the lock
     finally:
         holder.kill()
         holder.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -74,11 +73,11 @@ def test_labels_are_the_datasets_class_indices(tiny_run):
 
 
 def test_pipeline_loaded_once_for_all_classes(tiny_run):
-    logs = sorted((tiny_run / "results" / "t" / "logs" / "sample").glob("*.log"))
-    done = [re.search(r"sampler pid (\d+), pipeline loads (\d+)", p.read_text()) for p in logs]
-    assert len(done) == 3 and all(done)
-    assert {m.group(1) for m in done} == {done[0].group(1)}  # one sampler process served all classes
-    assert {m.group(2) for m in done} == {"1"}  # ...and it loaded the pipeline once
+    records = sorted((tiny_run / "results" / "t" / "generated").glob("*/records.json"))
+    metas = [json.loads(p.read_text())["meta"] for p in records]
+    assert len(metas) == 3
+    assert {m["server_pid"] for m in metas} == {metas[0]["server_pid"]} != {None}  # one sampler served them all
+    assert {m["pipeline_loads"] for m in metas} == {1}  # ...and it loaded the pipeline once
     prov = json.loads((tiny_run / "results" / "t" / "dataset" / "provenance.json").read_text())
     assert prov["random_weights"] is True and prov["packages"]["torch"] and prov["model"]["local_sha256"]
 
