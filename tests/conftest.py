@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,21 +76,25 @@ def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True, t
     return proc
 
 
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run into {rule: count}."""
-    counts, inside = {}, False
-    for line in dry_run_output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            inside = True
-            continue
-        if inside:
-            parts = line.split()
-            if not parts or parts[0].startswith("-"):
-                continue
-            if parts[0] == "total":
-                break
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
+DOT_JOB = re.compile(r'^\s*\d+\[label = "(?P<label>[^"]*)", color = "[^"]*", style="(?P<style>[^"]*)"\];$', re.M)
+
+
+def planned_jobs(dag_output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of each job that would run, from `snakemake --dag` (Graphviz DOT: one node per job of
+    the DAG, labelled `rule\\nname: value...`; a job that need not run is drawn dashed)."""
+    jobs = []
+    for m in DOT_JOB.finditer(dag_output):
+        if "dashed" not in m["style"]:
+            rule, *fields = m["label"].split("\\n")
+            jobs.append((rule, dict(f.split(": ", 1) for f in fields)))
+    return jobs
+
+
+def job_counts(dag_output: str) -> dict[str, int]:
+    """{rule: jobs that would run} from `snakemake --dag`; empty when there is nothing to do."""
+    counts = {}
+    for rule, _ in planned_jobs(dag_output):
+        counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 

@@ -110,7 +110,7 @@ def test_negative_control_swapped_prompts_collapse_those_two_classes(fitted_run,
     swap = deep_update(FITTED_CONFIG, {"prompts": {"overrides": {"one": {"prompt": "a handwritten digit two"},
                                                                  "two": {"prompt": "a handwritten digit one"}}}})
     target = str(Path("results") / "f" / "results" / "recognition.csv")
-    counts = job_counts(run_snakemake(wd, swap, "-n", targets=(target,)).stdout)
+    counts = job_counts(run_snakemake(wd, swap, "--dag", targets=(target,)).stdout)
     assert counts == {"sample": 2, "recognise": 1}, counts
     run_snakemake(wd, swap, targets=(target,))
     before, after = recognition(fitted_run).set_index("class_name"), recognition(wd).set_index("class_name")
@@ -206,7 +206,7 @@ def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evalua
     shutil.copytree(tiny_run, wd, symlinks=True)
     cfg = deep_update(TINY_CONFIG, {"ablation": {"pda": True, "variants": [
         {"n_generated": 2, "n_aug": 2}, {"n_generated": 2, "n_aug": 1}, {"n_generated": 3, "n_aug": 0}]}})
-    counts = job_counts(run_snakemake(wd, cfg, "-n").stdout)
+    counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     # a pool of 3 per class; 2 new sets (2 x (1+2) is the run's own set); evaluations: the 2 new sets and real
     # subsets of IPC 3, 4 and 6 (the tiny run has no random-subset evaluation to reuse)
     assert counts["ablation_sample"] == 3 and counts["ablation_package"] == 2 and counts["ablation_evaluate"] == 5

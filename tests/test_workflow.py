@@ -35,7 +35,7 @@ def test_default_config_without_data_or_model_explains_what_is_missing():
 
 
 def test_dry_run_plans_one_sample_job_per_class(tmp_path):
-    proc = run_snakemake(tmp_path, TINY_CONFIG, "-n")
+    proc = run_snakemake(tmp_path, TINY_CONFIG, "--dag")
     counts = job_counts(proc.stdout)
     assert counts["sample"] == 3 and counts["augment"] == 1 and counts["package"] == 1
     assert counts["build_tiny_model"] == 1 and counts["evaluate"] == 1
@@ -89,18 +89,18 @@ def copy_run(src: Path, dst: Path) -> Path:
 
 def test_editing_one_class_reruns_only_that_class(tiny_run, tmp_path):
     wd = copy_run(tiny_run, tmp_path / "run")
-    assert job_counts(run_snakemake(wd, TINY_CONFIG, "-n").stdout) == {}  # nothing to do
+    assert job_counts(run_snakemake(wd, TINY_CONFIG, "--dag").stdout) == {}  # nothing to do
     edits = {
         "prompt": {"prompts": {"overrides": {"one": {"prompt": "the numeral 1"}}}},
         "seed": {"prompts": {"overrides": {"two": {"seed": 5}}}},
         "count": {"prompts": {"overrides": {"zero": {"n_generated": 3}}}},
     }
     for what, patch in edits.items():
-        counts = job_counts(run_snakemake(wd, deep_update(TINY_CONFIG, patch), "-n").stdout)
+        counts = job_counts(run_snakemake(wd, deep_update(TINY_CONFIG, patch), "--dag").stdout)
         assert counts.get("sample") == 1 and counts.get("augment") == 1, (what, counts)
     # knobs that do not change pixels rerun nothing
     runtime = {"generation": {"batch_size": 1, "server": False, "server_idle_seconds": 5}}
-    assert job_counts(run_snakemake(wd, deep_update(TINY_CONFIG, runtime), "-n").stdout) == {}
+    assert job_counts(run_snakemake(wd, deep_update(TINY_CONFIG, runtime), "--dag").stdout) == {}
     # run the prompt edit for real: the other classes' files are untouched
     gen = wd / "results" / "t" / "generated"
     before = {p.name: p.joinpath("records.json").stat().st_mtime_ns for p in gen.iterdir()}
