@@ -69,14 +69,15 @@ def augment_dir(in_dir: Path, out_dir: Path, params: dict, seed: int) -> int:
     import json
 
     from .imageio import load_png, save_png
+    from .layout import RECORDS, read_records
 
-    src = json.loads((in_dir / "records.json").read_text())
+    src = read_records(in_dir)
     images = np.stack([load_png(in_dir / r["file"]) for r in src["images"]])
     imgs, recs = augment_class(images, src["images"], params, seed)
     out_dir.mkdir(parents=True)
     for img, rec in zip(imgs, recs):
         rec["sha256"] = save_png(out_dir / rec["file"], img)
-    (out_dir / "records.json").write_text(json.dumps({"meta": {"params": params, "seed": seed,
+    (out_dir / RECORDS).write_text(json.dumps({"meta": {"params": params, "seed": seed,
                                                                "generated": src["meta"]}, "images": recs}, indent=1))
     return len(recs)
 

@@ -8,7 +8,12 @@ A stage that holds classes has one subdirectory per class, named by the class id
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+
+# In every class directory (generated, augmented): {"meta": what made the class, "images": one record per file}
+RECORDS = "records.json"
 
 
 @dataclass(frozen=True)
@@ -78,4 +83,9 @@ class RunLayout:
 def class_dir(stage_dir: str, cls: str) -> str:
     """One class's subdirectory of a stage directory (generated, augmented)."""
     return f"{stage_dir}/{cls}"
+
+
+def read_records(class_dir: str | Path) -> dict:
+    """A class directory's records file (RECORDS)."""
+    return json.loads((Path(class_dir) / RECORDS).read_text())
 

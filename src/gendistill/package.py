@@ -15,6 +15,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .imageio import load_png, sha256_file
+from .layout import read_records
 
 FORMAT_VERSION = 1
 
@@ -24,7 +25,7 @@ def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     rows, imgs = [], []
     for d in sorted(class_dirs, key=lambda p: Path(p).name):  # class ids sort in label order
         d = Path(d)
-        recs = json.loads((d / "records.json").read_text())["images"]
+        recs = read_records(d)["images"]
         for r in recs:
             path = d / r["file"]
             digest = sha256_file(path)

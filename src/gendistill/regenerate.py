@@ -16,7 +16,7 @@ import pandas as pd
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
     from .augment import apply
-    from .layout import RunLayout
+    from .layout import RunLayout, read_records
     from .plan import load_spec
     from .sampling.generate import Sampler
     from .sampling.pipeline import load_from_spec
@@ -29,7 +29,7 @@ def regenerate(run_dir: str, file: str):
     row = rows.iloc[0]
     cfg = json.loads(Path(run.provenance).read_text())["config"]
     gen_dir = Path(run.generated(row["class_id"]))
-    meta = json.loads((gen_dir / "records.json").read_text())["meta"]
+    meta = read_records(gen_dir)["meta"]
     pipe, device, dtype = load_from_spec(load_spec(cfg, meta["model_source"]))
     sampler = Sampler(pipe, device, dtype, 1)
     small, _ = sampler.generate_seeds(row["prompt"], [int(row["seed"])], meta["generation"], meta["out_size"])
