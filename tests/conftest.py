@@ -82,6 +82,7 @@ DOT_JOB = re.compile(r'^\s*\d+\[label = "(?P<label>[^"]*)", color = "[^"]*", sty
 def planned_jobs(dag_output: str) -> list[tuple[str, dict]]:
     """(rule, wildcards) of each job that would run, from `snakemake --dag` (Graphviz DOT: one node per job of
     the DAG, labelled `rule\\nname: value...`; a job that need not run is drawn dashed)."""
+    assert dag_output.lstrip().startswith("digraph"), "not `snakemake --dag` output (run with --dag, not -n)"
     jobs = []
     for m in DOT_JOB.finditer(dag_output):
         if "dashed" not in m["style"]:
