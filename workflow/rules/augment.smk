@@ -5,9 +5,9 @@
 
 rule augment:
     input:
-        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
+        generated=expand(rules.sample.output.images, cls=CLASS_IDS),
     output:
-        images=directory(f"{OUT}/augmented"),
+        images=directory(LAYOUT.augmented),
     params:
         aug=as_json(CFG["augmentation"]),
         seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
@@ -22,5 +22,5 @@ rule augment:
     conda:
         "../../envs/augment.yaml"
     shell:
-        "{PYRUN} augment --generated {input.generated:q} --out {output.images:q} --params {params.aug:q}"
-        " --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill augment --generated {input.generated:q} --out {output.images:q}'
+        " --params {params.aug:q} --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"

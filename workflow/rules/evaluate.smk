@@ -10,9 +10,9 @@ DATASET = as_json(CFG["dataset"])
 
 rule evaluate:
     input:
-        data=lambda w: f"{OUT}/dataset/distilled.pt" if w.set == "distilled" else [],
+        data=lambda w: rules.package.output.tensor if w.set == "distilled" else [],
     output:
-        metrics=f"{OUT}/eval/{{set}}/{{model}}/seed{{seed}}.json",
+        metrics=LAYOUT.metrics(),
     params:
         recipe=lambda w: as_json(
             {
@@ -52,7 +52,7 @@ rule evaluate:
 rule results_table:
     input:
         metrics=lambda w: expand(
-            f"{OUT}/eval/{{set}}/{{model}}/seed{{seed}}.json",
+            rules.evaluate.output.metrics,
             set=eval_sets(),
             model=CFG["evaluation"]["models"],
             seed=CFG["evaluation"]["seeds"],
@@ -65,7 +65,7 @@ rule results_table:
             subcategory="Data (CSV)",
         ),
         summary=report(
-            f"{OUT}/results/summary.csv",
+            LAYOUT.summary,
             caption="../report/summary.rst",
             category="Evaluation",
             subcategory="Data (CSV)",
@@ -92,8 +92,8 @@ rule results_table:
 
 rule evaluation_plots:
     input:
-        summary=f"{OUT}/results/summary.csv",
-        per_class=f"{OUT}/results/per_class.csv",
+        summary=rules.results_table.output.summary,
+        per_class=rules.results_table.output.per_class,
     output:
         accuracy=report(
             f"{OUT}/results/accuracy.png",

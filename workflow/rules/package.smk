@@ -4,12 +4,12 @@
 rule package:
     input:
         augmented=rules.augment.output.images,
-        prompts=f"{OUT}/prompts.csv",
+        prompts=rules.prompts.output.table,
     output:
-        tensor=f"{OUT}/dataset/distilled.pt",
-        manifest=f"{OUT}/dataset/manifest.csv",
-        folder=directory(f"{OUT}/dataset/imagefolder"),
-        provenance=f"{OUT}/dataset/provenance.json",
+        tensor=LAYOUT.distilled,
+        manifest=LAYOUT.manifest,
+        folder=directory(LAYOUT.imagefolder),
+        provenance=LAYOUT.provenance,
     params:
         class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),
@@ -20,14 +20,7 @@ rule package:
         time_budget=fixed(
             as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None)
         ),
-        config=fixed(
-            as_json(
-                {
-                    **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
-                    "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
-                }
-            )
-        ),
+        config=fixed(as_json(PLAN.recorded_config)),
     log:
         f"{OUT}/logs/package.log",
     benchmark:

@@ -14,8 +14,20 @@ import time
 from pathlib import Path
 
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
-from .runtime import (Lineage, RuntimeDirError, StartLock, code_hash, connect, key_id, open_private, paths,
-                      process_state, remove_lock_file, runtime_dir, sampler_key)
+from .runtime import (
+    Lineage,
+    RuntimeDirError,
+    StartLock,
+    code_hash,
+    connect,
+    key_id,
+    open_private,
+    paths,
+    process_state,
+    remove_lock_file,
+    runtime_dir,
+    sampler_key,
+)
 from .writer import ClassWriter, Orphaned
 
 SRC_DIR = str(Path(__file__).resolve().parents[2])
@@ -66,7 +78,7 @@ def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int
     env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
     owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "gendistill.sampling.server", "--socket", str(p["socket"]),
+        proc = subprocess.Popen([sys.executable, "-m", "gendistill", "sampler-serve", "--socket", str(p["socket"]),
                                  "--idle", str(idle), *owner, "--lock-fd", str(lock_fd)],
                                 stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT, env=env, cwd="/",
                                 start_new_session=True, pass_fds=(lock_fd,))
