@@ -1,6 +1,8 @@
 # Post data augmentation: originals kept plus n_aug seeded copies each, for every class in one job (no torch).
 # Its parameters are global and it costs milliseconds per image: one job, not one per class (a job per class
-# costs more in process starts than the work). Sampling stays cached per class.
+# costs more in process starts than the work). Sampling stays cached per class. Two worker processes, like the
+# other CPU rules (a SLURM node smaller than a rule's threads never runs it); `--set-threads augment=16` for
+# ImageNet-scale sets.
 
 
 rule augment:
@@ -15,7 +17,7 @@ rule augment:
         f"{OUT}/logs/augment.log",
     benchmark:
         f"{OUT}/benchmarks/augment.tsv"
-    threads: 4
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
