@@ -22,8 +22,9 @@ RUN = "slurm-test"
 SLURM, LOCAL = WORK / "slurm" / "results" / RUN, WORK / "local" / "results" / RUN
 CLASSES = ["000_zero", "001_one", "002_two", "003_three", "004_four"]
 # the submissions the demo (5 classes, evaluation of distilled + random_subset, one seed) must make:
-# every rule once, except the 5 sample jobs, which the profile groups into one submission, and 2 evaluations
-EXPECTED = {"build_tiny_model": 1, "prompts": 1, "sampling (group of sample)": 1, "augment": 5, "package": 1,
+# every rule once (augmentation is one job for all classes); the 5 sample jobs, which the profile groups into
+# one submission; and 2 evaluations
+EXPECTED = {"build_tiny_model": 1, "prompts": 1, "sampling (group of sample)": 1, "augment": 1, "package": 1,
             "evaluate": 2, "results_table": 1, "evaluation_plots": 1, "sample_grids": 1, "prompts_table": 1,
             "runtimes": 1}
 GPU_RULES = {"sampling (group of sample)", "evaluate"}
