@@ -5,7 +5,7 @@
 
 rule augment:
     input:
-        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
+        generated=expand(f"{class_images_dir()}/{{cls}}", cls=CLASS_IDS),  # selected/ with selection
     output:
         images=directory(f"{OUT}/augmented"),
     params:

@@ -5,6 +5,7 @@ rule package:
     input:
         augmented=rules.augment.output.images,
         prompts=f"{OUT}/prompts.csv",
+        teacher=TEACHER_JSON if teacher_active() else [],  # its record (sha256) goes into the provenance
     output:
         tensor=f"{OUT}/dataset/distilled.pt",
         manifest=f"{OUT}/dataset/manifest.csv",
@@ -25,6 +26,17 @@ rule package:
                 {
                     **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
                     "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
+                    # only when a teacher is used: the paper's method keeps its params (and its cached package)
+                    **(
+                        {
+                            "teacher": CFG["teacher"],
+                            "selection": CFG["selection"],
+                            "labels": CFG["evaluation"]["labels"],
+                            "kd": CFG["evaluation"]["kd"],
+                        }
+                        if teacher_active()
+                        else {}
+                    ),
                 }
             )
         ),
