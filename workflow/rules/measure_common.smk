@@ -76,10 +76,12 @@ def ablation_eval_spec(name):
     counts_run = {c.index: c.n_generated * (1 + CFG["augmentation"]["n_aug"]) for c in PLAN.classes}
     for v in ablation_variants():
         if v["name"] == name:
-            return {"set": "distilled", "labels": "hard", "data": f"{OUT}/ablation/sets/{name}/distilled.pt"}
+            return {"set": "distilled", "labels": "hard", "data": f"{OUT}/ablation/sets/{name}/distilled.pt",
+                    "counts": None}
     for v in ablation_real_variants():
         if v["name"] == name:
-            return {"set": "random_subset", "labels": "hard", "counts": {c.index: v["ipc"] for c in PLAN.classes}}
+            return {"set": "random_subset", "labels": "hard", "data": None,
+                    "counts": {c.index: v["ipc"] for c in PLAN.classes}}
     v = next(v for v in teacher_ablation_variants() if v["name"] == name)
     return {"set": v["set"], "labels": v["labels"], "data": v["data"],
             "counts": counts_run if v["set"] == "random_subset" else None}
