@@ -55,9 +55,9 @@ def teacher_ablation_variants():
     base = {"selection": "none", "data": f"{OUT}/dataset/distilled.pt"}
     rows = [{"name": "paper_hard", "label": "paper's method", "set": "distilled", "labels": "hard", **base}]
     for c in TEACHER_CRITERIA:
-        rows.append({"name": f"select_{c}", "label": f"+ selection: {c}", "set": "distilled", "labels": "hard",
+        rows.append({"name": f"select_{c}", "label": f"selection: {c}", "set": "distilled", "labels": "hard",
                      "selection": c, "data": f"{OUT}/ablation/teacher/sets/{c}/distilled.pt"})
-    rows.append({"name": "paper_soft", "label": "+ soft labels", "set": "distilled", "labels": "soft", **base})
+    rows.append({"name": "paper_soft", "label": "soft labels", "set": "distilled", "labels": "soft", **base})
     rows += [
         {"name": "real_hard", "label": "random real subset", "set": "random_subset", "labels": "hard",
          "selection": "none", "data": None},

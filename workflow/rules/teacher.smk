@@ -36,8 +36,11 @@ rule teacher:
         mem_mb=8000,
         runtime=120,
     message:
-        "Teacher: " + ("importing " + str(CFG["teacher"]["checkpoint"]) if CFG["teacher"]["checkpoint"]
-                       else f"training {CFG['teacher']['model']} on the real training split")
+        (
+            f"Teacher: importing {CFG['teacher']['checkpoint']}"
+            if CFG["teacher"]["checkpoint"]
+            else f"Teacher: training {CFG['teacher']['model']} on the real training split"
+        )
     conda:
         "../../envs/evaluation.yaml"
     script:
