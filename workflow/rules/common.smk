@@ -83,6 +83,11 @@ def teacher_active():
     return bool(teacher_uses(CFG))
 
 
+def run_uses_teacher():
+    """The run's own dataset or evaluation uses the teacher (not only the teacher ablation beside it)."""
+    return selection_active() or soft_labels_active()
+
+
 def selection_active():
     return CFG["selection"]["oversample"] > 1
 

@@ -5,7 +5,7 @@ rule package:
     input:
         augmented=rules.augment.output.images,
         prompts=f"{OUT}/prompts.csv",
-        teacher=TEACHER_JSON if teacher_active() else [],  # its record (sha256) goes into the provenance
+        teacher=TEACHER_JSON if run_uses_teacher() else [],  # its record (sha256) goes into the provenance
     output:
         tensor=f"{OUT}/dataset/distilled.pt",
         manifest=f"{OUT}/dataset/manifest.csv",
@@ -26,7 +26,7 @@ rule package:
                 {
                     **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
                     "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
-                    # only when a teacher is used: the paper's method keeps its params (and its cached package)
+                    # only when the run uses a teacher: the paper's method keeps its params (and its cached package)
                     **(
                         {
                             "teacher": CFG["teacher"],
@@ -34,7 +34,7 @@ rule package:
                             "labels": CFG["evaluation"]["labels"],
                             "kd": CFG["evaluation"]["kd"],
                         }
-                        if teacher_active()
+                        if run_uses_teacher()
                         else {}
                     ),
                 }
