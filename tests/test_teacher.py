@@ -219,3 +219,17 @@ def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
     counts = job_counts(run_snakemake(wd, other, "-n").stdout)
     assert counts.get("sample", 0) == 0 and counts.get("teacher", 0) == 0
     assert counts["select"] == 3 and counts["augment"] == 1 and counts["package"] == 1
+
+
+def test_teacher_ablation_plans_its_rows_and_reuses_the_runs_jobs(tiny_run, tmp_path):
+    """ablation.teacher on the tiny run (dry run): one teacher, per criterion and class a selection over the
+    shared pool, a set per criterion, and evaluations only for the rows the run has not evaluated itself."""
+    wd = copy_run(tiny_run, tmp_path / "run")
+    cfg = deep_update(TINY_CONFIG, {"ablation": {"teacher": True, "oversample": 3},
+                                    "evaluation": {"baselines": {"random_subset": True}}})
+    counts = job_counts(run_snakemake(wd, cfg, "-n").stdout)
+    assert counts.get("sample", 0) == 0 and counts.get("package", 0) == 0  # the run's own set is untouched
+    assert counts["teacher"] == 1 and counts["ablation_sample"] == 3 and counts["soft_labels"] == 1
+    assert counts["ablation_select"] == 9 and counts["ablation_teacher_package"] == 3
+    # 3 selected sets + the paper's set soft + the real subset soft + full data (not a baseline of this run)
+    assert counts["ablation_evaluate"] == 6 and counts["teacher_ablation_table"] == 1
