@@ -53,6 +53,8 @@ def test_selection_criteria_are_deterministic_and_do_what_they_say():
     ({"selection": {"oversample": 2, "criterion": "difficulty", "difficulty_band": [0.5, 0.6]}}, "widen the band"),
     ({"evaluation": {"labels": "soft"}, "teacher": {"checkpoint": "missing/teacher.pt"}}, "teacher.checkpoint"),
     ({"ablation": {"teacher": True}, "evaluation": {"labels": "soft"}}, "must be the paper's method"),
+    ({"selection": {"oversample": 3, "criterion": "confidence"}, "limits": {"max_images_per_class": 5}},
+     "candidates to sample"),
 ])
 def test_teacher_config_errors_name_the_fix_at_plan_time(overlay, match):
     with pytest.raises(ConfigError, match=match) as e:

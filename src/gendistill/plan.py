@@ -382,6 +382,12 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
                 except ValueError as e:
                     problems.append(f"class {c.name!r} with {key} {k}: {e}")
                     break
+    k, cap = sel["oversample"], cfg["limits"]["max_images_per_class"]
+    over = [c for c in classes if c.n_generated <= cap < k * c.n_generated]
+    if over:
+        problems.append(f"selection.oversample {k} x n_generated {over[0].n_generated} of class {over[0].name!r} = "
+                        f"{k * over[0].n_generated:,} candidates to sample, above limits.max_images_per_class "
+                        f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it.")
     uses = teacher_uses(cfg)
     ckpt = cfg["teacher"]["checkpoint"]
     if uses and ckpt is None and not has_real_data:
