@@ -176,19 +176,19 @@ rule teacher_ablation_table:
         table=report(
             f"{OUT}/results/teacher_ablation.csv",
             caption="../report/teacher_ablation.rst",
-            category="Ablation: teacher",
+            category="Teacher ablation",
             subcategory="Data (CSV)",
         ),
         html=report(
             f"{OUT}/results/teacher_ablation.html",
             caption="../report/teacher_ablation.rst",
-            category="Ablation: teacher",
+            category="Teacher ablation",
             subcategory="Accuracy",
         ),
         plot=report(
             f"{OUT}/results/teacher_ablation.png",
             caption="../report/teacher_ablation.rst",
-            category="Ablation: teacher",
+            category="Teacher ablation",
             subcategory="Accuracy",
         ),
     params:
