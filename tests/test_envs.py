@@ -223,7 +223,8 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
                                     "recognition": {"activate": True, "epochs": 1},
                                     "ablation": {"pda": True, "variants": [{"n_generated": 2, "n_aug": 2},
                                                                            {"n_generated": 2, "n_aug": 0}],
-                                                 "teacher": True, "oversample": 2},  # teacher, selection, soft labels
+                                                 # teacher, selection (one criterion: the rules), soft labels
+                                                 "teacher": True, "oversample": 2, "criteria": ["difficulty"]},
                                     "teacher": {"epochs": 1}})
     env = {"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)}
     run_snakemake(tmp_path / "wd", cfg, env=env)

@@ -373,7 +373,7 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
         checks = []
         if sel["criterion"] == "difficulty" and sel["oversample"] > 1:
             checks.append(("selection.oversample", sel["oversample"]))
-        if cfg["ablation"]["teacher"]:
+        if cfg["ablation"]["teacher"] and "difficulty" in cfg["ablation"]["criteria"]:
             checks.append(("ablation.oversample", cfg["ablation"]["oversample"]))
         for key, k in checks:
             for c in classes:

@@ -42,7 +42,7 @@ def ablation_pool_size(c=None):
     return max(sizes or [v["n_generated"] for v in ablation_variants()])
 
 
-TEACHER_CRITERIA = ["confidence", "diversity", "difficulty"]
+TEACHER_CRITERIA = list(CFG["ablation"]["criteria"])
 
 
 def teacher_ablation_active():
