@@ -35,7 +35,6 @@ demo-teacher: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile configs/demo.yaml configs/demo_ablation.yaml configs/demo_teacher.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile configs/demo.yaml configs/demo_ablation.yaml configs/demo_teacher.yaml --report results/demo/report.html
 	@PYTHONPATH=src $(BIN)/python -m gendistill.report.summary results/demo
-	@PYTHONPATH=src $(BIN)/python -c "import pandas as pd; t = pd.read_csv('results/demo/results/teacher_ablation.csv'); print(t[['row', 'labels', 'model', 'accuracy', 'n_seeds', 'minus_paper_points']].to_string(index=False))"
 
 test: $(STAMP)
 	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
