@@ -29,11 +29,13 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _save(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict) -> dict:
+def _save(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict, timing: dict | None = None) -> dict:
+    """Write the teacher file (weights + meta: the same training gives the same bytes, so the same sha256) and
+    its record (meta, sha256 and `timing`, which stays out of the weights file)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(Path(out_pt)) as tmp:
         torch.save({"format": FORMAT, "state_dict": state, "meta": meta}, tmp)
-    info = {**meta, "sha256": sha256_file(out_pt), "path": str(out_pt)}
+    info = {**meta, **(timing or {}), "sha256": sha256_file(out_pt), "path": str(out_pt)}
     write_text(Path(out_json), json.dumps(info, indent=1, sort_keys=True))
     return info
 
@@ -59,8 +61,9 @@ def train_teacher(dataset: dict, labels: list[int], num_classes: int, model_name
     ev = evaluate_on(model, test, device, max(recipe["batch_size"], 256), labels)
     meta = {"source": "trained", "model": model_name, "num_classes": num_classes, "resolution": res,
             "labels": list(labels), "seed": seed, "recipe": recipe, "mean": list(adapter.mean),
-            "std": list(adapter.std), "test_accuracy": ev["accuracy"], "n_test": ev["n_test"], **info}
-    return _save(out_pt, out_json, model.cpu(), meta)
+            "std": list(adapter.std), "test_accuracy": ev["accuracy"], "n_test": ev["n_test"],
+            "n_train": info["n_train"], "final_loss": info["final_loss"]}
+    return _save(out_pt, out_json, model.cpu(), meta, timing={"train_seconds": info["train_seconds"]})
 
 
 def import_checkpoint(checkpoint: str, model_name: str, num_classes: int, resolution: int, labels: list[int],
