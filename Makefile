@@ -1,4 +1,5 @@
-# Fresh machine: `make demo` (install + offline demo end to end), `make test` (install + test suite).
+# Fresh machine: `make demo` (install + offline demo end to end), `make test` (install + test suite),
+# `make test-fast` (the unit tier, under a minute), `make lint` (ruff, snakefmt, snakemake --lint).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SLURM_STAMP := $(VENV)/.slurm-extra-stamp
 CORES ?= 2
 
-.PHONY: demo demo-ablation demo-teacher test test-slurm lint report clean-demo bench-cpu
+.PHONY: demo demo-ablation demo-teacher test test-fast test-slurm lint format report clean-demo bench-cpu
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,10 @@ test: $(STAMP)
 	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
 	$(BIN)/python -m pytest -q tests -m "not slurm"
 
+# The unit tier: no Snakemake run, no sampler process, no model fit (markers in pyproject.toml).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not workflow and not slow and not slurm"
+
 # A real single-node SLURM on localhost (root; installs SLURM with apt if missing; ~4 min on 2 cores): the
 # demo through profiles/slurm must equal a local run (tests/slurm/run_slurm_test.sh).
 test-slurm: $(SLURM_STAMP)
@@ -49,8 +54,21 @@ $(SLURM_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e ".[dev,slurm]"
 	touch $(SLURM_STAMP)
 
+# .smk files that open branches edit: snakefmt formats them in one pass after the merge (`make format`), then
+# this list empties and `make lint` checks every file.
+SNAKEFMT_PENDING := $(addprefix workflow/rules/,ablation.smk augment.smk evaluate.smk package.smk report.smk sample.smk)
+SNAKEFILES := Snakefile $(filter-out $(SNAKEFMT_PENDING),$(wildcard workflow/rules/*.smk))
+
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check $(SNAKEFILES)
 	$(BIN)/snakemake --lint --configfile configs/demo.yaml
+
+# The formatting pass (after the open branches merge): ruff format and snakefmt over the whole tree.
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt Snakefile workflow/rules/
 
 bench-cpu: $(STAMP)
 	$(BIN)/python benchmarks/bench_cpu_sampler.py

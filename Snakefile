@@ -32,6 +32,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         list(dict.fromkeys(final_outputs() + measure_outputs())),
-    default_target: True

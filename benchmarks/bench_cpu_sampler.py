@@ -29,7 +29,6 @@ import time
 import warnings
 
 import numpy as np
-
 from _common import RESULTS, append_csv, fmt_table, machine_info, summarize
 
 # name -> tiny pipeline spec (gendistill.model_build.TINY_DEFAULTS overrides), sampling resolution, output size.
@@ -107,7 +106,7 @@ def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict], dict]
     default_bs = DEFAULT_BATCH["cpu"]
     table, rows = [], []
     spec_json = json.dumps({**TINY_DEFAULTS, **cfg["spec"]}, sort_keys=True)
-    for m, (fn, n, bs) in methods.items():
+    for m, (_fn, n, bs) in methods.items():
         s = summarize(rates[m])
         ratio = s["median"] / ref["median"]
         tag = " (workflow default)" if m.startswith("ours") and bs == default_bs else ""

@@ -151,7 +151,6 @@ def main(argv=None) -> int:
     loads = max((int(m) for t in sample_logs for m in re.findall(r"pipeline loads (\d+)", t)), default=None)
     started = sum("started the sampler" in t for t in sample_logs)
     sampling_s = sum(m.get("seconds", 0.0) for m in metas)
-    pids = {int(p) for t in sample_logs for p in re.findall(r"sampler pid (\d+),", t)}
     load_s = next((m["load_seconds"] for m in metas if m.get("load_seconds") is not None), None)
     if not args.keep_warm:
         stop_our_sampler(load)
@@ -160,7 +159,8 @@ def main(argv=None) -> int:
     row = {**machine_info(), "benchmark": "end_to_end", "model_dir": cfg["model"]["source"],
            "dataset": cfg["dataset"]["name"], "classes": n_classes, "n_generated": args.n_generated,
            "n_aug": args.n_aug, "ipc": cfg["ipc"], "resolution": args.resolution, "device": device, "sampler_gpu": gpu,
-           "dtype": metas[0].get("dtype") if metas else "", "vae_dtype": args.vae_dtype, "batch_size": args.batch_size, "compile": args.compile,
+           "dtype": metas[0].get("dtype") if metas else "", "vae_dtype": args.vae_dtype, "batch_size": args.batch_size,
+           "compile": args.compile,
            "evaluate": cfg["evaluation"]["activate"], "cores": args.cores, "wall_s": round(wall, 2),
            "images": n_images, "img_per_s_overall": round(n_images / wall, 3),
            "sampling_s_sum": round(sampling_s, 2),

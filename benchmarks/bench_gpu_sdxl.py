@@ -175,8 +175,9 @@ def meta_flops(config_dir: Path, resolutions: list[int]) -> list[dict]:
         lat = torch.zeros(1, unet.config.in_channels, res // 8, res // 8, **meta)
         ehs = torch.zeros(1, 77, unet.config.cross_attention_dim, **meta)
         add = {"text_embeds": torch.zeros(1, te2.config.projection_dim, **meta), "time_ids": torch.zeros(1, 6, **meta)}
-        fl_unet = count_flops(lambda: unet(lat, 999, encoder_hidden_states=ehs, added_cond_kwargs=add))
-        fl_vae = count_flops(lambda: vae.decode(lat.float()))
+        # count_flops calls each lambda at once, inside this iteration
+        fl_unet = count_flops(lambda: unet(lat, 999, encoder_hidden_states=ehs, added_cond_kwargs=add))  # noqa: B023
+        fl_vae = count_flops(lambda: vae.decode(lat.float()))  # noqa: B023
         out.append({"resolution": res, "text": fl_text, "unet": fl_unet, "vae": fl_vae})
     return out
 
@@ -356,7 +357,8 @@ def main(argv=None) -> int:
     timer = Timer(dev)
     rows, table = [], []
     base = {**info, "benchmark": "gpu_sdxl", "model": desc, "device": dev, "dtype": args.dtype, "resolution": res,
-            "out_size": args.out_size, "compile": args.compile, "compile_vae": args.compile_vae, "tf32_matmul": args.tf32,
+            "out_size": args.out_size, "compile": args.compile, "compile_vae": args.compile_vae,
+            "tf32_matmul": args.tf32,
             "repeats": args.repeats, "warmup": args.warmup, "peak_tflops": peak or "", "build_s": round(build_s, 2)}
     vae_mode = "upcast"
 
@@ -365,7 +367,8 @@ def main(argv=None) -> int:
         img_s = images_per_call / m["median_s"]
         achieved = flops_per_image * img_s / 1e12 if flops_per_image else None
         frac = achieved / peak if (achieved and peak) else None
-        rows.append({**base, "vae_mode": vae_mode, "component": component, "batch_size": b, "images_per_call": images_per_call,
+        rows.append({**base, "vae_mode": vae_mode, "component": component, "batch_size": b,
+                     "images_per_call": images_per_call,
                      "sec_per_call_median": round(m["median_s"], 6), "img_per_s_median": round(img_s, 3),
                      "img_per_s_min": round(min(ips), 3), "img_per_s_max": round(max(ips), 3),
                      "gflop_per_image": round(flops_per_image / 1e9, 3) if flops_per_image else "",
@@ -381,7 +384,8 @@ def main(argv=None) -> int:
     # text encoders and UNet once; VAE decode and end to end once per --vae mode, on the same build
     for b in bss:
         try:
-            record("text_encode", b, b, timer.measure(lambda: text_encode(b), args.warmup, args.repeats), fl_text)
+            record("text_encode", b, b, timer.measure(lambda: text_encode(b), args.warmup, args.repeats),  # noqa: B023
+                   fl_text)
             record("unet_step", b, b, timer.measure(unet_call(pipe.unet, b), args.warmup, args.repeats), fl_unet)
         except torch.cuda.OutOfMemoryError:
             print(f"batch {b}: CUDA out of memory - skipped (larger batch sizes too)")
@@ -406,7 +410,8 @@ def main(argv=None) -> int:
         record("reference_loop", 1, args.ref_images, m, fl_text + fl_unet + fl_vae)
 
     print()
-    print(fmt_table(["component", "vae", "batch", "ms/call", "img/s", "TFLOP/s", "of peak", "peak GiB", "warm-up s"], table))
+    print(fmt_table(["component", "vae", "batch", "ms/call", "img/s", "TFLOP/s", "of peak", "peak GiB", "warm-up s"],
+                    table))
     ref = [r["img_per_s_median"] for r in rows if r["component"] == "reference_loop"]
     for mode in vae_modes:
         e2e = {r["batch_size"]: r for r in rows if r["component"] == "end_to_end" and r["vae_mode"] == mode}

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -40,6 +38,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     import torch
 
+    from gendistill.atomic import atomic_path
     from gendistill.model_build import build_full_random_pipeline
 
     out = Path(args.out)
@@ -49,20 +48,15 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     pipe = build_full_random_pipeline(Path(args.config_dir), torch_dtype=getattr(torch, args.dtype), seed=args.seed)
     built = time.perf_counter() - t0
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(tmp, safe_serialization=True)
     n_params = {k: sum(p.numel() for p in getattr(pipe, k).parameters())
                 for k in ("unet", "vae", "text_encoder", "text_encoder_2")}
-    (tmp / "RANDOM_WEIGHTS.txt").write_text(
-        "This pipeline has RANDOM weights: the SDXL-Turbo architecture built from the component configs in\n"
-        f"{Path(args.config_dir).resolve()} by benchmarks/make_random_sdxl_dir.py (seed {args.seed}, {args.dtype}).\n"
-        "Same compute and memory per image as the real checkpoint; its images are noise.\n"
-        f"parameters: {json.dumps(n_params)}\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "RANDOM_WEIGHTS.txt").write_text(
+            "This pipeline has RANDOM weights: the SDXL-Turbo architecture built from the component configs in\n"
+            f"{Path(args.config_dir).resolve()} by benchmarks/make_random_sdxl_dir.py (seed {args.seed}, "
+            f"{args.dtype}).\nSame compute and memory per image as the real checkpoint; its images are noise.\n"
+            f"parameters: {json.dumps(n_params)}\n")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 2**30:.3g} GiB, {sum(n_params.values()) / 1e6:.5g} M parameters, {args.dtype}); "
           f"built in {built:.0f} s, total {time.perf_counter() - t0:.0f} s. RANDOM weights: images are noise.")

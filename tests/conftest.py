@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,22 @@ TINY_CONFIG = {
                    "baselines": {"random_subset": False, "full": False}, "max_test_images": 200},
     "recognition": {"activate": False},
 }
+
+
+# Tiers (pyproject.toml markers; `make test-fast` runs what is neither): a test that uses a whole workflow run
+# is `workflow`; one that starts sampler processes or builds and runs a diffusion pipeline is `slow`, whatever
+# file it is in. Tests that do so without these fixtures carry the marker themselves.
+WORKFLOW_FIXTURES = {"tiny_run", "fitted_run"}
+SLOW_FIXTURES = {"private_runtime", "tiny_model_dir", "pipe"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & WORKFLOW_FIXTURES:
+            item.add_marker(pytest.mark.workflow)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
 
 
 def deep_update(base: dict, new: dict) -> dict:
@@ -59,21 +76,26 @@ def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True, t
     return proc
 
 
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run into {rule: count}."""
-    counts, inside = {}, False
-    for line in dry_run_output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            inside = True
-            continue
-        if inside:
-            parts = line.split()
-            if not parts or parts[0].startswith("-"):
-                continue
-            if parts[0] == "total":
-                break
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
+DOT_JOB = re.compile(r'^\s*\d+\[label = "(?P<label>[^"]*)", color = "[^"]*", style="(?P<style>[^"]*)"\];$', re.M)
+
+
+def planned_jobs(dag_output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of each job that would run, from `snakemake --dag` (Graphviz DOT: one node per job of
+    the DAG, labelled `rule\\nname: value...`; a job that need not run is drawn dashed)."""
+    assert dag_output.lstrip().startswith("digraph"), "not `snakemake --dag` output (run with --dag, not -n)"
+    jobs = []
+    for m in DOT_JOB.finditer(dag_output):
+        if "dashed" not in m["style"]:
+            rule, *fields = m["label"].split("\\n")
+            jobs.append((rule, dict(f.split(": ", 1) for f in fields)))
+    return jobs
+
+
+def job_counts(dag_output: str) -> dict[str, int]:
+    """{rule: jobs that would run} from `snakemake --dag`; empty when there is nothing to do."""
+    counts = {}
+    for rule, _ in planned_jobs(dag_output):
+        counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import pickle
 
+import dataset_fixtures as fx
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-import dataset_fixtures as fx
 from conftest import TINY_CONFIG, deep_update, run_snakemake
+
 from gendistill.datasets import DatasetError, get_adapter
 from gendistill.naming import class_ids
 from gendistill.plan import build_plan
@@ -208,6 +208,6 @@ def test_workflow_classlist_mode_skips_evaluation_with_a_note(tmp_path):
     assert "has no real images: evaluation is skipped" in proc.stdout + proc.stderr
     out = tmp_path / "results" / "t"
     _check_packaged_labels(out, names, [0, 1, 2])
-    assert not (out / "results").exists() and not (out / "evaluation").exists()
+    assert not (out / "results").exists() and not (out / "eval").exists()
     meta = json.loads((out / "dataset" / "provenance.json").read_text())
     assert meta["config"]["dataset"]["class_names"] == names

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -33,6 +32,7 @@ def separable(labels: list[int], per_class: int, size: int, seed: int):
     return x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,size,epochs", [("convnet", 32, 4), ("resnet18", 16, 4)])
 def test_model_learns_a_trivially_separable_set(model, size, epochs):
     labels = [2, 5, 7]  # a class-restricted run inside a 10-class head
@@ -173,17 +173,17 @@ def test_epoch_progress_writes_about_ten_plain_lines(caplog):
 
 @pytest.mark.workflow
 def test_adding_a_seed_or_model_reruns_only_those_evaluation_jobs(tiny_run, tmp_path):
-    from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
+    from conftest import TINY_CONFIG, deep_update, job_counts, planned_jobs, run_snakemake
 
     wd = tiny_run  # dry runs only: nothing is written
-    assert job_counts(run_snakemake(wd, TINY_CONFIG, "-n").stdout) == {}
-    counts = job_counts(run_snakemake(wd, deep_update(TINY_CONFIG, {"evaluation": {"seeds": [0, 1]}}), "-n").stdout)
+    assert job_counts(run_snakemake(wd, TINY_CONFIG, "--dag").stdout) == {}
+    two_seeds = deep_update(TINY_CONFIG, {"evaluation": {"seeds": [0, 1]}})
+    counts = job_counts(run_snakemake(wd, two_seeds, "--dag").stdout)
     assert counts == {"evaluate": 1, "results_table": 1, "evaluation_plots": 1, "runtimes": 1, "all": 1}, counts
-    proc = run_snakemake(wd, deep_update(TINY_CONFIG, {"evaluation": {"seeds": [0, 1]}}), "-n")
-    planned = re.findall(r"Training (\w+) \(seed (\d+)\) on the (\w+) set", proc.stdout + proc.stderr)
-    assert planned == [("convnet", "1", "distilled")], planned
+    planned = [w for rule, w in planned_jobs(run_snakemake(wd, two_seeds, "--dag").stdout) if rule == "evaluate"]
+    assert planned == [{"model": "convnet", "seed": "1", "set": "distilled"}], planned
     cfg = deep_update(TINY_CONFIG, {"evaluation": {"models": ["convnet", "resnet18"]}})
-    counts = job_counts(run_snakemake(wd, cfg, "-n").stdout)
+    counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     assert counts.get("evaluate") == 1 and "sample" not in counts and "package" not in counts, counts
 
 

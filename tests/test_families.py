@@ -51,7 +51,8 @@ def test_unsupported_pipeline_fails_at_plan_time_listing_the_supported_ones(tmp_
 
 
 def test_resolution_must_fit_the_familys_autoencoder_and_patches(tmp_path):
-    msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": {"family": "sana"}}, "generation": {"resolution": 48}}))
+    msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": {"family": "sana"}},
+                                               "generation": {"resolution": 48}}))
     assert "generation.resolution: 48 is not a multiple of 32" in msg and "Fix: use 32 or 64" in msg
     sd3 = fake_model(tmp_path / "sd3", "StableDiffusion3Pipeline",
                      {"vae": ("AutoencoderKL", {"latent_channels": 16, "block_out_channels": [128, 256, 512, 512]}),
@@ -78,7 +79,8 @@ def test_class_conditional_dit_maps_class_names_to_its_labels_or_says_which_it_c
                                        "prompts": {"overrides": {"two": {"prompt": "tench"}}}}))
     assert "native 256 px only. Fix: set generation.resolution: 256" in msg
     table = dit_label_table(id2label)
-    assert table["Tinca tinca"] == 0 and dit_label_id("GREAT WHITE SHARK", table) == 2 and dit_label_id("7", table) is None
+    assert table["Tinca tinca"] == 0 and dit_label_id("GREAT WHITE SHARK", table) == 2
+    assert dit_label_id("7", table) is None
     msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": {"family": "dit"}}}))
     assert "(its class name 'zero' is one)" in msg and 'prompts.template: "{name}"' in msg
 
@@ -112,6 +114,7 @@ def test_the_decoder_is_in_the_load_spec_only_when_used():
     assert re.search(r"tiny-sdxl-[0-9a-f]{10}$", tiny.model_source)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_flops_per_image_on_the_tiny_pipelines(family):
     """Each adapter counts its components: the denoiser and decoder grow with the resolution, guidance > 1 doubles

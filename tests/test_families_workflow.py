@@ -73,12 +73,12 @@ def test_a_non_sdxl_family_caches_per_class_and_the_decoder_decides_pixels(famil
     wd = tmp_path / "run"
     shutil.copytree(family_run("sd3"), wd, symlinks=True)
     cfg = family_config("sd3")
-    assert job_counts(run_snakemake(wd, cfg, "-n", *TARGET).stdout) == {}
+    assert job_counts(run_snakemake(wd, cfg, "--dag", *TARGET).stdout) == {}
     edited = deep_update(cfg, {"prompts": {"overrides": {"one": {"prompt": "the numeral 1"}}}})
-    counts = job_counts(run_snakemake(wd, edited, "-n", *TARGET).stdout)
+    counts = job_counts(run_snakemake(wd, edited, "--dag", *TARGET).stdout)
     assert counts.get("sample") == 1 and counts.get("augment") == 1, counts
     tiny = family_config("sd3", decoder="tiny")
-    assert job_counts(run_snakemake(wd, tiny, "-n", *TARGET).stdout).get("sample") == 2
+    assert job_counts(run_snakemake(wd, tiny, "--dag", *TARGET).stdout).get("sample") == 2
     before = records(wd, "000_zero")
     run_snakemake(wd, tiny, *TARGET)
     after = records(wd, "000_zero")

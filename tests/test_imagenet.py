@@ -4,10 +4,10 @@ meta.mat or torchvision's meta.bin. Labels are checked from the pixels (each cla
 
 from __future__ import annotations
 
+import dataset_fixtures as fx
 import numpy as np
 import pytest
 
-import dataset_fixtures as fx
 from gendistill.datasets import DatasetError, get_adapter
 
 

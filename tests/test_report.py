@@ -117,7 +117,8 @@ def test_report_shows_recognition_and_says_the_generator_is_a_stand_in(fitted_ru
     shutil.copytree(fitted_run, wd, symlinks=True)
     seen = render(build_report(wd, FITTED_CONFIG), tmp_path)
     assert "Recognition" in seen["menu"] and "Evaluation" not in seen["menu"]
-    assert "stand-in" in seen["description"] and "fitted on the demo dataset's own training split" in seen["description"]
+    assert "stand-in" in seen["description"]
+    assert "fitted on the demo dataset's own training split" in seen["description"]
     pages = seen["pages"]
     views = pages["Recognition/Per class"]["views"]
     table = views["results/f/results/recognition.html"]["html"]

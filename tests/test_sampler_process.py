@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from sampler_helpers import CLS, GEN, client_cmd, pid_gone, ping, read_meta, wait_for_tmp_pngs

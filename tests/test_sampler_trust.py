@@ -78,7 +78,8 @@ def test_job_whose_snakemake_ended_publishes_nothing(load, tmp_path):
     # a stand-in for Snakemake (a script named snakemake) that runs the job as a shell command, as Snakemake does
     fake = tmp_path / "bin" / "snakemake"
     fake.parent.mkdir()
-    fake.write_text(f"import subprocess, sys\nsubprocess.run({shlex.join(client_cmd(load, big, tmp_path / 'out', {'batch_size': 1}))!r}, shell=True)\n")
+    cmd = shlex.join(client_cmd(load, big, tmp_path / "out", {"batch_size": 1}))
+    fake.write_text(f"import subprocess, sys\nsubprocess.run({cmd!r}, shell=True)\n")
     fake = subprocess.Popen([sys.executable, str(fake)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_tmp_pngs(tmp_path, "out", 3)
     fake.kill()  # Snakemake dies; the job (its child) lives on
@@ -213,10 +214,9 @@ def test_a_held_start_lock_fails_after_its_deadline_naming_the_holder(load, tmp_
                                str(REPO / "src"), str(p["lock"])], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        t0 = time.time()
         with pytest.raises(TimeoutError, match=f"held by pid {holder.pid}"):
             ensure_sampler(full_load(load, {}), {"idle": 30, "server_timeout": 2}, say=lambda *a, **k: None)
-        assert time.time() - t0 < 120  # its 2 s deadline, not the holder's 300 s
+        assert holder.poll() is None  # it gave up at its own deadline, while the holder still held the lock
     finally:
         holder.kill()
         holder.wait()

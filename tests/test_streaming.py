@@ -8,13 +8,13 @@ import json
 import subprocess
 import sys
 
+import dataset_fixtures as fx
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-import dataset_fixtures as fx
 from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
+
 from gendistill.datasets import get_adapter
 from gendistill.evaluation.data import FileSource, TensorSource
 from gendistill.evaluation.job import real_source, select_subset
@@ -88,6 +88,7 @@ print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024,
 """
 
 
+@pytest.mark.slow
 def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
     """Peak memory of one training epoch on 20 classes x 8 and x 64 images at 64 px. Streamed, 8x the images
     cost (almost) no more memory; the same 1,280 images held in memory (the control) cost ~60 MiB more."""

@@ -220,7 +220,7 @@ def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
     print(f"\nteacher workflow run: {time.perf_counter() - t0:.0f}s")
 
     other = deep_update(cfg, {"selection": {"criterion": "diversity"}})
-    counts = job_counts(run_snakemake(wd, other, "-n").stdout)
+    counts = job_counts(run_snakemake(wd, other, "--dag").stdout)
     assert counts.get("sample", 0) == 0 and counts.get("teacher", 0) == 0
     assert counts["select"] == 3 and counts["augment"] == 1 and counts["package"] == 1
 
@@ -231,7 +231,7 @@ def test_teacher_ablation_plans_its_rows_and_reuses_the_runs_jobs(tiny_run, tmp_
     wd = copy_run(tiny_run, tmp_path / "run")
     cfg = deep_update(TINY_CONFIG, {"ablation": {"teacher": True, "oversample": 3},
                                     "evaluation": {"baselines": {"random_subset": True}}})
-    counts = job_counts(run_snakemake(wd, cfg, "-n").stdout)
+    counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     assert counts.get("sample", 0) == 0 and counts.get("package", 0) == 0  # the run's own set is untouched
     assert counts["teacher"] == 1 and counts["ablation_sample"] == 3 and counts["soft_labels"] == 1
     assert counts["ablation_select"] == 9 and counts["ablation_teacher_package"] == 3

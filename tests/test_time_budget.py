@@ -66,6 +66,7 @@ def test_fit_linear_recovers_throughput_and_overhead():
     assert thr == pytest.approx(16 / 0.9) and ovh == 0.0
 
 
+@pytest.mark.slow
 def test_cli_measures_tiny_model_on_cpu_and_writes_record(tmp_path, capsys):
     out = tmp_path / "tb.json"
     rc = main(["--model-source", "tiny", "--device", "cpu", "--budget", "60", "--classes", "10", "--n-aug", "4",
@@ -80,6 +81,7 @@ def test_cli_measures_tiny_model_on_cpu_and_writes_record(tmp_path, capsys):
     assert "n_generated:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_accepts_any_family_with_its_steps_guidance_and_decoder(tmp_path, capsys):
     """A class-conditional DiT, 2 steps with guidance, tiny decoder: measured at its native resolution, with
     its FLOPs per image in the record."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .layout import RECORDS, read_records
 
 
 def build_variant(pool_dirs: list[str], variant: dict, aug_params: dict, seeds_by_id: dict, class_names: list[str],
@@ -31,7 +32,7 @@ def build_variant(pool_dirs: list[str], variant: dict, aug_params: dict, seeds_b
         tmp.mkdir(parents=True)
         for d in sorted(pool_dirs, key=lambda p: Path(p).name):
             d = Path(d)
-            src = json.loads((d / "records.json").read_text())
+            src = read_records(d)
             recs = sorted(src["images"], key=lambda r: r["image_index"])[:n]
             if len(recs) < n:
                 raise RuntimeError(f"{d}: the ablation pool holds {len(recs)} images, variant {variant['name']} "
@@ -42,7 +43,7 @@ def build_variant(pool_dirs: list[str], variant: dict, aug_params: dict, seeds_b
             cdir.mkdir()
             for img, rec in zip(imgs, out_recs):
                 rec["sha256"] = save_png(cdir / rec["file"], img)
-            (cdir / "records.json").write_text(json.dumps({"meta": {"params": params, "variant": variant,
+            (cdir / RECORDS).write_text(json.dumps({"meta": {"params": params, "variant": variant,
                                                                     "generated": src["meta"]},
                                                            "images": out_recs}, indent=1))
     class_dirs = sorted(str(p) for p in Path(out_aug_dir).iterdir() if p.is_dir())

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 
 def tmp_name(path: Path) -> Path:

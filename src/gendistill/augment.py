@@ -7,6 +7,7 @@ Every copy's parameters are drawn from its own seed (see seeds.augment_seed) and
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -70,14 +71,15 @@ def augment_dir(in_dir: Path, out_dir: Path, params: dict, seed: int) -> int:
     import json
 
     from .imageio import load_png, save_png
+    from .layout import RECORDS, read_records
 
-    src = json.loads((in_dir / "records.json").read_text())
+    src = read_records(in_dir)
     images = np.stack([load_png(in_dir / r["file"]) for r in src["images"]])
     imgs, recs = augment_class(images, src["images"], params, seed)
     out_dir.mkdir(parents=True)
     for img, rec in zip(imgs, recs):
         rec["sha256"] = save_png(out_dir / rec["file"], img)
-    (out_dir / "records.json").write_text(json.dumps({"meta": {"params": params, "seed": seed,
+    (out_dir / RECORDS).write_text(json.dumps({"meta": {"params": params, "seed": seed,
                                                                "generated": src["meta"]}, "images": recs}, indent=1))
     return len(recs)
 
@@ -90,9 +92,9 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
     published at once.
     """
     from concurrent.futures import ProcessPoolExecutor
-    from pathlib import Path
 
     from .atomic import atomic_path
+    from .layout import class_dir
 
     dirs = [Path(d) for d in generated]
     missing = [d.name for d in dirs if d.name not in seeds]
@@ -100,7 +102,7 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
         raise SystemExit(f"no seed given for classes {missing[:5]}")
     with atomic_path(Path(out_dir), replace=False) as tmp:
         tmp.mkdir(parents=True)
-        jobs = [(d, tmp / d.name, params, seeds[d.name]) for d in dirs]
+        jobs = [(d, Path(class_dir(str(tmp), d.name)), params, seeds[d.name]) for d in dirs]
         if workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(workers) as pool:
                 counts = list(pool.map(_augment_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))

@@ -6,11 +6,14 @@ Every problem becomes one line naming the key and the fix, and all are reported 
 from __future__ import annotations
 
 import copy
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Package data, so an installed (non-editable) package finds it; the one copy (the workflow validates through
+# build_plan -> load_and_validate).
+SCHEMA = files("gendistill") / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -22,7 +25,7 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return yaml.safe_load(SCHEMA.read_text())
 
 
 def _fill_defaults(instance, schema):
@@ -92,8 +95,8 @@ def semantic_problems(cfg: dict) -> list[str]:
     if rec_path:
         rec = read_time_budget_record(rec_path)
         if rec is None:
-            problems.append(f"time_budget_record: {rec_path} is not a readable record of `python -m "
-                            f"gendistill.time_budget`. Fix: run it with --json {rec_path}, or set the key to null.")
+            problems.append(f"time_budget_record: {rec_path} is not a readable record of `gendistill "
+                            f"time-budget`. Fix: run it with --json {rec_path}, or set the key to null.")
         elif rec["recommendation"]["n_generated"] != gen["n_generated"]:
             problems.append(f"time_budget_record: the measured budget allows n_generated = "
                             f"{rec['recommendation']['n_generated']} but generation.n_generated = "
@@ -103,7 +106,7 @@ def semantic_problems(cfg: dict) -> list[str]:
             problems.append(f"time_budget_record: the budget was planned for selection.oversample {planned} "
                             f"(candidates sampled per kept image) but the config has "
                             f"{cfg['selection']['oversample']}, so sampling would take another time. Fix: rerun "
-                            f"`python -m gendistill.time_budget ... --oversample {cfg['selection']['oversample']}` "
+                            f"`gendistill time-budget ... --oversample {cfg['selection']['oversample']}` "
                             f"or set selection.oversample: {planned}.")
     if len(set(cfg["evaluation"]["seeds"])) != len(cfg["evaluation"]["seeds"]):
         problems.append("evaluation.seeds: a seed is listed twice. Fix: list each training seed once.")

@@ -77,7 +77,12 @@ def _build_sdxl(s: dict):
     import tempfile
 
     import torch
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -269,8 +274,14 @@ def _build_sana(s: dict, sprint: bool = False):
     """SANA (and SANA-Sprint): a Gemma-2 text encoder, the linear-attention SANA transformer, a deep-compression
     autoencoder (AutoencoderDC, 32 latent channels), flow DPM-Solver (Sprint: SCM, guidance embedded)."""
     import torch
-    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, SanaPipeline, SanaSprintPipeline,
-                           SanaTransformer2DModel, SCMScheduler)
+    from diffusers import (
+        AutoencoderDC,
+        DPMSolverMultistepScheduler,
+        SanaPipeline,
+        SanaSprintPipeline,
+        SanaTransformer2DModel,
+        SCMScheduler,
+    )
     from transformers import Gemma2Config, Gemma2Model
 
     tokenizer, vocab_size = _tokenizer(write_gemma_tokenizer, "GemmaTokenizer")
@@ -347,24 +358,19 @@ def build_tiny_decoder(spec: dict | None = None):
 
 def save_tiny_pipeline(out_dir: Path, spec: dict | None = None) -> Path:
     """Build the tiny pipeline and save it as a diffusers directory (with `tiny_decoder/`), written atomically
-    (temp dir + rename)."""
-    import os
-    import shutil
+    (gendistill.atomic: an interrupted build leaves nothing that looks complete)."""
+    from .atomic import atomic_path
 
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     pipe = build_tiny_pipeline(spec)
-    pipe.save_pretrained(tmp, safe_serialization=True)
-    build_tiny_decoder(spec).save_pretrained(tmp / "tiny_decoder", safe_serialization=True)
-    (tmp / "RANDOM_WEIGHTS.txt").write_text(
-        "This pipeline has RANDOM weights (built offline by gendistill.model_build for the demo/tests).\n"
-        "Its images are noise, not pictures of the prompted classes. tiny_decoder/ is a random AutoencoderTiny\n"
-        "for generation.decoder: tiny.\n"
-        f"spec: {json.dumps(tiny_spec(spec), sort_keys=True)}\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic_path(out_dir) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        build_tiny_decoder(spec).save_pretrained(tmp / "tiny_decoder", safe_serialization=True)
+        (tmp / "RANDOM_WEIGHTS.txt").write_text(
+            "This pipeline has RANDOM weights (built offline by gendistill.model_build for the demo/tests).\n"
+            "Its images are noise, not pictures of the prompted classes. tiny_decoder/ is a random AutoencoderTiny\n"
+            "for generation.decoder: tiny.\n"
+            f"spec: {json.dumps(tiny_spec(spec), sort_keys=True)}\n")
     return out_dir
 
 
@@ -377,7 +383,12 @@ def build_full_random_pipeline(config_dir: Path, torch_dtype=None, seed: int = 0
     import tempfile
 
     import torch
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     config_dir = Path(config_dir)

@@ -33,8 +33,8 @@ Recipe (`fit_pipeline`):
 6. Prompts: every class name in every template of `templates`, so the text encoders learn names, not one string.
 
 Every random choice is drawn from `seed` (weights, batches, noise), and the fit runs with torch's deterministic
-algorithms: the same spec, data, library versions and thread count give the same weights (tested). It is fitted for the one-step sampler only (more steps or guidance are not
-what it learned; the plan refuses them).
+algorithms: the same spec, data, library versions and thread count give the same weights (tested). It is fitted
+for the one-step sampler only (more steps or guidance are not what it learned; the plan refuses them).
 """
 
 from __future__ import annotations

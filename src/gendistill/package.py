@@ -15,6 +15,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .imageio import load_png, sha256_file
+from .layout import read_records
 
 FORMAT_VERSION = 1
 
@@ -24,7 +25,7 @@ def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     rows, imgs = [], []
     for d in sorted(class_dirs, key=lambda p: Path(p).name):  # class ids sort in label order
         d = Path(d)
-        recs = json.loads((d / "records.json").read_text())["images"]
+        recs = read_records(d)["images"]
         for r in recs:
             path = d / r["file"]
             digest = sha256_file(path)
@@ -75,7 +76,8 @@ def package(class_dirs: list[str], class_names: list[str], mean, std, out_pt: st
     with atomic_path(Path(out_pt)) as tmp:
         torch.save(data, tmp)
     counts = df.groupby("label").size()
-    return {"n_images": len(df), "n_classes": int(counts.size), "per_class": {int(k): int(v) for k, v in counts.items()}}
+    return {"n_images": len(df), "n_classes": int(counts.size),
+            "per_class": {int(k): int(v) for k, v in counts.items()}}
 
 
 def load_distilled(path: str) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
+from .layout import RunLayout
 from .naming import class_ids
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
@@ -51,6 +52,10 @@ class Plan:
     def out(self) -> Path:
         return Path(self.cfg["results_dir"]) / self.cfg["run"]
 
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(str(self.out))
+
     def by_id(self, cid: str) -> ClassPlan:
         return self._index[cid]
 
@@ -65,8 +70,15 @@ class Plan:
         return {k: self.cfg["generation"][k] for k in ("resolution", "steps", "guidance_scale")}
 
     @property
+    def recorded_config(self) -> dict:
+        """The config keys that decide the packaged dataset, as its provenance records them."""
+        return {**{k: self.cfg[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
+                "generation": {k: self.cfg["generation"][k] for k in PIXEL_KEYS}}
+
+    @property
     def sampler_runtime(self) -> dict:
-        """Sampling knobs that do not change pixels: passed to the sample jobs outside their params."""
+        """Sampling knobs that do not decide pixels (batch size may still round one value by a level: README,
+        Reproducibility): passed to the sample jobs outside their params."""
         g = self.cfg["generation"]
         return {"server": g["server"], "idle": g["server_idle_seconds"], "server_timeout": g["server_timeout_seconds"],
                 "batch_size": g["batch_size"], "compile": g["compile"], "deterministic": g["deterministic"],
@@ -191,16 +203,26 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
-def model_root(source: str, revision: str | None) -> Path | None:
-    """The directory holding `source`'s model_index.json: the local directory, or the cached hub snapshot; None
+def _is_local(source: str) -> bool:
+    """A local directory (or meant as one: a path that does not exist yet), not a hub id."""
+    return Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
+
+
+def _root_holding(source: str, revision: str | None, marker: str) -> Path | None:
+    """The directory holding `source`'s `marker` file: the local directory, or the cached hub snapshot; None
     when neither is there (an uncached hub id)."""
-    p = Path(source).expanduser()
-    if p.exists() or source.startswith((".", "/", "~")):
-        return p if (p / "model_index.json").is_file() else None
+    if _is_local(source):
+        p = Path(source).expanduser()
+        return p if (p / marker).is_file() else None
     from huggingface_hub import try_to_load_from_cache
 
-    cached = try_to_load_from_cache(source, "model_index.json", revision=revision)
+    cached = try_to_load_from_cache(source, marker, revision=revision)
     return Path(cached).parent if isinstance(cached, str) else None
+
+
+def model_root(source: str, revision: str | None) -> Path | None:
+    """The directory holding a pipeline's model_index.json (local, or the cached hub snapshot), or None."""
+    return _root_holding(source, revision, "model_index.json")
 
 
 def model_problem(source: str, revision: str | None, allow_download: bool = False) -> str | None:
@@ -209,22 +231,20 @@ def model_problem(source: str, revision: str | None, allow_download: bool = Fals
     A local directory must hold model_index.json and the weights of every component it lists. A hub id must
     be in the local Hugging Face cache, complete, unless downloads are allowed (and possible).
     """
-    p = Path(source).expanduser()
-    if p.exists() or source.startswith((".", "/", "~")):
-        if not (p / "model_index.json").is_file():
+    root = model_root(source, revision)
+    if _is_local(source):
+        p = Path(source).expanduser()
+        if root is None:
             return (f"model.source: local directory {p} has no model_index.json (is it a diffusers pipeline "
                     f"directory?). Fix: on a machine with internet run `hf download stabilityai/sdxl-turbo "
                     f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
                     f"model.source at it.")
         return _weights_problem(p, str(p))
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(source, "model_index.json", revision=revision)
     short = source.split("/")[-1]
     get_it = (f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
               f"directory here and set model.source: models/{short} (or copy the HF cache into $HF_HOME)")
-    if isinstance(cached, str):
-        problem = _weights_problem(Path(cached).parent, f"{source!r} in the Hugging Face cache")
+    if root is not None:
+        problem = _weights_problem(root, f"{source!r} in the Hugging Face cache")
         if problem is None or allow_download and not _offline():
             return None
         return problem.replace("Fix: download the model again", f"Fix: {get_it}; or download the model again")
@@ -246,19 +266,13 @@ def _hf_fix(source: str) -> str:
 
 def decoder_root(source: str, revision: str | None = None) -> Path | None:
     """The directory holding a tiny decoder's config.json (local, or the cached hub snapshot), or None."""
-    p = Path(source).expanduser()
-    if p.exists() or source.startswith((".", "/", "~")):
-        return p if (p / "config.json").is_file() else None
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(source, "config.json", revision=revision)
-    return Path(cached).parent if isinstance(cached, str) else None
+    return _root_holding(source, revision, "config.json")
 
 
 def decoder_problem(source: str, allow_download: bool = False) -> str | None:
     """None when the tiny decoder at `source` (local directory or hub id) can be loaded; else what is wrong."""
     root = decoder_root(source)
-    local = Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
+    local = _is_local(source)
     if root is None:
         if local:
             return (f"generation.tiny_decoder: {source} has no config.json (is it an AutoencoderTiny directory?). "
@@ -502,5 +516,3 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     return Plan(cfg=cfg, classes=classes, all_class_names=names, image_size=image_size, mean=adapter.mean,
                 std=adapter.std, has_real_data=adapter.has_real_data, model_dir=model_dir,
                 model_source=model_dir or cfg["model"]["source"], model_kind=model_kind(cfg))
-
-__all__ = ["PIXEL_KEYS", "ClassPlan", "ConfigError", "DatasetError", "Plan", "build_plan"]

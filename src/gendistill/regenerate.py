@@ -16,20 +16,20 @@ import pandas as pd
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
     from .augment import apply
+    from .layout import RunLayout, read_records
     from .plan import load_spec
     from .sampling.generate import Sampler
     from .sampling.pipeline import load_from_spec
 
-    run = Path(run_dir)
-    manifest = pd.read_csv(run / "dataset" / "manifest.csv", dtype={"aug_seed": "Int64", "seed": "int64"})
+    run = RunLayout(run_dir)
+    manifest = pd.read_csv(run.manifest, dtype={"aug_seed": "Int64", "seed": "int64"})
     rows = manifest[manifest["file"] == file]
     if rows.empty:
-        raise SystemExit(f"{file!r} is not in {run / 'dataset' / 'manifest.csv'} (use its `file` column)")
+        raise SystemExit(f"{file!r} is not in {run.manifest} (use its `file` column)")
     row = rows.iloc[0]
-    prov = json.loads((run / "dataset" / "provenance.json").read_text())
-    cfg = prov["config"]
-    gen_dir = run / "generated" / row["class_id"]
-    meta = json.loads((gen_dir / "records.json").read_text())["meta"]
+    cfg = json.loads(Path(run.provenance).read_text())["config"]
+    gen_dir = Path(run.generated(row["class_id"]))
+    meta = read_records(gen_dir)["meta"]
     pipe, device, dtype = load_from_spec(load_spec(cfg, meta["model_source"]))
     sampler = Sampler(pipe, device, dtype, 1)
     small, _ = sampler.generate_seeds(row["prompt"], [int(row["seed"])], meta["generation"], meta["out_size"])

@@ -1,6 +1,7 @@
 """Per-image seeds that depend only on (run seed, class, image index, attempt).
 
-An image therefore never depends on batch size, on which other classes exist, or on the order jobs run.
+An image's starting noise therefore never depends on batch size, on which other classes exist, or on the order
+jobs run (kernels may still round differently at another batch size: README, Reproducibility).
 sha256 rather than Python's hash(): stable across processes and versions.
 """
 

@@ -15,18 +15,17 @@ sampling term counts all k x n_generated (--oversample); selection's own cost (o
 is small next to sampling and falls under per_class_overhead.
 
 CLI (measures throughput on this machine's device with the project's Sampler, prints the recommendation and
-writes a JSON record for provenance):
+writes a JSON record for provenance; `python -m gendistill.time_budget` is the same command):
 
-    python -m gendistill.time_budget --model-source models/sdxl-turbo --budget 600 --classes 100 --n-aug 4 \
+    gendistill time-budget --model-source models/sdxl-turbo --budget 600 --classes 100 --n-aug 4 \
         --json results/time_budget.json
-    python -m gendistill.time_budget --model-source models/FLUX.1-schnell --steps 4 --resolution 512 --budget 600 \
+    gendistill time-budget --model-source models/FLUX.1-schnell --steps 4 --resolution 512 --budget 600 \
         --classes 100 --decoder tiny --tiny-decoder models/taef1            # any supported family
-    python -m gendistill.time_budget --model-source tiny --resolution 32 --budget 60 --classes 10   # smoke test
+    gendistill time-budget --model-source tiny --resolution 32 --budget 60 --classes 10   # smoke test
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -193,52 +192,9 @@ def _load(a):
     return pipe, device, dtype, time.perf_counter() - t0
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gendistill.time_budget", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-source", required=True, help="hub id or local diffusers dir; 'tiny' = the tiny "
-                    "random-weight pipeline (smoke tests)")
-    ap.add_argument("--revision", default=None)
-    ap.add_argument("--tiny-spec", default="{}", help="JSON overrides of the tiny spec (with --model-source tiny)")
-    ap.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
-    ap.add_argument("--classes", type=int, required=True, help="number of classes (CIFAR-100: 100)")
-    ap.add_argument("--n-aug", type=int, default=4, help="augmented copies per generated image (IPC = n x (1+n_aug))")
-    ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    ap.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
-    ap.add_argument("--batch-size", default="auto", type=lambda v: v if v == "auto" else int(v),
-                    help="images per pipeline call: auto (by device) or an integer")
-    ap.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; a DiT: its "
-                    "native size; tiny: its sample_size)")
-    ap.add_argument("--steps", type=int, default=1, help="inference steps, as generation.steps (configs/models/)")
-    ap.add_argument("--guidance-scale", type=float, default=0.0, help="as generation.guidance_scale")
-    ap.add_argument("--decoder", default="vae", choices=["vae", "tiny"], help="as generation.decoder")
-    ap.add_argument("--tiny-decoder", default=None, help="as generation.tiny_decoder (with --model-source tiny: "
-                    "the tiny pipeline's own random one)")
-    ap.add_argument("--prompt", default="apple", help="the prompt timed (a class-conditional model: one of its "
-                    "labels; its first label otherwise)")
-    ap.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the denoiser (compile time is counted)")
-    ap.add_argument("--vae-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                    help="as generation.vae_dtype in the config")
-    ap.add_argument("--warmup-batches", type=int, default=1)
-    ap.add_argument("--timed-batches", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--job-overhead", type=float, default=0.3, help="seconds per class added to the measured "
-                    "per-class overhead for workflow job start-up and file writing (Snakemake shell jobs ~0.03 s "
-                    "each + thin client start; see shared/snakemake-measurements.md)")
-    ap.add_argument("--extra-fixed", type=float, default=0.0, help="extra seconds once per run (e.g. workflow "
-                    "start, packaging)")
-    ap.add_argument("--no-load-time", action="store_true", help="do not count the measured model load + warm-up "
-                    "in the fixed overhead (when the budget starts with a loaded model)")
-    ap.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per "
-                    "final image")
-    ap.add_argument("--oversample", type=int, default=1, help="candidates sampled per kept image "
-                    "(selection.oversample): the budget pays for all of them")
-    ap.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
-    ap.add_argument("--max-n-generated", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    ap.add_argument("--json", default=None, help="write the record here (default: print only)")
-    a = ap.parse_args(argv)
+def run(a, command: str) -> int:
+    """Measure, plan and report for the parsed `gendistill time-budget` arguments (cli.py holds the parser);
+    `command`: the command line, recorded. Exit status 1 when not even one image per class fits."""
 
     import platform
     import warnings
@@ -283,7 +239,7 @@ def main(argv=None) -> int:
         "assumed": {"job_overhead_s": a.job_overhead, "extra_fixed_s": a.extra_fixed,
                     "load_time_counted": not a.no_load_time},
         "environment": env,
-        "command": " ".join(["python -m gendistill.time_budget", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
     }
     fl = m["flops"]
     print(f"{env['family']} ({env['pipeline']}), decoder {a.decoder}, {a.steps} step(s), guidance "
@@ -311,6 +267,13 @@ def main(argv=None) -> int:
         write_text(Path(a.json), json.dumps(record, indent=1) + "\n")
         print(f"record written to {a.json}")
     return 0 if plan.fits else 1
+
+
+def main(argv=None) -> int:
+    """`python -m gendistill.time_budget ...`: the same as `gendistill time-budget ...`."""
+    from .cli import main as cli
+
+    return cli(["time-budget", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ SM=("$VENV/bin/snakemake" -s "$REPO/Snakefile" --configfile "$REPO/configs/demo.
 samplers() {  # sampler processes alive in this namespace (every process here belongs to the test)
     local p
     for p in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'gendistill.sampling.server'; then
+        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'gendistill sampler-serve'; then
             echo "pid ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" | cut -c1-160)"
         fi
     done

@@ -7,7 +7,7 @@
 # PID and UTS namespaces, where DIR/etc is mounted over /etc/slurm and DIR/munge over /run/munge, the network
 # is a private loopback (no port clashes with a real slurmctld) and every daemon ends with the namespace.
 #
-# What the test cluster is (measured recipe: /work/shared/slurm-localhost.md):
+# What the test cluster is (measured recipe: docs/design/slurm-localhost.md):
 # - no cgroups, no accounting database: proctrack/linuxproc, task/none, accounting_storage/none. The executor
 #   plugin therefore polls squeue (tests/slurm/profile/config.yaml), which needs MinJobAge well above the
 #   plugin's first status check.

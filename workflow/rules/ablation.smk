@@ -32,8 +32,9 @@ rule ablation_sample:
     conda:
         "../../envs/generation.yaml"
     shell:
-        "{PYRUN} sample --load {params.load:q} --cls {params.cls:q} --gen {params.gen:q}"
-        " --out-size {params.out_size} --out {output.images:q} --runtime {RUNTIME_ARG} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
+        " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"
+        ' --runtime "$GENDISTILL_SAMPLER_RUNTIME" > {log:q} 2>&1'
 
 
 rule ablation_package:
@@ -125,7 +126,7 @@ rule ablation_table:
         metrics=ablation_metrics,
     output:
         table=report(
-            f"{OUT}/results/ablation.csv",
+            LAYOUT.ablation,
             caption="../report/ablation_csv.rst",
             category="Ablation: PDA",
             subcategory="Data (CSV)",

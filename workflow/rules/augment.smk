@@ -1,13 +1,15 @@
 # Post data augmentation: originals kept plus n_aug seeded copies each, for every class in one job (no torch).
 # Its parameters are global and it costs milliseconds per image: one job, not one per class (a job per class
-# costs more in process starts than the work). Sampling stays cached per class.
+# costs more in process starts than the work). Sampling stays cached per class. Two worker processes, like the
+# other CPU rules (a SLURM node smaller than a rule's threads never runs it); `--set-threads augment=16` for
+# ImageNet-scale sets.
 
 
 rule augment:
     input:
         generated=expand(f"{class_images_dir()}/{{cls}}", cls=CLASS_IDS),  # selected/ with selection
     output:
-        images=directory(f"{OUT}/augmented"),
+        images=directory(LAYOUT.augmented),
     params:
         aug=as_json(CFG["augmentation"]),
         seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
@@ -15,12 +17,12 @@ rule augment:
         f"{OUT}/logs/augment.log",
     benchmark:
         f"{OUT}/benchmarks/augment.tsv"
-    threads: 4
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
     conda:
         "../../envs/augment.yaml"
     shell:
-        "{PYRUN} augment --generated {input.generated:q} --out {output.images:q} --params {params.aug:q}"
-        " --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill augment --generated {input.generated:q} --out {output.images:q}'
+        " --params {params.aug:q} --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"

@@ -1,13 +1,14 @@
 # Resolve and check the config before any job: schema, semantic checks, dataset and model presence.
 import json
-import shlex
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from gendistill.config import read_time_budget_record
-from gendistill.plan import PIXEL_KEYS, ConfigError, DatasetError, build_plan, teacher_uses
+from gendistill.config import ConfigError, read_time_budget_record
+from gendistill.datasets import DatasetError
+from gendistill.plan import build_plan, teacher_uses
 
 try:
     PLAN = build_plan(config)
@@ -16,6 +17,7 @@ except (ConfigError, DatasetError) as err:
 
 CFG = PLAN.cfg  # config with schema defaults filled in
 OUT = str(PLAN.out)
+LAYOUT = PLAN.layout  # the run's file paths (gendistill.layout); rules that read a file take rules.<name>.output
 CLASS_IDS = [c.id for c in PLAN.classes]
 SRC = str(Path(workflow.basedir) / "src")
 
@@ -26,10 +28,17 @@ def uses_conda():
     return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 
 
-# Interpreter for shell jobs: the env's python under --sdm conda, else the one running Snakemake. Quoted: a
-# clone or venv path may contain spaces.
-PY = "python" if uses_conda() else sys.executable
-PYRUN = f"PYTHONPATH={shlex.quote(SRC)}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(PY)} -m gendistill"
+# What shell jobs run with, passed in the environment (every job inherits it; a SLURM job's Snakemake reads this
+# file again): the interpreter (the env's python under --sdm conda, else the one running Snakemake), src/ first
+# on the path, and the sampler's runtime knobs. Not params: those are rerun triggers, and these must not rerun
+# anything (another venv, another batch size). Not workflow variables in `shell:` either (`snakemake --lint`).
+# Jobs run `"$GENDISTILL_PYTHON" -m gendistill <subcommand>` (quoted: a venv path may contain spaces).
+_pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
+os.environ.update(
+    GENDISTILL_PYTHON="python" if uses_conda() else sys.executable,
+    PYTHONPATH=os.pathsep.join([SRC, *_pythonpath]),
+    GENDISTILL_SAMPLER_RUNTIME=json.dumps(PLAN.sampler_runtime, sort_keys=True),
+)
 
 
 def as_json(obj):
@@ -123,15 +132,18 @@ def evaluation_active():
     return CFG["evaluation"]["activate"] and PLAN.has_real_data
 
 
+# The functions below read rules.<name>.output: they run once every rule is defined (rule all, job inputs).
+
+
 def pipeline_outputs():
     out = [
-        f"{OUT}/prompts.csv",
-        f"{OUT}/dataset/distilled.pt",
-        f"{OUT}/dataset/manifest.csv",
-        f"{OUT}/dataset/provenance.json",
+        rules.prompts.output.table,
+        rules.package.output.tensor,
+        rules.package.output.manifest,
+        rules.package.output.provenance,
     ]
     if evaluation_active():
-        out += [f"{OUT}/results/results.csv"]
+        out += [rules.results_table.output.table]
     if selection_active():
         out += [f"{OUT}/selection/{c}.csv" for c in CLASS_IDS]
     if soft_labels_active():
@@ -144,24 +156,16 @@ def final_outputs():
     return list(dict.fromkeys(pipeline_outputs() + report_outputs()))
 
 
-REPORT = f"{OUT}/report"
+REPORT = LAYOUT.report
 
 
 def report_items():
     """Everything the run-time summary waits for, besides the pipeline's own outputs."""
-    items = [f"{REPORT}/samples", f"{REPORT}/samples_overview.png", f"{REPORT}/prompts.html"]
+    items = [*rules.sample_grids.output, *rules.prompts_table.output]
     if evaluation_active():
-        items += [
-            f"{OUT}/results/results.csv",
-            f"{OUT}/results/summary.csv",
-            f"{OUT}/results/per_class.csv",
-            f"{OUT}/results/accuracy.png",
-            f"{OUT}/results/results.html",
-            f"{OUT}/results/per_class.png",
-            f"{OUT}/results/per_class.html",
-        ]
+        items += [*rules.results_table.output, *rules.evaluation_plots.output]
     return items
 
 
 def report_outputs():
-    return report_items() + [f"{REPORT}/runtimes.csv", f"{REPORT}/runtimes.png", f"{REPORT}/runtimes.html"]
+    return report_items() + list(rules.runtimes.output)

@@ -13,12 +13,12 @@ KD = as_json(CFG["evaluation"]["kd"])
 
 rule evaluate:
     input:
-        data=lambda w: f"{OUT}/dataset/distilled.pt" if w.set == "distilled" else [],
+        data=lambda w: rules.package.output.tensor if w.set == "distilled" else [],
         # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
         soft_labels=lambda w: SOFT_LABELS if w.set == "distilled" and eval_label_regime(w.set) == "soft" else [],
         teacher=lambda w: TEACHER if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
     output:
-        metrics=f"{OUT}/eval/{{set}}/{{model}}/seed{{seed}}.json",
+        metrics=LAYOUT.metrics(),
     params:
         set_name=lambda w: w.set,
         label_regime=lambda w: eval_label_regime(w.set),
@@ -61,7 +61,7 @@ rule evaluate:
 rule results_table:
     input:
         metrics=lambda w: expand(
-            f"{OUT}/eval/{{set}}/{{model}}/seed{{seed}}.json",
+            rules.evaluate.output.metrics,
             set=eval_sets(),
             model=CFG["evaluation"]["models"],
             seed=CFG["evaluation"]["seeds"],
@@ -74,7 +74,7 @@ rule results_table:
             subcategory="Data (CSV)",
         ),
         summary=report(
-            f"{OUT}/results/summary.csv",
+            LAYOUT.summary,
             caption="../report/summary.rst",
             category="Evaluation",
             subcategory="Data (CSV)",
@@ -101,8 +101,8 @@ rule results_table:
 
 rule evaluation_plots:
     input:
-        summary=f"{OUT}/results/summary.csv",
-        per_class=f"{OUT}/results/per_class.csv",
+        summary=rules.results_table.output.summary,
+        per_class=rules.results_table.output.per_class,
     output:
         accuracy=report(
             f"{OUT}/results/accuracy.png",

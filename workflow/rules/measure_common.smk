@@ -21,8 +21,12 @@ def ablation_variants():
     out = {}
     for v in given:
         name = f"gen{v['n_generated']}_aug{v['n_aug']}"
-        out[name] = {"name": name, "n_generated": v["n_generated"], "n_aug": v["n_aug"],
-                     "ipc": v["n_generated"] * (1 + v["n_aug"])}
+        out[name] = {
+            "name": name,
+            "n_generated": v["n_generated"],
+            "n_aug": v["n_aug"],
+            "ipc": v["n_generated"] * (1 + v["n_aug"]),
+        }
     return list(out.values())
 
 
@@ -127,12 +131,18 @@ def ablation_metric_rows():
             for seed in CFG["evaluation"]["seeds"]:
                 path = f"{OUT}/ablation/eval/{v['name']}/{model}/seed{seed}.json"
                 if reuse and v["name"] == main:
-                    path = f"{OUT}/eval/distilled/{model}/seed{seed}.json"
-                elif (reuse and v["name"] == f"real_ipc{main_ipc}"
-                      and CFG["evaluation"]["baselines"]["random_subset"]):
-                    path = f"{OUT}/eval/random_subset/{model}/seed{seed}.json"
-                rows.append({"variant": v["name"], "model": model, "seed": seed, "path": path,
-                             "reused_from_run": not path.startswith(f"{OUT}/ablation/")})
+                    path = LAYOUT.metrics("distilled", model, seed)
+                elif reuse and v["name"] == f"real_ipc{main_ipc}" and CFG["evaluation"]["baselines"]["random_subset"]:
+                    path = LAYOUT.metrics("random_subset", model, seed)
+                rows.append(
+                    {
+                        "variant": v["name"],
+                        "model": model,
+                        "seed": seed,
+                        "path": path,
+                        "reused_from_run": not path.startswith(f"{OUT}/ablation/"),
+                    }
+                )
     return rows
 
 
@@ -144,10 +154,9 @@ def measure_outputs():
     """Final outputs (and report items) of the recognition and ablation rules, when active."""
     out = []
     if recognition_active():
-        out += [f"{OUT}/results/recognition.{e}" for e in ("csv", "html", "png")]
-        out += [f"{OUT}/results/recognition_images.csv"]
+        out += [*rules.recognise.output, *rules.recognition_plots.output]
     if ablation_active():
-        out += [f"{OUT}/results/ablation.{e}" for e in ("csv", "html", "png")]
+        out += list(rules.ablation_table.output)
     if teacher_ablation_active():
         out += [f"{OUT}/results/teacher_ablation.{e}" for e in ("csv", "html", "png")]
     return out

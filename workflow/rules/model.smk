@@ -5,26 +5,26 @@
 # results/models/, keyed by a hash of what decides it.
 from gendistill.plan import fitted_model_identity
 
-
 if PLAN.model_kind == "tiny":
 
     rule build_tiny_model:
         output:
             directory(PLAN.model_dir),
-        params:
-            spec=as_json(CFG["model"]["tiny"]),
         log:
             f"{OUT}/logs/build_tiny_model.log",
         benchmark:
             f"{OUT}/benchmarks/build_tiny_model.tsv"
-        resources:
-            mem_mb=2000,
-        message:
-            f"Building a tiny RANDOM-WEIGHT {CFG['model']['tiny'].get('family', 'sdxl')} pipeline (demo/tests: its images are noise)"
         conda:
             "../../envs/generation.yaml"
+        resources:
+            mem_mb=2000,
+        params:
+            spec=as_json(CFG["model"]["tiny"]),
+        message:
+            f"Building a tiny RANDOM-WEIGHT {CFG['model']['tiny'].get('family', 'sdxl')} pipeline (demo/tests: its images are noise)"
         shell:
-            "{PYRUN} build-tiny-model --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
+            '"$GENDISTILL_PYTHON" -m gendistill build-tiny-model --spec {params.spec:q} --out {output:q}'
+            " > {log:q} 2>&1"
 
 
 if PLAN.model_kind == "fitted":
@@ -32,23 +32,23 @@ if PLAN.model_kind == "fitted":
     rule fit_model:
         output:
             directory(PLAN.model_dir),
+        log:
+            f"{OUT}/logs/fit_model.log",
+        benchmark:
+            f"{OUT}/benchmarks/fit_model.tsv"
+        conda:
+            "../../envs/generation.yaml"
+        threads: 2
+        resources:
+            mem_mb=3000,
+            runtime=30,
         params:
             # the spec (defaults filled), the data it is fitted to and the recipe version: the directory's hash.
             # A function: the templates' {name} must not be read as a wildcard.
             identity=lambda w: as_json(fitted_model_identity(CFG)),
             dataset=fixed(as_json(CFG["dataset"])),
-        log:
-            f"{OUT}/logs/fit_model.log",
-        benchmark:
-            f"{OUT}/benchmarks/fit_model.tsv"
-        threads: 2
-        resources:
-            mem_mb=3000,
-            runtime=30,
         message:
             f"Fitting the demo's stand-in generator (SDXL-Turbo's component classes) to the TRAINING split of "
             f"{CFG['dataset']['name']}: VAE, then UNet + text encoders through one sampling step"
-        conda:
-            "../../envs/generation.yaml"
         script:
             "../scripts/fit_model.py"

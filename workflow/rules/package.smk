@@ -4,13 +4,13 @@
 rule package:
     input:
         augmented=rules.augment.output.images,
-        prompts=f"{OUT}/prompts.csv",
+        prompts=rules.prompts.output.table,
         teacher=TEACHER_JSON if run_uses_teacher() else [],  # its record (sha256) goes into the provenance
     output:
-        tensor=f"{OUT}/dataset/distilled.pt",
-        manifest=f"{OUT}/dataset/manifest.csv",
-        folder=directory(f"{OUT}/dataset/imagefolder"),
-        provenance=f"{OUT}/dataset/provenance.json",
+        tensor=LAYOUT.distilled,
+        manifest=LAYOUT.manifest,
+        folder=directory(LAYOUT.imagefolder),
+        provenance=LAYOUT.provenance,
     params:
         class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),
@@ -21,12 +21,11 @@ rule package:
         time_budget=fixed(
             as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None)
         ),
+        # only when the run uses a teacher: the paper's method keeps its params (and its cached package)
         config=fixed(
             as_json(
                 {
-                    **{k: CFG[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
-                    "generation": {k: CFG["generation"][k] for k in PIXEL_KEYS},
-                    # only when the run uses a teacher: the paper's method keeps its params (and its cached package)
+                    **PLAN.recorded_config,
                     **(
                         {
                             "teacher": CFG["teacher"],

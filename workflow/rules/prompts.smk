@@ -3,16 +3,17 @@
 
 rule prompts:
     output:
-        table=f"{OUT}/prompts.csv",
-    params:
-        classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
+        table=LAYOUT.prompts,
     log:
         f"{OUT}/logs/prompts.log",
     benchmark:
         f"{OUT}/benchmarks/prompts.tsv"
-    resources:
-        mem_mb=500,
     conda:
         "../../envs/augment.yaml"
+    resources:
+        mem_mb=500,
+    params:
+        classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
     shell:
-        "{PYRUN} write-prompts --classes {params.classes:q} --out {output.table:q} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill write-prompts --classes {params.classes:q} --out {output.table:q}'
+        " > {log:q} 2>&1"

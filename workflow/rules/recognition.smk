@@ -12,6 +12,16 @@ rule recognition_classifier:
     output:
         model=f"{OUT}/recognition/classifier.pt",
         info=f"{OUT}/recognition/classifier.json",
+    log:
+        f"{OUT}/logs/recognition/classifier.log",
+    benchmark:
+        f"{OUT}/benchmarks/recognition/classifier.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
@@ -21,30 +31,20 @@ rule recognition_classifier:
         recipe=as_json(RECOGNITION_RECIPE),
         max_test_images=CFG["evaluation"]["max_test_images"],
         device=CFG["evaluation"]["device"],
-    log:
-        f"{OUT}/logs/recognition/classifier.log",
-    benchmark:
-        f"{OUT}/benchmarks/recognition/classifier.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
     message:
         "Training the recogniser ({params.model}) on the real training split"
-    conda:
-        "../../envs/evaluation.yaml"
     script:
         "../scripts/recognition_classifier.py"
 
 
 rule recognise:
     input:
-        model=f"{OUT}/recognition/classifier.pt",
-        info=f"{OUT}/recognition/classifier.json",
-        generated=expand(f"{OUT}/generated/{{cls}}", cls=CLASS_IDS),
+        model=rules.recognition_classifier.output.model,
+        info=rules.recognition_classifier.output.info,
+        generated=expand(rules.sample.output.images, cls=CLASS_IDS),
     output:
         table=report(
-            f"{OUT}/results/recognition.csv",
+            LAYOUT.recognition,
             caption="../report/recognition_csv.rst",
             category="Recognition",
             subcategory="Data (CSV)",
@@ -55,26 +55,26 @@ rule recognise:
             category="Recognition",
             subcategory="Data (CSV)",
         ),
-    params:
-        dataset=fixed(DATASET),
-        class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
-        device=CFG["evaluation"]["device"],
     log:
         f"{OUT}/logs/recognition/recognise.log",
     benchmark:
         f"{OUT}/benchmarks/recognition/recognise.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
     threads: 2
     resources:
         mem_mb=2000,
-    conda:
-        "../../envs/evaluation.yaml"
+    params:
+        dataset=fixed(DATASET),
+        class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
+        device=CFG["evaluation"]["device"],
     script:
         "../scripts/recognise.py"
 
 
 rule recognition_plots:
     input:
-        table=f"{OUT}/results/recognition.csv",
+        table=rules.recognise.output.table,
     output:
         html=report(
             f"{OUT}/results/recognition.html",
@@ -88,15 +88,15 @@ rule recognition_plots:
             category="Recognition",
             subcategory="Per class",
         ),
-    params:
-        model_kind=PLAN.model_kind,
     log:
         f"{OUT}/logs/recognition/plots.log",
     benchmark:
         f"{OUT}/benchmarks/recognition/plots.tsv"
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        model_kind=PLAN.model_kind,
     script:
         "../scripts/recognition_plots.py"

@@ -39,7 +39,7 @@ rule sample_grids:
 
 rule prompts_table:
     input:
-        prompts=f"{OUT}/prompts.csv",
+        prompts=rules.prompts.output.table,
     output:
         table=report(f"{REPORT}/prompts.html", caption="../report/prompts.rst", category="Prompts"),
     log:
@@ -64,7 +64,7 @@ rule runtimes:
         html=report(f"{REPORT}/runtimes.html", caption="../report/runtimes.rst", category="Run times"),
         plot=report(f"{REPORT}/runtimes.png", caption="../report/runtimes.rst", category="Run times"),
     params:
-        benchmarks=f"{OUT}/benchmarks",
+        benchmarks=LAYOUT.benchmarks,
     log:
         f"{OUT}/logs/report/runtimes.log",
     resources:

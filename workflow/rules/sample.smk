@@ -1,16 +1,16 @@
 # One job per class. Params hold exactly what determines that class's pixels, so editing one class's prompt,
 # seed or count reruns only that class. Runtime knobs (batch size, sampler process, compile, timeouts) are
-# passed outside params: they do not change the images, so they do not trigger reruns.
+# passed outside params (GENDISTILL_SAMPLER_RUNTIME, common.smk) and trigger no reruns: they do not decide the
+# images (each image's noise is its own; a batch size may still move a value by one level through kernel
+# rounding: README, Reproducibility).
 # The job is a thin client of the resident sampler (src/gendistill/sampling/; docs/design/sampler.md).
-
-RUNTIME_ARG = shlex.quote(as_json(PLAN.sampler_runtime))
 
 
 rule sample:
     input:
         model=sample_model_input,
     output:
-        images=directory(f"{OUT}/generated/{{cls}}"),
+        images=directory(LAYOUT.generated()),
     params:
         # n_generated: the candidates (oversample x n_generated; the same dict without selection)
         cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": n_candidates(PLAN.by_id(w.cls))}),
@@ -30,5 +30,6 @@ rule sample:
     conda:
         "../../envs/generation.yaml"
     shell:
-        "{PYRUN} sample --load {params.load:q} --cls {params.cls:q} --gen {params.gen:q}"
-        " --out-size {params.out_size} --out {output.images:q} --runtime {RUNTIME_ARG} > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
+        " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"
+        ' --runtime "$GENDISTILL_SAMPLER_RUNTIME" > {log:q} 2>&1'

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ClassInfo, DatasetAdapter, DatasetError, readable
+from .base import ClassInfo, DatasetAdapter, readable
 
 
 def _text(x) -> str:
@@ -163,5 +163,3 @@ class Cifar100(_Cifar):
     default_mean = (0.5071, 0.4866, 0.4409)
     default_std = (0.2673, 0.2564, 0.2762)
 
-
-__all__ = ["Cifar10", "Cifar100", "DatasetError"]

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from ..atomic import atomic_path
+from ..layout import read_records
 
 BG = (255, 255, 255)
 INK = (30, 30, 30)
@@ -18,7 +18,7 @@ INK = (30, 30, 30)
 def index_images(class_dir: Path) -> dict[int, dict[int, Path]]:
     """{generated index: {copy index: path}} of one augmented class directory (copy 0 = the original)."""
     out: dict[int, dict[int, Path]] = defaultdict(dict)
-    for r in json.loads((Path(class_dir) / "records.json").read_text())["images"]:
+    for r in read_records(class_dir)["images"]:
         out[int(r["image_index"])][int(r["copy"])] = Path(class_dir) / r["file"]
     return dict(sorted(out.items()))
 

@@ -37,7 +37,7 @@ def accuracy_plot(summary: pd.DataFrame, path: str, title: str = "") -> None:
         mean, std = 100 * sub["accuracy_mean"].to_numpy(), 100 * sub["accuracy_std"].to_numpy()
         pos = x - 0.4 + width * (i + 0.5)
         ax.bar(pos, mean, width, yerr=std, capsize=4, color=SET_COLOURS[s], label=SET_LABELS[s])
-        for p, m, sd, n in zip(pos, mean, std, sub["n_seeds"].to_numpy()):
+        for p, m, sd in zip(pos, mean, std):
             if np.isfinite(m):
                 ax.text(p, m + sd + 1, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
     chance = 100 * float(summary["chance"].iloc[0]) if len(summary) else 0
@@ -104,7 +104,7 @@ def recognition_plot(table: pd.DataFrame, path: str) -> None:
     x = np.arange(len(t))
     colours = ["#1b9e77" if n == "overall" else "#d95f02" for n in t["class_name"]]
     ax.bar(x, 100 * t["recognised_fraction"].to_numpy(dtype=float), color=colours)
-    for xi, v, n in zip(x, 100 * t["recognised_fraction"].to_numpy(dtype=float), t["n_images"]):
+    for xi, v in zip(x, 100 * t["recognised_fraction"].to_numpy(dtype=float)):
         ax.text(xi, v + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
     if len(t):
         chance = 100 * float(t["chance"].iloc[0])

@@ -14,31 +14,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..layout import RunLayout
+
 
 def summary_text(run_dir: Path) -> str:
-    run_dir = Path(run_dir)
-    res = run_dir / "results"
+    run = RunLayout(str(run_dir))
     lines = []
-    prov = run_dir / "dataset" / "provenance.json"
+    prov = Path(run.provenance)
     if prov.is_file():
         p = json.loads(prov.read_text())
         if p.get("model_kind_means"):
             lines.append(f"generator: {p['model_kind_means']}")
-    if (res / "summary.csv").is_file():
-        s = pd.read_csv(res / "summary.csv")
+    if Path(run.summary).is_file():
+        s = pd.read_csv(run.summary)
         lines.append("\ntest accuracy (%), mean +- std over training seeds:")
         for r in s.itertuples():
             lines.append(f"  {r.set:<14} {r.model:<11} {r.accuracy:>15}   ({r.n_seeds} seeds, {r.n_train} training "
                          f"images, chance {100 * r.chance:.0f}%)")
-    if (res / "recognition.csv").is_file():
-        t = pd.read_csv(res / "recognition.csv", keep_default_na=False, na_values=[""])
+    if Path(run.recognition).is_file():
+        t = pd.read_csv(run.recognition, keep_default_na=False, na_values=[""])
         if len(t):
-            lines.append(f"\ngenerated images recognised as their prompt's class (recogniser: {t['recogniser'].iloc[0]}, "
-                         f"{100 * t['recogniser_test_accuracy'].iloc[0]:.1f}% on the real test set):")
+            lines.append(f"\ngenerated images recognised as their prompt's class (recogniser: "
+                         f"{t['recogniser'].iloc[0]}, {100 * t['recogniser_test_accuracy'].iloc[0]:.1f}% on the real "
+                         f"test set):")
             lines.append("  " + ", ".join(f"{r.class_name} {100 * r.recognised_fraction:.0f}% ({r.n_recognised}/"
                                           f"{r.n_images})" for r in t.itertuples()))
-    if (res / "ablation.csv").is_file():
-        a = pd.read_csv(res / "ablation.csv")
+    if Path(run.ablation).is_file():
+        a = pd.read_csv(run.ablation)
         lines.append("\nPDA ablation, test accuracy (%), mean +- std over seeds:")
         for r in a.itertuples():
             what = (f"random real subset, IPC {r.ipc}" if r.kind == "real" else

@@ -128,7 +128,8 @@ class SDXLAdapter(Adapter):
         b = len(seeds)
         kwargs = {}
         if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1), "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
+            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1),
+                      "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
         out = self.pipe(prompt_embeds=pe.expand(b, -1, -1), pooled_prompt_embeds=ppe.expand(b, -1),
                         num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
                         height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),
@@ -197,7 +198,8 @@ class SD3Adapter(Adapter):
         b = len(seeds)
         kwargs = {}
         if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1), "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
+            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1),
+                      "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
         return self.pipe(prompt_embeds=pe.expand(b, -1, -1), pooled_prompt_embeds=ppe.expand(b, -1),
                          num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
                          height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),

@@ -14,8 +14,20 @@ import time
 from pathlib import Path
 
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
-from .runtime import (Lineage, RuntimeDirError, StartLock, code_hash, connect, key_id, open_private, paths,
-                      process_state, remove_lock_file, runtime_dir, sampler_key)
+from .runtime import (
+    Lineage,
+    RuntimeDirError,
+    StartLock,
+    code_hash,
+    connect,
+    key_id,
+    open_private,
+    paths,
+    process_state,
+    remove_lock_file,
+    runtime_dir,
+    sampler_key,
+)
 from .writer import ClassWriter, Orphaned
 
 SRC_DIR = str(Path(__file__).resolve().parents[2])
@@ -66,7 +78,7 @@ def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int
     env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
     owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "gendistill.sampling.server", "--socket", str(p["socket"]),
+        proc = subprocess.Popen([sys.executable, "-m", "gendistill", "sampler-serve", "--socket", str(p["socket"]),
                                  "--idle", str(idle), *owner, "--lock-fd", str(lock_fd)],
                                 stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT, env=env, cwd="/",
                                 start_new_session=True, pass_fds=(lock_fd,))
@@ -165,14 +177,15 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
     import logging
 
     from .generate import Sampler, sample_request
-    from .pipeline import environment, load_from_spec
+    from .pipeline import environment, load_from_spec, set_cpu_threads
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     t0 = time.perf_counter()
     pipe, device, dtype = load_from_spec(load)
     load_s = round(time.perf_counter() - t0, 3)
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
-    meta = sample_request(Sampler(pipe, device, dtype), payload, environment(load, device, dtype, pipe),
+    env = environment(load, device, dtype, pipe, set_cpu_threads(pipe, device))
+    meta = sample_request(Sampler(pipe, device, dtype), payload, env,
                           lambda b: writer.add(b.indices, b.pngs, b.records), lineage.broken,
                           {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()})
     return {**meta, "requests_served": 1, "started_sampler": False}

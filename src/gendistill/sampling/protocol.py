@@ -63,7 +63,7 @@ class Channel:
             if len(payload) != n:
                 raise EOFError("connection closed in the middle of a message")
             return header, payload
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError(f"nothing received for {timeout:.0f}s") from None
         except json.JSONDecodeError as e:
             raise ProtocolError(f"not a message of this protocol: {e}") from None

@@ -16,7 +16,6 @@ The sampler writes no output: it streams each batch to the job, which writes and
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -98,15 +97,17 @@ class Server:
     # -- model -----------------------------------------------------------------------------------------------
     def load_model(self) -> None:
         from .generate import Sampler
-        from .pipeline import environment, load_from_spec
+        from .pipeline import environment, load_from_spec, set_cpu_threads
 
         t0 = time.perf_counter()
         try:
             pipe, device, dtype = load_from_spec(self.load)
-            self.sampler, self.env = Sampler(pipe, device, dtype), environment(self.load, device, dtype, pipe)
+            threads = set_cpu_threads(pipe, device)
+            self.sampler = Sampler(pipe, device, dtype)
+            self.env = environment(self.load, device, dtype, pipe, threads)
             self.stats.update(loads=1, load_seconds=round(time.perf_counter() - t0, 3))
-            log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s)", self.load["source"], device,
-                     dtype, self.stats["load_seconds"], os.getpid(), CODE[:12])
+            log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s, cpu threads %s)",
+                     self.load["source"], device, dtype, self.stats["load_seconds"], os.getpid(), CODE[:12], threads)
         except BaseException as e:  # noqa: BLE001 - kept and reported to every request
             self.load_error = (summarize_error(e), traceback.format_exc())
             log.error("pipeline load from %s failed:\n%s", self.load["source"], self.load_error[1])
@@ -256,7 +257,7 @@ class Server:
                 return f"idle for {self.idle:.0f}s"
             try:
                 conn, _ = srv.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             self.last_activity = time.monotonic()
             threading.Thread(target=self.handle, args=(conn,), name="request", daemon=True).start()
@@ -271,29 +272,25 @@ class Server:
             time.sleep(0.1)
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--socket", required=True)
-    ap.add_argument("--idle", type=float, default=120)
-    ap.add_argument("--owner-pid", type=int, default=None,
-                    help="exit when this process ends (inside a SLURM job: the step's task, SLURM_TASK_PID)")
-    ap.add_argument("--lock-fd", type=int, default=None, help="inherited start lock, released once listening")
-    a = ap.parse_args(argv)
+def run_sampler(socket_path: str, idle: float, owner_pid: int | None, lock_fd: int | None) -> None:
+    """The sampler process (`gendistill sampler-serve`, started by client.ensure_sampler): serve at
+    `socket_path` until `idle` seconds pass without requests, `owner_pid` ends or a stop request comes;
+    `lock_fd`: the inherited start lock, released once listening."""
     # The load spec arrives on stdin (JSON: source, revision, device, dtype, vae_dtype, compile, deterministic),
     # not on the command line that every user of the machine can read.
     load = json.loads(sys.stdin.readline())
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s")
-    server = Server(a.socket, load, a.idle, a.owner_pid)
-    srv = server.bind(a.lock_fd)
-    log.info("listening at %s (code %s); loading %s", a.socket, CODE[:12], load["source"])
+    server = Server(socket_path, load, idle, owner_pid)
+    srv = server.bind(lock_fd)
+    log.info("listening at %s (code %s); loading %s", socket_path, CODE[:12], load["source"])
     why = "?"
     try:
         why = server.serve(srv)
     finally:
         srv.close()
         try:
-            os.unlink(a.socket)
+            os.unlink(socket_path)
         except FileNotFoundError:
             pass
         if server.stop.is_set():
@@ -301,12 +298,8 @@ def main(argv=None) -> None:
         log.info("exiting after %d requests: %s", server.stats["requests"], why)
         logging.shutdown()
         # What jobs needed from the log reached them as it happened; nothing of ours is left behind.
-        sock = Path(a.socket)
+        sock = Path(socket_path)
         remove_lock_file(sock.with_suffix(".lock"))
         sock.with_suffix(".log").unlink(missing_ok=True)
     if not server.loaded.is_set():
         os._exit(0)  # stopped while loading: the load (and any pool threads it runs) must not hold the exit
-
-
-if __name__ == "__main__":
-    main()

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ..atomic import atomic_path
+from ..layout import RECORDS
 
 
 class Orphaned(RuntimeError):
@@ -48,7 +49,7 @@ class ClassWriter:
             raise RuntimeError(f"{self.out}: {len(self.records)} images received, expected {self.n_expected} "
                                f"(missing {missing[:5]}); nothing published")
         images = [self.records[i] for i in range(self.n_expected)]
-        (self.tmp / "records.json").write_text(json.dumps({"meta": meta, "images": images}, indent=1))
+        (self.tmp / RECORDS).write_text(json.dumps({"meta": meta, "images": images}, indent=1))
         self._stack.close()  # renames the directory into place (after the owner check)
         return self.out
 
