@@ -10,13 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
 from test_workflow import copy_run
 
 from gendistill.plan import ConfigError, build_plan
 from gendistill.selection import difficulty_band_ranks, k_center_greedy, scores_from_logits, select
-
 
 # ---- selection criteria (pure functions) --------------------------------------------------------------------
 

@@ -91,7 +91,8 @@ def select_class(cand_dir: str, teacher_path: str, criterion: str, n_keep: int, 
                  device: str = "cpu") -> dict:
     """Score the first `n_candidates` candidates of one class with the teacher and keep `n_keep` of them."""
     from .imageio import load_png, sha256_file
-    from .teacher import images_source, load_teacher, logits_and_features, sha256_file as sha
+    from .teacher import images_source, load_teacher, logits_and_features
+    from .teacher import sha256_file as sha
 
     cand_dir = Path(cand_dir)
     src = json.loads((cand_dir / "records.json").read_text())

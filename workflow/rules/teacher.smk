@@ -15,6 +15,16 @@ rule teacher:
     output:
         model=TEACHER,
         record=TEACHER_JSON,
+    log:
+        f"{OUT}/logs/teacher.log",
+    benchmark:
+        f"{OUT}/benchmarks/teacher.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         model=CFG["teacher"]["model"],
         seed=CFG["teacher"]["seed"],
@@ -27,22 +37,12 @@ rule teacher:
         std=list(PLAN.std),
         max_test_images=CFG["evaluation"]["max_test_images"],
         device=CFG["evaluation"]["device"],
-    log:
-        f"{OUT}/logs/teacher.log",
-    benchmark:
-        f"{OUT}/benchmarks/teacher.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
     message:
         (
             f"Teacher: importing {CFG['teacher']['checkpoint']}"
             if CFG["teacher"]["checkpoint"]
             else f"Teacher: training {CFG['teacher']['model']} on the real training split"
         )
-    conda:
-        "../../envs/evaluation.yaml"
     script:
         "../scripts/teacher.py"
 
@@ -56,6 +56,14 @@ rule select:
     output:
         images=directory(f"{OUT}/selected/{{cls}}"),
         scores=f"{OUT}/selection/{{cls}}.csv",
+    log:
+        f"{OUT}/logs/select/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/select/{{cls}}.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=2000,
     params:
         criterion=CFG["selection"]["criterion"],
         n_keep=lambda w: PLAN.by_id(w.cls).n_generated,
@@ -63,16 +71,8 @@ rule select:
         band=CFG["selection"]["difficulty_band"],
         labels=[c.index for c in PLAN.classes],
         device=CFG["evaluation"]["device"],
-    log:
-        f"{OUT}/logs/select/{{cls}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/select/{{cls}}.tsv"
-    resources:
-        mem_mb=2000,
     message:
         "Selecting class {wildcards.cls}'s images among its candidates ({params.criterion})"
-    conda:
-        "../../envs/evaluation.yaml"
     script:
         "../scripts/select.py"
 
@@ -84,17 +84,17 @@ rule soft_labels:
         teacher=TEACHER,
     output:
         soft_labels=SOFT_LABELS,
-    params:
-        temperature=CFG["evaluation"]["kd"]["temperature"],
-        device=CFG["evaluation"]["device"],
     log:
         f"{OUT}/logs/soft_labels.log",
     benchmark:
         f"{OUT}/benchmarks/soft_labels.tsv"
-    resources:
-        mem_mb=4000,
     conda:
         "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        temperature=CFG["evaluation"]["kd"]["temperature"],
+        device=CFG["evaluation"]["device"],
     script:
         "../scripts/soft_labels.py"
 
@@ -109,8 +109,16 @@ rule ablation_select:
     output:
         images=directory(f"{OUT}/ablation/teacher/selected/{{criterion}}/{{cls}}"),
         scores=f"{OUT}/ablation/teacher/selection/{{criterion}}/{{cls}}.csv",
+    log:
+        f"{OUT}/logs/ablation/select/{{criterion}}/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/select/{{criterion}}/{{cls}}.tsv"
     wildcard_constraints:
         criterion="|".join(TEACHER_CRITERIA),
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=2000,
     params:
         criterion=lambda w: w.criterion,
         n_keep=lambda w: PLAN.by_id(w.cls).n_generated,
@@ -118,14 +126,6 @@ rule ablation_select:
         band=CFG["selection"]["difficulty_band"],
         labels=[c.index for c in PLAN.classes],
         device=CFG["evaluation"]["device"],
-    log:
-        f"{OUT}/logs/ablation/select/{{criterion}}/{{cls}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/ablation/select/{{criterion}}/{{cls}}.tsv"
-    resources:
-        mem_mb=2000,
-    conda:
-        "../../envs/evaluation.yaml"
     script:
         "../scripts/select.py"
 
@@ -138,8 +138,16 @@ rule ablation_teacher_package:
         tensor=f"{OUT}/ablation/teacher/sets/{{criterion}}/distilled.pt",
         manifest=f"{OUT}/ablation/teacher/sets/{{criterion}}/manifest.csv",
         folder=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/imagefolder"),
+    log:
+        f"{OUT}/logs/ablation/teacher_package/{{criterion}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/teacher_package/{{criterion}}.tsv"
     wildcard_constraints:
         criterion="|".join(TEACHER_CRITERIA),
+    conda:
+        "../../envs/generation.yaml"
+    resources:
+        mem_mb=2000,
     params:
         # every class keeps its n_generated (the selected directory holds exactly those)
         variant=lambda w: as_json(
@@ -156,14 +164,6 @@ rule ablation_teacher_package:
         class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),
         std=list(PLAN.std),
-    log:
-        f"{OUT}/logs/ablation/teacher_package/{{criterion}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/ablation/teacher_package/{{criterion}}.tsv"
-    resources:
-        mem_mb=2000,
-    conda:
-        "../../envs/generation.yaml"
     script:
         "../scripts/ablation_package.py"
 
@@ -191,17 +191,17 @@ rule teacher_ablation_table:
             category="Teacher ablation",
             subcategory="Accuracy",
         ),
-    params:
-        variants=as_json(teacher_ablation_variants()),
-        rows=as_json(teacher_ablation_metric_rows()),
-        model_kind=PLAN.model_kind,
     log:
         f"{OUT}/logs/ablation/teacher_table.log",
     benchmark:
         f"{OUT}/benchmarks/ablation/teacher_table.tsv"
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        variants=as_json(teacher_ablation_variants()),
+        rows=as_json(teacher_ablation_metric_rows()),
+        model_kind=PLAN.model_kind,
     script:
         "../scripts/teacher_ablation_table.py"

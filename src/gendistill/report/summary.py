@@ -46,8 +46,8 @@ def summary_text(run_dir: Path) -> str:
             what = (f"random real subset, IPC {r.ipc}" if r.kind == "real" else
                     f"{int(r.n_generated)} generated x (1 + {int(r.n_aug)}), IPC {r.ipc}")
             lines.append(f"  {what:<36} {r.model:<11} {r.accuracy:>15}")
-    if (res / "teacher_ablation.csv").is_file():
-        a = pd.read_csv(res / "teacher_ablation.csv")
+    if Path(run.results("teacher_ablation.csv")).is_file():
+        a = pd.read_csv(run.results("teacher_ablation.csv"))
         lines.append("\nteacher ablation (beyond the paper), test accuracy (%), mean +- std over seeds:")
         for r in a.itertuples():
             what = f"{r.row}" + (f" ({r.oversample} candidates per kept image)" if r.oversample > 1 else "")
