@@ -27,6 +27,7 @@ include: "workflow/rules/package.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/recognition.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/teacher.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -226,12 +226,15 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
                                                                  "full_epochs": 1}},
                                     "recognition": {"activate": True, "epochs": 1},
                                     "ablation": {"pda": True, "variants": [{"n_generated": 2, "n_aug": 2},
-                                                                           {"n_generated": 2, "n_aug": 0}]}})
+                                                                           {"n_generated": 2, "n_aug": 0}],
+                                                 # teacher, selection (one criterion: the rules), soft labels
+                                                 "teacher": True, "oversample": 2, "criteria": ["difficulty"]},
+                                    "teacher": {"epochs": 1}})
     env = {"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)}
     run_snakemake(tmp_path / "wd", cfg, env=env)
     # the fitted stand-in's rule, alone (a 2-step fit: only its imports matter here)
     fitted = deep_update(cfg, {"model": {"tiny": None, "fitted": {"vae_steps": 2, "unet_steps": 2}},
-                               "recognition": {"activate": False}, "ablation": {"pda": False}})
+                               "recognition": {"activate": False}, "ablation": {"pda": False, "teacher": False}})
     from gendistill.plan import build_plan
 
     run_snakemake(tmp_path / "wd", fitted, env=env, targets=(build_plan(fitted).model_dir,))
@@ -241,7 +244,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     by_cmd, by_script = {}, {}
     for rule in workflow_rules:
         if rule.is_script:
-            by_script[Path(rule.script).name] = [rule.name]
+            by_script.setdefault(Path(rule.script).name, []).append(rule.name)  # a script may serve two rules
         else:
             m = re.search(r"-m gendistill\s+([\w-]+)", rule.shellcmd)
             assert m, f"rule {rule.name}: cannot tell its command from {rule.shellcmd!r}"

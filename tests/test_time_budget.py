@@ -27,6 +27,13 @@ def test_overheads_and_safety_reduce_n_and_plan_is_maximal():
     assert plan_n_generated(budget_seconds=600, safety=1.0, **kw).n_generated > p.n_generated
 
 
+def test_oversampling_pays_for_every_candidate_sampled():
+    # 2 classes, 10 img/s, 100 s: 1000 images sampled in all; oversample 5 -> 100 kept per class (500 sampled)
+    p = plan_n_generated(throughput=10, budget_seconds=100, n_classes=2, n_aug=4, oversample=5)
+    assert (p.n_generated, p.ipc) == (100, 500)
+    assert predict_seconds(100, throughput=10, n_classes=2, n_aug=4, oversample=5) == pytest.approx(100)
+
+
 def test_paper_scale_example():
     # the paper's CIFAR-100 result, IPC 20 = 4 generated x 5, in 600 s: 400 images need >= ~0.7 img/s here
     p = plan_n_generated(throughput=1.0, budget_seconds=600, n_classes=100, n_aug=4, fixed_overhead=60,

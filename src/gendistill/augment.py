@@ -52,6 +52,8 @@ def augment_class(images: np.ndarray, records: list[dict], params: dict, seed: i
     for img, rec in zip(images, records):
         base = {k: rec[k] for k in ("class_index", "class_name", "class_id", "prompt", "image_index", "seed")}
         base["source_image"] = rec["file"]
+        if "candidate" in rec:  # selected among oversampled candidates (selection.py): which one, its score
+            base.update(candidate=rec["candidate"], selection_score=rec.get("selection_score"))
         out_imgs.append(img)
         out_recs.append({**base, "copy": 0, "aug_seed": None, "augmentation": None,
                          "file": f"{rec['image_index']:04d}_0.png"})

@@ -118,6 +118,8 @@ def _add_time_budget(sub) -> None:
                    "in the fixed overhead (when the budget starts with a loaded model)")
     s.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per "
                    "final image")
+    s.add_argument("--oversample", type=int, default=1, help="candidates sampled per kept image "
+                   "(selection.oversample): the budget pays for all of them")
     s.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
     s.add_argument("--max-n-generated", type=int, default=None)
     s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")

@@ -102,6 +102,12 @@ def semantic_problems(cfg: dict) -> list[str]:
                             f"{rec['recommendation']['n_generated']} but generation.n_generated = "
                             f"{gen['n_generated']}. Fix: set generation.n_generated: "
                             f"{rec['recommendation']['n_generated']} (and ipc accordingly).")
+        elif (planned := (rec.get("model") or {}).get("oversample", 1)) != cfg["selection"]["oversample"]:
+            problems.append(f"time_budget_record: the budget was planned for selection.oversample {planned} "
+                            f"(candidates sampled per kept image) but the config has "
+                            f"{cfg['selection']['oversample']}, so sampling would take another time. Fix: rerun "
+                            f"`gendistill time-budget ... --oversample {cfg['selection']['oversample']}` "
+                            f"or set selection.oversample: {planned}.")
     if len(set(cfg["evaluation"]["seeds"])) != len(cfg["evaluation"]["seeds"]):
         problems.append("evaluation.seeds: a seed is listed twice. Fix: list each training seed once.")
     return problems

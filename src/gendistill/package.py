@@ -39,6 +39,8 @@ def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
                          "copy": r["copy"], "aug_seed": r["aug_seed"],
                          "augmentation": json.dumps(r["augmentation"], sort_keys=True) if r["augmentation"] else "",
                          "sha256": digest, "_src": str(path)})
+            if "candidate" in r:  # only with selection: which oversampled candidate this image comes from
+                rows[-1].update(candidate=r["candidate"], selection_score=r["selection_score"])
     df = pd.DataFrame(rows)
     # Nullable ints built from the Python ints: via float64 the 63-bit seeds would lose precision.
     df["aug_seed"] = pd.array([r["aug_seed"] for r in rows], dtype="Int64")

@@ -355,6 +355,77 @@ def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, l
     return problems
 
 
+def teacher_uses(cfg: dict) -> list[str]:
+    """What needs the teacher in this config (empty: no teacher rule runs)."""
+    uses = []
+    if cfg["selection"]["oversample"] > 1:
+        uses.append("selection.oversample > 1")
+    if cfg["evaluation"]["labels"] == "soft" and cfg["evaluation"]["activate"]:
+        uses.append("evaluation.labels: soft")
+    if cfg["ablation"]["teacher"]:
+        uses.append("ablation.teacher")
+    return uses
+
+
+def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]:
+    """Plan-time checks of teacher, selection, soft labels and the teacher ablation, each naming the fix."""
+    from .selection import difficulty_band_ranks
+
+    problems = []
+    sel, ev = cfg["selection"], cfg["evaluation"]
+    if sel["oversample"] > 1 and sel["criterion"] == "none":
+        problems.append(f"selection.oversample is {sel['oversample']} but selection.criterion is none: the extra "
+                        f"candidates would be sampled and thrown away. Fix: set selection.criterion (confidence, "
+                        f"diversity or difficulty), or selection.oversample: 1.")
+    if sel["oversample"] == 1 and sel["criterion"] != "none":
+        problems.append(f"selection.criterion is {sel['criterion']} but selection.oversample is 1: every candidate "
+                        f"is kept, nothing is selected. Fix: selection.oversample >= 2 (e.g. 5), or criterion: none.")
+    lo, hi = sel["difficulty_band"]
+    if lo >= hi:
+        problems.append(f"selection.difficulty_band: low {lo} is not below high {hi}. Fix: e.g. [0.25, 0.75].")
+    else:
+        checks = []
+        if sel["criterion"] == "difficulty" and sel["oversample"] > 1:
+            checks.append(("selection.oversample", sel["oversample"]))
+        if cfg["ablation"]["teacher"] and "difficulty" in cfg["ablation"]["criteria"]:
+            checks.append(("ablation.oversample", cfg["ablation"]["oversample"]))
+        for key, k in checks:
+            for c in classes:
+                try:
+                    difficulty_band_ranks(k * c.n_generated, c.n_generated, (lo, hi))
+                except ValueError as e:
+                    problems.append(f"class {c.name!r} with {key} {k}: {e}")
+                    break
+    k, cap = sel["oversample"], cfg["limits"]["max_images_per_class"]
+    over = [c for c in classes if c.n_generated <= cap < k * c.n_generated]
+    if over:
+        problems.append(f"selection.oversample {k} x n_generated {over[0].n_generated} of class {over[0].name!r} = "
+                        f"{k * over[0].n_generated:,} candidates to sample, above limits.max_images_per_class "
+                        f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it.")
+    uses = teacher_uses(cfg)
+    ckpt = cfg["teacher"]["checkpoint"]
+    if uses and ckpt is None and not has_real_data:
+        problems.append(f"{', '.join(uses)} needs a teacher, which is trained on the real training split, and this "
+                        f"dataset has none. Fix: teacher.checkpoint: <path of a state dict>, or turn those off.")
+    if uses and ckpt is not None and not Path(ckpt).is_file():
+        problems.append(f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
+                        f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher.")
+    if ev["labels"] == "soft" and not (has_real_data and ev["activate"]):
+        problems.append("evaluation.labels: soft changes how the evaluation trains, and no evaluation runs (no real "
+                        "data or evaluation.activate: false). Fix: evaluation.labels: hard.")
+    ab = cfg["ablation"]
+    if ab["teacher"]:
+        if not (has_real_data and ev["activate"]):
+            problems.append("ablation.teacher: the teacher ablation trains on each set and tests on the real test "
+                            "set, so it needs real data and evaluation.activate: true. Fix: enable evaluation or "
+                            "set ablation.teacher: false.")
+        if sel["oversample"] > 1 or ev["labels"] != "hard":
+            problems.append("ablation.teacher compares additions to the paper's method, so the run itself must be "
+                            "the paper's method. Fix: selection.oversample: 1, selection.criterion: none and "
+                            "evaluation.labels: hard (the ablation adds the selected and soft-label sets itself).")
+    return problems
+
+
 def _format_prompt(template: str, fields: dict, key: str) -> str:
     try:
         return template.format(**fields)
@@ -434,6 +505,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         problems.append("ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
                         "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation "
                         "(with such a dataset) or set ablation.pda: false.")
+    problems += teacher_problems(cfg, classes, adapter.has_real_data)
     if problems:
         raise ConfigError(problems)
     problems = size_problems(classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"],

@@ -50,11 +50,12 @@ MODEL_KINDS = {
 }
 
 
-def write_provenance(path: str, config_json: str, class_dirs: list[str], summary: dict, random_weights: bool,
-                     time_budget: str = "null", model_kind: str | None = None) -> dict:
+def write_provenance(path: str, cfg: dict, class_dirs: list[str], summary: dict, random_weights: bool,
+                     time_budget: dict | None = None, model_kind: str | None = None,
+                     teacher: dict | None = None) -> dict:
+    """`teacher`: the teacher's record (teacher/teacher.json: sha256, source, test accuracy) when one is used."""
     from gendistill import __version__
 
-    cfg = json.loads(config_json)
     samplers = {}
     for d in class_dirs:
         rec = json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
@@ -83,8 +84,12 @@ def write_provenance(path: str, config_json: str, class_dirs: list[str], summary
                         "GPU models, drivers and versions; generation.deterministic requests deterministic kernels."),
         "sampling": samplers,
         "summary": summary,
-        "time_budget": json.loads(time_budget),  # the throughput measurement that chose n_generated, if any
+        "time_budget": time_budget,  # the throughput measurement that chose n_generated, if any
         "fit_report": fit_report,  # model.fitted: how the stand-in generator was fitted (spec, data, losses, time)
     }
+    if teacher is not None:  # only when a teacher is used (selection, soft labels): the paper's keys stay as they are
+        prov["teacher"] = teacher
+        prov["selection"] = {Path(d).name: json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
+                             .get("selection") for d in class_dirs}
     write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
     return prov

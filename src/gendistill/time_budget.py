@@ -3,13 +3,16 @@
 The challenge's generative track allowed 10 minutes of generation. Given the throughput measured on the
 device that will do the work, the budget is planned with a linear cost model:
 
-    total = fixed_overhead + n_classes * (per_class_overhead + n_generated / throughput)
+    total = fixed_overhead + n_classes * (per_class_overhead + oversample * n_generated / throughput)
                            + n_classes * n_generated * (1 + n_aug) * per_output_image_seconds
 
 fixed_overhead: once per run (model load, warm-up/compilation); per_class_overhead: once per class (prompt
 encoding, job start, writing the class's files); throughput: images/s of batched sampling on the device;
 per_output_image_seconds: augmentation/packaging per final image (CPU, usually negligible).
-IPC = n_generated x (1 + n_aug) (each generated image is kept plus n_aug augmented copies).
+IPC = n_generated x (1 + n_aug) (each generated image is kept plus n_aug augmented copies). With candidate
+selection (selection.oversample k) each class samples k x n_generated candidates and keeps n_generated: the
+sampling term counts all k x n_generated (--oversample); selection's own cost (one teacher forward per candidate)
+is small next to sampling and falls under per_class_overhead.
 
 CLI (measures throughput on this machine's device with the project's Sampler, prints the recommendation and
 writes a JSON record for provenance; `python -m gendistill.time_budget` is the same command):
@@ -45,18 +48,20 @@ class BudgetPlan:
 
 def predict_seconds(n_generated: int, *, throughput: float, n_classes: int, n_aug: int = 0,
                     per_class_overhead: float = 0.0, fixed_overhead: float = 0.0,
-                    per_output_image_seconds: float = 0.0) -> float:
-    """Predicted wall-clock seconds of a run generating `n_generated` images for each of `n_classes` classes."""
+                    per_output_image_seconds: float = 0.0, oversample: int = 1) -> float:
+    """Predicted wall-clock seconds of a run keeping `n_generated` images for each of `n_classes` classes
+    (sampling oversample x n_generated candidates per class)."""
     if throughput <= 0:
         raise ValueError(f"throughput must be > 0 images/s, got {throughput}")
-    per_class = per_class_overhead + n_generated / throughput + n_generated * (1 + n_aug) * per_output_image_seconds
+    per_class = (per_class_overhead + oversample * n_generated / throughput
+                 + n_generated * (1 + n_aug) * per_output_image_seconds)
     return fixed_overhead + n_classes * per_class
 
 
 def plan_n_generated(*, throughput: float, budget_seconds: float, n_classes: int, n_aug: int = 0,
                      per_class_overhead: float = 0.0, fixed_overhead: float = 0.0,
                      per_output_image_seconds: float = 0.0, safety: float = 1.0,
-                     max_n_generated: int | None = None) -> BudgetPlan:
+                     max_n_generated: int | None = None, oversample: int = 1) -> BudgetPlan:
     """Largest n_generated per class whose predicted total fits `safety * budget_seconds`.
 
     throughput: images/s of batched sampling; overheads in seconds; safety in (0, 1] keeps a margin for
@@ -70,12 +75,15 @@ def plan_n_generated(*, throughput: float, budget_seconds: float, n_classes: int
         raise ValueError("n_aug, budget and overheads must be >= 0")
     if not 0 < safety <= 1:
         raise ValueError(f"safety must be in (0, 1], got {safety}")
+    if oversample < 1:
+        raise ValueError(f"oversample must be >= 1, got {oversample}")
     usable = budget_seconds * safety
-    per_image = 1.0 / throughput + (1 + n_aug) * per_output_image_seconds  # seconds per generated image
+    per_image = oversample / throughput + (1 + n_aug) * per_output_image_seconds  # seconds per kept image
     room = (usable - fixed_overhead) / n_classes - per_class_overhead          # seconds left per class
     n = max(0, math.floor(room / per_image + 1e-9)) if room > 0 else 0
     kw = dict(throughput=throughput, n_classes=n_classes, n_aug=n_aug, per_class_overhead=per_class_overhead,
-              fixed_overhead=fixed_overhead, per_output_image_seconds=per_output_image_seconds)
+              fixed_overhead=fixed_overhead, per_output_image_seconds=per_output_image_seconds,
+              oversample=oversample)
     while n > 0 and predict_seconds(n, **kw) > usable:  # guard against floating-point rounding at the edge
         n -= 1
     limited_by = "budget" if n > 0 else "nothing fits"
@@ -212,7 +220,7 @@ def run(a, command: str) -> int:
     plan = plan_n_generated(throughput=m["throughput_img_s"], budget_seconds=a.budget, n_classes=a.classes,
                             n_aug=a.n_aug, per_class_overhead=per_class, fixed_overhead=fixed,
                             per_output_image_seconds=a.per_output_image_seconds, safety=a.safety,
-                            max_n_generated=a.max_n_generated)
+                            max_n_generated=a.max_n_generated, oversample=a.oversample)
     from .sampling.pipeline import environment
 
     env = environment({"source": a.model_source, "revision": a.revision, "vae_dtype": a.vae_dtype,
@@ -224,7 +232,8 @@ def run(a, command: str) -> int:
         "recommendation": asdict(plan),
         "model": {"fixed_overhead_s": round(fixed, 4), "per_class_overhead_s": round(per_class, 5),
                   "throughput_img_s": round(m["throughput_img_s"], 4), "n_classes": a.classes, "n_aug": a.n_aug,
-                  "per_output_image_seconds": a.per_output_image_seconds, "safety": a.safety},
+                  "per_output_image_seconds": a.per_output_image_seconds, "safety": a.safety,
+                  "oversample": a.oversample},
         "measured": {**{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()},
                      "load_s": round(load_s, 4), "measurement_wall_s": round(time.perf_counter() - t_start, 3)},
         "assumed": {"job_overhead_s": a.job_overhead, "extra_fixed_s": a.extra_fixed,
@@ -248,7 +257,7 @@ def run(a, command: str) -> int:
     else:
         one = predict_seconds(1, throughput=m["throughput_img_s"], n_classes=a.classes, n_aug=a.n_aug,
                               per_class_overhead=per_class, fixed_overhead=fixed,
-                              per_output_image_seconds=a.per_output_image_seconds)
+                              per_output_image_seconds=a.per_output_image_seconds, oversample=a.oversample)
         print(f"budget {a.budget:.0f} s x safety {a.safety}: not even 1 image per class fits "
               f"(predicted {one:.1f} s for 1)")
     print(f"config: generation.n_generated: {plan.n_generated}, ipc: {plan.ipc}")

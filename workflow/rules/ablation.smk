@@ -6,6 +6,7 @@
 
 ABLATION_NAMES = [v["name"] for v in ablation_variants()]
 ABLATION_REAL = [v["name"] for v in ablation_real_variants()]
+TEACHER_ABLATION_NAMES = [v["name"] for v in teacher_ablation_variants()]
 
 
 rule ablation_sample:
@@ -14,7 +15,7 @@ rule ablation_sample:
     output:
         images=directory(f"{OUT}/ablation/generated/{{cls}}"),
     params:
-        cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": ablation_pool_size()}),
+        cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": ablation_pool_size(PLAN.by_id(w.cls))}),
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
@@ -67,20 +68,38 @@ rule ablation_package:
 
 rule ablation_evaluate:
     input:
-        data=lambda w: f"{OUT}/ablation/sets/{w.variant}/distilled.pt" if w.variant in ABLATION_NAMES else [],
+        data=lambda w: ablation_eval_spec(w.variant)["data"] or [],
+        soft_labels=lambda w: (
+            SOFT_LABELS
+            if ablation_eval_spec(w.variant)["labels"] == "soft" and ablation_eval_spec(w.variant)["set"] == "distilled"
+            else []
+        ),
+        teacher=lambda w: (
+            TEACHER
+            if ablation_eval_spec(w.variant)["labels"] == "soft"
+            and ablation_eval_spec(w.variant)["set"] == "random_subset"
+            else []
+        ),
     output:
         metrics=f"{OUT}/ablation/eval/{{variant}}/{{model}}/seed{{seed}}.json",
     wildcard_constraints:
-        variant="|".join(ABLATION_NAMES + ABLATION_REAL) or "NONE",
+        variant="|".join(ABLATION_NAMES + ABLATION_REAL + TEACHER_ABLATION_NAMES) or "NONE",
     params:
-        set_name=lambda w: "distilled" if w.variant in ABLATION_NAMES else "random_subset",
-        recipe=as_json(RECIPE),
+        set_name=lambda w: ablation_eval_spec(w.variant)["set"],
+        label_regime=lambda w: ablation_eval_spec(w.variant)["labels"],
+        kd=lambda w: KD if ablation_eval_spec(w.variant)["labels"] == "soft" else "",
+        recipe=lambda w: as_json(
+            {
+                **RECIPE,
+                "epochs": (CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"])
+                if ablation_eval_spec(w.variant)["set"] == "full"
+                else RECIPE["epochs"],
+            }
+        ),
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
         per_class_counts=lambda w: (
-            ""
-            if w.variant in ABLATION_NAMES
-            else as_json({c.index: int(w.variant.removeprefix("real_ipc")) for c in PLAN.classes})
+            as_json(ablation_eval_spec(w.variant)["counts"]) if ablation_eval_spec(w.variant).get("counts") else ""
         ),
         num_classes=len(PLAN.all_class_names),
         max_test_images=CFG["evaluation"]["max_test_images"],
@@ -99,7 +118,7 @@ rule ablation_evaluate:
     conda:
         "../../envs/evaluation.yaml"
     script:
-        "../scripts/ablation_evaluate.py"
+        "../scripts/evaluate.py"
 
 
 rule ablation_table:

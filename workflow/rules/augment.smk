@@ -7,7 +7,7 @@
 
 rule augment:
     input:
-        generated=expand(rules.sample.output.images, cls=CLASS_IDS),
+        generated=expand(f"{class_images_dir()}/{{cls}}", cls=CLASS_IDS),  # selected/ with selection
     output:
         images=directory(LAYOUT.augmented),
     params:

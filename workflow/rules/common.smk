@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
-from gendistill.plan import build_plan
+from gendistill.plan import build_plan, teacher_uses
 
 try:
     PLAN = build_plan(config)
@@ -82,6 +82,44 @@ def model_input():
     return PLAN.model_dir or []
 
 
+TEACHER = f"{OUT}/teacher/teacher.pt"
+TEACHER_JSON = f"{OUT}/teacher/teacher.json"
+SOFT_LABELS = f"{OUT}/dataset/soft_labels.pt"
+
+
+def teacher_active():
+    """Something needs the teacher: selection, soft labels or the teacher ablation (plan.teacher_uses)."""
+    return bool(teacher_uses(CFG))
+
+
+def run_uses_teacher():
+    """The run's own dataset or evaluation uses the teacher (not only the teacher ablation beside it)."""
+    return selection_active() or soft_labels_active()
+
+
+def selection_active():
+    return CFG["selection"]["oversample"] > 1
+
+
+def soft_labels_active():
+    return evaluation_active() and CFG["evaluation"]["labels"] == "soft"
+
+
+def n_candidates(c):
+    """Images the sample job of class plan `c` generates: oversample x n_generated (candidate i = image i)."""
+    return c.n_generated * CFG["selection"]["oversample"]
+
+
+def class_images_dir():
+    """Where PDA reads each class's images: the kept candidates with selection, else the sampled images."""
+    return f"{OUT}/selected" if selection_active() else f"{OUT}/generated"
+
+
+def eval_label_regime(set_name):
+    """The evaluation's label regime for a set: the config's, except that the full-data ceiling stays hard."""
+    return "hard" if set_name == "full" else CFG["evaluation"]["labels"]
+
+
 def eval_sets():
     sets = ["distilled"]
     if PLAN.has_real_data:
@@ -106,6 +144,10 @@ def pipeline_outputs():
     ]
     if evaluation_active():
         out += [rules.results_table.output.table]
+    if selection_active():
+        out += [f"{OUT}/selection/{c}.csv" for c in CLASS_IDS]
+    if soft_labels_active():
+        out += [SOFT_LABELS]
     return out
 
 

@@ -8,12 +8,21 @@ RECIPE = {
 DATASET = as_json(CFG["dataset"])
 
 
+KD = as_json(CFG["evaluation"]["kd"])
+
+
 rule evaluate:
     input:
         data=lambda w: rules.package.output.tensor if w.set == "distilled" else [],
+        # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
+        soft_labels=lambda w: SOFT_LABELS if w.set == "distilled" and eval_label_regime(w.set) == "soft" else [],
+        teacher=lambda w: TEACHER if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
     output:
         metrics=LAYOUT.metrics(),
     params:
+        set_name=lambda w: w.set,
+        label_regime=lambda w: eval_label_regime(w.set),
+        kd=lambda w: KD if eval_label_regime(w.set) == "soft" else "",
         recipe=lambda w: as_json(
             {
                 **RECIPE,

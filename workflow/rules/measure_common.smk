@@ -36,9 +36,125 @@ def ablation_real_variants():
     return [{"name": f"real_ipc{k}", "ipc": k} for k in ipcs]
 
 
-def ablation_pool_size():
-    """Images generated per class for the ablation: the largest variant's count (smaller ones use a prefix)."""
-    return max(v["n_generated"] for v in ablation_variants())
+def ablation_pool_size(c=None):
+    """Images generated per class (class plan `c`) for the ablations: the largest PDA variant's count and the
+    teacher ablation's candidates (ablation.oversample x n_generated); smaller uses take a prefix (image i has the
+    same seed whatever the count), so the two ablations share one pool."""
+    sizes = [v["n_generated"] for v in ablation_variants()] if CFG["ablation"]["pda"] else []
+    if CFG["ablation"]["teacher"]:
+        sizes.append(CFG["ablation"]["oversample"] * (c.n_generated if c else CFG["generation"]["n_generated"]))
+    return max(sizes or [v["n_generated"] for v in ablation_variants()])
+
+
+TEACHER_CRITERIA = list(CFG["ablation"]["criteria"])
+
+
+def teacher_ablation_active():
+    return CFG["ablation"]["teacher"] and evaluation_active()
+
+
+def teacher_ablation_variants():
+    """The teacher ablation's rows: name, label, set (distilled / random_subset / full), labels (hard / soft),
+    selection, and data (the packaged set a distilled row trains on)."""
+    base = {"selection": "none", "data": f"{OUT}/dataset/distilled.pt"}
+    rows = [{"name": "paper_hard", "label": "paper's method", "set": "distilled", "labels": "hard", **base}]
+    for c in TEACHER_CRITERIA:
+        rows.append(
+            {
+                "name": f"select_{c}",
+                "label": f"selection: {c}",
+                "set": "distilled",
+                "labels": "hard",
+                "selection": c,
+                "data": f"{OUT}/ablation/teacher/sets/{c}/distilled.pt",
+            }
+        )
+    rows.append({"name": "paper_soft", "label": "soft labels", "set": "distilled", "labels": "soft", **base})
+    rows += [
+        {
+            "name": "real_hard",
+            "label": "random real subset",
+            "set": "random_subset",
+            "labels": "hard",
+            "selection": "none",
+            "data": None,
+        },
+        {
+            "name": "real_soft",
+            "label": "random real subset",
+            "set": "random_subset",
+            "labels": "soft",
+            "selection": "none",
+            "data": None,
+        },
+        {"name": "full_hard", "label": "full data", "set": "full", "labels": "hard", "selection": "none", "data": None},
+    ]
+    for r in rows:
+        r["oversample"] = CFG["ablation"]["oversample"] if r["selection"] != "none" else 1
+    return rows
+
+
+def ablation_eval_spec(name):
+    """How ablation_evaluate trains variant `name` (PDA or teacher ablation): set, labels, data, counts."""
+    counts_run = {c.index: c.n_generated * (1 + CFG["augmentation"]["n_aug"]) for c in PLAN.classes}
+    for v in ablation_variants():
+        if v["name"] == name:
+            return {
+                "set": "distilled",
+                "labels": "hard",
+                "data": f"{OUT}/ablation/sets/{name}/distilled.pt",
+                "counts": None,
+            }
+    for v in ablation_real_variants():
+        if v["name"] == name:
+            return {
+                "set": "random_subset",
+                "labels": "hard",
+                "data": None,
+                "counts": {c.index: v["ipc"] for c in PLAN.classes},
+            }
+    v = next(v for v in teacher_ablation_variants() if v["name"] == name)
+    return {
+        "set": v["set"],
+        "labels": v["labels"],
+        "data": v["data"],
+        "counts": counts_run if v["set"] == "random_subset" else None,
+    }
+
+
+def teacher_ablation_metric_rows():
+    """One row per (variant, model, seed) of the teacher ablation with its evaluation JSON; the rows equal to the
+    run's own jobs (the paper's set, hard; the random real subset, hard; the full data) reuse them."""
+    base = CFG["evaluation"]["baselines"]
+    reuse = {
+        "paper_hard": "distilled",
+        "real_hard": "random_subset" if base["random_subset"] else None,
+        "full_hard": "full" if base["full"] else None,
+    }
+    rows = []
+    for v in teacher_ablation_variants():
+        for model in CFG["evaluation"]["models"]:
+            for seed in CFG["evaluation"]["seeds"]:
+                run_set = reuse.get(v["name"])
+                path = (
+                    f"{OUT}/eval/{run_set}/{model}/seed{seed}.json"
+                    if run_set
+                    else f"{OUT}/ablation/eval/{v['name']}/{model}/seed{seed}.json"
+                )
+                rows.append(
+                    {
+                        "variant": v["name"],
+                        "model": model,
+                        "seed": seed,
+                        "path": path,
+                        "reused_from_run": run_set is not None,
+                    }
+                )
+    return rows
+
+
+def teacher_ablation_metrics(wildcards=None):
+    return [r["path"] for r in teacher_ablation_metric_rows()]
 
 
 def _uniform_counts():
@@ -85,4 +201,6 @@ def measure_outputs():
         out += [*rules.recognise.output, *rules.recognition_plots.output]
     if ablation_active():
         out += list(rules.ablation_table.output)
+    if teacher_ablation_active():
+        out += [f"{OUT}/results/teacher_ablation.{e}" for e in ("csv", "html", "png")]
     return out

@@ -5,6 +5,7 @@ rule package:
     input:
         augmented=rules.augment.output.images,
         prompts=rules.prompts.output.table,
+        teacher=TEACHER_JSON if run_uses_teacher() else [],  # its record (sha256) goes into the provenance
     output:
         tensor=LAYOUT.distilled,
         manifest=LAYOUT.manifest,
@@ -20,7 +21,24 @@ rule package:
         time_budget=fixed(
             as_json(read_time_budget_record(CFG["time_budget_record"]) if CFG["time_budget_record"] else None)
         ),
-        config=fixed(as_json(PLAN.recorded_config)),
+        # only when the run uses a teacher: the paper's method keeps its params (and its cached package)
+        config=fixed(
+            as_json(
+                {
+                    **PLAN.recorded_config,
+                    **(
+                        {
+                            "teacher": CFG["teacher"],
+                            "selection": CFG["selection"],
+                            "labels": CFG["evaluation"]["labels"],
+                            "kd": CFG["evaluation"]["kd"],
+                        }
+                        if run_uses_teacher()
+                        else {}
+                    ),
+                }
+            )
+        ),
     log:
         f"{OUT}/logs/package.log",
     benchmark:

@@ -12,7 +12,8 @@ rule sample:
     output:
         images=directory(LAYOUT.generated()),
     params:
-        cls=lambda w: as_json(PLAN.by_id(w.cls).as_dict()),
+        # n_generated: the candidates (oversample x n_generated; the same dict without selection)
+        cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": n_candidates(PLAN.by_id(w.cls))}),
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,

@@ -1,4 +1,5 @@
-"""Snakemake script for rule `evaluate` (thin: the logic is gendistill.evaluation.job)."""
+"""Snakemake script for rules `evaluate` and `ablation_evaluate` (thin: decodes the params; the logic is
+gendistill.evaluation.job)."""
 import json
 import sys
 
@@ -13,12 +14,31 @@ from gendistill.logs import log_to
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
-    device = sm.params.device
+    p = sm.params
+    device = p.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     w = sm.wildcards
-    res = run_job(w.set, w.model, int(w.seed), dict(sm.params.items()),
-                  sm.input.data if w.set == "distilled" else None, device,
-                  workers=sm.threads - 1)  # image files (ImageNet) are read by DataLoader workers
+    set_name = p.set_name
+    res = run_job(
+        set_name, w.model, int(w.seed),
+        dataset=json.loads(p.dataset),
+        labels=list(p.labels),
+        num_classes=int(p.num_classes),
+        recipe=json.loads(p.recipe),
+        per_class_counts={int(k): int(v) for k, v in json.loads(p.per_class_counts).items()}
+        if p.per_class_counts else None,
+        max_test_images=p.max_test_images,
+        resolution=p.resolution,
+        distilled_path=sm.input.data if set_name == "distilled" else None,
+        device=device,
+        workers=sm.threads - 1,  # image files (ImageNet) are read by DataLoader workers
+        label_regime=p.label_regime,
+        kd=json.loads(p.kd) if p.kd else None,
+        soft_labels_path=sm.input.get("soft_labels") or None,
+        teacher_path=sm.input.get("teacher") or None,
+    )
     res["device"] = device
+    if "variant" in w.keys():
+        res["ablation_variant"] = w.variant
     write_text(sm.output.metrics, json.dumps(res, indent=1, sort_keys=True))

@@ -1,4 +1,5 @@
 """Snakemake script for rule `package` (thin: the logic is gendistill.package)."""
+import json
 import sys
 from pathlib import Path
 
@@ -15,9 +16,10 @@ with log_to(sm.log[0]):
                       sm.output.tensor, sm.output.manifest, sm.output.folder,
                       provenance={"config": sm.params.config, "random_weights": sm.params.random_weights,
                                   "model_kind": sm.params.model_kind})
-    write_provenance(sm.output.provenance, sm.params.config, classes, summary,
-                     random_weights=sm.params.random_weights, time_budget=sm.params.time_budget,
-                     model_kind=sm.params.model_kind)
+    teacher = json.loads(Path(sm.input.teacher).read_text()) if sm.input.get("teacher") else None
+    write_provenance(sm.output.provenance, json.loads(sm.params.config), classes, summary,
+                     random_weights=sm.params.random_weights, time_budget=json.loads(sm.params.time_budget),
+                     model_kind=sm.params.model_kind, teacher=teacher)
     print(f"packaged {summary['n_images']} images over {summary['n_classes']} classes")
     if sm.params.random_weights:
         print("NOTE: these images come from a RANDOM-WEIGHT demo model; they are noise, not class pictures.")

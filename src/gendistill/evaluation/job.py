@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -83,35 +82,64 @@ def test_subset(max_images: int | None):
     return select
 
 
-def run_job(set_name: str, model: str, seed: int, p: dict, distilled_path: str | None, device: str,
-            workers: int = 0) -> dict:
+def run_job(set_name: str, model: str, seed: int, *, dataset: dict, labels: list[int], num_classes: int,
+            recipe: dict, per_class_counts: dict[int, int] | None = None, max_test_images: int | None = None,
+            resolution: int | None = None, distilled_path: str | None = None, device: str = "cpu",
+            workers: int = 0, label_regime: str = "hard", kd: dict | None = None,
+            soft_labels_path: str | None = None, teacher_path: str | None = None) -> dict:
+    """Train `model` on one set and test it on the real test set.
+
+    label_regime "soft": train with the KD loss (train.kd_loss, `kd`: temperature, alpha) on the teacher's
+    logits: the package's sidecar (`soft_labels_path`) for the distilled set; for the random real subset the
+    same teacher (`teacher_path`) labels the subset's images here, so both stand in the same regime."""
     from ..package import load_distilled
 
-    adapter = get_adapter(json.loads(p["dataset"]))
-    keep = list(p["labels"])
+    adapter = get_adapter(dataset)
+    keep = list(labels)
     mean, std = adapter.mean, adapter.std
-    resolution = p.get("resolution") or adapter.image_size
+    resolution = resolution or adapter.image_size
+    soft, teacher_sha = None, None
+    if label_regime not in ("hard", "soft"):
+        raise ValueError(f"label regime {label_regime!r}; use hard or soft")
     if set_name == "distilled":
         d = load_distilled(distilled_path)
         train = TensorSource(d["images"], d["labels"], resolution)
         mean, std = d["mean"], d["std"]
+        if label_regime == "soft":
+            from ..soft_labels import load_aligned
+
+            s = load_aligned(soft_labels_path, d, distilled_path)
+            soft, teacher_sha = s["logits"], s["teacher_sha256"]
+            kd = {**kd, "temperature": s["temperature"]}
     else:
         select = None
         if set_name == "random_subset":
-            counts = {int(k): int(v) for k, v in json.loads(p["per_class_counts"]).items()}
+            counts = {int(k): int(v) for k, v in per_class_counts.items()}
             select = lambda y: select_subset(y, counts, seed)  # noqa: E731
         train = real_source(adapter, "train", keep, resolution, mean, std, workers, select)
-    test = real_source(adapter, "test", keep, resolution, mean, std, workers, test_subset(p.get("max_test_images")))
-    recipe = json.loads(p["recipe"])
-    log.info("%s/%s/seed %d: %d train images, %d test images at %d px (%s), recipe %s", set_name, model, seed,
-             len(train), len(test), resolution, type(train).__name__, recipe)
+        if label_regime == "soft":
+            from ..teacher import load_teacher, logits_and_features, sha256_file
+
+            teacher, meta = load_teacher(teacher_path)
+            if meta["resolution"] != resolution:
+                raise ValueError(f"teacher trained at {meta['resolution']} px, evaluation at {resolution} px")
+            soft, _ = logits_and_features(teacher, train, device)
+            teacher_sha = sha256_file(teacher_path)
+    test = real_source(adapter, "test", keep, resolution, mean, std, workers, test_subset(max_test_images))
+    log.info("%s/%s/seed %d: %d train images, %d test images at %d px (%s), recipe %s, labels %s%s", set_name,
+             model, seed, len(train), len(test), resolution, type(train).__name__, recipe, label_regime,
+             f" (KD {kd})" if soft is not None else "")
 
     progress = EpochProgress(recipe["epochs"], f"{set_name}/{model}/seed{seed}")
     try:
-        res = fit_and_test(train, test, p["num_classes"], model, seed, recipe, device, progress, label_set=keep)
+        res = fit_and_test(train, test, num_classes, model, seed, recipe, device, progress, label_set=keep,
+                           soft_logits=soft, kd=kd if soft is not None else None)
     finally:
         progress.close()
     res.update({"set": set_name, "model": model, "model_label": model_label(model, resolution),
-                "seed": seed, "recipe": recipe, "chance": 1.0 / len(keep), "resolution": resolution})
+                "seed": seed, "recipe": recipe, "chance": 1.0 / len(keep), "resolution": resolution,
+                "labels": label_regime})
+    if soft is not None:
+        res.update({"kd": kd, "teacher_sha256": teacher_sha})
     log.info("accuracy %.4f", res["accuracy"])
     return res

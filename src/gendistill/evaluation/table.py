@@ -24,9 +24,10 @@ def load_metrics(paths: list[str]) -> list[dict]:
 def rows_frame(metrics: list[dict]) -> pd.DataFrame:
     rows = [{"set": r["set"], "model": r["model_label"], "seed": r["seed"], "accuracy": r["accuracy"],
              "n_train": r["n_train"], "n_test": r["n_test"], "epochs": r["recipe"]["epochs"],
-             "train_seconds": r["train_seconds"], "chance": r["chance"]} for r in metrics]
+             "train_seconds": r["train_seconds"], "chance": r["chance"],
+             "labels": r.get("labels", "hard")} for r in metrics]  # label regime: hard, or soft (teacher's logits)
     df = pd.DataFrame(rows, columns=["set", "model", "seed", "accuracy", "n_train", "n_test", "epochs",
-                                     "train_seconds", "chance"])
+                                     "train_seconds", "chance", "labels"])
     return order(df).reset_index(drop=True)
 
 
@@ -56,7 +57,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", _std),
                 accuracy_min=("accuracy", "min"), accuracy_max=("accuracy", "max"), n_seeds=("seed", "count"),
                 n_train=("n_train", "first"), epochs=("epochs", "first"), chance=("chance", "first"),
-                train_seconds_mean=("train_seconds", "mean")).reset_index()
+                train_seconds_mean=("train_seconds", "mean"), labels=("labels", "first")).reset_index()
     out = order(out).reset_index(drop=True)
     out["accuracy"] = [fmt(m, s) for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
     ref = {(r.set, r.model): r.accuracy_mean for r in out.itertuples()}

@@ -57,9 +57,10 @@ def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
 
 
 def fit_and_test(train, test, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu",
-                 progress=None, label_set: list[int] | None = None) -> dict:
+                 progress=None, label_set: list[int] | None = None, soft_logits: torch.Tensor | None = None,
+                 kd: dict | None = None) -> dict:
     """train_and_test on sources (evaluation/data.py): tensors in memory or image files streamed from disk."""
-    model, info = fit(train, num_classes, model_name, seed, recipe, device, progress)
+    model, info = fit(train, num_classes, model_name, seed, recipe, device, progress, soft_logits, kd)
     return {**evaluate_on(model, test, device, max(recipe["batch_size"], 256), label_set), **info}
 
 
@@ -87,9 +88,26 @@ def train_model(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, 
     return fit(TensorSource(x_train, y_train), num_classes, model_name, seed, recipe, device, progress)
 
 
-def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu", progress=None):
+def kd_loss(out: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float,
+            alpha: float) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al.): alpha * T^2 * KL(teacher/T || student/T) + (1 - alpha) * CE."""
+    t = float(temperature)
+    kl = F.kl_div(F.log_softmax(out / t, 1), F.log_softmax(teacher_logits / t, 1), reduction="batchmean",
+                  log_target=True) * (t * t)
+    return kl if alpha == 1 else alpha * kl + (1 - alpha) * F.cross_entropy(out, y)
+
+
+def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu", progress=None,
+        soft_logits: torch.Tensor | None = None, kd: dict | None = None):
     """train_model on a source. Every epoch visits the images in a permutation drawn from a generator seeded
-    by `seed`, and crops/flips them with the same generator: the same seed gives the same run."""
+    by `seed`, and crops/flips them with the same generator: the same seed gives the same run.
+
+    With `soft_logits` ([N, num_classes], aligned with the source's images) the loss is `kd_loss` with
+    kd["temperature"] and kd["alpha"] instead of cross-entropy on the hard labels (soft labels are the teacher's
+    logits of the stored image; the random crop/flip of training is applied to the student's input only)."""
+    if soft_logits is not None and soft_logits.shape != (len(train), num_classes):
+        raise ValueError(f"soft labels of shape {tuple(soft_logits.shape)} for {len(train)} images and "
+                         f"{num_classes} classes; they must be aligned with the images")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(model_name, num_classes, train.resolution).to(device)
@@ -106,12 +124,17 @@ def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, devic
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch, epochs, recipe["lr"], recipe["schedule"])
         perm = torch.randperm(n, generator=gen)
-        total = 0.0
+        total, offset = 0.0, 0
         for xb, yb in train.batches(perm, bs):
+            idx = perm[offset:offset + len(yb)]  # batches follow the permutation in order
+            offset += len(yb)
             if recipe["train_augment"]:
                 xb = random_crop_flip(xb, gen)
             xb, yb = xb.to(device), yb.to(device)
-            loss = F.cross_entropy(model(xb), yb)
+            if soft_logits is None:
+                loss = F.cross_entropy(model(xb), yb)
+            else:
+                loss = kd_loss(model(xb), soft_logits[idx].to(device), yb, kd["temperature"], kd["alpha"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

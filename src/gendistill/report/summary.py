@@ -1,4 +1,5 @@
-"""Print a run's headline numbers: accuracy per training set, class recognition, the PDA ablation (if run).
+"""Print a run's headline numbers: accuracy per training set, class recognition, the PDA and teacher
+ablations (if run).
 
     python -m gendistill.report.summary results/demo
 
@@ -45,6 +46,13 @@ def summary_text(run_dir: Path) -> str:
             what = (f"random real subset, IPC {r.ipc}" if r.kind == "real" else
                     f"{int(r.n_generated)} generated x (1 + {int(r.n_aug)}), IPC {r.ipc}")
             lines.append(f"  {what:<36} {r.model:<11} {r.accuracy:>15}")
+    if Path(run.results("teacher_ablation.csv")).is_file():
+        a = pd.read_csv(run.results("teacher_ablation.csv"))
+        lines.append("\nteacher ablation (beyond the paper), test accuracy (%), mean +- std over seeds:")
+        for r in a.itertuples():
+            what = f"{r.row}" + (f" ({r.oversample} candidates per kept image)" if r.oversample > 1 else "")
+            lines.append(f"  {what:<54} {r.labels:<5} {r.model:<11} {r.accuracy:>15}   "
+                         f"{r.minus_paper_points:+.2f} vs paper")
     return "\n".join(lines).lstrip("\n")
 
 

@@ -1,0 +1,207 @@
+# The teacher (beyond the paper; src/gendistill/teacher.py): trained on the real training split with the
+# evaluation's recipe, or imported from teacher.checkpoint. Only when something uses it (plan.teacher_uses):
+# per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the teacher
+# ablation (ablation.teacher).
+
+TEACHER_RECIPE = {
+    **RECIPE,
+    "epochs": CFG["teacher"]["epochs"] or CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"],
+}
+
+
+rule teacher:
+    input:
+        checkpoint=CFG["teacher"]["checkpoint"] or [],
+    output:
+        model=TEACHER,
+        record=TEACHER_JSON,
+    log:
+        f"{OUT}/logs/teacher.log",
+    benchmark:
+        f"{OUT}/benchmarks/teacher.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model=CFG["teacher"]["model"],
+        seed=CFG["teacher"]["seed"],
+        recipe=as_json(TEACHER_RECIPE),
+        dataset=fixed(DATASET),
+        labels=[c.index for c in PLAN.classes],
+        num_classes=len(PLAN.all_class_names),
+        resolution=CFG["evaluation"]["resolution"] or PLAN.image_size,
+        mean=list(PLAN.mean),
+        std=list(PLAN.std),
+        max_test_images=CFG["evaluation"]["max_test_images"],
+        device=CFG["evaluation"]["device"],
+    message:
+        (
+            f"Teacher: importing {CFG['teacher']['checkpoint']}"
+            if CFG["teacher"]["checkpoint"]
+            else f"Teacher: training {CFG['teacher']['model']} on the real training split"
+        )
+    script:
+        "../scripts/teacher.py"
+
+
+# Per class: keep n_generated of the class's oversample x n_generated candidates. The criterion is a param here
+# and nowhere upstream, so changing it reruns selection and what follows, never sampling.
+rule select:
+    input:
+        candidates=f"{OUT}/generated/{{cls}}",
+        teacher=TEACHER,
+    output:
+        images=directory(f"{OUT}/selected/{{cls}}"),
+        scores=f"{OUT}/selection/{{cls}}.csv",
+    log:
+        f"{OUT}/logs/select/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/select/{{cls}}.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        criterion=CFG["selection"]["criterion"],
+        n_keep=lambda w: PLAN.by_id(w.cls).n_generated,
+        n_candidates=lambda w: n_candidates(PLAN.by_id(w.cls)),
+        band=CFG["selection"]["difficulty_band"],
+        labels=[c.index for c in PLAN.classes],
+        device=CFG["evaluation"]["device"],
+    message:
+        "Selecting class {wildcards.cls}'s images among its candidates ({params.criterion})"
+    script:
+        "../scripts/select.py"
+
+
+# The teacher's logits for every packaged image (after PDA): a sidecar of distilled.pt, aligned by index.
+rule soft_labels:
+    input:
+        data=f"{OUT}/dataset/distilled.pt",
+        teacher=TEACHER,
+    output:
+        soft_labels=SOFT_LABELS,
+    log:
+        f"{OUT}/logs/soft_labels.log",
+    benchmark:
+        f"{OUT}/benchmarks/soft_labels.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        temperature=CFG["evaluation"]["kd"]["temperature"],
+        device=CFG["evaluation"]["device"],
+    script:
+        "../scripts/soft_labels.py"
+
+
+# The teacher ablation (ablation.teacher): per criterion and class, the same selection over the ablation pool's
+# first ablation.oversample x n_generated candidates (shared with the PDA ablation), then PDA and packaging with
+# the augment stage's code and seeds; evaluated by ablation_evaluate, summarised in one table.
+rule ablation_select:
+    input:
+        candidates=f"{OUT}/ablation/generated/{{cls}}",
+        teacher=TEACHER,
+    output:
+        images=directory(f"{OUT}/ablation/teacher/selected/{{criterion}}/{{cls}}"),
+        scores=f"{OUT}/ablation/teacher/selection/{{criterion}}/{{cls}}.csv",
+    log:
+        f"{OUT}/logs/ablation/select/{{criterion}}/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/select/{{criterion}}/{{cls}}.tsv"
+    wildcard_constraints:
+        criterion="|".join(TEACHER_CRITERIA),
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        criterion=lambda w: w.criterion,
+        n_keep=lambda w: PLAN.by_id(w.cls).n_generated,
+        n_candidates=lambda w: CFG["ablation"]["oversample"] * PLAN.by_id(w.cls).n_generated,
+        band=CFG["selection"]["difficulty_band"],
+        labels=[c.index for c in PLAN.classes],
+        device=CFG["evaluation"]["device"],
+    script:
+        "../scripts/select.py"
+
+
+rule ablation_teacher_package:
+    input:
+        pool=lambda w: expand(f"{OUT}/ablation/teacher/selected/{w.criterion}/{{cls}}", cls=CLASS_IDS),
+    output:
+        augmented=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/augmented"),
+        tensor=f"{OUT}/ablation/teacher/sets/{{criterion}}/distilled.pt",
+        manifest=f"{OUT}/ablation/teacher/sets/{{criterion}}/manifest.csv",
+        folder=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/imagefolder"),
+    log:
+        f"{OUT}/logs/ablation/teacher_package/{{criterion}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/teacher_package/{{criterion}}.tsv"
+    wildcard_constraints:
+        criterion="|".join(TEACHER_CRITERIA),
+    conda:
+        "../../envs/generation.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        # every class keeps its n_generated (the selected directory holds exactly those)
+        variant=lambda w: as_json(
+            {
+                "name": f"select_{w.criterion}",
+                "n_generated": max(c.n_generated for c in PLAN.classes),
+                "n_aug": CFG["augmentation"]["n_aug"],
+                "selection": w.criterion,
+                "oversample": CFG["ablation"]["oversample"],
+            }
+        ),
+        aug=as_json(CFG["augmentation"]),
+        seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
+        class_names=fixed(PLAN.all_class_names),
+        mean=list(PLAN.mean),
+        std=list(PLAN.std),
+    script:
+        "../scripts/ablation_package.py"
+
+
+rule teacher_ablation_table:
+    input:
+        metrics=teacher_ablation_metrics,
+        teacher=TEACHER_JSON,
+    output:
+        table=report(
+            f"{OUT}/results/teacher_ablation.csv",
+            caption="../report/teacher_ablation.rst",
+            category="Teacher ablation",
+            subcategory="Data (CSV)",
+        ),
+        html=report(
+            f"{OUT}/results/teacher_ablation.html",
+            caption="../report/teacher_ablation.rst",
+            category="Teacher ablation",
+            subcategory="Accuracy",
+        ),
+        plot=report(
+            f"{OUT}/results/teacher_ablation.png",
+            caption="../report/teacher_ablation.rst",
+            category="Teacher ablation",
+            subcategory="Accuracy",
+        ),
+    log:
+        f"{OUT}/logs/ablation/teacher_table.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/teacher_table.tsv"
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        variants=as_json(teacher_ablation_variants()),
+        rows=as_json(teacher_ablation_metric_rows()),
+        model_kind=PLAN.model_kind,
+    script:
+        "../scripts/teacher_ablation_table.py"
