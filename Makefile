@@ -54,17 +54,15 @@ $(SLURM_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e ".[dev,slurm]"
 	touch $(SLURM_STAMP)
 
-# .smk files that open branches edit: snakefmt formats them in one pass after the merge (`make format`), then
-# this list empties and `make lint` checks every file.
-SNAKEFMT_PENDING := $(addprefix workflow/rules/,ablation.smk augment.smk evaluate.smk package.smk report.smk sample.smk)
-SNAKEFILES := Snakefile $(filter-out $(SNAKEFMT_PENDING),$(wildcard workflow/rules/*.smk))
+SNAKEFILES := Snakefile $(wildcard workflow/rules/*.smk)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check $(SNAKEFILES)
 	$(BIN)/snakemake --lint --configfile configs/demo.yaml
 
-# The formatting pass (after the open branches merge): ruff format and snakefmt over the whole tree.
+# Format the whole tree (ruff format, ruff check --fix, snakefmt): what `make lint` and pre-commit check.
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

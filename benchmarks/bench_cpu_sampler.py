@@ -43,8 +43,14 @@ def reference_loop(pipe, class_name: str, n: int, res: int, out_size: int) -> np
     """The reference script's inner loop: one pipeline call per image, PIL output, PIL resize."""
     out = []
     for _ in range(n):
-        images = pipe(prompt=class_name, negative_prompt=REFERENCE_NEGATIVE, num_inference_steps=1,
-                      guidance_scale=0.0, height=res, width=res).images
+        images = pipe(
+            prompt=class_name,
+            negative_prompt=REFERENCE_NEGATIVE,
+            num_inference_steps=1,
+            guidance_scale=0.0,
+            height=res,
+            width=res,
+        ).images
         small = images[0].resize((out_size, out_size))
         out.append(np.asarray(small))
     return np.stack(out)
@@ -55,8 +61,7 @@ def ours(pipe, batch_size: int, class_name: str, n: int, res: int, out_size: int
 
     from gendistill.sampling.generate import Sampler
 
-    cls = {"index": 0, "name": class_name, "id": f"000_{class_name}", "prompt": class_name, "seed": 0,
-           "n_generated": n}
+    cls = {"index": 0, "name": class_name, "id": f"000_{class_name}", "prompt": class_name, "seed": 0, "n_generated": n}
     gen = {"resolution": res, "steps": 1, "guidance_scale": 0.0}
     images, _, _ = Sampler(pipe, "cpu", torch.float32, batch_size).sample_class(cls, gen, out_size)
     return images
@@ -76,14 +81,23 @@ def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict], dict]
     res, out_size = cfg["resolution"], cfg["out_size"]
     pipe = build_tiny_pipeline(cfg["spec"])
     pipe.set_progress_bar_config(disable=True)
-    n_params = sum(p.numel() for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2)
-                   for p in m.parameters())
+    n_params = sum(
+        p.numel() for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2) for p in m.parameters()
+    )
 
-    methods = {"reference (batch 1/call, PIL)": (lambda: reference_loop(pipe, args.class_name, args.n_ref, res,
-                                                                          out_size), args.n_ref, 1)}
+    methods = {
+        "reference (batch 1/call, PIL)": (
+            lambda: reference_loop(pipe, args.class_name, args.n_ref, res, out_size),
+            args.n_ref,
+            1,
+        )
+    }
     for bs in args.batch_sizes:
-        methods[f"ours batch {bs}"] = (lambda bs=bs: ours(pipe, bs, args.class_name, args.n_images, res, out_size),
-                                       args.n_images, bs)
+        methods[f"ours batch {bs}"] = (
+            lambda bs=bs: ours(pipe, bs, args.class_name, args.n_images, res, out_size),
+            args.n_images,
+            bs,
+        )
     for _ in range(args.warmup):  # warm-up: allocator, oneDNN primitive caches, lazy imports
         reference_loop(pipe, args.class_name, 2, res, out_size)
         for bs in args.batch_sizes:
@@ -110,36 +124,77 @@ def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict], dict]
         s = summarize(rates[m])
         ratio = s["median"] / ref["median"]
         tag = " (workflow default)" if m.startswith("ours") and bs == default_bs else ""
-        table.append([name, f"{res}->{out_size}", m + tag, n, f"{s['median']:.1f}", f"{s['min']:.1f}-{s['max']:.1f}",
-                      f"{ratio:.2f}x"])
-        rows.append({**info, "benchmark": "cpu_sampler", "spec": name, "spec_json": spec_json,
-                     "params_total": n_params, "resolution": res, "out_size": out_size,
-                     "method": "reference" if not m.startswith("ours") else "ours", "batch_size": bs,
-                     "images_per_repeat": n, "repeats": args.repeats, "warmup": args.warmup,
-                     "img_per_s_median": round(s["median"], 3), "img_per_s_min": round(s["min"], 3),
-                     "img_per_s_max": round(s["max"], 3), "ratio_vs_reference": round(ratio, 3),
-                     "identical_across_batch_sizes": identical, "max_uint8_diff_across_batch_sizes": max_diff,
-                     "n_values_differing": n_diff, "n_values": base.size})
+        table.append(
+            [
+                name,
+                f"{res}->{out_size}",
+                m + tag,
+                n,
+                f"{s['median']:.1f}",
+                f"{s['min']:.1f}-{s['max']:.1f}",
+                f"{ratio:.2f}x",
+            ]
+        )
+        rows.append(
+            {
+                **info,
+                "benchmark": "cpu_sampler",
+                "spec": name,
+                "spec_json": spec_json,
+                "params_total": n_params,
+                "resolution": res,
+                "out_size": out_size,
+                "method": "reference" if not m.startswith("ours") else "ours",
+                "batch_size": bs,
+                "images_per_repeat": n,
+                "repeats": args.repeats,
+                "warmup": args.warmup,
+                "img_per_s_median": round(s["median"], 3),
+                "img_per_s_min": round(s["min"], 3),
+                "img_per_s_max": round(s["max"], 3),
+                "ratio_vs_reference": round(ratio, 3),
+                "identical_across_batch_sizes": identical,
+                "max_uint8_diff_across_batch_sizes": max_diff,
+                "n_values_differing": n_diff,
+                "n_values": base.size,
+            }
+        )
     best_bs = max(args.batch_sizes, key=lambda b: summarize(rates[f"ours batch {b}"])["median"])
-    summary = {"spec": name, "identical": identical, "max_diff": max_diff, "n_diff": n_diff, "size": base.size,
-               "best_bs": best_bs,
-               "best_ratio": summarize(rates[f"ours batch {best_bs}"])["median"] / ref["median"],
-               "default_ratio": (summarize(rates[f"ours batch {default_bs}"])["median"] / ref["median"]
-                                 if default_bs in args.batch_sizes else None)}
+    summary = {
+        "spec": name,
+        "identical": identical,
+        "max_diff": max_diff,
+        "n_diff": n_diff,
+        "size": base.size,
+        "best_bs": best_bs,
+        "best_ratio": summarize(rates[f"ours batch {best_bs}"])["median"] / ref["median"],
+        "default_ratio": (
+            summarize(rates[f"ours batch {default_bs}"])["median"] / ref["median"]
+            if default_bs in args.batch_sizes
+            else None
+        ),
+    }
     return table, rows, summary
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--specs", default="tiny32,tiny64", help=f"comma list of {sorted(SPECS)}")
-    ap.add_argument("--batch-sizes", default="1,8,16,32,64", help="our Sampler's batch sizes (1 = prompt "
-                    "encoded once but no batching: separates the two effects)")
+    ap.add_argument(
+        "--batch-sizes",
+        default="1,8,16,32,64",
+        help="our Sampler's batch sizes (1 = prompt encoded once but no batching: separates the two effects)",
+    )
     ap.add_argument("--n-images", type=int, default=64, help="images per timed class run for ours")
     ap.add_argument("--n-ref", type=int, default=32, help="images per timed run of the reference loop")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: stable on a shared "
-                    "machine; 0 = torch default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: stable on a shared machine; 0 = torch default)",
+    )
     ap.add_argument("--class-name", default="apple")
     ap.add_argument("--csv", default=str(RESULTS / "cpu_sampler.csv"))
     ap.add_argument("--no-csv", action="store_true")
@@ -153,11 +208,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     info = machine_info()
-    print(f"machine: {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch threads, "
-          f"load avg {info['loadavg_1m']}), GPU: {info['gpu']}; torch {info['torch']}, diffusers "
-          f"{info['diffusers']}; {info['date_utc']}")
-    print(f"settings: repeats {args.repeats} (median), warm-up {args.warmup}, ours {args.n_images} images/class "
-          f"run, reference {args.n_ref} images/run, 1 step, guidance 0, float32, random-weight tiny pipelines\n")
+    print(
+        f"machine: {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch threads, "
+        f"load avg {info['loadavg_1m']}), GPU: {info['gpu']}; torch {info['torch']}, diffusers "
+        f"{info['diffusers']}; {info['date_utc']}"
+    )
+    print(
+        f"settings: repeats {args.repeats} (median), warm-up {args.warmup}, ours {args.n_images} images/class "
+        f"run, reference {args.n_ref} images/run, 1 step, guidance 0, float32, random-weight tiny pipelines\n"
+    )
     table, rows, summaries = [], [], []
     for name in args.specs.split(","):
         t, r, s = run_spec(name, args, info)
@@ -169,9 +228,12 @@ def main(argv=None) -> int:
     for s in summaries:
         d = f"{s['default_ratio']:.2f}x at the workflow's CPU default batch, " if s["default_ratio"] else ""
         print(f"{s['spec']}: ours / reference = {d}{s['best_ratio']:.2f}x at best batch {s['best_bs']}")
-        same = ("YES, bit for bit" if s["identical"] else
-                f"NO: up to {s['n_diff']} of {s['size']} uint8 values differ, by at most {s['max_diff']} "
-                f"(float rounding of batch-size-dependent CPU kernels; the starting noise is per image)")
+        same = (
+            "YES, bit for bit"
+            if s["identical"]
+            else f"NO: up to {s['n_diff']} of {s['size']} uint8 values differ, by at most {s['max_diff']} "
+            f"(float rounding of batch-size-dependent CPU kernels; the starting noise is per image)"
+        )
         print(f"  {args.n_images} images identical across batch sizes {args.batch_sizes}: {same}")
     if not args.no_csv:
         append_csv(args.csv, rows)

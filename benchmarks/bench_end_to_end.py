@@ -54,9 +54,9 @@ def make_config(args, workdir: Path) -> dict:
     else:
         dataset = {"name": "classlist", "class_names": CIFAR100_NAMES, "image_size": 32}
     if args.classes:
-        dataset["classes"] = list(range(args.classes)) if args.data_root else CIFAR100_NAMES[:args.classes]
+        dataset["classes"] = list(range(args.classes)) if args.data_root else CIFAR100_NAMES[: args.classes]
         if not args.data_root:
-            dataset["class_names"] = CIFAR100_NAMES[:args.classes]
+            dataset["class_names"] = CIFAR100_NAMES[: args.classes]
             dataset.pop("classes")
     cfg = {
         "run": "e2e",
@@ -65,10 +65,19 @@ def make_config(args, workdir: Path) -> dict:
         "ipc": args.n_generated * (1 + args.n_aug),
         "dataset": dataset,
         "model": {"source": str(Path(args.model_dir).resolve())},
-        "generation": {"n_generated": args.n_generated, "resolution": args.resolution, "steps": 1,
-                       "guidance_scale": 0.0, "device": args.device, "dtype": args.dtype, "vae_dtype": args.vae_dtype,
-                       "batch_size": args.batch_size if args.batch_size == "auto" else int(args.batch_size),
-                       "compile": args.compile, "server": True, "server_idle_seconds": args.server_idle},
+        "generation": {
+            "n_generated": args.n_generated,
+            "resolution": args.resolution,
+            "steps": 1,
+            "guidance_scale": 0.0,
+            "device": args.device,
+            "dtype": args.dtype,
+            "vae_dtype": args.vae_dtype,
+            "batch_size": args.batch_size if args.batch_size == "auto" else int(args.batch_size),
+            "compile": args.compile,
+            "server": True,
+            "server_idle_seconds": args.server_idle,
+        },
         "augmentation": {"n_aug": args.n_aug},
         "evaluation": {"activate": bool(args.evaluate and args.data_root)},
     }
@@ -78,9 +87,15 @@ def make_config(args, workdir: Path) -> dict:
 def sampler_load_key(cfg: dict) -> dict:
     """The load dict the sample jobs send (see workflow/rules/sample.smk and sample_client.run)."""
     g = cfg["generation"]
-    return {"source": cfg["model"]["source"], "revision": None, "device": g["device"], "dtype": g["dtype"],
-            "vae_dtype": g["vae_dtype"],
-            "compile": g["compile"], "deterministic": False}
+    return {
+        "source": cfg["model"]["source"],
+        "revision": None,
+        "device": g["device"],
+        "dtype": g["dtype"],
+        "vae_dtype": g["vae_dtype"],
+        "compile": g["compile"],
+        "deterministic": False,
+    }
 
 
 def stop_our_sampler(load: dict) -> bool:
@@ -94,8 +109,12 @@ def stop_our_sampler(load: dict) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", required=True, help="local diffusers directory (real or random weights)")
-    ap.add_argument("--data-root", default=None, help="CIFAR-100 root (holds cifar-100-python/); omitted: "
-                    "the CIFAR-100 class names as a class list, no real data")
+    ap.add_argument(
+        "--data-root",
+        default=None,
+        help="CIFAR-100 root (holds cifar-100-python/); omitted: "
+        "the CIFAR-100 class names as a class list, no real data",
+    )
     ap.add_argument("--classes", type=int, default=None, help="only the first N classes (quick checks)")
     ap.add_argument("--n-generated", type=int, default=50)
     ap.add_argument("--n-aug", type=int, default=0)
@@ -109,8 +128,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", type=int, default=os.cpu_count())
     ap.add_argument("--server-idle", type=float, default=60)
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--keep-warm", action="store_true", help="do not stop an already running sampler first "
-                    "(measures a warm run: model load NOT included)")
+    ap.add_argument(
+        "--keep-warm",
+        action="store_true",
+        help="do not stop an already running sampler first (measures a warm run: model load NOT included)",
+    )
     ap.add_argument("--csv", default=str(RESULTS / "end_to_end.csv"))
     ap.add_argument("--no-csv", action="store_true")
     args = ap.parse_args(argv)
@@ -128,12 +150,25 @@ def main(argv=None) -> int:
     if was_warm:
         print("stopped a running sampler process for this model (cold start: the model load is measured)")
         time.sleep(1)
-    cmd = [snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg_path),
-           "--cores", str(args.cores), "--resources", "gpu=1"]
+    cmd = [
+        snakemake,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg_path),
+        "--cores",
+        str(args.cores),
+        "--resources",
+        "gpu=1",
+    ]
     n_classes = args.classes or 100
     n_images = n_classes * args.n_generated
-    print(f"workflow: {n_classes} classes x {args.n_generated} generated (+{args.n_aug} aug each) = {n_images} "
-          f"images at {args.resolution} px; model {cfg['model']['source']}; workdir {workdir}")
+    print(
+        f"workflow: {n_classes} classes x {args.n_generated} generated (+{args.n_aug} aug each) = {n_images} "
+        f"images at {args.resolution} px; model {cfg['model']['source']}; workdir {workdir}"
+    )
     print("running: " + " ".join(cmd))
     log = workdir / "snakemake.log"
     t0 = time.perf_counter()
@@ -156,21 +191,40 @@ def main(argv=None) -> int:
         stop_our_sampler(load)
     device = metas[0].get("device") if metas else ""
     gpu = metas[0].get("gpu", "") if metas else ""
-    row = {**machine_info(), "benchmark": "end_to_end", "model_dir": cfg["model"]["source"],
-           "dataset": cfg["dataset"]["name"], "classes": n_classes, "n_generated": args.n_generated,
-           "n_aug": args.n_aug, "ipc": cfg["ipc"], "resolution": args.resolution, "device": device, "sampler_gpu": gpu,
-           "dtype": metas[0].get("dtype") if metas else "", "vae_dtype": args.vae_dtype, "batch_size": args.batch_size,
-           "compile": args.compile,
-           "evaluate": cfg["evaluation"]["activate"], "cores": args.cores, "wall_s": round(wall, 2),
-           "images": n_images, "img_per_s_overall": round(n_images / wall, 3),
-           "sampling_s_sum": round(sampling_s, 2),
-           "img_per_s_sampling": round(n_images / sampling_s, 3) if sampling_s else "",
-           "model_load_s": load_s if load_s is not None else "", "pipeline_loads": loads,
-           "sampler_started_by_run": started, "cold_start": not args.keep_warm}
-    print(f"\nwall time {wall:.1f} s for {n_images} images ({n_images / wall:.2f} img/s overall, Snakemake start "
-          f"and model load included); sampling itself {sampling_s:.1f} s summed over classes "
-          f"({row['img_per_s_sampling']} img/s); model load {load_s if load_s is not None else '?'} s; pipeline "
-          f"loads {loads}; device {device} {gpu}")
+    row = {
+        **machine_info(),
+        "benchmark": "end_to_end",
+        "model_dir": cfg["model"]["source"],
+        "dataset": cfg["dataset"]["name"],
+        "classes": n_classes,
+        "n_generated": args.n_generated,
+        "n_aug": args.n_aug,
+        "ipc": cfg["ipc"],
+        "resolution": args.resolution,
+        "device": device,
+        "sampler_gpu": gpu,
+        "dtype": metas[0].get("dtype") if metas else "",
+        "vae_dtype": args.vae_dtype,
+        "batch_size": args.batch_size,
+        "compile": args.compile,
+        "evaluate": cfg["evaluation"]["activate"],
+        "cores": args.cores,
+        "wall_s": round(wall, 2),
+        "images": n_images,
+        "img_per_s_overall": round(n_images / wall, 3),
+        "sampling_s_sum": round(sampling_s, 2),
+        "img_per_s_sampling": round(n_images / sampling_s, 3) if sampling_s else "",
+        "model_load_s": load_s if load_s is not None else "",
+        "pipeline_loads": loads,
+        "sampler_started_by_run": started,
+        "cold_start": not args.keep_warm,
+    }
+    print(
+        f"\nwall time {wall:.1f} s for {n_images} images ({n_images / wall:.2f} img/s overall, Snakemake start "
+        f"and model load included); sampling itself {sampling_s:.1f} s summed over classes "
+        f"({row['img_per_s_sampling']} img/s); model load {load_s if load_s is not None else '?'} s; pipeline "
+        f"loads {loads}; device {device} {gpu}"
+    )
     if started != 1 and not args.keep_warm:
         print(f"WARNING: {started} sample jobs started a sampler process (expected exactly 1)")
     if not args.no_csv:

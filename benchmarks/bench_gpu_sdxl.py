@@ -49,7 +49,7 @@ from _common import REPO, RESULTS, append_csv, fmt_table, machine_info
 # First match wins, so more specific names come first.
 PEAK_TFLOPS_FP16 = [
     ("H100 PCIe", 756.0),
-    ("H100", 989.4),   # H100 SXM5 (reported as "NVIDIA H100 80GB HBM3")
+    ("H100", 989.4),  # H100 SXM5 (reported as "NVIDIA H100 80GB HBM3")
     ("H200", 989.4),
     ("A100", 312.0),
 ]
@@ -200,8 +200,12 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny random-weight pipeline (CPU smoke test)")
     ap.add_argument("--tiny-spec", default="{}")
     ap.add_argument("--device", default=None, help="cuda (default when visible) or cpu")
-    ap.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
-                    help="default float16 on cuda, float32 on cpu")
+    ap.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float16", "bfloat16", "float32"],
+        help="default float16 on cuda, float32 on cpu",
+    )
     ap.add_argument("--resolution", type=int, default=None, help="default 512 (tiny: 32)")
     ap.add_argument("--out-size", type=int, default=32, help="dataset resolution for the end-to-end resize")
     ap.add_argument("--batch-sizes", default=None, help="default 1,4,8,16,32 (tiny: 1,4,8)")
@@ -209,21 +213,40 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--ref-images", type=int, default=8, help="images timed per reference-loop repeat")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the UNet as load_pipeline does "
-                    "(max-autotune-no-cudagraphs, fullgraph); warm-up time then includes compilation")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the UNet as load_pipeline does "
+        "(max-autotune-no-cudagraphs, fullgraph); warm-up time then includes compilation",
+    )
     ap.add_argument("--compile-vae", action="store_true", help="also torch.compile the VAE decoder")
-    ap.add_argument("--vae", default="upcast", help="comma list of VAE modes measured in turn on one build: "
-                    "upcast, fp32, bf16, fp16 (see above)")
-    ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (off by default, as in the workflow; "
-                    "cuDNN convolutions use TF32 by torch default either way)")
-    ap.add_argument("--flops-only", action="store_true", help="only FLOPs per image of the full architecture at "
-                    "--resolutions, built on the meta device (no GPU or weights needed)")
+    ap.add_argument(
+        "--vae",
+        default="upcast",
+        help="comma list of VAE modes measured in turn on one build: upcast, fp32, bf16, fp16 (see above)",
+    )
+    ap.add_argument(
+        "--tf32",
+        action="store_true",
+        help="allow TF32 matmuls (off by default, as in the workflow; "
+        "cuDNN convolutions use TF32 by torch default either way)",
+    )
+    ap.add_argument(
+        "--flops-only",
+        action="store_true",
+        help="only FLOPs per image of the full architecture at "
+        "--resolutions, built on the meta device (no GPU or weights needed)",
+    )
     ap.add_argument("--resolutions", default="512,256", help="with --flops-only")
     ap.add_argument("--peak-tflops", type=float, default=None, help="override the dense fp16 peak (TFLOP/s)")
     ap.add_argument("--prompt", default="apple")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    ap.add_argument("--csv", default=None, help="default benchmarks/results/gpu_sdxl.csv (CPU runs: "
-                    "gpu_sdxl_cpu_smoke.csv, so smoke rows never mix with GPU figures)")
+    ap.add_argument(
+        "--csv",
+        default=None,
+        help="default benchmarks/results/gpu_sdxl.csv (CPU runs: "
+        "gpu_sdxl_cpu_smoke.csv, so smoke rows never mix with GPU figures)",
+    )
     ap.add_argument("--no-csv", action="store_true")
     args = ap.parse_args(argv)
 
@@ -237,13 +260,35 @@ def main(argv=None) -> int:
         rows = []
         for r in meta_flops(Path(args.config_dir), [int(x) for x in args.resolutions.split(",")]):
             total = r["text"] + r["unet"] + r["vae"]
-            rows.append([r["resolution"], f"{r['text'] / 1e9:.1f}", f"{r['unet'] / 1e9:.1f}", f"{r['vae'] / 1e9:.1f}",
-                         f"{total / 1e9:.1f}", f"{total / (peak * 1e12) * 1e3:.2f}",
-                         f"{5000 * total / 1e15:.1f}"])
-        print(f"FLOPs per image, full SDXL-Turbo architecture from {args.config_dir} (meta device; 1 step; "
-              f"text encoders counted once per image as in the reference loop)")
-        print(fmt_table(["px", "text GFLOP", "UNet GFLOP", "VAE decode GFLOP", "total GFLOP",
-                         f"ms/img at {peak:g} TFLOP/s", "PFLOP per 5000 img"], rows))
+            rows.append(
+                [
+                    r["resolution"],
+                    f"{r['text'] / 1e9:.1f}",
+                    f"{r['unet'] / 1e9:.1f}",
+                    f"{r['vae'] / 1e9:.1f}",
+                    f"{total / 1e9:.1f}",
+                    f"{total / (peak * 1e12) * 1e3:.2f}",
+                    f"{5000 * total / 1e15:.1f}",
+                ]
+            )
+        print(
+            f"FLOPs per image, full SDXL-Turbo architecture from {args.config_dir} (meta device; 1 step; "
+            f"text encoders counted once per image as in the reference loop)"
+        )
+        print(
+            fmt_table(
+                [
+                    "px",
+                    "text GFLOP",
+                    "UNet GFLOP",
+                    "VAE decode GFLOP",
+                    "total GFLOP",
+                    f"ms/img at {peak:g} TFLOP/s",
+                    "PFLOP per 5000 img",
+                ],
+                rows,
+            )
+        )
         return 0
     if args.device is None:
         if not torch.cuda.is_available():
@@ -278,10 +323,14 @@ def main(argv=None) -> int:
     dev = args.device
     vsf = pipe.vae_scale_factor
     lat_hw = res // vsf
-    n_params = {k: sum(p.numel() for p in getattr(pipe, k).parameters())
-                for k in ("unet", "vae", "text_encoder", "text_encoder_2")}
-    print(f"{desc}; device {dev} ({gpu}), {args.dtype}, {res} px (latent {lat_hw}x{lat_hw}), vae modes "
-          f"{vae_modes}, compile {args.compile}; built in {build_s:.1f} s")
+    n_params = {
+        k: sum(p.numel() for p in getattr(pipe, k).parameters())
+        for k in ("unet", "vae", "text_encoder", "text_encoder_2")
+    }
+    print(
+        f"{desc}; device {dev} ({gpu}), {args.dtype}, {res} px (latent {lat_hw}x{lat_hw}), vae modes "
+        f"{vae_modes}, compile {args.compile}; built in {build_s:.1f} s"
+    )
     print("parameters (M): " + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in n_params.items()))
     print(f"peak dense fp16 TFLOP/s used for fractions: {peak if peak else 'unknown (pass --peak-tflops)'}")
     if dtype == torch.float32 and peak:
@@ -292,8 +341,9 @@ def main(argv=None) -> int:
     from gendistill.seeds import image_seed
 
     with torch.no_grad():
-        pe, _, ppe, _ = pipe.encode_prompt(prompt=args.prompt, device=dev, num_images_per_prompt=1,
-                                           do_classifier_free_guidance=False)
+        pe, _, ppe, _ = pipe.encode_prompt(
+            prompt=args.prompt, device=dev, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
     pipe.scheduler.set_timesteps(1, device=dev)
     t_step = pipe.scheduler.timesteps[0]
     time_ids = torch.tensor([[res, res, 0, 0, res, res]], dtype=pe.dtype, device=dev)
@@ -305,17 +355,21 @@ def main(argv=None) -> int:
 
     @torch.no_grad()
     def text_encode(b):
-        return pipe.encode_prompt(prompt=[args.prompt] * b, device=dev, num_images_per_prompt=1,
-                                  do_classifier_free_guidance=False)
+        return pipe.encode_prompt(
+            prompt=[args.prompt] * b, device=dev, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
 
     def unet_call(unet, b):
         lat = latents(b)
-        kw = {"encoder_hidden_states": pe.expand(b, -1, -1),
-              "added_cond_kwargs": {"text_embeds": ppe.expand(b, -1), "time_ids": time_ids.expand(b, -1)}}
+        kw = {
+            "encoder_hidden_states": pe.expand(b, -1, -1),
+            "added_cond_kwargs": {"text_embeds": ppe.expand(b, -1), "time_ids": time_ids.expand(b, -1)},
+        }
 
         @torch.no_grad()
         def f():
             return unet(lat, t_step, return_dict=False, **kw)[0]
+
         return f
 
     def vae_call(b):
@@ -330,6 +384,7 @@ def main(argv=None) -> int:
                 pipe.vae.to(torch.float16)
                 return out
             return pipe.vae.decode(lat, return_dict=False)[0]
+
         return f
 
     gen_cfg = {"resolution": res, "steps": 1, "guidance_scale": 0.0}
@@ -342,9 +397,16 @@ def main(argv=None) -> int:
     def reference_call(n):
         def f():
             for _ in range(n):
-                img = pipe(prompt=args.prompt, negative_prompt=REFERENCE_NEGATIVE, num_inference_steps=1,
-                           guidance_scale=0.0, height=res, width=res).images[0]
+                img = pipe(
+                    prompt=args.prompt,
+                    negative_prompt=REFERENCE_NEGATIVE,
+                    num_inference_steps=1,
+                    guidance_scale=0.0,
+                    height=res,
+                    width=res,
+                ).images[0]
                 img.resize((args.out_size, args.out_size))
+
         return f
 
     # ---- FLOPs per image (batch 1, eager modules; the VAE's FLOPs do not depend on its dtype)
@@ -356,10 +418,22 @@ def main(argv=None) -> int:
 
     timer = Timer(dev)
     rows, table = [], []
-    base = {**info, "benchmark": "gpu_sdxl", "model": desc, "device": dev, "dtype": args.dtype, "resolution": res,
-            "out_size": args.out_size, "compile": args.compile, "compile_vae": args.compile_vae,
-            "tf32_matmul": args.tf32,
-            "repeats": args.repeats, "warmup": args.warmup, "peak_tflops": peak or "", "build_s": round(build_s, 2)}
+    base = {
+        **info,
+        "benchmark": "gpu_sdxl",
+        "model": desc,
+        "device": dev,
+        "dtype": args.dtype,
+        "resolution": res,
+        "out_size": args.out_size,
+        "compile": args.compile,
+        "compile_vae": args.compile_vae,
+        "tf32_matmul": args.tf32,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "peak_tflops": peak or "",
+        "build_s": round(build_s, 2),
+    }
     vae_mode = "upcast"
 
     def record(component, b, images_per_call, m, flops_per_image):
@@ -367,25 +441,48 @@ def main(argv=None) -> int:
         img_s = images_per_call / m["median_s"]
         achieved = flops_per_image * img_s / 1e12 if flops_per_image else None
         frac = achieved / peak if (achieved and peak) else None
-        rows.append({**base, "vae_mode": vae_mode, "component": component, "batch_size": b,
-                     "images_per_call": images_per_call,
-                     "sec_per_call_median": round(m["median_s"], 6), "img_per_s_median": round(img_s, 3),
-                     "img_per_s_min": round(min(ips), 3), "img_per_s_max": round(max(ips), 3),
-                     "gflop_per_image": round(flops_per_image / 1e9, 3) if flops_per_image else "",
-                     "achieved_tflops": round(achieved, 3) if achieved else "",
-                     "frac_of_peak": round(frac, 4) if frac else "",
-                     "peak_mem_gib": round(m["peak_gib"], 3) if m["peak_gib"] is not None else "",
-                     "warmup_s": round(m["warmup_s"], 3)})
-        table.append([component, vae_mode if component in ("vae_decode", "end_to_end", "reference_loop") else "-",
-                      b, f"{m['median_s'] * 1e3:.2f}", f"{img_s:.2f}",
-                      f"{achieved:.3g}" if achieved else "-", f"{100 * frac:.1f}%" if frac else "-",
-                      f"{m['peak_gib']:.2f}" if m["peak_gib"] is not None else "-", f"{m['warmup_s']:.1f}"])
+        rows.append(
+            {
+                **base,
+                "vae_mode": vae_mode,
+                "component": component,
+                "batch_size": b,
+                "images_per_call": images_per_call,
+                "sec_per_call_median": round(m["median_s"], 6),
+                "img_per_s_median": round(img_s, 3),
+                "img_per_s_min": round(min(ips), 3),
+                "img_per_s_max": round(max(ips), 3),
+                "gflop_per_image": round(flops_per_image / 1e9, 3) if flops_per_image else "",
+                "achieved_tflops": round(achieved, 3) if achieved else "",
+                "frac_of_peak": round(frac, 4) if frac else "",
+                "peak_mem_gib": round(m["peak_gib"], 3) if m["peak_gib"] is not None else "",
+                "warmup_s": round(m["warmup_s"], 3),
+            }
+        )
+        table.append(
+            [
+                component,
+                vae_mode if component in ("vae_decode", "end_to_end", "reference_loop") else "-",
+                b,
+                f"{m['median_s'] * 1e3:.2f}",
+                f"{img_s:.2f}",
+                f"{achieved:.3g}" if achieved else "-",
+                f"{100 * frac:.1f}%" if frac else "-",
+                f"{m['peak_gib']:.2f}" if m["peak_gib"] is not None else "-",
+                f"{m['warmup_s']:.1f}",
+            ]
+        )
 
     # text encoders and UNet once; VAE decode and end to end once per --vae mode, on the same build
     for b in bss:
         try:
-            record("text_encode", b, b, timer.measure(lambda: text_encode(b), args.warmup, args.repeats),  # noqa: B023
-                   fl_text)
+            record(
+                "text_encode",
+                b,
+                b,
+                timer.measure(lambda: text_encode(b), args.warmup, args.repeats),  # noqa: B023
+                fl_text,
+            )
             record("unet_step", b, b, timer.measure(unet_call(pipe.unet, b), args.warmup, args.repeats), fl_unet)
         except torch.cuda.OutOfMemoryError:
             print(f"batch {b}: CUDA out of memory - skipped (larger batch sizes too)")
@@ -397,8 +494,13 @@ def main(argv=None) -> int:
         for b in bss:
             try:
                 record("vae_decode", b, b, timer.measure(vae_call(b), args.warmup, args.repeats), fl_vae)
-                record("end_to_end", b, b, timer.measure(ours_call(b), args.warmup, args.repeats),
-                       fl_text / b + fl_unet + fl_vae)
+                record(
+                    "end_to_end",
+                    b,
+                    b,
+                    timer.measure(ours_call(b), args.warmup, args.repeats),
+                    fl_text / b + fl_unet + fl_vae,
+                )
             except torch.cuda.OutOfMemoryError:
                 print(f"batch {b}: CUDA out of memory - skipped (larger batch sizes too)")
                 torch.cuda.empty_cache()
@@ -410,8 +512,11 @@ def main(argv=None) -> int:
         record("reference_loop", 1, args.ref_images, m, fl_text + fl_unet + fl_vae)
 
     print()
-    print(fmt_table(["component", "vae", "batch", "ms/call", "img/s", "TFLOP/s", "of peak", "peak GiB", "warm-up s"],
-                    table))
+    print(
+        fmt_table(
+            ["component", "vae", "batch", "ms/call", "img/s", "TFLOP/s", "of peak", "peak GiB", "warm-up s"], table
+        )
+    )
     ref = [r["img_per_s_median"] for r in rows if r["component"] == "reference_loop"]
     for mode in vae_modes:
         e2e = {r["batch_size"]: r for r in rows if r["component"] == "end_to_end" and r["vae_mode"] == mode}

@@ -105,14 +105,26 @@ def main(argv=None) -> int:
     rows, walls = [], {}
     wd = base / "pipeline"  # one work directory: every run shares results/models/ (the tiny model)
     wd.mkdir(parents=True, exist_ok=True)
+
     def cmd(*targets: str, configfile: Path) -> list[str]:  # (targets first: the options below take lists)
-        return [snakemake, "-s", str(repo / "Snakefile"), *targets, "--cores", "1", "--resources", "gpu=1",
-                "--configfile", str(configfile)]
+        return [
+            snakemake,
+            "-s",
+            str(repo / "Snakefile"),
+            *targets,
+            "--cores",
+            "1",
+            "--resources",
+            "gpu=1",
+            "--configfile",
+            str(configfile),
+        ]
 
     # The tiny model is built once, untimed: a one-off cost of the demo model, not orchestration.
     (wd / "prebuild.yaml").write_text(yaml.safe_dump(workflow_config(1), sort_keys=False))
-    _, rc = timed(cmd(*_model_target(repo, workflow_config(1)), configfile=wd / "prebuild.yaml"), wd,
-                  wd / "prebuild.log")
+    _, rc = timed(
+        cmd(*_model_target(repo, workflow_config(1)), configfile=wd / "prebuild.yaml"), wd, wd / "prebuild.log"
+    )
     if rc != 0:
         print((wd / "prebuild.log").read_text(errors="replace")[-3000:])
         return rc
@@ -127,38 +139,63 @@ def main(argv=None) -> int:
             return rc
         walls[n] = wall
         counts = job_counts(log)
-        print(f"pipeline, {n:>5} classes: {wall:7.1f} s, {sum(counts.values())} jobs "
-              f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})", flush=True)
+        print(
+            f"pipeline, {n:>5} classes: {wall:7.1f} s, {sum(counts.values())} jobs "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
+            flush=True,
+        )
         rows.append({"what": "pipeline", "classes": n, "jobs": sum(counts.values()), "wall_s": round(wall, 2)})
     floors = {}
     for scheduler in ("ilp", "greedy"):  # Snakemake's default, and the one this workflow's profile selects
         wd = base / f"trivial-{scheduler}"
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "Snakefile").write_text(TRIVIAL_SNAKEFILE)
-        wall, rc = timed([snakemake, "--cores", "1", "--scheduler", scheduler, "--config", f"count={n_trivial}"],
-                         wd, wd / "snakemake.log")
+        wall, rc = timed(
+            [snakemake, "--cores", "1", "--scheduler", scheduler, "--config", f"count={n_trivial}"],
+            wd,
+            wd / "snakemake.log",
+        )
         if rc != 0:
             print((wd / "snakemake.log").read_text(errors="replace")[-3000:])
             return rc
         floors[scheduler] = wall
-        print(f"trivial shell jobs, {n_trivial:>5}, {scheduler:>6} scheduler: {wall:7.1f} s "
-              f"({wall / n_trivial * 1000:.0f} ms a job)")
-        rows.append({"what": f"trivial ({scheduler})", "classes": n_trivial, "jobs": n_trivial + 1,
-                     "wall_s": round(wall, 2)})
+        print(
+            f"trivial shell jobs, {n_trivial:>5}, {scheduler:>6} scheduler: {wall:7.1f} s "
+            f"({wall / n_trivial * 1000:.0f} ms a job)"
+        )
+        rows.append(
+            {"what": f"trivial ({scheduler})", "classes": n_trivial, "jobs": n_trivial + 1, "wall_s": round(wall, 2)}
+        )
     largest = max(sizes)
     trivial = floors["ilp"]
     ratio = walls[largest] / trivial if n_trivial == largest else None
     if ratio is not None:
-        print(f"R = pipeline wall / trivial-jobs wall (Snakemake's default scheduler) at {largest} classes = "
-              f"{walls[largest]:.1f} / {trivial:.1f} = {ratio:.2f}")
-        print(f"    against the greedy-scheduler floor: {walls[largest]:.1f} / {floors['greedy']:.1f} = "
-              f"{walls[largest] / floors['greedy']:.2f}")
-    version = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True).stdout.strip()
+        print(
+            f"R = pipeline wall / trivial-jobs wall (Snakemake's default scheduler) at {largest} classes = "
+            f"{walls[largest]:.1f} / {trivial:.1f} = {ratio:.2f}"
+        )
+        print(
+            f"    against the greedy-scheduler floor: {walls[largest]:.1f} / {floors['greedy']:.1f} = "
+            f"{walls[largest] / floors['greedy']:.2f}"
+        )
+    version = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     if not a.no_csv:
         info = machine_info()
-        append_csv(Path(a.csv), [{**info, "benchmark": "scale", "measured_repo_commit": version, **r,
-                                  "R_at_largest": round(ratio, 3) if ratio else ""} for r in rows])
+        append_csv(
+            Path(a.csv),
+            [
+                {
+                    **info,
+                    "benchmark": "scale",
+                    "measured_repo_commit": version,
+                    **r,
+                    "R_at_largest": round(ratio, 3) if ratio else "",
+                }
+                for r in rows
+            ],
+        )
         print(f"rows appended to {a.csv}")
     print(f"work directories: {base}")
     return 0

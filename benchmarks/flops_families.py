@@ -35,10 +35,22 @@ ROWS = {
     "sd": ("sd-turbo", "stabilityai/sd-turbo", 1, 0.0, (512, 256), "taesd"),
     "sd3": ("sd3.5-large-turbo", "stabilityai/stable-diffusion-3.5-large-turbo", 4, 0.0, (1024, 512, 256), "taesd3"),
     "flux": ("flux.1-schnell", "black-forest-labs/FLUX.1-schnell", 4, 0.0, (1024, 512, 256), "taef1"),
-    "pixart": ("pixart-sigma-xl-2-1024-ms", "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS", 20, 4.5, (1024, 512, 256),
-               "taesdxl"),
-    "sana_sprint": ("sana-sprint-1.6b-1024", "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers", 2, 4.5,
-                    (1024, 512, 256), None),
+    "pixart": (
+        "pixart-sigma-xl-2-1024-ms",
+        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+        20,
+        4.5,
+        (1024, 512, 256),
+        "taesdxl",
+    ),
+    "sana_sprint": (
+        "sana-sprint-1.6b-1024",
+        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers",
+        2,
+        4.5,
+        (1024, 512, 256),
+        None,
+    ),
     "dit": ("dit-xl-2-256", "facebook/DiT-XL-2-256", 50, 4.0, (256,), "taesd"),
 }
 
@@ -112,9 +124,20 @@ def family_rows(family: str, resolutions: list[int] | None) -> list[dict]:
             continue  # a DiT generates at its native resolution only
         pipe.vae = vae
         f = adapter.flops(res, steps, guidance)
-        row = {"family": family, "model": model, "px": res, "steps": steps, "guidance": guidance,
-               "evals": f["evals_per_image"], "text": text, "denoiser": f["denoiser_per_eval"], "vae": f["decoder"],
-               "total_vae": f["per_image"], "tiny": None, "total_tiny": None}
+        row = {
+            "family": family,
+            "model": model,
+            "px": res,
+            "steps": steps,
+            "guidance": guidance,
+            "evals": f["evals_per_image"],
+            "text": text,
+            "denoiser": f["denoiser_per_eval"],
+            "vae": f["decoder"],
+            "total_vae": f["per_image"],
+            "tiny": None,
+            "total_tiny": None,
+        }
         if tae is not None:
             pipe.vae = tae
             t = adapter.flops(res, steps, guidance)
@@ -140,13 +163,44 @@ def main(argv=None) -> int:
     def ms(v):
         return "-" if v is None else f"{v / (H100_TFLOPS * 1e12) * 1e3:.2f}"
 
-    table = [[r["family"], r["px"], f"{r['steps']} x{2 if r['evals'] > r['steps'] else 1}", g(r["text"]),
-              g(r["denoiser"]), g(r["vae"]), g(r["tiny"]), g(r["total_vae"]), g(r["total_tiny"]),
-              ms(r["total_vae"]), ms(r["total_tiny"])] for r in rows]
-    print("FLOPs per image, full-size architectures built on the meta device from benchmarks/model_configs/ "
-          "(GFLOP; text once per class; total = evaluations x denoiser + decode)")
-    print(fmt_table(["family", "px", "steps x cfg", "text/class", "denoiser/eval", "VAE decode", "tiny decode",
-                     "total, VAE", "total, tiny", f"ms/img VAE @{H100_TFLOPS:g}", "ms/img tiny"], table))
+    table = [
+        [
+            r["family"],
+            r["px"],
+            f"{r['steps']} x{2 if r['evals'] > r['steps'] else 1}",
+            g(r["text"]),
+            g(r["denoiser"]),
+            g(r["vae"]),
+            g(r["tiny"]),
+            g(r["total_vae"]),
+            g(r["total_tiny"]),
+            ms(r["total_vae"]),
+            ms(r["total_tiny"]),
+        ]
+        for r in rows
+    ]
+    print(
+        "FLOPs per image, full-size architectures built on the meta device from benchmarks/model_configs/ "
+        "(GFLOP; text once per class; total = evaluations x denoiser + decode)"
+    )
+    print(
+        fmt_table(
+            [
+                "family",
+                "px",
+                "steps x cfg",
+                "text/class",
+                "denoiser/eval",
+                "VAE decode",
+                "tiny decode",
+                "total, VAE",
+                "total, tiny",
+                f"ms/img VAE @{H100_TFLOPS:g}",
+                "ms/img tiny",
+            ],
+            table,
+        )
+    )
     print("models: " + "; ".join(f"{f}: {ROWS[f][1]}" for f in dict.fromkeys(r["family"] for r in rows)))
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))

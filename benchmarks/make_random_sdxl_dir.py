@@ -29,8 +29,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config-dir", default=str(DEFAULT_CONFIG_DIR))
     ap.add_argument("--out", default=str(REPO / "models" / "sdxl-turbo-random"))
-    ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
-                    help="dtype of the saved weights (the real hub checkpoint's fp16 variant is float16)")
+    ap.add_argument(
+        "--dtype",
+        default="float16",
+        choices=["float16", "bfloat16", "float32"],
+        help="dtype of the saved weights (the real hub checkpoint's fp16 variant is float16)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="replace an existing directory")
     args = ap.parse_args(argv)
@@ -48,18 +52,23 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     pipe = build_full_random_pipeline(Path(args.config_dir), torch_dtype=getattr(torch, args.dtype), seed=args.seed)
     built = time.perf_counter() - t0
-    n_params = {k: sum(p.numel() for p in getattr(pipe, k).parameters())
-                for k in ("unet", "vae", "text_encoder", "text_encoder_2")}
+    n_params = {
+        k: sum(p.numel() for p in getattr(pipe, k).parameters())
+        for k in ("unet", "vae", "text_encoder", "text_encoder_2")
+    }
     with atomic_path(out) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         (tmp / "RANDOM_WEIGHTS.txt").write_text(
             "This pipeline has RANDOM weights: the SDXL-Turbo architecture built from the component configs in\n"
             f"{Path(args.config_dir).resolve()} by benchmarks/make_random_sdxl_dir.py (seed {args.seed}, "
             f"{args.dtype}).\nSame compute and memory per image as the real checkpoint; its images are noise.\n"
-            f"parameters: {json.dumps(n_params)}\n")
+            f"parameters: {json.dumps(n_params)}\n"
+        )
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote {out} ({size / 2**30:.3g} GiB, {sum(n_params.values()) / 1e6:.5g} M parameters, {args.dtype}); "
-          f"built in {built:.0f} s, total {time.perf_counter() - t0:.0f} s. RANDOM weights: images are noise.")
+    print(
+        f"wrote {out} ({size / 2**30:.3g} GiB, {sum(n_params.values()) / 1e6:.5g} M parameters, {args.dtype}); "
+        f"built in {built:.0f} s, total {time.perf_counter() - t0:.0f} s. RANDOM weights: images are noise."
+    )
     return 0
 
 

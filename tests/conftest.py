@@ -26,8 +26,14 @@ TINY_CONFIG = {
     "model": {"tiny": {"seed": 0}},
     "generation": {"n_generated": 2, "resolution": 32, "server_idle_seconds": 20},
     "augmentation": {"n_aug": 2},
-    "evaluation": {"models": ["convnet"], "seeds": [0], "epochs": 2, "batch_size": 32,
-                   "baselines": {"random_subset": False, "full": False}, "max_test_images": 200},
+    "evaluation": {
+        "models": ["convnet"],
+        "seeds": [0],
+        "epochs": 2,
+        "batch_size": 32,
+        "baselines": {"random_subset": False, "full": False},
+        "max_test_images": 200,
+    },
     "recognition": {"activate": False},
 }
 
@@ -62,15 +68,34 @@ def write_config(workdir: Path, config: dict, name: str = "config.test.yaml") ->
     return path
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True, timeout: int = 900,
-                  env: dict | None = None, targets: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path,
+    config: dict,
+    *args: str,
+    check: bool = True,
+    timeout: int = 900,
+    env: dict | None = None,
+    targets: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with `config` in `workdir`; returns the completed process (text output).
     `targets`: files to make instead of the default target (before the options, which take several values)."""
     cfg = write_config(workdir, config)
-    cmd = [SNAKEMAKE, *targets, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
-           "--cores", "2", "--resources", "gpu=1", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    cmd = [
+        SNAKEMAKE,
+        *targets,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg),
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
@@ -141,6 +166,8 @@ def private_runtime(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(d))
     yield d / "gendistill"
     stop_samplers(timeout=5, directory=d / "gendistill")
+
+
 # The fitted stand-in generator (model.fitted), fitted once per session: a shorter fit than the demo's
 # (model.fitted defaults: 200 VAE + 300 UNet steps) to keep the suite quick. Used by tests/test_fitted.py and
 # the report test.

@@ -16,10 +16,21 @@ import numpy as np
 from PIL import Image
 
 # Well-separated colours (survive JPEG and resizing); class i is PALETTE[i].
-PALETTE = np.array([
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (120, 120, 0), (250, 190, 212),
-], dtype=np.uint8)
+PALETTE = np.array(
+    [
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (120, 120, 0),
+        (250, 190, 212),
+    ],
+    dtype=np.uint8,
+)
 
 # CIFAR-10's real order (airplane, automobile, ...) is alphabetical; this permutation is neither.
 CIFAR10_NAMES = ["truck", "cat", "airplane", "ship", "frog", "automobile", "horse", "bird", "dog", "deer"]
@@ -90,13 +101,18 @@ def make_cifar10(root: Path, per_batch: int = 1, test_per_class: int = 2) -> Fix
     d = Path(root) / "cifar-10-batches-py"
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(10)
-    _dump({b"num_cases_per_batch": 10 * per_batch, b"label_names": [n.encode() for n in CIFAR10_NAMES],
-           b"num_vis": 3072}, d / "batches.meta")
+    _dump(
+        {b"num_cases_per_batch": 10 * per_batch, b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_vis": 3072},
+        d / "batches.meta",
+    )
     for b in range(1, 6):
-        _dump(_cifar_batch(_shuffled_labels(10, per_batch, rng), b"labels", f"training batch {b} of 5", b),
-              d / f"data_batch_{b}")
-    _dump(_cifar_batch(_shuffled_labels(10, test_per_class, rng), b"labels", "testing batch 1 of 1", 0),
-          d / "test_batch")
+        _dump(
+            _cifar_batch(_shuffled_labels(10, per_batch, rng), b"labels", f"training batch {b} of 5", b),
+            d / f"data_batch_{b}",
+        )
+    _dump(
+        _cifar_batch(_shuffled_labels(10, test_per_class, rng), b"labels", "testing batch 1 of 1", 0), d / "test_batch"
+    )
     return Fixture(Path(root), list(CIFAR10_NAMES), {"train": 50 * per_batch, "test": 10 * test_per_class})
 
 
@@ -106,9 +122,13 @@ def make_cifar100(root: Path, train_per_class: int = 4, test_per_class: int = 2)
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(100)
     n = len(CIFAR100_NAMES)
-    _dump({b"fine_label_names": [x.encode() for x in CIFAR100_NAMES],
-           b"coarse_label_names": [b"trees", b"fruit_and_vegetables", b"fish", b"people", b"vehicles_2"]},
-          d / "meta")
+    _dump(
+        {
+            b"fine_label_names": [x.encode() for x in CIFAR100_NAMES],
+            b"coarse_label_names": [b"trees", b"fruit_and_vegetables", b"fish", b"people", b"vehicles_2"],
+        },
+        d / "meta",
+    )
     for split, per, seed in (("train", train_per_class, 1), ("test", test_per_class, 2)):
         labels = _shuffled_labels(n, per, rng)
         coarse = {b"coarse_labels": [min(lab, 4) for lab in labels]}
@@ -146,13 +166,20 @@ def make_tinyimagenet(root: Path, train_per_class: int = 3, val_per_class: int =
     for k, img in enumerate(colour_images([0, 1], 64, 400)):
         _save(img, d / "test" / "images" / f"test_{k}.JPEG", format="JPEG", quality=95)
     names = [TINY_WORDS[w].split(",")[0] for w in TINY_WNIDS]
-    return Fixture(Path(root), names,
-                   {"train": len(TINY_WNIDS) * train_per_class, "test": len(TINY_WNIDS) * val_per_class})
+    return Fixture(
+        Path(root), names, {"train": len(TINY_WNIDS) * train_per_class, "test": len(TINY_WNIDS) * val_per_class}
+    )
 
 
 # --- Image folder ----------------------------------------------------------------------------------
-def make_imagefolder(root: Path, names: list[str] | None = None, classes_txt: bool = True,
-                     train_per_class: int = 3, test_per_class: int = 2, size: int = 40) -> Fixture:
+def make_imagefolder(
+    root: Path,
+    names: list[str] | None = None,
+    classes_txt: bool = True,
+    train_per_class: int = 3,
+    test_per_class: int = 2,
+    size: int = 40,
+) -> Fixture:
     """<root>/{train,test}/<class>/*.png (+ classes.txt in the given, non-sorted order when classes_txt).
     Images are `size` px (not 32) so the adapter's resize is exercised."""
     names = list(names or FOLDER_NAMES)
@@ -170,19 +197,32 @@ def make_imagefolder(root: Path, names: list[str] | None = None, classes_txt: bo
 
 # --- ImageNet-1k (ILSVRC2012) ---------------------------------------------------------------------------
 # 27 colours 100 apart on every axis: enough for a 20-class fixture whose labels survive JPEG.
-PALETTE27 = np.array([(r, g, b) for r in (30, 130, 230) for g in (30, 130, 230) for b in (30, 130, 230)],
-                     dtype=np.uint8)
+PALETTE27 = np.array(
+    [(r, g, b) for r in (30, 130, 230) for g in (30, 130, 230) for b in (30, 130, 230)], dtype=np.uint8
+)
 # Wnids whose sorted order (the label order) differs from the order of their names, with two 'crane's
 # (as the real ImageNet has: a bird and a machine).
 IMAGENET_WORDS = {
-    "n01530575": "brambling, Fringilla montifringilla", "n01440764": "tench, Tinca tinca",
-    "n02012849": "crane", "n03126707": "crane", "n01443537": "goldfish, Carassius auratus",
-    "n02129165": "lion, king of beasts, Panthera leo", "n04254680": "soccer ball",
-    "n07747607": "orange", "n01775062": "wolf spider, hunting spider", "n02085620": "Chihuahua",
-    "n03000134": "chainlink fence", "n03888257": "parachute, chute", "n04487081": "trolleybus, trolley coach",
-    "n02099601": "golden retriever", "n01496331": "electric ray, crampfish, numbfish, torpedo",
-    "n03417042": "garbage truck, dustcart", "n03394916": "French horn, horn", "n02102040": "English springer",
-    "n03028079": "church, church building", "n07714571": "head cabbage",
+    "n01530575": "brambling, Fringilla montifringilla",
+    "n01440764": "tench, Tinca tinca",
+    "n02012849": "crane",
+    "n03126707": "crane",
+    "n01443537": "goldfish, Carassius auratus",
+    "n02129165": "lion, king of beasts, Panthera leo",
+    "n04254680": "soccer ball",
+    "n07747607": "orange",
+    "n01775062": "wolf spider, hunting spider",
+    "n02085620": "Chihuahua",
+    "n03000134": "chainlink fence",
+    "n03888257": "parachute, chute",
+    "n04487081": "trolleybus, trolley coach",
+    "n02099601": "golden retriever",
+    "n01496331": "electric ray, crampfish, numbfish, torpedo",
+    "n03417042": "garbage truck, dustcart",
+    "n03394916": "French horn, horn",
+    "n02102040": "English springer",
+    "n03028079": "church, church building",
+    "n07714571": "head cabbage",
 }
 
 
@@ -198,8 +238,15 @@ def decode_imagenet_labels(images: np.ndarray) -> np.ndarray:
     return ((mean[:, None, :] - PALETTE27[None].astype(float)) ** 2).sum(-1).argmin(axis=1)
 
 
-def make_imagenet(root: Path, n_classes: int = 6, layout: str = "folders", names: str = "mapping",
-                  train_per_class: int = 3, val_per_class: int = 2, size: int = 40) -> Fixture:
+def make_imagenet(
+    root: Path,
+    n_classes: int = 6,
+    layout: str = "folders",
+    names: str = "mapping",
+    train_per_class: int = 3,
+    val_per_class: int = 2,
+    size: int = 40,
+) -> Fixture:
     """ILSVRC2012 in one of its layouts. layout: 'folders' (train/<wnid>/, val/<wnid>/) or 'kaggle'
     (<root>/ILSVRC/Data/CLS-LOC/{train/<wnid>/, flat val/}, <root>/LOC_val_solution.csv). names: 'mapping'
     (LOC_synset_mapping.txt), 'devkit' (ILSVRC2012_devkit_t12/data/meta.mat) or 'metabin' (torchvision)."""
@@ -229,15 +276,17 @@ def make_imagenet(root: Path, n_classes: int = 6, layout: str = "folders", names
         from scipy.io import savemat
 
         dt = [("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O"), ("num_children", "O")]
-        synsets = np.array([(i + 1, w, IMAGENET_WORDS[w], 0) for i, w in enumerate(order)]
-                           + [(len(order) + 1, "n00001740", "entity", 3)], dtype=dt)  # an inner node
+        synsets = np.array(
+            [(i + 1, w, IMAGENET_WORDS[w], 0) for i, w in enumerate(order)]
+            + [(len(order) + 1, "n00001740", "entity", 3)],
+            dtype=dt,
+        )  # an inner node
         (root / "ILSVRC2012_devkit_t12" / "data").mkdir(parents=True)
         savemat(root / "ILSVRC2012_devkit_t12" / "data" / "meta.mat", {"synsets": synsets})
     elif names == "metabin":
         import torch
 
-        torch.save(({w: tuple(x.strip() for x in IMAGENET_WORDS[w].split(",")) for w in order}, []),
-                   root / "meta.bin")
+        torch.save(({w: tuple(x.strip() for x in IMAGENET_WORDS[w].split(",")) for w in order}, []), root / "meta.bin")
     firsts = [IMAGENET_WORDS[w].split(",")[0] for w in order]
     label_names = [f if firsts.count(f) == 1 else f"{f} ({w})" for f, w in zip(firsts, order)]
     return Fixture(root, label_names, {"train": n_classes * train_per_class, "test": n_classes * val_per_class})

@@ -13,12 +13,30 @@ CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat",
 GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
 
 
-def client_cmd(load: dict, cls: dict, out: Path, runtime: dict, out_size: int = 16,
-               src: Path = REPO / "src") -> list[str]:
+def client_cmd(
+    load: dict, cls: dict, out: Path, runtime: dict, out_size: int = 16, src: Path = REPO / "src"
+) -> list[str]:
     """The sample job's command (as the workflow runs it), for a job in a process of its own."""
-    return ["env", f"PYTHONPATH={src}", sys.executable, "-m", "gendistill", "sample", "--load", json.dumps(load),
-            "--cls", json.dumps(cls), "--gen", json.dumps(GEN), "--out-size", str(out_size), "--out", str(out),
-            "--runtime", json.dumps(runtime)]
+    return [
+        "env",
+        f"PYTHONPATH={src}",
+        sys.executable,
+        "-m",
+        "gendistill",
+        "sample",
+        "--load",
+        json.dumps(load),
+        "--cls",
+        json.dumps(cls),
+        "--gen",
+        json.dumps(GEN),
+        "--out-size",
+        str(out_size),
+        "--out",
+        str(out),
+        "--runtime",
+        json.dumps(runtime),
+    ]
 
 
 def ping(sock: Path, timeout: float = 30) -> dict:

@@ -29,32 +29,36 @@ def test_defaults_filled_and_documented():
         for key, sub in node.get("properties", {}).items():
             assert "default" in sub or path.startswith("prompts.overrides"), f"{path}{key} has no default"
             walk(sub, f"{path}{key}.")
+
     walk(schema, "")
 
 
-@pytest.mark.parametrize("patch, expect", [
-    ({"generation": {"n_generated": -1}}, "generation.n_generated: -1 is less than the minimum of 1"),
-    ({"generation": {"n_generated": "four"}}, "generation.n_generated: 'four' is not of type 'integer'"),
-    ({"augmentation": {"n_aug": -2}}, "augmentation.n_aug"),
-    ({"generation": {"resolution": 500}}, "generation.resolution: 500 is not a multiple of 8"),
-    ({"generation": {"batch_size": "big"}}, "generation.batch_size"),
-    ({"generaton": {}}, "'generaton' was unexpected"),
-    ({"dataset": {"name": "imagenet-1k"}}, "dataset.name: 'imagenet-1k' is not one of"),
-    ({"seed": 1.5}, "seed: 1.5 is not of type 'integer'"),
-    ({"evaluation": {"models": ["vgg"]}}, "evaluation.models.0: 'vgg' is not one of"),
-    ({"ipc": 7}, "ipc: 7 but generation.n_generated x (1 + augmentation.n_aug) = 2 x 3 = 6"),
-    ({"augmentation": {"crop_scale": [0.9, 0.5]}}, "augmentation.crop_scale: [0.9, 0.5] is not [low, high]"),
-    ({"evaluation": {"seeds": [0, 0]}}, "evaluation.seeds: a seed is listed twice"),
-    ({"prompts": {"overrides": {"seven_": {"prompt": "x"}}}}, "prompts.overrides: 'seven_' is not a class name"),
-    ({"prompts": {"overrides": {"one": {"promt": "x"}}}}, "'promt' was unexpected"),
-    ({"prompts": {"template": "a photo of {label}"}}, "prompts.template: cannot fill"),
-    ({"dataset": {"classes": ["zero", "eleven"]}}, "dataset.classes: 'eleven' is not a class"),
-    ({"dataset": {"classes": [0, 0]}}, "dataset.classes: a class is listed twice"),
-    ({"generation": {"resolution": 16}}, "generation.resolution: 16 is below the dataset's image size 32"),
-    ({"generation": {"device": "cpu", "dtype": "float16"}}, "float16 on the CPU"),
-    ({"generation": {"device": "cpu", "vae_dtype": "float16"}}, "vae_dtype: float16 on the CPU"),
-    ({"generation": {"vae_dtype": "half"}}, "vae_dtype"),
-])
+@pytest.mark.parametrize(
+    "patch, expect",
+    [
+        ({"generation": {"n_generated": -1}}, "generation.n_generated: -1 is less than the minimum of 1"),
+        ({"generation": {"n_generated": "four"}}, "generation.n_generated: 'four' is not of type 'integer'"),
+        ({"augmentation": {"n_aug": -2}}, "augmentation.n_aug"),
+        ({"generation": {"resolution": 500}}, "generation.resolution: 500 is not a multiple of 8"),
+        ({"generation": {"batch_size": "big"}}, "generation.batch_size"),
+        ({"generaton": {}}, "'generaton' was unexpected"),
+        ({"dataset": {"name": "imagenet-1k"}}, "dataset.name: 'imagenet-1k' is not one of"),
+        ({"seed": 1.5}, "seed: 1.5 is not of type 'integer'"),
+        ({"evaluation": {"models": ["vgg"]}}, "evaluation.models.0: 'vgg' is not one of"),
+        ({"ipc": 7}, "ipc: 7 but generation.n_generated x (1 + augmentation.n_aug) = 2 x 3 = 6"),
+        ({"augmentation": {"crop_scale": [0.9, 0.5]}}, "augmentation.crop_scale: [0.9, 0.5] is not [low, high]"),
+        ({"evaluation": {"seeds": [0, 0]}}, "evaluation.seeds: a seed is listed twice"),
+        ({"prompts": {"overrides": {"seven_": {"prompt": "x"}}}}, "prompts.overrides: 'seven_' is not a class name"),
+        ({"prompts": {"overrides": {"one": {"promt": "x"}}}}, "'promt' was unexpected"),
+        ({"prompts": {"template": "a photo of {label}"}}, "prompts.template: cannot fill"),
+        ({"dataset": {"classes": ["zero", "eleven"]}}, "dataset.classes: 'eleven' is not a class"),
+        ({"dataset": {"classes": [0, 0]}}, "dataset.classes: a class is listed twice"),
+        ({"generation": {"resolution": 16}}, "generation.resolution: 16 is below the dataset's image size 32"),
+        ({"generation": {"device": "cpu", "dtype": "float16"}}, "float16 on the CPU"),
+        ({"generation": {"device": "cpu", "vae_dtype": "float16"}}, "vae_dtype: float16 on the CPU"),
+        ({"generation": {"vae_dtype": "half"}}, "vae_dtype"),
+    ],
+)
 def test_bad_config_names_key_and_fix(patch, expect):
     msg = plan_error(deep_update(TINY_CONFIG, patch))
     assert expect in msg, msg
@@ -82,24 +86,34 @@ def test_hub_model_offline_not_cached(monkeypatch, tmp_path):
 
 
 def test_missing_dataset_names_path_and_fetch(tmp_path):
-    msg = plan_error(deep_update(TINY_CONFIG, {"dataset": {"name": "cifar100", "root": str(tmp_path),
-                                                           "classes": None}}))
+    msg = plan_error(
+        deep_update(TINY_CONFIG, {"dataset": {"name": "cifar100", "root": str(tmp_path), "classes": None}})
+    )
     assert "cifar-100-python" in msg and "cifar-100-python.tar.gz" in msg and str(tmp_path) in msg
 
 
 def test_zero_and_duplicate_classes():
     msg = plan_error(deep_update(TINY_CONFIG, {"dataset": {"name": "classlist", "class_names": [], "classes": None}}))
     assert "no classes given" in msg
-    msg = plan_error(deep_update(TINY_CONFIG, {"dataset": {"name": "classlist", "class_names": ["cat", "dog", "cat"],
-                                                           "classes": None}}))
+    msg = plan_error(
+        deep_update(
+            TINY_CONFIG, {"dataset": {"name": "classlist", "class_names": ["cat", "dog", "cat"], "classes": None}}
+        )
+    )
     assert "duplicate class names ['cat']" in msg
 
 
 def test_plan_prompts_overrides_and_ids():
-    cfg = deep_update(TINY_CONFIG, {"prompts": {"template": "a photo of the digit {name} (#{index})",
-                                                "overrides": {"two": {"prompt": "the number 2", "seed": 9,
-                                                                      "n_generated": 5}}},
-                                    "dataset": {"classes": ["two", 0]}})
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "prompts": {
+                "template": "a photo of the digit {name} (#{index})",
+                "overrides": {"two": {"prompt": "the number 2", "seed": 9, "n_generated": 5}},
+            },
+            "dataset": {"classes": ["two", 0]},
+        },
+    )
     plan = build_plan(cfg)
     assert [c.index for c in plan.classes] == [0, 2]  # label order, dataset's indices kept
     zero, two = plan.classes
@@ -141,8 +155,16 @@ def test_time_budget_record_must_match_n_generated(tmp_path):
     msg = plan_error(deep_update(TINY_CONFIG, {"time_budget_record": str(tmp_path / "none.json")}))
     assert "is not a readable record" in msg
     # with candidate selection the budget must have paid for every candidate (time_budget --oversample)
-    msg = plan_error(deep_update(TINY_CONFIG, {"time_budget_record": str(rec), "generation": {"n_generated": 7},
-                                               "selection": {"oversample": 3, "criterion": "confidence"}}))
+    msg = plan_error(
+        deep_update(
+            TINY_CONFIG,
+            {
+                "time_budget_record": str(rec),
+                "generation": {"n_generated": 7},
+                "selection": {"oversample": 3, "criterion": "confidence"},
+            },
+        )
+    )
     assert "planned for selection.oversample 1" in msg and "--oversample 3" in msg
 
 
@@ -151,8 +173,9 @@ def test_absurd_counts_are_refused_with_an_estimate():
     msg = plan_error(deep_update(TINY_CONFIG, {"prompts": {"overrides": {"one": {"n_generated": 1_000_000_000}}}}))
     assert "n_generated of class 'one' is 1,000,000,000, above limits.max_images_per_class (100,000)" in msg
     assert "1,000,000,004 images" in msg and "h of H100 time" in msg and "GiB" in msg and "Fix:" in msg
-    msg = plan_error(deep_update(TINY_CONFIG, {"generation": {"n_generated": 50_000},
-                                               "limits": {"max_dataset_gib": 1}}))
+    msg = plan_error(
+        deep_update(TINY_CONFIG, {"generation": {"n_generated": 50_000}, "limits": {"max_dataset_gib": 1}})
+    )
     assert "would need 6.4 GiB, above limits.max_dataset_gib (1)" in msg
     build_plan(deep_update(TINY_CONFIG, {"generation": {"n_generated": 50_000}}))  # within the defaults
 

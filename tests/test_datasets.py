@@ -44,7 +44,7 @@ def test_class_order_is_the_datasets_own(fixtures, name):
     names = [c.name for c in get_adapter({"name": name, "root": str(fix.root)}).classes()]
     assert names == fix.names
     assert names != sorted(names) or name == "imagefolder"  # the fixture order is not alphabetical
-    assert names[:len(REFERENCE_CODE_ORDER_HEAD)] != REFERENCE_CODE_ORDER_HEAD
+    assert names[: len(REFERENCE_CODE_ORDER_HEAD)] != REFERENCE_CODE_ORDER_HEAD
 
 
 @pytest.mark.parametrize("name", list(MAKERS))
@@ -97,11 +97,14 @@ def _label_out_of_range(root):
     path.write_bytes(pickle.dumps(d, protocol=2))
 
 
-@pytest.mark.parametrize("damage, expect", [
-    (lambda r: (r / "cifar-100-python" / "train").unlink(), "missing train"),
-    (_corrupt_meta, "cannot unpickle"),
-    (_label_out_of_range, "labels span 0..99 but meta names 6 classes"),
-])
+@pytest.mark.parametrize(
+    "damage, expect",
+    [
+        (lambda r: (r / "cifar-100-python" / "train").unlink(), "missing train"),
+        (_corrupt_meta, "cannot unpickle"),
+        (_label_out_of_range, "labels span 0..99 but meta names 6 classes"),
+    ],
+)
 def test_malformed_cifar_is_reported_with_path_and_fix(tmp_path, damage, expect):
     fx.make_cifar100(tmp_path)
     damage(tmp_path)
@@ -157,13 +160,16 @@ E2E = {
 
 
 def _e2e_config(dataset: dict, resolution: int) -> dict:
-    return deep_update(TINY_CONFIG, {
-        "ipc": 2,
-        "dataset": {"classes": None, **dataset},
-        "generation": {"n_generated": 1, "resolution": resolution},
-        "augmentation": {"n_aug": 1},
-        "evaluation": {"epochs": 1, "baselines": {"random_subset": True, "full": False}},
-    })
+    return deep_update(
+        TINY_CONFIG,
+        {
+            "ipc": 2,
+            "dataset": {"classes": None, **dataset},
+            "generation": {"n_generated": 1, "resolution": resolution},
+            "augmentation": {"n_aug": 1},
+            "evaluation": {"epochs": 1, "baselines": {"random_subset": True, "full": False}},
+        },
+    )
 
 
 def _check_packaged_labels(out, names, selected):

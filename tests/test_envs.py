@@ -42,8 +42,9 @@ def norm(name: str) -> str:
 def exact_pin(spec: str, where: str) -> tuple[str, str]:
     req = Requirement(spec)
     specs = list(req.specifier)
-    assert len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version, \
+    assert len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version, (
         f"{where}: {spec!r} is not an exact pin (name==version)"
+    )
     return norm(req.name), specs[0].version
 
 
@@ -82,9 +83,12 @@ def _rules_of(configfiles: list[Path]) -> list:
     from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
 
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        wf = api.workflow(resource_settings=ResourceSettings(cores=1),
-                          config_settings=ConfigSettings(configfiles=configfiles),
-                          snakefile=REPO / "Snakefile", workdir=REPO)
+        wf = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=configfiles),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )
         return list(wf._workflow.rules)
 
 
@@ -97,8 +101,18 @@ def workflow_rules(tmp_path_factory):
     rules = {}
     for files in ([REPO / "configs" / "demo.yaml"], [REPO / "configs" / "demo.yaml", tiny]):
         rules.update({r.name: r for r in _rules_of(files) if r.name not in rules})
-    assert set(rules) >= {"sample", "augment", "package", "evaluate", "build_tiny_model", "fit_model",
-                          "recognition_classifier", "recognise", "ablation_sample", "ablation_evaluate"}
+    assert set(rules) >= {
+        "sample",
+        "augment",
+        "package",
+        "evaluate",
+        "build_tiny_model",
+        "fit_model",
+        "recognition_classifier",
+        "recognise",
+        "ablation_sample",
+        "ablation_evaluate",
+    }
     return [r for r in rules.values() if not r.norun]  # `rule all` runs nothing and needs no env
 
 
@@ -119,8 +133,9 @@ def test_slurm_executor_is_an_optional_exactly_pinned_extra():
     (spec,) = PYPROJECT["optional-dependencies"]["slurm"]
     name, _ = exact_pin(spec, "pyproject.toml extra [slurm]")
     assert name == "snakemake-executor-plugin-slurm"
-    assert not any(norm(Requirement(d).name).startswith("snakemake-executor-plugin") for d in
-                   PYPROJECT["dependencies"]), "the executor plugin must not be a core dependency"
+    assert not any(
+        norm(Requirement(d).name).startswith("snakemake-executor-plugin") for d in PYPROJECT["dependencies"]
+    ), "the executor plugin must not be a core dependency"
 
 
 def test_env_files_exist_and_parse():
@@ -141,16 +156,18 @@ def test_env_pins_agree_with_pyproject(path):
             continue
         assert name in pins, f"{path.name}: {name} is not a dependency in pyproject.toml (add it there, pinned)"
         assert version is not None, f"{path.name}: {name} is not pinned (pyproject.toml pins {pins[name]})"
-        assert Version(version) == Version(pins[name]), \
+        assert Version(version) == Version(pins[name]), (
             f"{path.name}: {name}=={version} but pyproject.toml pins {name}=={pins[name]}"
+        )
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
 def test_env_python_satisfies_requires_python(path):
     version = read_env(path)["conda"].get("python")
     assert version, f"{path.name}: pin python (e.g. python=3.11)"
-    assert SpecifierSet(PYPROJECT["requires-python"]).contains(version + ".0"), \
+    assert SpecifierSet(PYPROJECT["requires-python"]).contains(version + ".0"), (
         f"{path.name}: python {version} is outside requires-python {PYPROJECT['requires-python']}"
+    )
     assert "pip" in read_env(path)["conda"], f"{path.name}: list pip as a conda package (it installs the pip: section)"
 
 
@@ -168,14 +185,15 @@ def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
     """The profiles rely on it: `gpu` is the sampling rules' resource (local --resources gpu=N; SLURM --gpus):
     the rules that declare it are exactly those that run `gendistill sample`."""
     gpu_rules = {r.name for r in workflow_rules if "gpu" in r.resources}
-    sampling = {r.name for r in workflow_rules
-                if not r.is_script and re.search(r"-m gendistill\s+sample\s", r.shellcmd)}
+    sampling = {
+        r.name for r in workflow_rules if not r.is_script and re.search(r"-m gendistill\s+sample\s", r.shellcmd)
+    }
     assert sampling and gpu_rules == sampling
 
 
 # ---- tier 3: the envs hold what the jobs import -------------------------------------------------------------
 
-TRACER = textwrap.dedent('''
+TRACER = textwrap.dedent("""
     import atexit, json, os, sys
     def _dump():
         out = os.environ.get("GENDISTILL_IMPORT_TRACE")
@@ -183,7 +201,7 @@ TRACER = textwrap.dedent('''
             with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
                 json.dump({"argv": sys.argv, "modules": sorted({m.split(".")[0] for m in list(sys.modules)})}, f)
     atexit.register(_dump)
-''')
+""")
 
 
 # Imported only because this venv happens to have them; the importers fall back when they are absent.
@@ -221,20 +239,34 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     site.mkdir()
     trace.mkdir()
     (site / "sitecustomize.py").write_text(TRACER)
-    cfg = deep_update(TINY_CONFIG, {"generation": {"server_idle_seconds": 2},
-                                    "evaluation": {"baselines": {"random_subset": True, "full": True,
-                                                                 "full_epochs": 1}},
-                                    "recognition": {"activate": True, "epochs": 1},
-                                    "ablation": {"pda": True, "variants": [{"n_generated": 2, "n_aug": 2},
-                                                                           {"n_generated": 2, "n_aug": 0}],
-                                                 # teacher, selection (one criterion: the rules), soft labels
-                                                 "teacher": True, "oversample": 2, "criteria": ["difficulty"]},
-                                    "teacher": {"epochs": 1}})
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "generation": {"server_idle_seconds": 2},
+            "evaluation": {"baselines": {"random_subset": True, "full": True, "full_epochs": 1}},
+            "recognition": {"activate": True, "epochs": 1},
+            "ablation": {
+                "pda": True,
+                "variants": [{"n_generated": 2, "n_aug": 2}, {"n_generated": 2, "n_aug": 0}],
+                # teacher, selection (one criterion: the rules), soft labels
+                "teacher": True,
+                "oversample": 2,
+                "criteria": ["difficulty"],
+            },
+            "teacher": {"epochs": 1},
+        },
+    )
     env = {"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)}
     run_snakemake(tmp_path / "wd", cfg, env=env)
     # the fitted stand-in's rule, alone (a 2-step fit: only its imports matter here)
-    fitted = deep_update(cfg, {"model": {"tiny": None, "fitted": {"vae_steps": 2, "unet_steps": 2}},
-                               "recognition": {"activate": False}, "ablation": {"pda": False, "teacher": False}})
+    fitted = deep_update(
+        cfg,
+        {
+            "model": {"tiny": None, "fitted": {"vae_steps": 2, "unet_steps": 2}},
+            "recognition": {"activate": False},
+            "ablation": {"pda": False, "teacher": False},
+        },
+    )
     from gendistill.plan import build_plan
 
     run_snakemake(tmp_path / "wd", fitted, env=env, targets=(build_plan(fitted).model_dir,))
@@ -279,7 +311,9 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
             allowed = provided | free | (snakemake_side if rule in script_rules else set())
             missing = dists - allowed
             if missing:
-                problems.append(f"rule {rule} ({' '.join(argv[:2])}) imports {sorted(missing)}, "
-                                f"not installed by {env_of[rule].name}")
+                problems.append(
+                    f"rule {rule} ({' '.join(argv[:2])}) imports {sorted(missing)}, "
+                    f"not installed by {env_of[rule].name}"
+                )
     assert seen_rules == set(env_of), f"no trace from rules {sorted(set(env_of) - seen_rules)}"
     assert not problems, "\n".join(problems)

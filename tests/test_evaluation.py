@@ -18,8 +18,16 @@ from gendistill.evaluation.models import ConvNet, build_model, convnet_depth, mo
 from gendistill.evaluation.table import per_class_frame, rows_frame, summarise
 from gendistill.evaluation.train import lr_at, random_crop_flip, train_and_test
 
-RECIPE = {"epochs": 4, "batch_size": 8, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
-          "schedule": "step", "train_augment": True}
+RECIPE = {
+    "epochs": 4,
+    "batch_size": 8,
+    "lr": 0.01,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "step",
+    "train_augment": True,
+}
 
 
 def separable(labels: list[int], per_class: int, size: int, seed: int):
@@ -81,8 +89,12 @@ def test_resnet18_has_a_small_image_stem():
 
 
 def test_recipe_step_decay_at_half_and_crop_flip_keep_shape():
-    assert [lr_at(e, 10, 0.01, "step") for e in (0, 4, 5, 9)] == [0.01, 0.01, pytest.approx(0.001),
-                                                                  pytest.approx(0.001)]
+    assert [lr_at(e, 10, 0.01, "step") for e in (0, 4, 5, 9)] == [
+        0.01,
+        0.01,
+        pytest.approx(0.001),
+        pytest.approx(0.001),
+    ]
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
     a = random_crop_flip(x, torch.Generator().manual_seed(0))
     b = random_crop_flip(x, torch.Generator().manual_seed(0))
@@ -110,14 +122,30 @@ def test_real_split_keeps_only_the_run_classes():
 
 
 def metric(set_, seed, acc, per_class=None, model="ConvNet-D3"):
-    return {"set": set_, "model_label": model, "seed": seed, "accuracy": acc, "n_train": 10, "n_test": 100,
-            "recipe": {"epochs": 3}, "train_seconds": 1.0, "chance": 0.2, "per_class_accuracy": per_class or {}}
+    return {
+        "set": set_,
+        "model_label": model,
+        "seed": seed,
+        "accuracy": acc,
+        "n_train": 10,
+        "n_test": 100,
+        "recipe": {"epochs": 3},
+        "train_seconds": 1.0,
+        "chance": 0.2,
+        "per_class_accuracy": per_class or {},
+    }
 
 
 def test_summary_math_on_synthetic_rows():
-    rows = [metric("full", 0, 0.9), metric("distilled", 0, 0.2), metric("distilled", 1, 0.4),
-            metric("distilled", 2, 0.3), metric("random_subset", 0, 0.5), metric("random_subset", 1, 0.7),
-            metric("full", 1, 0.9)]
+    rows = [
+        metric("full", 0, 0.9),
+        metric("distilled", 0, 0.2),
+        metric("distilled", 1, 0.4),
+        metric("distilled", 2, 0.3),
+        metric("random_subset", 0, 0.5),
+        metric("random_subset", 1, 0.7),
+        metric("full", 1, 0.9),
+    ]
     df = rows_frame(rows)
     assert list(df["set"]) == ["distilled"] * 3 + ["random_subset"] * 2 + ["full"] * 2
     s = summarise(df).set_index("set")
@@ -133,8 +161,11 @@ def test_summary_math_on_synthetic_rows():
 
 
 def test_per_class_table():
-    rows = [metric("distilled", 0, 0, {"0": 0.2, "3": 1.0}), metric("distilled", 1, 0, {"0": 0.4, "3": 0.8}),
-            metric("random_subset", 0, 0, {"0": 0.9, "3": 0.9})]
+    rows = [
+        metric("distilled", 0, 0, {"0": 0.2, "3": 1.0}),
+        metric("distilled", 1, 0, {"0": 0.4, "3": 0.8}),
+        metric("random_subset", 0, 0, {"0": 0.9, "3": 0.9}),
+    ]
     pc = per_class_frame(rows, {0: "zero", 3: "three"})
     d = pc[pc.set == "distilled"].set_index("class_name")
     assert d.loc["zero"].accuracy_mean == pytest.approx(0.3) and d.loc["zero"].accuracy_std == pytest.approx(0.1)
@@ -148,9 +179,12 @@ def test_plots_and_tables_render(tmp_path):
 
     from gendistill.report.plots import accuracy_plot, html_table, per_class_plot
 
-    rows = [metric(s, k, a, {"0": a, "1": a / 2}, m) for s, a in (("distilled", 0.3), ("random_subset", 0.6),
-                                                                 ("full", 0.9))
-            for k in (0, 1) for m in ("ConvNet-D3", "ResNet-18")]
+    rows = [
+        metric(s, k, a, {"0": a, "1": a / 2}, m)
+        for s, a in (("distilled", 0.3), ("random_subset", 0.6), ("full", 0.9))
+        for k in (0, 1)
+        for m in ("ConvNet-D3", "ResNet-18")
+    ]
     summary = summarise(rows_frame(rows))
     accuracy_plot(summary, str(tmp_path / "a.png"))
     per_class_plot(per_class_frame(rows, {0: "zero", 1: "one"}), str(tmp_path / "p.png"))

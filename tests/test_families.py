@@ -51,12 +51,18 @@ def test_unsupported_pipeline_fails_at_plan_time_listing_the_supported_ones(tmp_
 
 
 def test_resolution_must_fit_the_familys_autoencoder_and_patches(tmp_path):
-    msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": {"family": "sana"}},
-                                               "generation": {"resolution": 48}}))
+    msg = plan_error(
+        deep_update(TINY_CONFIG, {"model": {"tiny": {"family": "sana"}}, "generation": {"resolution": 48}})
+    )
     assert "generation.resolution: 48 is not a multiple of 32" in msg and "Fix: use 32 or 64" in msg
-    sd3 = fake_model(tmp_path / "sd3", "StableDiffusion3Pipeline",
-                     {"vae": ("AutoencoderKL", {"latent_channels": 16, "block_out_channels": [128, 256, 512, 512]}),
-                      "transformer": ("SD3Transformer2DModel", {"patch_size": 2})})
+    sd3 = fake_model(
+        tmp_path / "sd3",
+        "StableDiffusion3Pipeline",
+        {
+            "vae": ("AutoencoderKL", {"latent_channels": 16, "block_out_channels": [128, 256, 512, 512]}),
+            "transformer": ("SD3Transformer2DModel", {"patch_size": 2}),
+        },
+    )
     cfg = deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(sd3)}, "generation": {"resolution": 520}})
     assert "520 is not a multiple of 16" in plan_error(cfg)
     build_plan(deep_update(cfg, {"generation": {"resolution": 512}}))
@@ -64,19 +70,29 @@ def test_resolution_must_fit_the_familys_autoencoder_and_patches(tmp_path):
 
 def test_class_conditional_dit_maps_class_names_to_its_labels_or_says_which_it_cannot(tmp_path):
     id2label = {"0": "tench, Tinca tinca", "1": "goldfish, Carassius auratus", "2": "great white shark"}
-    dit = fake_model(tmp_path / "dit", "DiTPipeline",
-                     {"vae": KL_VAE, "transformer": ("Transformer2DModel", {"sample_size": 32, "patch_size": 2})},
-                     {"id2label": id2label})
-    cfg = deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(dit)}, "generation": {"resolution": 256},
-                                    "prompts": {"overrides": {"zero": {"prompt": "Goldfish"}, "one": {"prompt": "2"}}}})
+    dit = fake_model(
+        tmp_path / "dit",
+        "DiTPipeline",
+        {"vae": KL_VAE, "transformer": ("Transformer2DModel", {"sample_size": 32, "patch_size": 2})},
+        {"id2label": id2label},
+    )
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "model": {"tiny": None, "source": str(dit)},
+            "generation": {"resolution": 256},
+            "prompts": {"overrides": {"zero": {"prompt": "Goldfish"}, "one": {"prompt": "2"}}},
+        },
+    )
     msg = plan_error(cfg)
     # class 'two' (prompt "a handwritten digit two") names no label; the other two map (case ignored, an id)
     assert "class 'two': its prompt 'a handwritten digit two' is not a label of model.source" in msg
     assert "'zero'" not in msg and "'one'" not in msg and "prompts.overrides: {two: {prompt:" in msg
     plan = build_plan(deep_update(cfg, {"prompts": {"overrides": {"two": {"prompt": "great white shark"}}}}))
     assert [c.prompt for c in plan.classes] == ["Goldfish", "2", "great white shark"]
-    msg = plan_error(deep_update(cfg, {"generation": {"resolution": 512},
-                                       "prompts": {"overrides": {"two": {"prompt": "tench"}}}}))
+    msg = plan_error(
+        deep_update(cfg, {"generation": {"resolution": 512}, "prompts": {"overrides": {"two": {"prompt": "tench"}}}})
+    )
     assert "native 256 px only. Fix: set generation.resolution: 256" in msg
     table = dit_label_table(id2label)
     assert table["Tinca tinca"] == 0 and dit_label_id("GREAT WHITE SHARK", table) == 2
@@ -93,8 +109,9 @@ def test_tiny_decoder_must_be_given_and_fit_the_models_latents(tiny_model_dir, t
     build_tiny_decoder({"family": "sd3"}).save_pretrained(wrong)  # 16-channel latents; the SDXL model makes 4
     msg = plan_error(deep_update(TINY_CONFIG, deep_update(real, {"generation": {"tiny_decoder": str(wrong)}})))
     assert "decodes 16-channel latents at 2x, but model.source" in msg and "makes 4-channel latents at 2x" in msg
-    assert "no config.json" in plan_error(deep_update(TINY_CONFIG, deep_update(
-        real, {"generation": {"tiny_decoder": str(tmp_path / "nothing")}})))
+    assert "no config.json" in plan_error(
+        deep_update(TINY_CONFIG, deep_update(real, {"generation": {"tiny_decoder": str(tmp_path / "nothing")}}))
+    )
     fits = str(Path(tiny_model_dir) / "tiny_decoder")
     plan = build_plan(deep_update(TINY_CONFIG, deep_update(real, {"generation": {"tiny_decoder": fits}})))
     assert plan.load_spec["decoder"] == "tiny" and plan.load_spec["tiny_decoder"] == fits
@@ -143,12 +160,15 @@ def test_example_model_configs_are_valid_and_fit_their_architectures():
     from gendistill.sampling.families import decoder_facts, generation_problems, model_facts
 
     arch = REPO / "benchmarks" / "model_configs"
-    by_source = {"stabilityai/sdxl-turbo": "sdxl-turbo", "stabilityai/sd-turbo": "sd-turbo",
-                 "stabilityai/stable-diffusion-3.5-large-turbo": "sd3.5-large-turbo",
-                 "black-forest-labs/FLUX.1-schnell": "flux.1-schnell",
-                 "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS": "pixart-sigma-xl-2-1024-ms",
-                 "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers": "sana-sprint-1.6b-1024",
-                 "facebook/DiT-XL-2-256": "dit-xl-2-256"}
+    by_source = {
+        "stabilityai/sdxl-turbo": "sdxl-turbo",
+        "stabilityai/sd-turbo": "sd-turbo",
+        "stabilityai/stable-diffusion-3.5-large-turbo": "sd3.5-large-turbo",
+        "black-forest-labs/FLUX.1-schnell": "flux.1-schnell",
+        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS": "pixart-sigma-xl-2-1024-ms",
+        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers": "sana-sprint-1.6b-1024",
+        "facebook/DiT-XL-2-256": "dit-xl-2-256",
+    }
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     families = set()
     for path in sorted((REPO / "configs" / "models").glob("*.yaml")):

@@ -26,9 +26,15 @@ FAMILY_RUN = {
     "evaluation": {"activate": False},
 }
 TARGET = ("--", "results/f/dataset/distilled.pt")  # "--": after --resources, a target must be marked as one
-PIPELINES = {"sd": "StableDiffusionPipeline", "sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline",
-             "pixart": "PixArtSigmaPipeline", "sana": "SanaPipeline", "sana_sprint": "SanaSprintPipeline",
-             "dit": "DiTPipeline"}
+PIPELINES = {
+    "sd": "StableDiffusionPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+    "flux": "FluxPipeline",
+    "pixart": "PixArtSigmaPipeline",
+    "sana": "SanaPipeline",
+    "sana_sprint": "SanaSprintPipeline",
+    "dit": "DiTPipeline",
+}
 
 
 def family_config(family: str, **generation) -> dict:
@@ -46,6 +52,7 @@ def family_run(tmp_path_factory):
             run_snakemake(wd, family_config(family), *TARGET)
             runs[family] = wd
         return runs[family]
+
     return get
 
 

@@ -21,8 +21,16 @@ import torch
 from conftest import FIT_SPEC, FITTED_CONFIG, TINY_CONFIG, deep_update, job_counts, run_snakemake
 
 NAMES = ["zero", "one", "two", "three", "four"]
-RECIPE = {"epochs": 30, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
-          "schedule": "step", "train_augment": True}
+RECIPE = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 0.01,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "step",
+    "train_augment": True,
+}
 
 
 def out(wd: Path) -> Path:
@@ -59,8 +67,12 @@ def test_generated_images_are_recognised_as_their_prompts_class(fitted_run):
     rec = recognition(fitted_run)
     per_class = rec[rec["class_name"] != "overall"]
     overall = rec[rec["class_name"] == "overall"].iloc[0]
-    print("\n" + rec[["class_name", "n_images", "recognised_fraction", "diversity_vs_real",
-                      "recogniser_test_accuracy"]].to_string(index=False))
+    print(
+        "\n"
+        + rec[
+            ["class_name", "n_images", "recognised_fraction", "diversity_vs_real", "recogniser_test_accuracy"]
+        ].to_string(index=False)
+    )
     assert list(per_class["class_name"]) == NAMES and set(per_class["n_images"]) == {4}
     assert overall["n_images"] == 20 and overall["recognised_fraction"] >= 0.8
     assert overall["recogniser_test_accuracy"] >= 0.9 and overall["chance"] == pytest.approx(0.2)
@@ -78,8 +90,17 @@ def train_on(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> float:
 
     adapter = get_adapter({"name": "digits", "root": None, "image_size": None, "split_seed": 0})
     xt, yt = real_split(adapter, "test", list(range(5)))
-    res = train_and_test(x, y, normalise(xt, adapter.mean, adapter.std), torch.from_numpy(yt), 10, "convnet", seed,
-                         RECIPE, label_set=list(range(5)))
+    res = train_and_test(
+        x,
+        y,
+        normalise(xt, adapter.mean, adapter.std),
+        torch.from_numpy(yt),
+        10,
+        "convnet",
+        seed,
+        RECIPE,
+        label_set=list(range(5)),
+    )
     return res["accuracy"]
 
 
@@ -107,8 +128,17 @@ def test_negative_control_swapped_prompts_collapse_those_two_classes(fitted_run,
     classes are resampled and relabelled; the recogniser is reused."""
     wd = tmp_path / "run"
     shutil.copytree(fitted_run, wd, symlinks=True)
-    swap = deep_update(FITTED_CONFIG, {"prompts": {"overrides": {"one": {"prompt": "a handwritten digit two"},
-                                                                 "two": {"prompt": "a handwritten digit one"}}}})
+    swap = deep_update(
+        FITTED_CONFIG,
+        {
+            "prompts": {
+                "overrides": {
+                    "one": {"prompt": "a handwritten digit two"},
+                    "two": {"prompt": "a handwritten digit one"},
+                }
+            }
+        },
+    )
     target = str(Path("results") / "f" / "results" / "recognition.csv")
     counts = job_counts(run_snakemake(wd, swap, "--dag", targets=(target,)).stdout)
     assert counts == {"sample": 2, "recognise": 1}, counts
@@ -132,6 +162,7 @@ def test_lint_of_the_fitted_recognition_and_ablation_rules_is_clean(tmp_path):
 
 
 # ---- fitting: seeded, config errors --------------------------------------------------------------------------
+
 
 def _weights_digest(model_dir: Path) -> str:
     h = hashlib.sha256()
@@ -169,28 +200,39 @@ def test_fitted_model_dir_is_keyed_by_spec_and_data():
     base = build_plan(FITTED_CONFIG)
     assert base.model_kind == "fitted" and base.model_source == base.model_dir
     assert Path(base.model_dir).parent == Path("results") / "models" and "fitted-sdxl-" in base.model_dir
-    same = build_plan(deep_update(FITTED_CONFIG, {"run": "other", "dataset": {"classes": [3, 4]},
-                                                  "generation": {"n_generated": 9}}))
+    same = build_plan(
+        deep_update(FITTED_CONFIG, {"run": "other", "dataset": {"classes": [3, 4]}, "generation": {"n_generated": 9}})
+    )
     assert same.model_dir == base.model_dir  # the generator knows every class; the run's choices don't refit it
-    for patch in ({"model": {"fitted": {"seed": 1}}}, {"model": {"fitted": {"unet_steps": 201}}},
-                  {"dataset": {"split_seed": 1}}):
+    for patch in (
+        {"model": {"fitted": {"seed": 1}}},
+        {"model": {"fitted": {"unet_steps": 201}}},
+        {"dataset": {"split_seed": 1}},
+    ):
         assert build_plan(deep_update(FITTED_CONFIG, patch)).model_dir != base.model_dir, patch
 
 
-@pytest.mark.parametrize("patch, expected", [
-    ({"model": {"tiny": {"seed": 0}}}, "both tiny (random weights) and fitted"),
-    ({"generation": {"resolution": 64}},
-     "generation.resolution: 64, but model.fitted is fitted at the dataset's 32 px"),
-    ({"generation": {"steps": 4}}, "Fix: generation.steps: 1"),
-    ({"generation": {"guidance_scale": 5.0}}, "Fix: guidance_scale: 0"),
-    ({"model": {"fitted": {"templates": ["a digit"]}}}, "names no class"),
-    ({"model": {"fitted": {"batch_size": 40}}}, "not a multiple of match_group"),
-    ({"model": {"fitted": {"vae_stpes": 3}}}, "vae_stpes"),
-    ({"model": {"fitted": {"unet_channels": [12, 32]}}}, "Fix: e.g. [16, 32]"),
-    ({"dataset": {"name": "classlist", "class_names": ["cat", "dog"], "classes": None}},
-     "supports dataset.name digits only"),
-    ({"ablation": {"pda": True}, "evaluation": {"activate": False}}, "ablation.pda: the PDA ablation"),
-])
+@pytest.mark.parametrize(
+    "patch, expected",
+    [
+        ({"model": {"tiny": {"seed": 0}}}, "both tiny (random weights) and fitted"),
+        (
+            {"generation": {"resolution": 64}},
+            "generation.resolution: 64, but model.fitted is fitted at the dataset's 32 px",
+        ),
+        ({"generation": {"steps": 4}}, "Fix: generation.steps: 1"),
+        ({"generation": {"guidance_scale": 5.0}}, "Fix: guidance_scale: 0"),
+        ({"model": {"fitted": {"templates": ["a digit"]}}}, "names no class"),
+        ({"model": {"fitted": {"batch_size": 40}}}, "not a multiple of match_group"),
+        ({"model": {"fitted": {"vae_stpes": 3}}}, "vae_stpes"),
+        ({"model": {"fitted": {"unet_channels": [12, 32]}}}, "Fix: e.g. [16, 32]"),
+        (
+            {"dataset": {"name": "classlist", "class_names": ["cat", "dog"], "classes": None}},
+            "supports dataset.name digits only",
+        ),
+        ({"ablation": {"pda": True}, "evaluation": {"activate": False}}, "ablation.pda: the PDA ablation"),
+    ],
+)
 def test_fitted_and_ablation_config_errors_name_the_fix(patch, expected):
     from gendistill.plan import ConfigError, build_plan
 
@@ -201,11 +243,23 @@ def test_fitted_and_ablation_config_errors_name_the_fix(patch, expected):
 
 # ---- the PDA ablation's plumbing (tiny random-weight model: speed; the demo measures the finding) -------------
 
+
 def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evaluation(tiny_run, tmp_path):
     wd = tmp_path / "run"
     shutil.copytree(tiny_run, wd, symlinks=True)
-    cfg = deep_update(TINY_CONFIG, {"ablation": {"pda": True, "variants": [
-        {"n_generated": 2, "n_aug": 2}, {"n_generated": 2, "n_aug": 1}, {"n_generated": 3, "n_aug": 0}]}})
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "ablation": {
+                "pda": True,
+                "variants": [
+                    {"n_generated": 2, "n_aug": 2},
+                    {"n_generated": 2, "n_aug": 1},
+                    {"n_generated": 3, "n_aug": 0},
+                ],
+            }
+        },
+    )
     counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     # a pool of 3 per class; 2 new sets (2 x (1+2) is the run's own set); evaluations: the 2 new sets and real
     # subsets of IPC 3, 4 and 6 (the tiny run has no random-subset evaluation to reuse)
@@ -215,11 +269,13 @@ def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evalua
     t = wd / "results" / "t"
     for cls in ("000_zero", "001_one", "002_two"):
         for i in (0, 1):  # image i is the same whatever the number generated
-            assert ((t / "ablation" / "generated" / cls / f"{i:04d}.png").read_bytes()
-                    == (t / "generated" / cls / f"{i:04d}.png").read_bytes())
+            assert (t / "ablation" / "generated" / cls / f"{i:04d}.png").read_bytes() == (
+                t / "generated" / cls / f"{i:04d}.png"
+            ).read_bytes()
             # ...and so is augmented copy 1 of it
-            assert ((t / "ablation" / "sets" / "gen2_aug1" / "augmented" / cls / f"{i:04d}_1.png").read_bytes()
-                    == (t / "augmented" / cls / f"{i:04d}_1.png").read_bytes())
+            assert (t / "ablation" / "sets" / "gen2_aug1" / "augmented" / cls / f"{i:04d}_1.png").read_bytes() == (
+                t / "augmented" / cls / f"{i:04d}_1.png"
+            ).read_bytes()
     table = pd.read_csv(t / "results" / "ablation.csv")
     assert set(table["variant"]) == {"gen2_aug2", "gen2_aug1", "gen3_aug0", "real_ipc3", "real_ipc4", "real_ipc6"}
     row = table.set_index("variant")

@@ -11,8 +11,9 @@ import pytest
 from gendistill.datasets import DatasetError, get_adapter
 
 
-@pytest.mark.parametrize("layout, names", [("folders", "mapping"), ("kaggle", "mapping"), ("folders", "devkit"),
-                                           ("kaggle", "metabin")])
+@pytest.mark.parametrize(
+    "layout, names", [("folders", "mapping"), ("kaggle", "mapping"), ("folders", "devkit"), ("kaggle", "metabin")]
+)
 def test_label_order_names_and_pixels(tmp_path, layout, names):
     fix = fx.make_imagenet(tmp_path, n_classes=6, layout=layout, names=names)
     ad = get_adapter({"name": "imagenet", "root": str(fix.root), "image_size": 32})
@@ -38,16 +39,19 @@ def test_duplicate_first_names_stay_unique(tmp_path):
     assert "crane (n02012849)" in names and "crane (n03126707)" in names and len(set(names)) == len(names)
 
 
-@pytest.mark.parametrize("damage, expect", [
-    ("no_train", "missing"),
-    ("no_names", "no class-name file"),
-    ("unnamed_wnid", "no class names for 1 wnids"),
-    ("empty_class", "no training images in train/<wnid>/"),
-    ("flat_val_no_csv", "no LOC_val_solution.csv labels it"),
-    ("csv_missing_file", "which is not in"),
-    ("csv_unknown_wnid", "is not a wnid of train/"),
-    ("val_extra_class", "val/ has class folders that train/ lacks"),
-])
+@pytest.mark.parametrize(
+    "damage, expect",
+    [
+        ("no_train", "missing"),
+        ("no_names", "no class-name file"),
+        ("unnamed_wnid", "no class names for 1 wnids"),
+        ("empty_class", "no training images in train/<wnid>/"),
+        ("flat_val_no_csv", "no LOC_val_solution.csv labels it"),
+        ("csv_missing_file", "which is not in"),
+        ("csv_unknown_wnid", "is not a wnid of train/"),
+        ("val_extra_class", "val/ has class folders that train/ lacks"),
+    ],
+)
 def test_missing_or_partial_layouts_are_named(tmp_path, damage, expect):
     import shutil
 

@@ -25,11 +25,16 @@ def installed(tmp_path_factory) -> Path:
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "wheel"), str(src)],
-                   check=True, capture_output=True, cwd=tmp)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "wheel"), str(src)],
+        check=True,
+        capture_output=True,
+        cwd=tmp,
+    )
     wheel = next((tmp / "wheel").glob("gendistill-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)], check=True, capture_output=True
+    )
     return tmp / "site"
 
 
@@ -39,10 +44,10 @@ def _env(site: Path) -> dict:
 
 
 def test_installed_package_loads_its_schema(installed, tmp_path):
-    code = ("import gendistill, gendistill.config as c; print(gendistill.__file__); "
-            "print(c.load_schema()['title'])")
-    out = subprocess.run([sys.executable, "-c", code], env=_env(installed), cwd=tmp_path, check=True,
-                         capture_output=True, text=True).stdout.splitlines()
+    code = "import gendistill, gendistill.config as c; print(gendistill.__file__); print(c.load_schema()['title'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=_env(installed), cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
     assert Path(out[0]).is_relative_to(installed)
     assert out[1] == "gendistill workflow config"
 
@@ -58,8 +63,24 @@ def test_installed_package_plans_the_workflow(installed, tmp_path):
         shutil.copytree(REPO / name, wf / name)
     work = tmp_path / "work"
     cfg = write_config(work, TINY_CONFIG)
-    proc = subprocess.run([SNAKEMAKE, "-n", "--quiet", "all", "-s", str(wf / "Snakefile"), "--directory", str(work),
-                           "--configfile", str(cfg), "--cores", "1"], env=_env(installed), capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-n",
+            "--quiet",
+            "all",
+            "-s",
+            str(wf / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(cfg),
+            "--cores",
+            "1",
+        ],
+        env=_env(installed),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert not (wf / "src").exists()

@@ -22,9 +22,24 @@ SLOW = deep_update(TINY_CONFIG, {"generation": {"server": False}, "evaluation": 
 
 def start(wd: Path, config: dict, *args: str) -> subprocess.Popen:
     cfg = write_config(wd, config)
-    return subprocess.Popen([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile",
-                             str(cfg), "--cores", "1", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(wd),
+            "--configfile",
+            str(cfg),
+            "--cores",
+            "1",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(cond, timeout=300.0):
@@ -92,8 +107,14 @@ def test_second_run_on_same_directory_is_refused(tmp_path):
 @pytest.mark.parametrize("file", ["001_one/0001_0.png", "002_two/0000_2.png"])
 def test_regenerate_one_image_from_manifest(tiny_run, file):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, "-m", "gendistill", "regenerate", "results/t", file], cwd=tiny_run,
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gendistill", "regenerate", "results/t", file],
+        cwd=tiny_run,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "MATCH" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -110,8 +131,14 @@ def test_regenerate_detects_a_changed_image(tiny_run, tmp_path):
     manifest.write_text("\n".join(text) + "\n")
     file = row[0]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, "-m", "gendistill", "regenerate", "results/t", file], cwd=wd,
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gendistill", "regenerate", "results/t", file],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "MISMATCH" in proc.stdout
 
 
@@ -138,8 +165,9 @@ def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(t
     proc = start(tmp_path, typo)
     gen = tmp_path / "results" / "t" / "generated"
     try:
-        wait_for(lambda: any(len(list(d.glob("*.png"))) >= 16 for d in gen.glob(".001_one.tmp-*"))
-                 or proc.poll() is not None)
+        wait_for(
+            lambda: any(len(list(d.glob("*.png"))) >= 16 for d in gen.glob(".001_one.tmp-*")) or proc.poll() is not None
+        )
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=120)
@@ -149,8 +177,10 @@ def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(t
     run_snakemake(tmp_path, fixed, env={"CUDA_VISIBLE_DEVICES": ""})
     from conftest import RUNTIME_DIR
 
-    wait_for(lambda: any("dropped: its job went away" in p.read_text()
-                         for p in (RUNTIME_DIR / "gendistill").glob("*.log")), timeout=60)
+    wait_for(
+        lambda: any("dropped: its job went away" in p.read_text() for p in (RUNTIME_DIR / "gendistill").glob("*.log")),
+        timeout=60,
+    )
     time.sleep(2)
     for rel in ("dataset/distilled.pt", "dataset/manifest.csv"):
         assert (tmp_path / "results" / "t" / rel).read_bytes() == (tiny_run / "results" / "t" / rel).read_bytes()

@@ -22,8 +22,10 @@ from conftest import FITTED_CONFIG, REPO, TINY_CONFIG, deep_update, run_snakemak
 pytestmark = pytest.mark.workflow
 
 WALKTHROUGH = Path(__file__).with_name("report_walkthrough.js")
-ERRORS_HOOK = ("<script>window.__gdErrors=[];window.addEventListener('error',"
-               "e=>window.__gdErrors.push(String(e.message)));</script>")
+ERRORS_HOOK = (
+    "<script>window.__gdErrors=[];window.addEventListener('error',"
+    "e=>window.__gdErrors.push(String(e.message)));</script>"
+)
 
 
 def chromium() -> str | None:
@@ -31,9 +33,12 @@ def chromium() -> str | None:
         pytest.skip("GENDISTILL_SKIP_BROWSER=1: browser rendering not checked")
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.fail("headless Chromium is needed to check that the report renders: run `bash tests/ensure_chromium.sh`"
-                    " (as root: apt-get update && apt-get install -y chromium), or set GENDISTILL_SKIP_BROWSER=1 "
-                    "to skip this check.", pytrace=False)
+        pytest.fail(
+            "headless Chromium is needed to check that the report renders: run `bash tests/ensure_chromium.sh`"
+            " (as root: apt-get update && apt-get install -y chromium), or set GENDISTILL_SKIP_BROWSER=1 "
+            "to skip this check.",
+            pytrace=False,
+        )
     return exe
 
 
@@ -54,10 +59,21 @@ def render(report: Path, tmp_path: Path) -> dict:
     page = page[:i] + "<script>" + WALKTHROUGH.read_text() + "</script>" + page[i:]
     probe = tmp_path / "report_probe.html"
     probe.write_text(page)
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", "--dump-dom",
-           probe.as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = re.findall(r'<pre id="gendistill-walkthrough"[^>]*>(.*?)</pre>', proc.stdout, re.S)
@@ -85,8 +101,9 @@ def test_report_renders_with_samples_prompts_results_and_runtimes(tiny_run, tmp_
     per_class = pages["Evaluation/Per class"]["views"]
     assert per_class["results/t/results/per_class.png"]["img"][0] > 200
     assert all(n in per_class["results/t/results/per_class.html"]["html"] for n in ("zero", "one", "two"))
-    assert set(pages["Evaluation/Data (CSV)"]["rows"]) == {f"results/t/results/{n}.csv"
-                                                          for n in ("results", "summary", "per_class")}
+    assert set(pages["Evaluation/Data (CSV)"]["rows"]) == {
+        f"results/t/results/{n}.csv" for n in ("results", "summary", "per_class")
+    }
     # one sample grid per class, each an image that loads; the overview grid
     grids = pages["Samples/Per class"]
     assert grids["rows"] == ["000_zero", "001_one", "002_two"]
@@ -96,8 +113,10 @@ def test_report_renders_with_samples_prompts_results_and_runtimes(tiny_run, tmp_
     prompts = pages["Prompts/Other"]["views"]["results/t/report/prompts.html"]["html"]
     assert "a handwritten digit one" in prompts
     runtimes = pages["Run times/Other"]["views"]
-    assert all(stage in runtimes["results/t/report/runtimes.html"]["html"]
-               for stage in ("sample", "augment", "evaluate", "package"))
+    assert all(
+        stage in runtimes["results/t/report/runtimes.html"]["html"]
+        for stage in ("sample", "augment", "evaluate", "package")
+    )
     assert runtimes["results/t/report/runtimes.png"]["img"][0] > 200
 
 
@@ -125,8 +144,10 @@ def test_report_shows_recognition_and_says_the_generator_is_a_stand_in(fitted_ru
     assert "recognised as their prompt's class" in table and "overall" in table and "STAND-IN" in table
     assert all(n in table for n in ("zero", "one", "two", "three", "four"))
     assert views["results/f/results/recognition.png"]["img"][0] > 200
-    assert set(pages["Recognition/Data (CSV)"]["rows"]) == {"results/f/results/recognition.csv",
-                                                            "results/f/results/recognition_images.csv"}
+    assert set(pages["Recognition/Data (CSV)"]["rows"]) == {
+        "results/f/results/recognition.csv",
+        "results/f/results/recognition_images.csv",
+    }
     runtimes = pages["Run times/Other"]["views"]["results/f/report/runtimes.html"]["html"]
     assert "fit_model" in runtimes and "recognition" in runtimes
 
@@ -134,6 +155,7 @@ def test_report_shows_recognition_and_says_the_generator_is_a_stand_in(fitted_ru
 def test_ensure_chromium_script_is_idempotent_when_installed():
     if shutil.which("chromium") is None:
         pytest.skip("chromium not installed here; test_report_renders_* fail with the fix")
-    proc = subprocess.run(["bash", str(REPO / "tests" / "ensure_chromium.sh")], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        ["bash", str(REPO / "tests" / "ensure_chromium.sh")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "apt-get" not in proc.stdout

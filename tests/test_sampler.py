@@ -58,8 +58,9 @@ def test_guided_multi_step_sampling_runs(pipe):
     s = Sampler(pipe, "cpu", torch.float32, 2)
     gen = {**GEN, "steps": 2, "guidance_scale": 3.0}
     imgs, recs, _ = s.sample_class({**cls_of(pipe), "n_generated": 3}, gen, 16)
-    again, _ = Sampler(pipe, "cpu", torch.float32, 3).generate_seeds(cls_of(pipe)["prompt"], [r["seed"] for r in recs],
-                                                                     gen, 16)
+    again, _ = Sampler(pipe, "cpu", torch.float32, 3).generate_seeds(
+        cls_of(pipe)["prompt"], [r["seed"] for r in recs], gen, 16
+    )
     assert imgs.shape == (3, 16, 16, 3) and all(r["attempt"] == 0 for r in recs)
     assert np.array_equal(imgs, again)
 
@@ -104,12 +105,30 @@ def test_bad_image_detection():
 
 
 def test_augmentation_seeded_keeps_originals_and_records():
-    params = {"n_aug": 3, "crop_scale": [0.5, 1.0], "rotation": 60, "hflip": 0.5, "vflip": 0.5,
-              "brightness": 0.3, "contrast": 0.3, "gamma": [0.7, 1.5]}
+    params = {
+        "n_aug": 3,
+        "crop_scale": [0.5, 1.0],
+        "rotation": 60,
+        "hflip": 0.5,
+        "vflip": 0.5,
+        "brightness": 0.3,
+        "contrast": 0.3,
+        "gamma": [0.7, 1.5],
+    }
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    recs = [{"class_index": 1, "class_name": "a", "class_id": "001_a", "prompt": "a", "image_index": i, "seed": i,
-             "file": f"{i:04d}.png"} for i in range(2)]
+    recs = [
+        {
+            "class_index": 1,
+            "class_name": "a",
+            "class_id": "001_a",
+            "prompt": "a",
+            "image_index": i,
+            "seed": i,
+            "file": f"{i:04d}.png",
+        }
+        for i in range(2)
+    ]
     out1, r1 = augment_class(imgs, recs, params, seed=0)
     out2, _ = augment_class(imgs, recs, params, seed=0)
     out3, _ = augment_class(imgs, recs, params, seed=1)

@@ -80,8 +80,9 @@ def test_per_request_settings_do_not_persist_and_bad_requests_are_refused(load, 
     sock = sampler_paths(load, {})["socket"]
     conn = client.connect(str(sock))[0]
     ch = Channel(conn)
-    ch.send({"op": "sample", "code": "x", "cls": {**CLS, "n_generated": 0}, "gen": GEN, "out_size": 16,
-             "batch_size": -1})
+    ch.send(
+        {"op": "sample", "code": "x", "cls": {**CLS, "n_generated": 0}, "gen": GEN, "out_size": 16, "batch_size": -1}
+    )
     reply, _ = ch.recv(30)
     ch.close()
     assert reply["type"] == "error" and "batch_size: -1" in reply["error"] and "cls.n_generated: 0" in reply["error"]
@@ -102,8 +103,9 @@ def test_a_failed_load_fails_every_class_at_once_with_its_cause(tiny_model_dir, 
     load = {"source": str(broken), "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
     errors = []
     for k in range(3):
-        proc = subprocess.run(client_cmd(load, CLS, tmp_path / f"out{k}", {"idle": 60}), capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            client_cmd(load, CLS, tmp_path / f"out{k}", {"idle": 60}), capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 1 and not (tmp_path / f"out{k}").exists()
         tail = proc.stderr.strip().splitlines()[-2:]  # the cause closes the log, after the traceback
         errors.append(tail[0])
@@ -118,8 +120,12 @@ def test_stop_is_answered_at_once_and_drops_the_running_request(load, tmp_path):
     """`gendistill sampler-stop` does not wait behind a running request: the request is dropped at its next
     batch, its job fails saying so, and nothing is published."""
     big = {**CLS, "n_generated": 3000}
-    job = subprocess.Popen(client_cmd(load, big, tmp_path / "out", {"batch_size": 1}), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        client_cmd(load, big, tmp_path / "out", {"batch_size": 1}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_tmp_pngs(tmp_path, "out", 3)
         line = stop_sampler(sampler_paths(load, {})["socket"])
@@ -145,4 +151,3 @@ def test_records_name_the_code_and_batch_size(load, tmp_path):
 @pytest.fixture
 def load(tiny_model_dir):
     return {"source": tiny_model_dir, "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
-

@@ -37,8 +37,10 @@ from gendistill.sampling.runtime import RuntimeDirError
 
 pytestmark = pytest.mark.usefixtures("private_runtime")
 OTHER_UID = 65534  # "nobody": the other user on the shared machine
-as_root = pytest.mark.skipif(os.getuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
-                             reason="simulating a second local user needs root (CI runs as root) and /usr/bin/python3")
+as_root = pytest.mark.skipif(
+    os.getuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
+    reason="simulating a second local user needs root (CI runs as root) and /usr/bin/python3",
+)
 
 
 @pytest.fixture
@@ -48,14 +50,19 @@ def load(tiny_model_dir):
 
 # ---- 1. cancelled work never lands ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_cancelled_job_gets_no_output_and_the_next_job_is_served_at_once(load, tmp_path, sig):
     """The job is interrupted mid-class (Ctrl-C, or killed). Its request is dropped at the sampler's next
     batch (not finished 90 s later), nothing is ever written to its output, the next job is served at once
     (not queued behind the orphan), and its stale temporary directory is removed by the next write."""
     big = {**CLS, "n_generated": 5000}
-    job = subprocess.Popen(client_cmd(load, big, tmp_path / "out", {"batch_size": 1}), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        client_cmd(load, big, tmp_path / "out", {"batch_size": 1}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     tmp = wait_for_tmp_pngs(tmp_path, "out", 5)
     job.send_signal(sig)
     job.communicate(timeout=60)
@@ -94,6 +101,7 @@ def test_job_whose_snakemake_ended_publishes_nothing(load, tmp_path):
 
 # ---- 2. another user cannot impersonate or reach the sampler -----------------------------------------------
 
+
 @as_root
 def test_runtime_dir_made_by_another_user_is_refused(tmp_path, monkeypatch, load, shared_dir):
     """Another user who creates our predictable temp-dir path first (or a symlink there) gets nothing: the
@@ -130,7 +138,9 @@ def test_client_sends_nothing_to_a_listener_of_another_user(shared_dir):
         "data = b''\n"
         "try:\n    data = c.recv(65536)\nexcept OSError:\n    pass\n"
         f"open({str(got)!r}, 'w').write(str(len(data)))\n"
-        "c.sendall(b'{\"type\": \"done\"}\\n')\n", wait=False)
+        'c.sendall(b\'{"type": "done"}\\n\')\n',
+        wait=False,
+    )
     assert listener.stdout.readline().strip() == "ready"
     with pytest.raises(RuntimeDirError, match=f"runs as uid {OTHER_UID}, not as you"):
         runtime.connect(str(sock))
@@ -158,9 +168,11 @@ def test_another_user_cannot_reach_or_use_the_sampler(load, shared_dir, monkeypa
         probe = as_other_user(
             "import socket\n"
             f"s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r})\n"
-            "s.sendall(b'{\"op\": \"ping\"}\\n'); s.settimeout(10)\n"
+            's.sendall(b\'{"op": "ping"}\\n\'); s.settimeout(10)\n'
             "try:\n    print(repr(s.recv(100)))\n"
-            "except ConnectionResetError:\n    print(repr(b''))\n", check=False)
+            "except ConnectionResetError:\n    print(repr(b''))\n",
+            check=False,
+        )
     finally:
         private_runtime.chmod(0o700), parent.chmod(0o700), sock.chmod(0o600)
     assert probe.returncode == 0 and probe.stdout.strip() == "b''", probe.stdout + probe.stderr
@@ -194,6 +206,7 @@ def as_other_user(code: str, wait: bool = True, check: bool = True):
 
 # ---- 3. no symlink is followed; a held lock and a stray file fail with a message ----------------------------
 
+
 @pytest.mark.parametrize("which", ["lock", "log"])
 def test_symlink_at_lock_or_log_path_is_not_followed(load, tmp_path, which):
     precious = tmp_path / "precious.txt"
@@ -207,11 +220,19 @@ def test_symlink_at_lock_or_log_path_is_not_followed(load, tmp_path, which):
 
 def test_a_held_start_lock_fails_after_its_deadline_naming_the_holder(load, tmp_path):
     p = sampler_paths(load, {})
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; sys.path.insert(0, sys.argv[1])\n"
-                               "from gendistill.sampling.runtime import StartLock\n"
-                               "with StartLock(sys.argv[2], 5):\n    print('held', flush=True); time.sleep(300)\n",
-                               str(REPO / "src"), str(p["lock"])], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; sys.path.insert(0, sys.argv[1])\n"
+            "from gendistill.sampling.runtime import StartLock\n"
+            "with StartLock(sys.argv[2], 5):\n    print('held', flush=True); time.sleep(300)\n",
+            str(REPO / "src"),
+            str(p["lock"]),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(TimeoutError, match=f"held by pid {holder.pid}"):
@@ -233,18 +254,21 @@ def test_a_stray_file_at_the_socket_path_fails_before_the_model_loads(load):
 
 # ---- 4. stale code never serves ---------------------------------------------------------------------------------
 
+
 def test_edited_sampling_code_gets_a_sampler_of_its_own(load, tmp_path):
     """Edit the sampling code (here: a copy of the source tree) and rerun while the old sampler is warm: the
     job is served by a new sampler running the edited code, and records.json names the code it ran."""
     src = tmp_path / "src"
     shutil.copytree(REPO / "src" / "gendistill", src / "gendistill", ignore=shutil.ignore_patterns("__pycache__"))
-    first = subprocess.run(client_cmd(load, CLS, tmp_path / "a", {}, src=src), capture_output=True, text=True,
-                           timeout=120)
+    first = subprocess.run(
+        client_cmd(load, CLS, tmp_path / "a", {}, src=src), capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0, first.stderr
     with open(src / "gendistill" / "sampling" / "generate.py", "a") as f:
         f.write("\n# an edit\n")
-    second = subprocess.run(client_cmd(load, CLS, tmp_path / "b", {}, src=src), capture_output=True, text=True,
-                            timeout=120)
+    second = subprocess.run(
+        client_cmd(load, CLS, tmp_path / "b", {}, src=src), capture_output=True, text=True, timeout=120
+    )
     assert second.returncode == 0, second.stderr
     a, b = read_meta(tmp_path / "a"), read_meta(tmp_path / "b")
     assert a["code_hash"] != b["code_hash"] and a["server_pid"] != b["server_pid"]
@@ -264,6 +288,7 @@ def test_a_sampler_running_other_code_is_rejected(load, tmp_path, monkeypatch, c
 
 
 # ---- 5. memory per class is bounded by the batch -----------------------------------------------------------
+
 
 class CountingPipe:
     def __init__(self, pipe):
@@ -303,6 +328,7 @@ def test_a_class_is_generated_and_written_batch_by_batch(tmp_path):
 
 
 # ---- 8. smaller ones ----------------------------------------------------------------------------------------
+
 
 def test_existing_out_directory_is_never_emptied(load, tmp_path):
     out = tmp_path / "mine"
@@ -348,8 +374,9 @@ def test_a_stopped_sampler_is_detected_and_sampler_stop_kills_it(load, tmp_path)
     ping(r.paths["socket"])
     os.kill(r.pid, signal.SIGSTOP)
     try:
-        proc = subprocess.run(client_cmd(load, CLS, tmp_path / "out", {"server_timeout": 3}), capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            client_cmd(load, CLS, tmp_path / "out", {"server_timeout": 3}), capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 1 and "state T" in proc.stderr and "sent nothing for 3s" in proc.stderr, proc.stderr
         assert not (tmp_path / "out").exists()
         line = stop_sampler(r.paths["socket"], timeout=2)
@@ -376,8 +403,15 @@ def test_stale_socket_of_a_dead_sampler_is_replaced(load):
 
 
 def test_only_one_sampler_starts_for_concurrent_jobs(load, tmp_path):
-    jobs = [subprocess.Popen(client_cmd(load, {**CLS, "index": k, "id": f"00{k}_c"}, tmp_path / f"o{k}", {}),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in range(3)]
+    jobs = [
+        subprocess.Popen(
+            client_cmd(load, {**CLS, "index": k, "id": f"00{k}_c"}, tmp_path / f"o{k}", {}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in range(3)
+    ]
     outs = [j.communicate(timeout=180)[0] for j in jobs]
     assert all(j.returncode == 0 for j in jobs), outs
     metas = [read_meta(tmp_path / f"o{k}") for k in range(3)]

@@ -38,8 +38,9 @@ def test_demo_through_slurm_profile_equals_local_run():
         pytest.skip("needs root: it installs SLURM and munge with apt and runs their daemons in private namespaces")
     if not shutil.which("apt-get") and not all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged")):
         pytest.skip("SLURM (slurmctld, slurmd, slurm-client, munge) is not installed and there is no apt-get")
-    proc = subprocess.run(["bash", str(SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=1200)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200
+    )
     print(proc.stdout)  # shown with -s, and on failure
     assert proc.returncode == 0, proc.stdout[-10000:]
     ok_lines = [line for line in proc.stdout.splitlines() if line.strip().startswith("ok: ")]

@@ -20,8 +20,16 @@ from gendistill.evaluation.data import FileSource, TensorSource
 from gendistill.evaluation.job import real_source, select_subset
 from gendistill.evaluation.train import fit_and_test, normalise
 
-RECIPE = {"epochs": 2, "batch_size": 8, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
-          "schedule": "step", "train_augment": True}
+RECIPE = {
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.01,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "step",
+    "train_augment": True,
+}
 
 
 def test_streamed_training_equals_training_in_memory(tmp_path):
@@ -30,12 +38,24 @@ def test_streamed_training_equals_training_in_memory(tmp_path):
     keep = [0, 1, 2, 3]
     x, y = ad.load_split("train")
     xt, yt = ad.load_split("test")
-    mem = fit_and_test(TensorSource(normalise(x, ad.mean, ad.std), torch.from_numpy(y)),
-                       TensorSource(normalise(xt, ad.mean, ad.std), torch.from_numpy(yt)), 4, "convnet", 0, RECIPE,
-                       label_set=keep)
-    streamed = fit_and_test(real_source(ad, "train", keep, 32, ad.mean, ad.std, workers=2),
-                            real_source(ad, "test", keep, 32, ad.mean, ad.std, workers=0), 4, "convnet", 0, RECIPE,
-                            label_set=keep)
+    mem = fit_and_test(
+        TensorSource(normalise(x, ad.mean, ad.std), torch.from_numpy(y)),
+        TensorSource(normalise(xt, ad.mean, ad.std), torch.from_numpy(yt)),
+        4,
+        "convnet",
+        0,
+        RECIPE,
+        label_set=keep,
+    )
+    streamed = fit_and_test(
+        real_source(ad, "train", keep, 32, ad.mean, ad.std, workers=2),
+        real_source(ad, "test", keep, 32, ad.mean, ad.std, workers=0),
+        4,
+        "convnet",
+        0,
+        RECIPE,
+        label_set=keep,
+    )
     assert isinstance(real_source(ad, "train", keep, 32, ad.mean, ad.std, 0), FileSource)
     assert streamed["final_loss"] == mem["final_loss"] and streamed["accuracy"] == mem["accuracy"]
     assert streamed["per_class_accuracy"] == mem["per_class_accuracy"]
@@ -49,14 +69,23 @@ def test_random_subset_reads_only_its_files(tmp_path, monkeypatch):
 
     real_read = images.read_images
     monkeypatch.setattr(images, "read_images", lambda paths, size: read.extend(paths) or real_read(paths, size))
-    src = real_source(ad, "train", [0, 1, 2], 32, ad.mean, ad.std, 0,
-                      select=lambda y: select_subset(y, {0: 2, 1: 2, 2: 2}, seed=5))
+    src = real_source(
+        ad, "train", [0, 1, 2], 32, ad.mean, ad.std, 0, select=lambda y: select_subset(y, {0: 2, 1: 2, 2: 2}, seed=5)
+    )
     assert len(src) == 6 and read == []  # listed, not read
     xb, yb = next(src.batches(torch.arange(len(src)), 6))
     assert sorted(yb.tolist()) == [0, 0, 1, 1, 2, 2] and len(read) == 6
-    np.testing.assert_array_equal(fx.decode_imagenet_labels(
-        (xb.permute(0, 2, 3, 1) * torch.tensor(ad.std) + torch.tensor(ad.mean)).mul(255).round().clamp(0, 255)
-        .to(torch.uint8).numpy()), yb.numpy())
+    np.testing.assert_array_equal(
+        fx.decode_imagenet_labels(
+            (xb.permute(0, 2, 3, 1) * torch.tensor(ad.std) + torch.tensor(ad.mean))
+            .mul(255)
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+            .numpy()
+        ),
+        yb.numpy(),
+    )
 
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a child of a large pytest process
@@ -92,16 +121,24 @@ print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024,
 def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
     """Peak memory of one training epoch on 20 classes x 8 and x 64 images at 64 px. Streamed, 8x the images
     cost (almost) no more memory; the same 1,280 images held in memory (the control) cost ~60 MiB more."""
+
     def peak(root, mode: str) -> float:
-        out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(REPO / "src"), str(root), mode],
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, str(REPO / "src"), str(root), mode],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
     small = fx.make_imagenet(tmp_path / "small", n_classes=20, train_per_class=8, size=64)
     large = fx.make_imagenet(tmp_path / "large", n_classes=20, train_per_class=64, size=64)
-    stream_small, stream_large, memory_large = peak(small.root, "stream"), peak(large.root, "stream"), \
-        peak(large.root, "memory")
+    stream_small, stream_large, memory_large = (
+        peak(small.root, "stream"),
+        peak(large.root, "stream"),
+        peak(large.root, "memory"),
+    )
     held = memory_large - stream_large  # what holding the 1,280 images costs
     assert held > 40, (stream_small, stream_large, memory_large)  # the control: the measurement sees it
     assert stream_large - stream_small < 0.25 * held, (stream_small, stream_large, memory_large)
@@ -109,14 +146,24 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
 
 @pytest.mark.workflow
 def test_workflow_on_a_20_class_imagenet_fixture_with_streaming_evaluation(tmp_path):
-    fix = fx.make_imagenet(tmp_path / "data", n_classes=20, layout="kaggle", train_per_class=4, val_per_class=2,
-                           size=48)
-    cfg = deep_update(TINY_CONFIG, {
-        "dataset": {"name": "imagenet", "root": str(fix.root), "image_size": 32, "classes": None},
-        "generation": {"n_generated": 1}, "augmentation": {"n_aug": 1},
-        "evaluation": {"models": ["convnet", "resnet18"], "seeds": [0], "epochs": 1,
-                       "baselines": {"random_subset": True, "full": True}, "resolution": 32},
-    })
+    fix = fx.make_imagenet(
+        tmp_path / "data", n_classes=20, layout="kaggle", train_per_class=4, val_per_class=2, size=48
+    )
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "dataset": {"name": "imagenet", "root": str(fix.root), "image_size": 32, "classes": None},
+            "generation": {"n_generated": 1},
+            "augmentation": {"n_aug": 1},
+            "evaluation": {
+                "models": ["convnet", "resnet18"],
+                "seeds": [0],
+                "epochs": 1,
+                "baselines": {"random_subset": True, "full": True},
+                "resolution": 32,
+            },
+        },
+    )
     run_snakemake(tmp_path, cfg)
     out = tmp_path / "results" / "t"
     results = pd.read_csv(out / "results" / "results.csv")

@@ -18,6 +18,7 @@ from gendistill.selection import difficulty_band_ranks, k_center_greedy, scores_
 
 # ---- selection criteria (pure functions) --------------------------------------------------------------------
 
+
 def test_selection_criteria_are_deterministic_and_do_what_they_say():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(10, 5))
@@ -45,15 +46,20 @@ def test_selection_criteria_are_deterministic_and_do_what_they_say():
         difficulty_band_ranks(10, 4, (0.4, 0.6))
 
 
-@pytest.mark.parametrize("overlay, match", [
-    ({"selection": {"oversample": 3}}, "selection.criterion is none"),
-    ({"selection": {"criterion": "confidence"}}, "selection.oversample is 1"),
-    ({"selection": {"oversample": 2, "criterion": "difficulty", "difficulty_band": [0.5, 0.6]}}, "widen the band"),
-    ({"evaluation": {"labels": "soft"}, "teacher": {"checkpoint": "missing/teacher.pt"}}, "teacher.checkpoint"),
-    ({"ablation": {"teacher": True}, "evaluation": {"labels": "soft"}}, "must be the paper's method"),
-    ({"selection": {"oversample": 3, "criterion": "confidence"}, "limits": {"max_images_per_class": 5}},
-     "candidates to sample"),
-])
+@pytest.mark.parametrize(
+    "overlay, match",
+    [
+        ({"selection": {"oversample": 3}}, "selection.criterion is none"),
+        ({"selection": {"criterion": "confidence"}}, "selection.oversample is 1"),
+        ({"selection": {"oversample": 2, "criterion": "difficulty", "difficulty_band": [0.5, 0.6]}}, "widen the band"),
+        ({"evaluation": {"labels": "soft"}, "teacher": {"checkpoint": "missing/teacher.pt"}}, "teacher.checkpoint"),
+        ({"ablation": {"teacher": True}, "evaluation": {"labels": "soft"}}, "must be the paper's method"),
+        (
+            {"selection": {"oversample": 3, "criterion": "confidence"}, "limits": {"max_images_per_class": 5}},
+            "candidates to sample",
+        ),
+    ],
+)
 def test_teacher_config_errors_name_the_fix_at_plan_time(overlay, match):
     with pytest.raises(ConfigError, match=match) as e:
         build_plan(deep_update(TINY_CONFIG, overlay), check_model=False)
@@ -61,6 +67,7 @@ def test_teacher_config_errors_name_the_fix_at_plan_time(overlay, match):
 
 
 # ---- teacher checkpoint ---------------------------------------------------------------------------------------
+
 
 def test_teacher_checkpoint_loads_from_a_path(tmp_path):
     """A plain state dict (here torchvision's ResNet-18 at ImageNet resolution, 10 classes) imports as the teacher
@@ -73,8 +80,17 @@ def test_teacher_checkpoint_loads_from_a_path(tmp_path):
     net = torchvision.models.resnet18(weights=None, num_classes=10).eval()
     ckpt = tmp_path / "resnet18.pth"
     torch.save(net.state_dict(), ckpt)
-    info = import_checkpoint(str(ckpt), "resnet18", 10, 224, list(range(10)), [0.5] * 3, [0.25] * 3,
-                             str(tmp_path / "teacher.pt"), str(tmp_path / "teacher.json"))
+    info = import_checkpoint(
+        str(ckpt),
+        "resnet18",
+        10,
+        224,
+        list(range(10)),
+        [0.5] * 3,
+        [0.25] * 3,
+        str(tmp_path / "teacher.pt"),
+        str(tmp_path / "teacher.json"),
+    )
     assert info["checkpoint_sha256"] == sha256_file(ckpt)
     assert json.loads((tmp_path / "teacher.json").read_text())["sha256"] == sha256_file(tmp_path / "teacher.pt")
     teacher, meta = load_teacher(str(tmp_path / "teacher.pt"))
@@ -83,11 +99,21 @@ def test_teacher_checkpoint_loads_from_a_path(tmp_path):
         torch.testing.assert_close(teacher(x), net(x))
     assert meta["source"] == "checkpoint" and meta["resolution"] == 224
     with pytest.raises(ValueError, match="Fix: set teacher.model"):
-        import_checkpoint(str(ckpt), "convnet", 10, 32, list(range(10)), [0.5] * 3, [0.25] * 3,
-                          str(tmp_path / "t2.pt"), str(tmp_path / "t2.json"))
+        import_checkpoint(
+            str(ckpt),
+            "convnet",
+            10,
+            32,
+            list(range(10)),
+            [0.5] * 3,
+            [0.25] * 3,
+            str(tmp_path / "t2.pt"),
+            str(tmp_path / "t2.json"),
+        )
 
 
 # ---- soft labels on a fixture package ---------------------------------------------------------------------------
+
 
 def _fixture_package(tmp_path, n_per_class=3, classes=(0, 1, 2), size=16):
     """A tiny packaged set written by package.package from PNGs in the augment stage's format."""
@@ -103,14 +129,34 @@ def _fixture_package(tmp_path, n_per_class=3, classes=(0, 1, 2), size=16):
         for i in range(n_per_class):
             f = f"{i:04d}_0.png"
             sha = save_png(d / f, rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-            recs.append({"file": f, "class_index": c, "class_name": f"c{c}", "class_id": d.name, "prompt": "p",
-                         "seed": i, "source_image": f"{i:04d}.png", "copy": 0, "aug_seed": None,
-                         "augmentation": None, "sha256": sha})
+            recs.append(
+                {
+                    "file": f,
+                    "class_index": c,
+                    "class_name": f"c{c}",
+                    "class_id": d.name,
+                    "prompt": "p",
+                    "seed": i,
+                    "source_image": f"{i:04d}.png",
+                    "copy": 0,
+                    "aug_seed": None,
+                    "augmentation": None,
+                    "sha256": sha,
+                }
+            )
         (d / "records.json").write_text(json.dumps({"meta": {}, "images": recs}))
         dirs.append(str(d))
     pt = tmp_path / "dataset" / "distilled.pt"
-    package(dirs, [f"c{i}" for i in range(4)], [0.5] * 3, [0.25] * 3, str(pt), str(tmp_path / "dataset/m.csv"),
-            str(tmp_path / "dataset/folder"), provenance={})
+    package(
+        dirs,
+        [f"c{i}" for i in range(4)],
+        [0.5] * 3,
+        [0.25] * 3,
+        str(pt),
+        str(tmp_path / "dataset/m.csv"),
+        str(tmp_path / "dataset/folder"),
+        provenance={},
+    )
     return pt
 
 
@@ -120,8 +166,15 @@ def _fixture_teacher(tmp_path, size=16, num_classes=4):
 
     torch.manual_seed(1)
     model = build_model("convnet", num_classes, size)
-    meta = {"source": "trained", "model": "convnet", "num_classes": num_classes, "resolution": size,
-            "labels": [0, 1, 2], "mean": [0.5] * 3, "std": [0.25] * 3}
+    meta = {
+        "source": "trained",
+        "model": "convnet",
+        "num_classes": num_classes,
+        "resolution": size,
+        "labels": [0, 1, 2],
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+    }
     _save(str(tmp_path / "teacher.pt"), str(tmp_path / "teacher.json"), model, meta)
     return tmp_path / "teacher.pt", model
 
@@ -165,10 +218,17 @@ def test_kd_loss_trains_towards_the_teacher_logits():
     x, y = torch.randn(12, 3, 16, 16), torch.arange(12) % 3
     soft = torch.zeros(12, 3)
     soft[torch.arange(12), (y + 1) % 3] = 8.0  # the teacher says "the next class": KD must learn that, not y
-    recipe = {"epochs": 40, "batch_size": 12, "lr": 0.01, "optimizer": "adam", "momentum": 0.9,
-              "weight_decay": 0.0, "schedule": "constant", "train_augment": False}
-    model, _ = fit(TensorSource(x, y), 3, "convnet", 0, recipe, soft_logits=soft, kd={"temperature": 1.0,
-                                                                                     "alpha": 1.0})
+    recipe = {
+        "epochs": 40,
+        "batch_size": 12,
+        "lr": 0.01,
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "schedule": "constant",
+        "train_augment": False,
+    }
+    model, _ = fit(TensorSource(x, y), 3, "convnet", 0, recipe, soft_logits=soft, kd={"temperature": 1.0, "alpha": 1.0})
     with torch.no_grad():
         pred = model.eval()(x).argmax(1)
     assert (pred == (y + 1) % 3).float().mean() > 0.9
@@ -176,8 +236,11 @@ def test_kd_loss_trains_towards_the_teacher_logits():
 
 # ---- the workflow: selection cached per class, soft labels, provenance ----------------------------------------
 
-TEACHER_RUN = {"selection": {"oversample": 2, "criterion": "confidence"}, "teacher": {"epochs": 1},
-               "evaluation": {"labels": "soft", "baselines": {"random_subset": True}}}
+TEACHER_RUN = {
+    "selection": {"oversample": 2, "criterion": "confidence"},
+    "teacher": {"epochs": 1},
+    "evaluation": {"labels": "soft", "baselines": {"random_subset": True}},
+}
 
 
 def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
@@ -190,8 +253,15 @@ def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
     t0 = time.perf_counter()
     out = wd / "results" / "t"
     classes = sorted(p.name for p in (out / "generated").iterdir())
-    run_snakemake(wd, cfg, targets=("results/t/results/results.csv", "results/t/dataset/soft_labels.pt",
-                                    *(f"results/t/selection/{c}.csv" for c in classes)))  # not the report items
+    run_snakemake(
+        wd,
+        cfg,
+        targets=(
+            "results/t/results/results.csv",
+            "results/t/dataset/soft_labels.pt",
+            *(f"results/t/selection/{c}.csv" for c in classes),
+        ),
+    )  # not the report items
     for cls in classes:
         recs = json.loads((out / "generated" / cls / "records.json").read_text())["images"]
         base = json.loads((tiny_run / "results/t/generated" / cls / "records.json").read_text())["images"]
@@ -201,8 +271,11 @@ def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
         top = scores.sort_values(["teacher_prob", "candidate"], ascending=[False, True])["candidate"][:2]
         assert sorted(scores.loc[scores["kept"], "candidate"]) == sorted(top)
     manifest = pd.read_csv(out / "dataset" / "manifest.csv")
-    kept = {(r.class_id, r.candidate) for r in pd.concat(
-        [pd.read_csv(p) for p in (out / "selection").glob("*.csv")]).itertuples() if r.kept}
+    kept = {
+        (r.class_id, r.candidate)
+        for r in pd.concat([pd.read_csv(p) for p in (out / "selection").glob("*.csv")]).itertuples()
+        if r.kept
+    }
     assert {(r.class_id, r.candidate) for r in manifest.itertuples()} == kept
     prov = json.loads((out / "dataset" / "provenance.json").read_text())
     teacher = json.loads((out / "teacher" / "teacher.json").read_text())
@@ -210,8 +283,11 @@ def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
     from gendistill.package import load_distilled
     from gendistill.soft_labels import load_aligned
 
-    s = load_aligned(str(out / "dataset/soft_labels.pt"), load_distilled(str(out / "dataset/distilled.pt")),
-                     str(out / "dataset/distilled.pt"))
+    s = load_aligned(
+        str(out / "dataset/soft_labels.pt"),
+        load_distilled(str(out / "dataset/distilled.pt")),
+        str(out / "dataset/distilled.pt"),
+    )
     assert s["teacher_sha256"] == teacher["sha256"]
     results = pd.read_csv(out / "results" / "results.csv")
     assert set(results["labels"]) == {"soft"} and set(results["set"]) == {"distilled", "random_subset"}
@@ -227,8 +303,10 @@ def test_teacher_ablation_plans_its_rows_and_reuses_the_runs_jobs(tiny_run, tmp_
     """ablation.teacher on the tiny run (dry run): one teacher, per criterion and class a selection over the
     shared pool, a set per criterion, and evaluations only for the rows the run has not evaluated itself."""
     wd = copy_run(tiny_run, tmp_path / "run")
-    cfg = deep_update(TINY_CONFIG, {"ablation": {"teacher": True, "oversample": 3},
-                                    "evaluation": {"baselines": {"random_subset": True}}})
+    cfg = deep_update(
+        TINY_CONFIG,
+        {"ablation": {"teacher": True, "oversample": 3}, "evaluation": {"baselines": {"random_subset": True}}},
+    )
     counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     assert counts.get("sample", 0) == 0 and counts.get("package", 0) == 0  # the run's own set is untouched
     assert counts["teacher"] == 1 and counts["ablation_sample"] == 3 and counts["soft_labels"] == 1

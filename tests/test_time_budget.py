@@ -17,8 +17,14 @@ def test_largest_n_that_fits_without_overheads():
 
 
 def test_overheads_and_safety_reduce_n_and_plan_is_maximal():
-    kw = dict(throughput=7.3, n_classes=100, n_aug=4, per_class_overhead=0.31, fixed_overhead=42.0,
-              per_output_image_seconds=1e-4)
+    kw = dict(
+        throughput=7.3,
+        n_classes=100,
+        n_aug=4,
+        per_class_overhead=0.31,
+        fixed_overhead=42.0,
+        per_output_image_seconds=1e-4,
+    )
     p = plan_n_generated(budget_seconds=600, safety=0.9, **kw)
     assert p.fits and p.usable_seconds == pytest.approx(540)
     assert predict_seconds(p.n_generated, **kw) <= 540 < predict_seconds(p.n_generated + 1, **kw)
@@ -36,8 +42,9 @@ def test_oversampling_pays_for_every_candidate_sampled():
 
 def test_paper_scale_example():
     # the paper's CIFAR-100 result, IPC 20 = 4 generated x 5, in 600 s: 400 images need >= ~0.7 img/s here
-    p = plan_n_generated(throughput=1.0, budget_seconds=600, n_classes=100, n_aug=4, fixed_overhead=60,
-                         per_class_overhead=0.5)
+    p = plan_n_generated(
+        throughput=1.0, budget_seconds=600, n_classes=100, n_aug=4, fixed_overhead=60, per_class_overhead=0.5
+    )
     assert (p.n_generated, p.ipc) == (4, 20)
 
 
@@ -49,8 +56,10 @@ def test_nothing_fits_and_cap():
     assert (c.n_generated, c.ipc, c.limited_by) == (50, 150, "max_n_generated")
 
 
-@pytest.mark.parametrize("bad", [dict(throughput=0), dict(n_classes=0), dict(safety=0), dict(safety=1.5),
-                                 dict(fixed_overhead=-1), dict(n_aug=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(throughput=0), dict(n_classes=0), dict(safety=0), dict(safety=1.5), dict(fixed_overhead=-1), dict(n_aug=-1)],
+)
 def test_invalid_inputs_raise(bad):
     kw = {**dict(throughput=10, budget_seconds=100, n_classes=10), **bad}
     with pytest.raises(ValueError):
@@ -69,8 +78,28 @@ def test_fit_linear_recovers_throughput_and_overhead():
 @pytest.mark.slow
 def test_cli_measures_tiny_model_on_cpu_and_writes_record(tmp_path, capsys):
     out = tmp_path / "tb.json"
-    rc = main(["--model-source", "tiny", "--device", "cpu", "--budget", "60", "--classes", "10", "--n-aug", "4",
-               "--batch-size", "4", "--timed-batches", "2", "--repeats", "1", "--json", str(out)])
+    rc = main(
+        [
+            "--model-source",
+            "tiny",
+            "--device",
+            "cpu",
+            "--budget",
+            "60",
+            "--classes",
+            "10",
+            "--n-aug",
+            "4",
+            "--batch-size",
+            "4",
+            "--timed-batches",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     rec = json.loads(out.read_text())
     r, m = rec["recommendation"], rec["measured"]
@@ -86,9 +115,34 @@ def test_cli_accepts_any_family_with_its_steps_guidance_and_decoder(tmp_path, ca
     """A class-conditional DiT, 2 steps with guidance, tiny decoder: measured at its native resolution, with
     its FLOPs per image in the record."""
     out = tmp_path / "tb.json"
-    rc = main(["--model-source", "tiny", "--tiny-spec", '{"family": "dit"}', "--device", "cpu", "--steps", "2",
-               "--guidance-scale", "3", "--decoder", "tiny", "--budget", "60", "--classes", "10", "--batch-size", "2",
-               "--timed-batches", "2", "--repeats", "1", "--json", str(out)])
+    rc = main(
+        [
+            "--model-source",
+            "tiny",
+            "--tiny-spec",
+            '{"family": "dit"}',
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+            "--guidance-scale",
+            "3",
+            "--decoder",
+            "tiny",
+            "--budget",
+            "60",
+            "--classes",
+            "10",
+            "--batch-size",
+            "2",
+            "--timed-batches",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     rec = json.loads(out.read_text())
     m = rec["measured"]

@@ -14,6 +14,7 @@ from conftest import REPO, SNAKEMAKE, TINY_CONFIG, deep_update, job_counts, run_
 
 pytestmark = pytest.mark.workflow
 
+
 def test_lint_is_clean(tmp_path):
     """`snakemake --lint` exits 0 only when it finds nothing."""
     proc = run_snakemake(tmp_path, TINY_CONFIG, "--lint", check=False)
@@ -25,8 +26,9 @@ def test_default_config_without_data_or_model_explains_what_is_missing():
     import subprocess
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": "/nonexistent-hf-home"}
-    proc = subprocess.run([SNAKEMAKE, "-n", "--cores", "1"], cwd=REPO, capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "1"], cwd=REPO, capture_output=True, text=True, env=env, timeout=300
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "cifar-100-python" in out and "expected layout" in out and "cifar-100-python.tar.gz" in out
@@ -132,9 +134,23 @@ def test_a_clone_path_with_spaces_runs_shell_jobs(tmp_path):
     shutil.copy(REPO / "Snakefile", clone / "Snakefile")
     for part in ("workflow", "src", "envs"):
         shutil.copytree(REPO / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
-    proc = subprocess.run([SNAKEMAKE, "-s", str(clone / "Snakefile"), "--directory", str(tmp_path / "work"),
-                           "--configfile", str(write_config(tmp_path, cfg)), "--cores", "1", "prompts"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(clone / "Snakefile"),
+            "--directory",
+            str(tmp_path / "work"),
+            "--configfile",
+            str(write_config(tmp_path, cfg)),
+            "--cores",
+            "1",
+            "prompts",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = pd.read_csv(tmp_path / "work" / "results" / "t" / "prompts.csv")
     assert rows["prompt"].tolist()[1] == "the {name} one" and len(rows) == 3

@@ -20,8 +20,19 @@ from .atomic import atomic_path
 from .layout import RECORDS, read_records
 
 
-def build_variant(pool_dirs: list[str], variant: dict, aug_params: dict, seeds_by_id: dict, class_names: list[str],
-                  mean, std, out_aug_dir: Path, out_pt: str, out_manifest: str, out_folder: str) -> dict:
+def build_variant(
+    pool_dirs: list[str],
+    variant: dict,
+    aug_params: dict,
+    seeds_by_id: dict,
+    class_names: list[str],
+    mean,
+    std,
+    out_aug_dir: Path,
+    out_pt: str,
+    out_manifest: str,
+    out_folder: str,
+) -> dict:
     from .augment import augment_class
     from .imageio import load_png, save_png
     from .package import package
@@ -35,20 +46,33 @@ def build_variant(pool_dirs: list[str], variant: dict, aug_params: dict, seeds_b
             src = read_records(d)
             recs = sorted(src["images"], key=lambda r: r["image_index"])[:n]
             if len(recs) < n:
-                raise RuntimeError(f"{d}: the ablation pool holds {len(recs)} images, variant {variant['name']} "
-                                   f"needs {n}. Fix: delete {d} and rerun (the pool is sized by the largest variant).")
+                raise RuntimeError(
+                    f"{d}: the ablation pool holds {len(recs)} images, variant {variant['name']} "
+                    f"needs {n}. Fix: delete {d} and rerun (the pool is sized by the largest variant)."
+                )
             images = np.stack([load_png(d / r["file"]) for r in recs])
             imgs, out_recs = augment_class(images, recs, params, int(seeds_by_id[d.name]))
             cdir = tmp / d.name
             cdir.mkdir()
             for img, rec in zip(imgs, out_recs):
                 rec["sha256"] = save_png(cdir / rec["file"], img)
-            (cdir / RECORDS).write_text(json.dumps({"meta": {"params": params, "variant": variant,
-                                                                    "generated": src["meta"]},
-                                                           "images": out_recs}, indent=1))
+            (cdir / RECORDS).write_text(
+                json.dumps(
+                    {"meta": {"params": params, "variant": variant, "generated": src["meta"]}, "images": out_recs},
+                    indent=1,
+                )
+            )
     class_dirs = sorted(str(p) for p in Path(out_aug_dir).iterdir() if p.is_dir())
-    return package(class_dirs, class_names, mean, std, out_pt, out_manifest, out_folder,
-                   provenance={"ablation_variant": variant, "augmentation": params})
+    return package(
+        class_dirs,
+        class_names,
+        mean,
+        std,
+        out_pt,
+        out_manifest,
+        out_folder,
+        provenance={"ablation_variant": variant, "augmentation": params},
+    )
 
 
 def ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
@@ -59,28 +83,64 @@ def ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
     for r in rows:
         m = json.loads(Path(r["path"]).read_text())
         v = info[r["variant"]]
-        recs.append({"variant": r["variant"], "kind": "real" if r["variant"].startswith("real_") else "generated",
-                     "n_generated": v.get("n_generated"), "n_aug": v.get("n_aug"), "ipc": v["ipc"],
-                     "model": m["model_label"], "seed": m["seed"], "accuracy": m["accuracy"],
-                     "n_train": m["n_train"], "chance": m["chance"], "reused_from_run": r.get("reused_from_run")})
+        recs.append(
+            {
+                "variant": r["variant"],
+                "kind": "real" if r["variant"].startswith("real_") else "generated",
+                "n_generated": v.get("n_generated"),
+                "n_aug": v.get("n_aug"),
+                "ipc": v["ipc"],
+                "model": m["model_label"],
+                "seed": m["seed"],
+                "accuracy": m["accuracy"],
+                "n_train": m["n_train"],
+                "chance": m["chance"],
+                "reused_from_run": r.get("reused_from_run"),
+            }
+        )
     df = pd.DataFrame(recs)
     g = df.groupby(["variant", "model"], sort=False)
-    out = g.agg(kind=("kind", "first"), n_generated=("n_generated", "first"), n_aug=("n_aug", "first"),
-                ipc=("ipc", "first"), accuracy_mean=("accuracy", "mean"),
-                accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
-                n_seeds=("seed", "count"), n_train=("n_train", "first"), chance=("chance", "first"),
-                per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
-                reused_from_run=("reused_from_run", "first")).reset_index()
+    out = g.agg(
+        kind=("kind", "first"),
+        n_generated=("n_generated", "first"),
+        n_aug=("n_aug", "first"),
+        ipc=("ipc", "first"),
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
+        n_seeds=("seed", "count"),
+        n_train=("n_train", "first"),
+        chance=("chance", "first"),
+        per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
+        reused_from_run=("reused_from_run", "first"),
+    ).reset_index()
     out["accuracy"] = [f"{100 * m:.2f} +- {100 * s:.2f}" for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
     real = {(r.model, r.ipc): r.accuracy_mean for r in out.itertuples() if r.kind == "real"}
     out["minus_real_same_ipc_points"] = [
-        round(100 * (r.accuracy_mean - real[(r.model, r.ipc)]), 2) if r.kind == "generated"
-        and (r.model, r.ipc) in real else np.nan for r in out.itertuples()]
+        round(100 * (r.accuracy_mean - real[(r.model, r.ipc)]), 2)
+        if r.kind == "generated" and (r.model, r.ipc) in real
+        else np.nan
+        for r in out.itertuples()
+    ]
     out["n_generated"] = out["n_generated"].astype("Int64")
     out["n_aug"] = out["n_aug"].astype("Int64")
     out = out.sort_values(["model", "ipc", "kind", "n_generated"], kind="stable").reset_index(drop=True)
-    cols = ["variant", "kind", "n_generated", "n_aug", "ipc", "model", "accuracy", "accuracy_mean", "accuracy_std",
-            "n_seeds", "per_seed", "minus_real_same_ipc_points", "n_train", "chance", "reused_from_run"]
+    cols = [
+        "variant",
+        "kind",
+        "n_generated",
+        "n_aug",
+        "ipc",
+        "model",
+        "accuracy",
+        "accuracy_mean",
+        "accuracy_std",
+        "n_seeds",
+        "per_seed",
+        "minus_real_same_ipc_points",
+        "n_train",
+        "chance",
+        "reused_from_run",
+    ]
     return out[cols]
 
 
@@ -89,19 +149,27 @@ def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
     from .report.plots import plt, save_png
 
     models = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(max(5.0, 1.1 * len(table) / max(len(models), 1) + 2.5)
-                                                       * len(models), 3.9), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(models),
+        figsize=(max(5.0, 1.1 * len(table) / max(len(models), 1) + 2.5) * len(models), 3.9),
+        squeeze=False,
+    )
     for ax, model in zip(axes[0], models):
         t = table[table["model"] == model].reset_index(drop=True)
         x = np.arange(len(t))
-        colours = ["#7570b3" if k == "real" else ("#d95f02" if (a or 0) > 0 else "#e6ab02")
-                   for k, a in zip(t["kind"], t["n_aug"].fillna(0))]
+        colours = [
+            "#7570b3" if k == "real" else ("#d95f02" if (a or 0) > 0 else "#e6ab02")
+            for k, a in zip(t["kind"], t["n_aug"].fillna(0))
+        ]
         mean, std = 100 * t["accuracy_mean"].to_numpy(float), 100 * t["accuracy_std"].to_numpy(float)
         ax.bar(x, mean, yerr=std, capsize=4, color=colours)
         for xi, m, s in zip(x, mean, std):
             ax.text(xi, m + s + 1, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
-        labels = [f"real\nIPC {r.ipc}" if r.kind == "real" else f"{r.n_generated} gen\nx (1+{r.n_aug})\nIPC {r.ipc}"
-                  for r in t.itertuples()]
+        labels = [
+            f"real\nIPC {r.ipc}" if r.kind == "real" else f"{r.n_generated} gen\nx (1+{r.n_aug})\nIPC {r.ipc}"
+            for r in t.itertuples()
+        ]
         ax.set_xticks(x, labels, fontsize=8)
         if len(t):
             chance = 100 * float(t["chance"].iloc[0])
@@ -112,8 +180,14 @@ def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
         ax.set_title(title or f"{model}: post data augmentation ablation", fontsize=10)
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color="#d95f02", label="generated + PDA"),
-                           Patch(color="#e6ab02", label="generated, no PDA"),
-                           Patch(color="#7570b3", label="random real subset")], fontsize=7, loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0))
+        ax.legend(
+            handles=[
+                Patch(color="#d95f02", label="generated + PDA"),
+                Patch(color="#e6ab02", label="generated, no PDA"),
+                Patch(color="#7570b3", label="random real subset"),
+            ],
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+        )
     save_png(fig, path)

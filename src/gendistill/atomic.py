@@ -47,8 +47,9 @@ def atomic_path(path: Path, replace: bool = True, before_publish: Callable[[], N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not replace and (path.exists() or path.is_symlink()):
-        raise FileExistsError(f"{path} already exists; it is left as it is. Fix: remove it, or choose another "
-                              f"output path.")
+        raise FileExistsError(
+            f"{path} already exists; it is left as it is. Fix: remove it, or choose another output path."
+        )
     remove_stale_tmps(path)
     tmp = tmp_name(path)
     try:

@@ -55,14 +55,16 @@ def augment_class(images: np.ndarray, records: list[dict], params: dict, seed: i
         if "candidate" in rec:  # selected among oversampled candidates (selection.py): which one, its score
             base.update(candidate=rec["candidate"], selection_score=rec.get("selection_score"))
         out_imgs.append(img)
-        out_recs.append({**base, "copy": 0, "aug_seed": None, "augmentation": None,
-                         "file": f"{rec['image_index']:04d}_0.png"})
+        out_recs.append(
+            {**base, "copy": 0, "aug_seed": None, "augmentation": None, "file": f"{rec['image_index']:04d}_0.png"}
+        )
         for c in range(1, params["n_aug"] + 1):
             s = augment_seed(seed, rec["class_index"], rec["image_index"], c)
             a = draw_params(np.random.default_rng(s), params, img.shape[0])
             out_imgs.append(apply(img, a))
-            out_recs.append({**base, "copy": c, "aug_seed": s, "augmentation": a,
-                             "file": f"{rec['image_index']:04d}_{c}.png"})
+            out_recs.append(
+                {**base, "copy": c, "aug_seed": s, "augmentation": a, "file": f"{rec['image_index']:04d}_{c}.png"}
+            )
     return out_imgs, out_recs
 
 
@@ -79,8 +81,9 @@ def augment_dir(in_dir: Path, out_dir: Path, params: dict, seed: int) -> int:
     out_dir.mkdir(parents=True)
     for img, rec in zip(imgs, recs):
         rec["sha256"] = save_png(out_dir / rec["file"], img)
-    (out_dir / RECORDS).write_text(json.dumps({"meta": {"params": params, "seed": seed,
-                                                               "generated": src["meta"]}, "images": recs}, indent=1))
+    (out_dir / RECORDS).write_text(
+        json.dumps({"meta": {"params": params, "seed": seed, "generated": src["meta"]}, "images": recs}, indent=1)
+    )
     return len(recs)
 
 

@@ -29,8 +29,9 @@ def _build_tiny(a) -> int:
 
     spec = json.loads(a.spec)
     out = save_tiny_pipeline(a.out, spec)
-    print(f"tiny random-weight {spec.get('family', 'sdxl')} pipeline written to {out} (its images are noise, "
-          f"by design)")
+    print(
+        f"tiny random-weight {spec.get('family', 'sdxl')} pipeline written to {out} (its images are noise, by design)"
+    )
     return 0
 
 
@@ -80,10 +81,16 @@ def _time_budget(a) -> int:
 
 
 def _add_time_budget(sub) -> None:
-    s = sub.add_parser("time-budget", help="the largest n_generated that fits a wall-clock budget, measured on "
-                       "this device (cost model: gendistill/time_budget.py)")
-    s.add_argument("--model-source", required=True, help="hub id or local diffusers dir; 'tiny' = the tiny "
-                   "random-weight pipeline (smoke tests)")
+    s = sub.add_parser(
+        "time-budget",
+        help="the largest n_generated that fits a wall-clock budget, measured on "
+        "this device (cost model: gendistill/time_budget.py)",
+    )
+    s.add_argument(
+        "--model-source",
+        required=True,
+        help="hub id or local diffusers dir; 'tiny' = the tiny random-weight pipeline (smoke tests)",
+    )
     s.add_argument("--revision", default=None)
     s.add_argument("--tiny-spec", default="{}", help="JSON overrides of the tiny spec (with --model-source tiny)")
     s.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
@@ -91,35 +98,66 @@ def _add_time_budget(sub) -> None:
     s.add_argument("--n-aug", type=int, default=4, help="augmented copies per generated image (IPC = n x (1+n_aug))")
     s.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     s.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
-    s.add_argument("--batch-size", default="auto", type=lambda v: v if v == "auto" else int(v),
-                   help="images per pipeline call: auto (by device) or an integer")
-    s.add_argument("--resolution", type=int, default=None, help="sampling resolution (default 512; a DiT: its "
-                   "native size; tiny: its sample_size)")
+    s.add_argument(
+        "--batch-size",
+        default="auto",
+        type=lambda v: v if v == "auto" else int(v),
+        help="images per pipeline call: auto (by device) or an integer",
+    )
+    s.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="sampling resolution (default 512; a DiT: its native size; tiny: its sample_size)",
+    )
     s.add_argument("--steps", type=int, default=1, help="inference steps, as generation.steps (configs/models/)")
     s.add_argument("--guidance-scale", type=float, default=0.0, help="as generation.guidance_scale")
     s.add_argument("--decoder", default="vae", choices=["vae", "tiny"], help="as generation.decoder")
-    s.add_argument("--tiny-decoder", default=None, help="as generation.tiny_decoder (with --model-source tiny: "
-                   "the tiny pipeline's own random one)")
-    s.add_argument("--prompt", default="apple", help="the prompt timed (a class-conditional model: one of its "
-                   "labels; its first label otherwise)")
+    s.add_argument(
+        "--tiny-decoder",
+        default=None,
+        help="as generation.tiny_decoder (with --model-source tiny: the tiny pipeline's own random one)",
+    )
+    s.add_argument(
+        "--prompt",
+        default="apple",
+        help="the prompt timed (a class-conditional model: one of its labels; its first label otherwise)",
+    )
     s.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
     s.add_argument("--compile", action="store_true", help="torch.compile the denoiser (compile time is counted)")
-    s.add_argument("--vae-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="as generation.vae_dtype in the config")
+    s.add_argument(
+        "--vae-dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="as generation.vae_dtype in the config",
+    )
     s.add_argument("--warmup-batches", type=int, default=1)
     s.add_argument("--timed-batches", type=int, default=2)
     s.add_argument("--repeats", type=int, default=2)
-    s.add_argument("--job-overhead", type=float, default=0.3, help="seconds per class added to the measured "
-                   "per-class overhead for workflow job start-up and file writing (Snakemake shell jobs ~0.03 s "
-                   "each + thin client start; see docs/design/sampler.md)")
-    s.add_argument("--extra-fixed", type=float, default=0.0, help="extra seconds once per run (e.g. workflow "
-                   "start, packaging)")
-    s.add_argument("--no-load-time", action="store_true", help="do not count the measured model load + warm-up "
-                   "in the fixed overhead (when the budget starts with a loaded model)")
-    s.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per "
-                   "final image")
-    s.add_argument("--oversample", type=int, default=1, help="candidates sampled per kept image "
-                   "(selection.oversample): the budget pays for all of them")
+    s.add_argument(
+        "--job-overhead",
+        type=float,
+        default=0.3,
+        help="seconds per class added to the measured "
+        "per-class overhead for workflow job start-up and file writing (Snakemake shell jobs ~0.03 s "
+        "each + thin client start; see docs/design/sampler.md)",
+    )
+    s.add_argument(
+        "--extra-fixed", type=float, default=0.0, help="extra seconds once per run (e.g. workflow start, packaging)"
+    )
+    s.add_argument(
+        "--no-load-time",
+        action="store_true",
+        help="do not count the measured model load + warm-up "
+        "in the fixed overhead (when the budget starts with a loaded model)",
+    )
+    s.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per final image")
+    s.add_argument(
+        "--oversample",
+        type=int,
+        default=1,
+        help="candidates sampled per kept image (selection.oversample): the budget pays for all of them",
+    )
     s.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
     s.add_argument("--max-n-generated", type=int, default=None)
     s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
@@ -131,14 +169,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="gendistill", description="generative dataset distillation tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample", help="generate one class's images")
-    s.add_argument("--load", required=True, help="JSON: model source, revision, device, dtype, vae_dtype "
-                   "(+ decoder, tiny_decoder)")
+    s.add_argument(
+        "--load", required=True, help="JSON: model source, revision, device, dtype, vae_dtype (+ decoder, tiny_decoder)"
+    )
     s.add_argument("--cls", required=True, help="JSON: index, name, id, prompt, seed, n_generated")
     s.add_argument("--gen", required=True, help="JSON: resolution, steps, guidance_scale")
     s.add_argument("--out-size", type=int, required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--runtime", default="{}", help="JSON: server, idle, server_timeout, batch_size, compile, "
-                   "deterministic, max_retries (knobs that do not decide pixels)")
+    s.add_argument(
+        "--runtime",
+        default="{}",
+        help="JSON: server, idle, server_timeout, batch_size, compile, "
+        "deterministic, max_retries (knobs that do not decide pixels)",
+    )
     s.set_defaults(fn=_sample)
     s = sub.add_parser("augment", help="post data augmentation of every class")
     s.add_argument("--generated", nargs="+", required=True, help="the classes' generated directories")
@@ -162,12 +205,18 @@ def main(argv=None) -> int:
     s.add_argument("file", help="the image's `file` column in dataset/manifest.csv, e.g. 003_cat/0001_0.png")
     s.set_defaults(fn=_regenerate)
     _add_time_budget(sub)
-    s = sub.add_parser("sampler-serve", help="the resident sampler process (started by sample jobs; the load "
-                       "spec comes as one JSON line on stdin)")
+    s = sub.add_parser(
+        "sampler-serve",
+        help="the resident sampler process (started by sample jobs; the load spec comes as one JSON line on stdin)",
+    )
     s.add_argument("--socket", required=True)
     s.add_argument("--idle", type=float, default=120)
-    s.add_argument("--owner-pid", type=int, default=None,
-                   help="exit when this process ends (inside a SLURM job: the step's task, SLURM_TASK_PID)")
+    s.add_argument(
+        "--owner-pid",
+        type=int,
+        default=None,
+        help="exit when this process ends (inside a SLURM job: the step's task, SLURM_TASK_PID)",
+    )
     s.add_argument("--lock-fd", type=int, default=None, help="inherited start lock, released once listening")
     s.set_defaults(fn=_sampler_serve)
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -78,7 +78,8 @@ def semantic_problems(cfg: dict) -> list[str]:
             problems.append(
                 f"ipc: {cfg['ipc']} but generation.n_generated x (1 + augmentation.n_aug) = "
                 f"{gen['n_generated']} x {1 + aug['n_aug']} = {made}. Fix: set ipc: {made}, or change "
-                f"n_generated/n_aug so their product is {cfg['ipc']} (e.g. IPC 20 = 4 x (1 + 4)).")
+                f"n_generated/n_aug so their product is {cfg['ipc']} (e.g. IPC 20 = 4 x (1 + 4))."
+            )
     lo, hi = aug["crop_scale"]
     if lo > hi:
         problems.append(f"augmentation.crop_scale: [{lo}, {hi}] is not [low, high]. Fix: swap the two values.")
@@ -86,28 +87,38 @@ def semantic_problems(cfg: dict) -> list[str]:
     if glo > ghi:
         problems.append(f"augmentation.gamma: [{glo}, {ghi}] is not [low, high]. Fix: swap the two values.")
     if gen["device"] == "cpu" and gen["dtype"] == "float16":
-        problems.append("generation.dtype: float16 on the CPU is not supported by torch for these models. "
-                        "Fix: dtype: auto (float32 on CPU) or device: cuda.")
+        problems.append(
+            "generation.dtype: float16 on the CPU is not supported by torch for these models. "
+            "Fix: dtype: auto (float32 on CPU) or device: cuda."
+        )
     if gen["device"] == "cpu" and gen["vae_dtype"] == "float16":
-        problems.append("generation.vae_dtype: float16 on the CPU is not supported by torch for these models. "
-                        "Fix: vae_dtype: auto, or device: cuda.")
+        problems.append(
+            "generation.vae_dtype: float16 on the CPU is not supported by torch for these models. "
+            "Fix: vae_dtype: auto, or device: cuda."
+        )
     rec_path = cfg.get("time_budget_record")
     if rec_path:
         rec = read_time_budget_record(rec_path)
         if rec is None:
-            problems.append(f"time_budget_record: {rec_path} is not a readable record of `gendistill "
-                            f"time-budget`. Fix: run it with --json {rec_path}, or set the key to null.")
+            problems.append(
+                f"time_budget_record: {rec_path} is not a readable record of `gendistill "
+                f"time-budget`. Fix: run it with --json {rec_path}, or set the key to null."
+            )
         elif rec["recommendation"]["n_generated"] != gen["n_generated"]:
-            problems.append(f"time_budget_record: the measured budget allows n_generated = "
-                            f"{rec['recommendation']['n_generated']} but generation.n_generated = "
-                            f"{gen['n_generated']}. Fix: set generation.n_generated: "
-                            f"{rec['recommendation']['n_generated']} (and ipc accordingly).")
+            problems.append(
+                f"time_budget_record: the measured budget allows n_generated = "
+                f"{rec['recommendation']['n_generated']} but generation.n_generated = "
+                f"{gen['n_generated']}. Fix: set generation.n_generated: "
+                f"{rec['recommendation']['n_generated']} (and ipc accordingly)."
+            )
         elif (planned := (rec.get("model") or {}).get("oversample", 1)) != cfg["selection"]["oversample"]:
-            problems.append(f"time_budget_record: the budget was planned for selection.oversample {planned} "
-                            f"(candidates sampled per kept image) but the config has "
-                            f"{cfg['selection']['oversample']}, so sampling would take another time. Fix: rerun "
-                            f"`gendistill time-budget ... --oversample {cfg['selection']['oversample']}` "
-                            f"or set selection.oversample: {planned}.")
+            problems.append(
+                f"time_budget_record: the budget was planned for selection.oversample {planned} "
+                f"(candidates sampled per kept image) but the config has "
+                f"{cfg['selection']['oversample']}, so sampling would take another time. Fix: rerun "
+                f"`gendistill time-budget ... --oversample {cfg['selection']['oversample']}` "
+                f"or set selection.oversample: {planned}."
+            )
     if len(set(cfg["evaluation"]["seeds"])) != len(cfg["evaluation"]["seeds"]):
         problems.append("evaluation.seeds: a seed is listed twice. Fix: list each training seed once.")
     return problems

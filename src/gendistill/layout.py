@@ -88,4 +88,3 @@ def class_dir(stage_dir: str, cls: str) -> str:
 def read_records(class_dir: str | Path) -> dict:
     """A class directory's records file (RECORDS)."""
     return json.loads((Path(class_dir) / RECORDS).read_text())
-

@@ -86,25 +86,35 @@ def spec_problems(spec: dict, dataset_cfg: dict) -> list[str]:
     s = full_spec(spec)
     problems = []
     if dataset_cfg.get("name") not in SUPPORTED_DATASETS:
-        problems.append(f"model.fitted: fits a stand-in generator to the demo dataset's training split and supports "
-                        f"dataset.name {' / '.join(SUPPORTED_DATASETS)} only, not {dataset_cfg.get('name')!r}. "
-                        f"Fix: use model.source (a pretrained model such as stabilityai/sdxl-turbo) for this "
-                        f"dataset, or dataset.name: digits for the offline demo.")
+        problems.append(
+            f"model.fitted: fits a stand-in generator to the demo dataset's training split and supports "
+            f"dataset.name {' / '.join(SUPPORTED_DATASETS)} only, not {dataset_cfg.get('name')!r}. "
+            f"Fix: use model.source (a pretrained model such as stabilityai/sdxl-turbo) for this "
+            f"dataset, or dataset.name: digits for the offline demo."
+        )
     if s["match"] == "ot" and s["batch_size"] % s["match_group"]:
-        problems.append(f"model.fitted.batch_size: {s['batch_size']} is not a multiple of match_group "
-                        f"{s['match_group']}. Fix: e.g. batch_size: {s['match_group'] * 4}.")
+        problems.append(
+            f"model.fitted.batch_size: {s['batch_size']} is not a multiple of match_group "
+            f"{s['match_group']}. Fix: e.g. batch_size: {s['match_group'] * 4}."
+        )
     for key in ("unet_channels", "vae_channels"):
         bad = [c for c in s[key] if c % 8]
         if bad:
-            problems.append(f"model.fitted.{key}: {bad} not multiples of 8 (the blocks normalise in 8 groups). "
-                            f"Fix: e.g. {[max(8, 8 * round(c / 8)) for c in s[key]]}.")
+            problems.append(
+                f"model.fitted.{key}: {bad} not multiples of 8 (the blocks normalise in 8 groups). "
+                f"Fix: e.g. {[max(8, 8 * round(c / 8)) for c in s[key]]}."
+            )
     if s["text_hidden"] % 2:
-        problems.append(f"model.fitted.text_hidden: {s['text_hidden']} is odd (2 attention heads). "
-                        f"Fix: text_hidden: {s['text_hidden'] + 1}.")
+        problems.append(
+            f"model.fitted.text_hidden: {s['text_hidden']} is odd (2 attention heads). "
+            f"Fix: text_hidden: {s['text_hidden'] + 1}."
+        )
     for t in s["templates"]:
         if "{name}" not in t and "{raw_name}" not in t and "{index}" not in t:
-            problems.append(f"model.fitted.templates: {t!r} names no class (no {{name}}, {{raw_name}} or {{index}}); "
-                            f"every class would get the same prompt. Fix: include {{name}}.")
+            problems.append(
+                f"model.fitted.templates: {t!r} names no class (no {{name}}, {{raw_name}} or {{index}}); "
+                f"every class would get the same prompt. Fix: include {{name}}."
+            )
     return problems
 
 
@@ -161,13 +171,27 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     prompts, prompt_labels = _prompts(adapter, s["templates"])
     n_classes = len(adapter.classes())
     by_class = [torch.nonzero(y == c).flatten() for c in range(n_classes)]
-    log.info("data: %d training images of %d classes at %d px (%s train split); %d prompts, e.g. %r",
-             len(y), n_classes, size, adapter.name, len(prompts), prompts[0])
+    log.info(
+        "data: %d training images of %d classes at %d px (%s train split); %d prompts, e.g. %r",
+        len(y),
+        n_classes,
+        size,
+        adapter.name,
+        len(prompts),
+        prompts[0],
+    )
     t_data = time.perf_counter() - t_start
 
-    pipe = build_tiny_pipeline({"seed": s["seed"], "unet_channels": s["unet_channels"],
-                                "vae_channels": s["vae_channels"], "text_hidden": s["text_hidden"],
-                                "text_layers": s["text_layers"], "sample_size": size})
+    pipe = build_tiny_pipeline(
+        {
+            "seed": s["seed"],
+            "unet_channels": s["unet_channels"],
+            "vae_channels": s["vae_channels"],
+            "text_hidden": s["text_hidden"],
+            "text_layers": s["text_layers"],
+            "sample_size": size,
+        }
+    )
     vae, unet, sched = pipe.vae, pipe.unet, pipe.scheduler
     g = torch.Generator().manual_seed(s["seed"] + 100)
     bs = s["batch_size"]
@@ -196,9 +220,9 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     with torch.no_grad():
         mus, recon = [], 0.0
         for i in range(0, len(x), 256):
-            post = vae.encode(x[i:i + 256]).latent_dist
+            post = vae.encode(x[i : i + 256]).latent_dist
             mus.append(post.mean)
-            recon += float(F.mse_loss(vae.decode(post.mean).sample, x[i:i + 256], reduction="sum"))
+            recon += float(F.mse_loss(vae.decode(post.mean).sample, x[i : i + 256], reduction="sum"))
         mu = torch.cat(mus)
         recon_mse = recon / x.numel()
     latent_std = float(mu.std())
@@ -212,8 +236,12 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     scaling_factor = sigma / (s["noise_ratio"] * latent_std)
     vae.register_to_config(scaling_factor=scaling_factor)
     c_in = 1.0 / math.sqrt(sigma**2 + 1.0)
-    log.info("1-step trailing schedule: timestep %s, sigma %.4f; VAE scaling_factor %.4f", float(timestep), sigma,
-             scaling_factor)
+    log.info(
+        "1-step trailing schedule: timestep %s, sigma %.4f; VAE scaling_factor %.4f",
+        float(timestep),
+        sigma,
+        scaling_factor,
+    )
 
     # --- 3. text encoders: make each class name's embeddings distinct from the start ----------------------
     # Random text encoders give nearly the same embeddings to prompts that differ in one word, and a UNet takes
@@ -230,8 +258,10 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     for m in (unet, pipe.text_encoder, pipe.text_encoder_2):
         m.train()
     text_params = [*pipe.text_encoder.parameters(), *pipe.text_encoder_2.parameters()]
-    opt = torch.optim.Adam([{"params": list(unet.parameters()), "base": s["lr"]},
-                            {"params": text_params, "base": s["text_lr"]}], lr=s["lr"])
+    opt = torch.optim.Adam(
+        [{"params": list(unet.parameters()), "base": s["lr"]}, {"params": text_params, "base": s["text_lr"]}],
+        lr=s["lr"],
+    )
     time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)
     prompt_labels_t = torch.tensor(prompt_labels)
     latent_shape = mu.shape[1:]
@@ -240,18 +270,30 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     for step in range(s["unet_steps"]):
         for grp in opt.param_groups:
             grp["lr"] = _cosine(step, s["unet_steps"], grp["base"])
-        pe, _, ppe, _ = pipe.encode_prompt(prompts, device="cpu", num_images_per_prompt=1,
-                                           do_classifier_free_guidance=False)
+        pe, _, ppe, _ = pipe.encode_prompt(
+            prompts, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
         # a batch of groups: each group is k samples of one class, each sample with a random prompt of it
         classes = torch.randint(0, n_classes, (bs // k,), generator=g).repeat_interleave(k)
-        idx = torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0]
-                           for c in classes.tolist()])
-        which = torch.stack([torch.nonzero(prompt_labels_t == c).flatten()[
-            torch.randint(0, len(s["templates"]), (1,), generator=g)][0] for c in classes.tolist()])
+        idx = torch.stack(
+            [by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in classes.tolist()]
+        )
+        which = torch.stack(
+            [
+                torch.nonzero(prompt_labels_t == c).flatten()[torch.randint(0, len(s["templates"]), (1,), generator=g)][
+                    0
+                ]
+                for c in classes.tolist()
+            ]
+        )
         noise = torch.randn((bs, *latent_shape), generator=g)
         x_t = noise * sigma
-        eps = unet(x_t * c_in, timestep, encoder_hidden_states=pe[which],
-                   added_cond_kwargs={"text_embeds": ppe[which], "time_ids": time_ids.expand(bs, -1)}).sample
+        eps = unet(
+            x_t * c_in,
+            timestep,
+            encoder_hidden_states=pe[which],
+            added_cond_kwargs={"text_embeds": ppe[which], "time_ids": time_ids.expand(bs, -1)},
+        ).sample
         z = (x_t - sigma * eps) / scaling_factor
         target = mu[idx]
         if s["match"] == "ot":
@@ -267,17 +309,39 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
         m.eval()
     t_unet = time.perf_counter() - t0
     total = time.perf_counter() - t_start
-    log.info("fitted in %.1fs (data %.1fs, vae %.1fs, text encoders %.1fs, unet + text encoders %.1fs)", total,
-             t_data, t_vae, t_text, t_unet)
-    report = {"spec": s, "fit_version": FIT_VERSION,
-              "dataset": {k2: dataset_cfg.get(k2) for k2 in ("name", "split_seed", "image_size")},
-              "train_images": int(len(y)), "classes": n_classes, "prompts": prompts, "resolution": size,
-              "timestep": float(timestep), "sigma": sigma, "scaling_factor": scaling_factor,
-              "latent_std": latent_std, "vae_reconstruction_mse": recon_mse, "vae_final_loss": loss_v,
-              "text_class_loss": loss_t, "unet_final_loss": loss_u,
-              "seconds": {"data": round(t_data, 2), "vae": round(t_vae, 2), "text": round(t_text, 2),
-                          "unet": round(t_unet, 2), "total": round(total, 2)},
-              "torch_threads": torch.get_num_threads()}
+    log.info(
+        "fitted in %.1fs (data %.1fs, vae %.1fs, text encoders %.1fs, unet + text encoders %.1fs)",
+        total,
+        t_data,
+        t_vae,
+        t_text,
+        t_unet,
+    )
+    report = {
+        "spec": s,
+        "fit_version": FIT_VERSION,
+        "dataset": {k2: dataset_cfg.get(k2) for k2 in ("name", "split_seed", "image_size")},
+        "train_images": int(len(y)),
+        "classes": n_classes,
+        "prompts": prompts,
+        "resolution": size,
+        "timestep": float(timestep),
+        "sigma": sigma,
+        "scaling_factor": scaling_factor,
+        "latent_std": latent_std,
+        "vae_reconstruction_mse": recon_mse,
+        "vae_final_loss": loss_v,
+        "text_class_loss": loss_t,
+        "unet_final_loss": loss_u,
+        "seconds": {
+            "data": round(t_data, 2),
+            "vae": round(t_vae, 2),
+            "text": round(t_text, 2),
+            "unet": round(t_unet, 2),
+            "total": round(total, 2),
+        },
+        "torch_threads": torch.get_num_threads(),
+    }
     return pipe, report
 
 
@@ -290,16 +354,32 @@ def _fit_text_encoders(pipe, prompts: list[str], labels: list[int], n_classes: i
     te1, te2 = pipe.text_encoder, pipe.text_encoder_2
     te1.train()
     te2.train()
-    ids = [pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                          truncation=True, return_tensors="pt").input_ids,
-           pipe.tokenizer_2(prompts, padding="max_length", max_length=pipe.tokenizer_2.model_max_length,
-                            truncation=True, return_tensors="pt").input_ids]
+    ids = [
+        pipe.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=pipe.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids,
+        pipe.tokenizer_2(
+            prompts,
+            padding="max_length",
+            max_length=pipe.tokenizer_2.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids,
+    ]
     eos = [int(pipe.tokenizer.eos_token_id), int(pipe.tokenizer_2.eos_token_id)]
     end = [(i == e).int().argmax(-1) for i, e in zip(ids, eos)]  # first end token, as CLIP pools
     y = torch.tensor(labels)
-    heads = torch.nn.ModuleList([
-        torch.nn.Linear(te1.config.hidden_size, n_classes), torch.nn.Linear(te2.config.hidden_size, n_classes),
-        torch.nn.Linear(te2.config.projection_dim, n_classes)])
+    heads = torch.nn.ModuleList(
+        [
+            torch.nn.Linear(te1.config.hidden_size, n_classes),
+            torch.nn.Linear(te2.config.hidden_size, n_classes),
+            torch.nn.Linear(te2.config.projection_dim, n_classes),
+        ]
+    )
     with torch.random.fork_rng():
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         for h in heads:
@@ -327,7 +407,7 @@ def _ot_pairing(z, target, k: int):
 
     out = []
     for j in range(0, len(z), k):
-        cost = torch.cdist(z[j:j + k].flatten(1), target[j:j + k].flatten(1)).pow(2).numpy()
+        cost = torch.cdist(z[j : j + k].flatten(1), target[j : j + k].flatten(1)).pow(2).numpy()
         _, cols = linear_sum_assignment(cost)
         out.append(torch.as_tensor(cols, dtype=torch.long) + j)
     return torch.cat(out)
@@ -338,8 +418,12 @@ def _package_versions() -> dict:
     import torch
     import transformers
 
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
+    return {
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def save_fitted_pipeline(out_dir: Path, spec: dict | None, dataset_cfg: dict, threads: int | None = None) -> dict:
@@ -366,7 +450,8 @@ def save_fitted_pipeline(out_dir: Path, spec: dict | None, dataset_cfg: dict, th
         "it is not evidence of what a pretrained model such as SDXL-Turbo achieves.\n"
         f"spec: {json.dumps(report['spec'], sort_keys=True)}\n"
         f"dataset: {json.dumps(report['dataset'], sort_keys=True)}\n"
-        f"fit seconds: {report['seconds']['total']} (torch threads {report['torch_threads']})\n")
+        f"fit seconds: {report['seconds']['total']} (torch threads {report['torch_threads']})\n"
+    )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)

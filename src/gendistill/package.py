@@ -30,15 +30,27 @@ def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
             path = d / r["file"]
             digest = sha256_file(path)
             if digest != r["sha256"]:
-                raise RuntimeError(f"{path}: sha256 differs from its record; the file changed after augmentation. "
-                                   f"Fix: delete {d} and rerun.")
+                raise RuntimeError(
+                    f"{path}: sha256 differs from its record; the file changed after augmentation. "
+                    f"Fix: delete {d} and rerun."
+                )
             imgs.append(load_png(path))
-            rows.append({"file": f"{r['class_id']}/{r['file']}", "label": r["class_index"],
-                         "class_name": r["class_name"], "class_id": r["class_id"], "prompt": r["prompt"],
-                         "seed": r["seed"], "source_image": f"{r['class_id']}/{r['source_image']}",
-                         "copy": r["copy"], "aug_seed": r["aug_seed"],
-                         "augmentation": json.dumps(r["augmentation"], sort_keys=True) if r["augmentation"] else "",
-                         "sha256": digest, "_src": str(path)})
+            rows.append(
+                {
+                    "file": f"{r['class_id']}/{r['file']}",
+                    "label": r["class_index"],
+                    "class_name": r["class_name"],
+                    "class_id": r["class_id"],
+                    "prompt": r["prompt"],
+                    "seed": r["seed"],
+                    "source_image": f"{r['class_id']}/{r['source_image']}",
+                    "copy": r["copy"],
+                    "aug_seed": r["aug_seed"],
+                    "augmentation": json.dumps(r["augmentation"], sort_keys=True) if r["augmentation"] else "",
+                    "sha256": digest,
+                    "_src": str(path),
+                }
+            )
             if "candidate" in r:  # only with selection: which oversampled candidate this image comes from
                 rows[-1].update(candidate=r["candidate"], selection_score=r["selection_score"])
     df = pd.DataFrame(rows)
@@ -49,8 +61,16 @@ def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     return np.stack(imgs), df
 
 
-def package(class_dirs: list[str], class_names: list[str], mean, std, out_pt: str, out_manifest: str,
-            out_folder: str, provenance: dict) -> dict:
+def package(
+    class_dirs: list[str],
+    class_names: list[str],
+    mean,
+    std,
+    out_pt: str,
+    out_manifest: str,
+    out_folder: str,
+    provenance: dict,
+) -> dict:
     import torch
 
     images, df = collect(class_dirs)
@@ -63,7 +83,8 @@ def package(class_dirs: list[str], class_names: list[str], mean, std, out_pt: st
         "images_uint8": x8,
         "labels": torch.tensor(df["label"].to_numpy(), dtype=torch.int64),
         "class_names": list(class_names),  # label i <-> class_names[i], the dataset's own order
-        "mean": list(mean), "std": list(std),
+        "mean": list(mean),
+        "std": list(std),
         "files": df["file"].tolist(),
         "provenance": provenance,
     }
@@ -76,8 +97,11 @@ def package(class_dirs: list[str], class_names: list[str], mean, std, out_pt: st
     with atomic_path(Path(out_pt)) as tmp:
         torch.save(data, tmp)
     counts = df.groupby("label").size()
-    return {"n_images": len(df), "n_classes": int(counts.size),
-            "per_class": {int(k): int(v) for k, v in counts.items()}}
+    return {
+        "n_images": len(df),
+        "n_classes": int(counts.size),
+        "per_class": {int(k): int(v) for k, v in counts.items()},
+    }
 
 
 def load_distilled(path: str) -> dict:

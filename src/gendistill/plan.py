@@ -17,8 +17,17 @@ from .layout import RunLayout
 from .naming import class_ids
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
-PIXEL_KEYS = ("n_generated", "resolution", "steps", "guidance_scale", "device", "dtype", "vae_dtype", "decoder",
-              "tiny_decoder")
+PIXEL_KEYS = (
+    "n_generated",
+    "resolution",
+    "steps",
+    "guidance_scale",
+    "device",
+    "dtype",
+    "vae_dtype",
+    "decoder",
+    "tiny_decoder",
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class ClassPlan:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
 
 @dataclass
 class Plan:
@@ -72,20 +82,29 @@ class Plan:
     @property
     def recorded_config(self) -> dict:
         """The config keys that decide the packaged dataset, as its provenance records them."""
-        return {**{k: self.cfg[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
-                "generation": {k: self.cfg["generation"][k] for k in PIXEL_KEYS}}
+        return {
+            **{k: self.cfg[k] for k in ("run", "seed", "ipc", "dataset", "prompts", "model", "augmentation")},
+            "generation": {k: self.cfg["generation"][k] for k in PIXEL_KEYS},
+        }
 
     @property
     def sampler_runtime(self) -> dict:
         """Sampling knobs that do not decide pixels (batch size may still round one value by a level: README,
         Reproducibility): passed to the sample jobs outside their params."""
         g = self.cfg["generation"]
-        return {"server": g["server"], "idle": g["server_idle_seconds"], "server_timeout": g["server_timeout_seconds"],
-                "batch_size": g["batch_size"], "compile": g["compile"], "deterministic": g["deterministic"],
-                "max_retries": g["max_retries"]}
+        return {
+            "server": g["server"],
+            "idle": g["server_idle_seconds"],
+            "server_timeout": g["server_timeout_seconds"],
+            "batch_size": g["batch_size"],
+            "compile": g["compile"],
+            "deterministic": g["deterministic"],
+            "max_retries": g["max_retries"],
+        }
 
     def __post_init__(self):
         self._index = {c.id: c for c in self.classes}
+
 
 def load_spec(cfg: dict, source: str) -> dict:
     """The sampler's load spec for a (resolved) config and model source: the one definition.
@@ -93,8 +112,13 @@ def load_spec(cfg: dict, source: str) -> dict:
     It is the sample jobs' `load` param, so what it holds decides pixels: the tiny decoder is added only when it
     is used, so that configs without it keep their params (and their cached classes)."""
     g = cfg["generation"]
-    spec = {"source": source, "revision": cfg["model"]["revision"], "device": g["device"], "dtype": g["dtype"],
-            "vae_dtype": g.get("vae_dtype", "auto")}
+    spec = {
+        "source": source,
+        "revision": cfg["model"]["revision"],
+        "device": g["device"],
+        "dtype": g["dtype"],
+        "vae_dtype": g.get("vae_dtype", "auto"),
+    }
     if g.get("decoder", "vae") != "vae":
         spec.update(decoder=g["decoder"], tiny_decoder=tiny_decoder_source(cfg, source))
     return spec
@@ -124,8 +148,11 @@ def fitted_model_identity(cfg: dict) -> dict | None:
     if spec is None:
         return None
     ds = cfg["dataset"]
-    return {"spec": full_spec(spec), "fit_version": FIT_VERSION,
-            "dataset": {"name": ds["name"], "split_seed": ds.get("split_seed", 0), "image_size": ds.get("image_size")}}
+    return {
+        "spec": full_spec(spec),
+        "fit_version": FIT_VERSION,
+        "dataset": {"name": ds["name"], "split_seed": ds.get("split_seed", 0), "image_size": ds.get("image_size")},
+    }
 
 
 def fitted_model_dir(cfg: dict) -> str | None:
@@ -137,8 +164,11 @@ def fitted_model_dir(cfg: dict) -> str | None:
 
 
 def model_kind(cfg: dict) -> str:
-    return "tiny" if cfg["model"].get("tiny") is not None else (
-        "fitted" if cfg["model"].get("fitted") is not None else "pretrained")
+    return (
+        "tiny"
+        if cfg["model"].get("tiny") is not None
+        else ("fitted" if cfg["model"].get("fitted") is not None else "pretrained")
+    )
 
 
 def fitted_problems(cfg: dict, image_size: int) -> list[str]:
@@ -149,19 +179,27 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
         return []
     problems = []
     if cfg["model"].get("tiny") is not None:
-        problems.append("model: both tiny (random weights) and fitted (stand-in fitted on the demo data) are set. "
-                        "Fix: keep one of them (model.tiny: null or model.fitted: null).")
+        problems.append(
+            "model: both tiny (random weights) and fitted (stand-in fitted on the demo data) are set. "
+            "Fix: keep one of them (model.tiny: null or model.fitted: null)."
+        )
     problems += spec_problems(cfg["model"]["fitted"], cfg["dataset"])
     gen = cfg["generation"]
     if gen["resolution"] != image_size:
-        problems.append(f"generation.resolution: {gen['resolution']}, but model.fitted is fitted at the dataset's "
-                        f"{image_size} px (it has never seen another size). Fix: generation.resolution: {image_size}.")
+        problems.append(
+            f"generation.resolution: {gen['resolution']}, but model.fitted is fitted at the dataset's "
+            f"{image_size} px (it has never seen another size). Fix: generation.resolution: {image_size}."
+        )
     if gen["steps"] != 1:
-        problems.append(f"generation.steps: {gen['steps']}, but model.fitted is fitted for the one trailing "
-                        f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1.")
+        problems.append(
+            f"generation.steps: {gen['steps']}, but model.fitted is fitted for the one trailing "
+            f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1."
+        )
     if gen["guidance_scale"] > 1.0:
-        problems.append(f"generation.guidance_scale: {gen['guidance_scale']}, but model.fitted learned no "
-                        f"unconditional (empty-prompt) prediction, which guidance needs. Fix: guidance_scale: 0.")
+        problems.append(
+            f"generation.guidance_scale: {gen['guidance_scale']}, but model.fitted learned no "
+            f"unconditional (empty-prompt) prediction, which guidance needs. Fix: guidance_scale: 0."
+        )
     return problems
 
 
@@ -193,9 +231,11 @@ def _weights_problem(root: Path, label: str) -> str | None:
         if not weights:
             missing.append(f"{name}/ (no *.safetensors or *.bin weights)")
     if missing:
-        return (f"model.source: {label} is incomplete; missing: {', '.join(missing[:6])}"
-                f"{' ...' if len(missing) > 6 else ''}. Every sample job would fail loading it. Fix: download "
-                f"the model again (`hf download <id> --local-dir <dir>`), or `save_pretrained` it there.")
+        return (
+            f"model.source: {label} is incomplete; missing: {', '.join(missing[:6])}"
+            f"{' ...' if len(missing) > 6 else ''}. Every sample job would fail loading it. Fix: download "
+            f"the model again (`hf download <id> --local-dir <dir>`), or `save_pretrained` it there."
+        )
     return None
 
 
@@ -235,33 +275,43 @@ def model_problem(source: str, revision: str | None, allow_download: bool = Fals
     if _is_local(source):
         p = Path(source).expanduser()
         if root is None:
-            return (f"model.source: local directory {p} has no model_index.json (is it a diffusers pipeline "
-                    f"directory?). Fix: on a machine with internet run `hf download stabilityai/sdxl-turbo "
-                    f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
-                    f"model.source at it.")
+            return (
+                f"model.source: local directory {p} has no model_index.json (is it a diffusers pipeline "
+                f"directory?). Fix: on a machine with internet run `hf download stabilityai/sdxl-turbo "
+                f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
+                f"model.source at it."
+            )
         return _weights_problem(p, str(p))
     short = source.split("/")[-1]
-    get_it = (f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
-              f"directory here and set model.source: models/{short} (or copy the HF cache into $HF_HOME)")
+    get_it = (
+        f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
+        f"directory here and set model.source: models/{short} (or copy the HF cache into $HF_HOME)"
+    )
     if root is not None:
         problem = _weights_problem(root, f"{source!r} in the Hugging Face cache")
         if problem is None or allow_download and not _offline():
             return None
         return problem.replace("Fix: download the model again", f"Fix: {get_it}; or download the model again")
     if _offline():
-        return (f"model.source: {source!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
-                f"cannot be downloaded. Fix: {get_it}.")
+        return (
+            f"model.source: {source!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
+            f"cannot be downloaded. Fix: {get_it}."
+        )
     if allow_download:
         return None
-    return (f"model.source: {source!r} is not in the Hugging Face cache; the first sample job would have to "
-            f"download it (and without a network every class would fail). Fix: {get_it}; or set "
-            f"model.allow_download: true to let the first sample job download it.")
+    return (
+        f"model.source: {source!r} is not in the Hugging Face cache; the first sample job would have to "
+        f"download it (and without a network every class would fail). Fix: {get_it}; or set "
+        f"model.allow_download: true to let the first sample job download it."
+    )
 
 
 def _hf_fix(source: str) -> str:
     short = source.split("/")[-1]
-    return (f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
-            f"directory here and point the key at models/{short}")
+    return (
+        f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
+        f"directory here and point the key at models/{short}"
+    )
 
 
 def decoder_root(source: str, revision: str | None = None) -> Path | None:
@@ -275,16 +325,22 @@ def decoder_problem(source: str, allow_download: bool = False) -> str | None:
     local = _is_local(source)
     if root is None:
         if local:
-            return (f"generation.tiny_decoder: {source} has no config.json (is it an AutoencoderTiny directory?). "
-                    f"Fix: {_hf_fix('madebyollin/taesdxl')} (or the tiny decoder of your model's family).")
+            return (
+                f"generation.tiny_decoder: {source} has no config.json (is it an AutoencoderTiny directory?). "
+                f"Fix: {_hf_fix('madebyollin/taesdxl')} (or the tiny decoder of your model's family)."
+            )
         if allow_download and not _offline():
             return None
-        return (f"generation.tiny_decoder: {source!r} is not in the Hugging Face cache"
-                f"{' and HF_HUB_OFFLINE is set' if _offline() else ''}. Fix: {_hf_fix(source)}"
-                f"{'' if _offline() else '; or set model.allow_download: true'}.")
+        return (
+            f"generation.tiny_decoder: {source!r} is not in the Hugging Face cache"
+            f"{' and HF_HUB_OFFLINE is set' if _offline() else ''}. Fix: {_hf_fix(source)}"
+            f"{'' if _offline() else '; or set model.allow_download: true'}."
+        )
     if not [f for f in root.glob("*") if f.name.endswith((".safetensors", ".bin"))]:
-        return (f"generation.tiny_decoder: {source} has no *.safetensors or *.bin weights. Fix: download it again "
-                f"({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)}).")
+        return (
+            f"generation.tiny_decoder: {source} has no *.safetensors or *.bin weights. Fix: download it again "
+            f"({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)})."
+        )
     return None
 
 
@@ -312,14 +368,19 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
             from .sampling.families import BY_NAME
 
             hint = BY_NAME[facts["family"]].tiny_decoders if facts else ""
-            problems.append("generation.decoder: tiny, but generation.tiny_decoder is not set. Fix: set it to a "
-                            "local AutoencoderTiny directory or hub id"
-                            + (f" ({hint} for this model)" if hint else "") + ", or generation.decoder: vae.")
+            problems.append(
+                "generation.decoder: tiny, but generation.tiny_decoder is not set. Fix: set it to a "
+                "local AutoencoderTiny directory or hub id"
+                + (f" ({hint} for this model)" if hint else "")
+                + ", or generation.decoder: vae."
+            )
         elif g["tiny_decoder"] is None:  # model.tiny: its own tiny_decoder/
             built = Path(tiny_model_dir(cfg))
             if built.exists() and not (built / "tiny_decoder" / "config.json").is_file():
-                problems.append(f"generation.decoder: tiny uses the tiny pipeline's own tiny_decoder/, which {built} "
-                                f"(built by an older version) lacks. Fix: delete {built}; the next run rebuilds it.")
+                problems.append(
+                    f"generation.decoder: tiny uses the tiny pipeline's own tiny_decoder/, which {built} "
+                    f"(built by an older version) lacks. Fix: delete {built}; the next run rebuilds it."
+                )
         else:
             problem = decoder_problem(g["tiny_decoder"], m["allow_download"])
             if problem:
@@ -341,17 +402,23 @@ def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, l
     # Time: a lower bound from SDXL-Turbo's FLOPs (4.2 TFLOP per 512 px image, BENCHMARKS.md) at an H100's
     # dense fp16 peak (989 TFLOP/s); real runs take several times longer.
     hours = n_gen * 4.2e12 * (resolution / 512) ** 2 / 989e12 / 3600
-    estimate = (f"the run would generate {n_gen:,} images ({n_out:,} after augmentation), take at least "
-                f"{hours:,.1f} h of H100 time with SDXL-Turbo at {resolution} px, and package {gib:,.1f} GiB "
-                f"in memory")
+    estimate = (
+        f"the run would generate {n_gen:,} images ({n_out:,} after augmentation), take at least "
+        f"{hours:,.1f} h of H100 time with SDXL-Turbo at {resolution} px, and package {gib:,.1f} GiB "
+        f"in memory"
+    )
     for c in big[:5]:
-        problems.append(f"n_generated of class {c.name!r} is {c.n_generated:,}, above limits.max_images_per_class "
-                        f"({limits['max_images_per_class']:,}): {estimate}. Fix: correct the count (a typo?), "
-                        f"or raise limits.max_images_per_class if you mean it.")
+        problems.append(
+            f"n_generated of class {c.name!r} is {c.n_generated:,}, above limits.max_images_per_class "
+            f"({limits['max_images_per_class']:,}): {estimate}. Fix: correct the count (a typo?), "
+            f"or raise limits.max_images_per_class if you mean it."
+        )
     if gib > limits["max_dataset_gib"]:
-        problems.append(f"the packaged dataset would need {gib:,.1f} GiB, above limits.max_dataset_gib "
-                        f"({limits['max_dataset_gib']}): {estimate}. Fix: fewer images (n_generated, n_aug, "
-                        f"classes), or raise limits.max_dataset_gib if this machine has the memory.")
+        problems.append(
+            f"the packaged dataset would need {gib:,.1f} GiB, above limits.max_dataset_gib "
+            f"({limits['max_dataset_gib']}): {estimate}. Fix: fewer images (n_generated, n_aug, "
+            f"classes), or raise limits.max_dataset_gib if this machine has the memory."
+        )
     return problems
 
 
@@ -374,12 +441,16 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
     problems = []
     sel, ev = cfg["selection"], cfg["evaluation"]
     if sel["oversample"] > 1 and sel["criterion"] == "none":
-        problems.append(f"selection.oversample is {sel['oversample']} but selection.criterion is none: the extra "
-                        f"candidates would be sampled and thrown away. Fix: set selection.criterion (confidence, "
-                        f"diversity or difficulty), or selection.oversample: 1.")
+        problems.append(
+            f"selection.oversample is {sel['oversample']} but selection.criterion is none: the extra "
+            f"candidates would be sampled and thrown away. Fix: set selection.criterion (confidence, "
+            f"diversity or difficulty), or selection.oversample: 1."
+        )
     if sel["oversample"] == 1 and sel["criterion"] != "none":
-        problems.append(f"selection.criterion is {sel['criterion']} but selection.oversample is 1: every candidate "
-                        f"is kept, nothing is selected. Fix: selection.oversample >= 2 (e.g. 5), or criterion: none.")
+        problems.append(
+            f"selection.criterion is {sel['criterion']} but selection.oversample is 1: every candidate "
+            f"is kept, nothing is selected. Fix: selection.oversample >= 2 (e.g. 5), or criterion: none."
+        )
     lo, hi = sel["difficulty_band"]
     if lo >= hi:
         problems.append(f"selection.difficulty_band: low {lo} is not below high {hi}. Fix: e.g. [0.25, 0.75].")
@@ -399,30 +470,42 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
     k, cap = sel["oversample"], cfg["limits"]["max_images_per_class"]
     over = [c for c in classes if c.n_generated <= cap < k * c.n_generated]
     if over:
-        problems.append(f"selection.oversample {k} x n_generated {over[0].n_generated} of class {over[0].name!r} = "
-                        f"{k * over[0].n_generated:,} candidates to sample, above limits.max_images_per_class "
-                        f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it.")
+        problems.append(
+            f"selection.oversample {k} x n_generated {over[0].n_generated} of class {over[0].name!r} = "
+            f"{k * over[0].n_generated:,} candidates to sample, above limits.max_images_per_class "
+            f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it."
+        )
     uses = teacher_uses(cfg)
     ckpt = cfg["teacher"]["checkpoint"]
     if uses and ckpt is None and not has_real_data:
-        problems.append(f"{', '.join(uses)} needs a teacher, which is trained on the real training split, and this "
-                        f"dataset has none. Fix: teacher.checkpoint: <path of a state dict>, or turn those off.")
+        problems.append(
+            f"{', '.join(uses)} needs a teacher, which is trained on the real training split, and this "
+            f"dataset has none. Fix: teacher.checkpoint: <path of a state dict>, or turn those off."
+        )
     if uses and ckpt is not None and not Path(ckpt).is_file():
-        problems.append(f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
-                        f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher.")
+        problems.append(
+            f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
+            f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
+        )
     if ev["labels"] == "soft" and not (has_real_data and ev["activate"]):
-        problems.append("evaluation.labels: soft changes how the evaluation trains, and no evaluation runs (no real "
-                        "data or evaluation.activate: false). Fix: evaluation.labels: hard.")
+        problems.append(
+            "evaluation.labels: soft changes how the evaluation trains, and no evaluation runs (no real "
+            "data or evaluation.activate: false). Fix: evaluation.labels: hard."
+        )
     ab = cfg["ablation"]
     if ab["teacher"]:
         if not (has_real_data and ev["activate"]):
-            problems.append("ablation.teacher: the teacher ablation trains on each set and tests on the real test "
-                            "set, so it needs real data and evaluation.activate: true. Fix: enable evaluation or "
-                            "set ablation.teacher: false.")
+            problems.append(
+                "ablation.teacher: the teacher ablation trains on each set and tests on the real test "
+                "set, so it needs real data and evaluation.activate: true. Fix: enable evaluation or "
+                "set ablation.teacher: false."
+            )
         if sel["oversample"] > 1 or ev["labels"] != "hard":
-            problems.append("ablation.teacher compares additions to the paper's method, so the run itself must be "
-                            "the paper's method. Fix: selection.oversample: 1, selection.criterion: none and "
-                            "evaluation.labels: hard (the ablation adds the selected and soft-label sets itself).")
+            problems.append(
+                "ablation.teacher compares additions to the paper's method, so the run itself must be "
+                "the paper's method. Fix: selection.oversample: 1, selection.criterion: none and "
+                "evaluation.labels: hard (the ablation adds the selected and soft-label sets itself)."
+            )
     return problems
 
 
@@ -430,8 +513,13 @@ def _format_prompt(template: str, fields: dict, key: str) -> str:
     try:
         return template.format(**fields)
     except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError([f"{key}: cannot fill {template!r} ({e!r}); available fields: "
-                           f"{', '.join('{' + k + '}' for k in sorted(fields))}"]) from None
+        raise ConfigError(
+            [
+                f"{key}: cannot fill {template!r} ({e!r}); available fields: "
+                f"{', '.join('{' + k + '}' for k in sorted(fields))}"
+            ]
+        ) from None
+
 
 def build_plan(config: dict, check_model: bool = True) -> Plan:
     """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text."""
@@ -443,8 +531,9 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     except DatasetError as e:
         problems = [str(e)]
         if model_kind(cfg) == "pretrained":
-            problems.append(model_problem(cfg["model"]["source"], cfg["model"]["revision"],
-                                          cfg["model"]["allow_download"]))
+            problems.append(
+                model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
+            )
         raise ConfigError([p for p in problems if p]) from None
     infos = adapter.classes()
     names = [c.name for c in infos]
@@ -453,8 +542,10 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         problems.append("dataset: no classes found. Fix: check dataset.root / dataset.class_names.")
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
-        problems.append(f"dataset: duplicate class names {dups[:5]}; labels would be ambiguous. "
-                        f"Fix: make each class name unique in the class list.")
+        problems.append(
+            f"dataset: duplicate class names {dups[:5]}; labels would be ambiguous. "
+            f"Fix: make each class name unique in the class list."
+        )
     selected = list(range(len(names)))
     if cfg["dataset"]["classes"] is not None:
         selected = []
@@ -465,9 +556,14 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
                 selected.append(names.index(c))
             else:
                 close = difflib.get_close_matches(str(c), names, n=3)
-                problems.append(f"dataset.classes: {c!r} is not a class of '{adapter.name}'"
-                                + (f" (did you mean {', '.join(close)}?)" if close else
-                                   f"; valid: names or indices 0..{len(names) - 1}"))
+                problems.append(
+                    f"dataset.classes: {c!r} is not a class of '{adapter.name}'"
+                    + (
+                        f" (did you mean {', '.join(close)}?)"
+                        if close
+                        else f"; valid: names or indices 0..{len(names) - 1}"
+                    )
+                )
         if len(set(selected)) != len(selected):
             problems.append("dataset.classes: a class is listed twice. Fix: list each class once.")
         selected = sorted(set(selected))
@@ -475,9 +571,11 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     for key in overrides:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=3)
-            problems.append(f"prompts.overrides: {key!r} is not a class name of '{adapter.name}'"
-                            + (f" (did you mean {', '.join(close)}?)" if close else "")
-                            + ". Fix: key overrides by the dataset's class name (see prompts.csv).")
+            problems.append(
+                f"prompts.overrides: {key!r} is not a class name of '{adapter.name}'"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + ". Fix: key overrides by the dataset's class name (see prompts.csv)."
+            )
     if check_model and model_kind(cfg) == "pretrained":
         mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
         if mp:
@@ -492,27 +590,50 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         info, ov = infos[i], overrides.get(names[i], {})
         fields = {"raw_name": info.name, "index": i, **info.fields}
         prompt = ov.get("prompt") or _format_prompt(template, fields, "prompts.template")
-        classes.append(ClassPlan(index=i, name=info.name, id=ids[i], prompt=prompt,
-                                 seed=int(ov.get("seed", cfg["seed"])),
-                                 n_generated=int(ov.get("n_generated", cfg["generation"]["n_generated"]))))
+        classes.append(
+            ClassPlan(
+                index=i,
+                name=info.name,
+                id=ids[i],
+                prompt=prompt,
+                seed=int(ov.get("seed", cfg["seed"])),
+                n_generated=int(ov.get("n_generated", cfg["generation"]["n_generated"])),
+            )
+        )
     image_size = cfg["dataset"]["image_size"] or adapter.image_size
     if cfg["generation"]["resolution"] < image_size:
-        raise ConfigError([f"generation.resolution: {cfg['generation']['resolution']} is below the dataset's "
-                           f"image size {image_size}; images would be upsampled. Fix: resolution >= {image_size} "
-                           f"(SDXL-Turbo's native 512; README, Small targets)."])
+        raise ConfigError(
+            [
+                f"generation.resolution: {cfg['generation']['resolution']} is below the dataset's "
+                f"image size {image_size}; images would be upsampled. Fix: resolution >= {image_size} "
+                f"(SDXL-Turbo's native 512; README, Small targets)."
+            ]
+        )
     problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
     if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
-        problems.append("ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
-                        "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation "
-                        "(with such a dataset) or set ablation.pda: false.")
+        problems.append(
+            "ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
+            "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation "
+            "(with such a dataset) or set ablation.pda: false."
+        )
     problems += teacher_problems(cfg, classes, adapter.has_real_data)
     if problems:
         raise ConfigError(problems)
-    problems = size_problems(classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"],
-                             cfg["limits"])
+    problems = size_problems(
+        classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"], cfg["limits"]
+    )
     if problems:
         raise ConfigError(problems)
     model_dir = tiny_model_dir(cfg) or fitted_model_dir(cfg)
-    return Plan(cfg=cfg, classes=classes, all_class_names=names, image_size=image_size, mean=adapter.mean,
-                std=adapter.std, has_real_data=adapter.has_real_data, model_dir=model_dir,
-                model_source=model_dir or cfg["model"]["source"], model_kind=model_kind(cfg))
+    return Plan(
+        cfg=cfg,
+        classes=classes,
+        all_class_names=names,
+        image_size=image_size,
+        mean=adapter.mean,
+        std=adapter.std,
+        has_real_data=adapter.has_real_data,
+        model_dir=model_dir,
+        model_source=model_dir or cfg["model"]["source"],
+        model_kind=model_kind(cfg),
+    )

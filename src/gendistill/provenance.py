@@ -12,8 +12,19 @@ from pathlib import Path
 from .atomic import write_text
 from .seeds import SEED_SCHEME
 
-PACKAGES = ["torch", "torchvision", "diffusers", "transformers", "snakemake", "numpy", "pillow", "pandas",
-            "scikit-learn", "huggingface-hub", "safetensors"]
+PACKAGES = [
+    "torch",
+    "torchvision",
+    "diffusers",
+    "transformers",
+    "snakemake",
+    "numpy",
+    "pillow",
+    "pandas",
+    "scikit-learn",
+    "huggingface-hub",
+    "safetensors",
+]
 
 
 def package_versions() -> dict:
@@ -44,24 +55,46 @@ def model_identity(source: str, revision: str | None) -> dict:
 MODEL_KINDS = {
     "tiny": "demo/tests: tiny RANDOM-WEIGHT pipeline of SDXL-Turbo's component classes (images are noise)",
     "fitted": "demo/tests: STAND-IN generator of SDXL-Turbo's component classes, fitted on the demo dataset's own "
-              "training split (gendistill.model_fit; see FITTED_ON_DEMO_DATA.txt and fit_report.json in its "
-              "directory) - not a pretrained model",
+    "training split (gendistill.model_fit; see FITTED_ON_DEMO_DATA.txt and fit_report.json in its "
+    "directory) - not a pretrained model",
     "pretrained": "model.source as given (a pretrained model, e.g. stabilityai/sdxl-turbo)",
 }
 
 
-def write_provenance(path: str, cfg: dict, class_dirs: list[str], summary: dict, random_weights: bool,
-                     time_budget: dict | None = None, model_kind: str | None = None,
-                     teacher: dict | None = None) -> dict:
+def write_provenance(
+    path: str,
+    cfg: dict,
+    class_dirs: list[str],
+    summary: dict,
+    random_weights: bool,
+    time_budget: dict | None = None,
+    model_kind: str | None = None,
+    teacher: dict | None = None,
+) -> dict:
     """`teacher`: the teacher's record (teacher/teacher.json: sha256, source, test accuracy) when one is used."""
     from gendistill import __version__
 
     samplers = {}
     for d in class_dirs:
         rec = json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
-        samplers[Path(d).name] = {k: rec.get(k) for k in ("device", "dtype", "gpu", "server_pid", "pipeline_loads",
-                                                           "seconds", "model_source", "torch", "diffusers", "family",
-                                                           "pipeline", "decoder", "tiny_decoder")}
+        samplers[Path(d).name] = {
+            k: rec.get(k)
+            for k in (
+                "device",
+                "dtype",
+                "gpu",
+                "server_pid",
+                "pipeline_loads",
+                "seconds",
+                "model_source",
+                "torch",
+                "diffusers",
+                "family",
+                "pipeline",
+                "decoder",
+                "tiny_decoder",
+            )
+        }
     first = next(iter(samplers.values()), {})
     fit_report = None
     if model_kind == "fitted" and first.get("model_source"):
@@ -79,9 +112,11 @@ def write_provenance(path: str, cfg: dict, class_dirs: list[str], summary: dict,
         "model_kind": model_kind,
         "model_kind_means": MODEL_KINDS.get(model_kind),
         "seed_scheme": SEED_SCHEME,
-        "determinism": ("CPU: bit-identical for the same config and library versions (tested). GPU: the same "
-                        "seeds give the same starting noise (CPU generators), but kernels may differ across "
-                        "GPU models, drivers and versions; generation.deterministic requests deterministic kernels."),
+        "determinism": (
+            "CPU: bit-identical for the same config and library versions (tested). GPU: the same "
+            "seeds give the same starting noise (CPU generators), but kernels may differ across "
+            "GPU models, drivers and versions; generation.deterministic requests deterministic kernels."
+        ),
         "sampling": samplers,
         "summary": summary,
         "time_budget": time_budget,  # the throughput measurement that chose n_generated, if any
@@ -89,7 +124,9 @@ def write_provenance(path: str, cfg: dict, class_dirs: list[str], summary: dict,
     }
     if teacher is not None:  # only when a teacher is used (selection, soft labels): the paper's keys stay as they are
         prov["teacher"] = teacher
-        prov["selection"] = {Path(d).name: json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
-                             .get("selection") for d in class_dirs}
+        prov["selection"] = {
+            Path(d).name: json.loads((Path(d) / "records.json").read_text())["meta"]["generated"].get("selection")
+            for d in class_dirs
+        }
     write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
     return prov

@@ -60,13 +60,21 @@ def difficulty_band_ranks(n_candidates: int, n_keep: int, band: tuple[float, flo
     hi = max(lo + 1, int(np.ceil(band[1] * n_candidates)))  # ranks lo..hi-1
     hi = min(hi, n_candidates)
     if hi - lo < n_keep:
-        raise ValueError(f"selection.difficulty_band {list(band)} covers {hi - lo} of {n_candidates} candidates, "
-                         f"fewer than the {n_keep} to keep. Fix: widen the band or raise selection.oversample.")
+        raise ValueError(
+            f"selection.difficulty_band {list(band)} covers {hi - lo} of {n_candidates} candidates, "
+            f"fewer than the {n_keep} to keep. Fix: widen the band or raise selection.oversample."
+        )
     return sorted({int(r) for r in np.round(np.linspace(lo, hi - 1, n_keep))})
 
 
-def select(criterion: str, prob: np.ndarray, loss: np.ndarray, features: np.ndarray, n_keep: int,
-           band: tuple[float, float] = (0.25, 0.75)) -> tuple[list[int], np.ndarray]:
+def select(
+    criterion: str,
+    prob: np.ndarray,
+    loss: np.ndarray,
+    features: np.ndarray,
+    n_keep: int,
+    band: tuple[float, float] = (0.25, 0.75),
+) -> tuple[list[int], np.ndarray]:
     """(kept candidate indices in ascending order, the criterion's score per candidate)."""
     n = len(prob)
     if n_keep > n:
@@ -86,9 +94,18 @@ def select(criterion: str, prob: np.ndarray, loss: np.ndarray, features: np.ndar
     return sorted(int(i) for i in kept), np.asarray(score, dtype=np.float64)
 
 
-def select_class(cand_dir: str, teacher_path: str, criterion: str, n_keep: int, n_candidates: int,
-                 label_set: list[int], band: tuple[float, float], out_dir: str, out_scores: str,
-                 device: str = "cpu") -> dict:
+def select_class(
+    cand_dir: str,
+    teacher_path: str,
+    criterion: str,
+    n_keep: int,
+    n_candidates: int,
+    label_set: list[int],
+    band: tuple[float, float],
+    out_dir: str,
+    out_scores: str,
+    device: str = "cpu",
+) -> dict:
     """Score the first `n_candidates` candidates of one class with the teacher and keep `n_keep` of them."""
     from .imageio import load_png, sha256_file
     from .teacher import images_source, load_teacher, logits_and_features
@@ -98,27 +115,45 @@ def select_class(cand_dir: str, teacher_path: str, criterion: str, n_keep: int, 
     src = json.loads((cand_dir / "records.json").read_text())
     recs = sorted(src["images"], key=lambda r: r["image_index"])[:n_candidates]
     if len(recs) < n_candidates:
-        raise RuntimeError(f"{cand_dir}: {len(recs)} candidates, {n_candidates} expected. Fix: delete {cand_dir} "
-                           f"and rerun (sampling generates oversample x n_generated).")
+        raise RuntimeError(
+            f"{cand_dir}: {len(recs)} candidates, {n_candidates} expected. Fix: delete {cand_dir} "
+            f"and rerun (sampling generates oversample x n_generated)."
+        )
     for r in recs:
         if sha256_file(cand_dir / r["file"]) != r["sha256"]:
-            raise RuntimeError(f"{cand_dir / r['file']}: sha256 differs from its record. Fix: delete {cand_dir} "
-                               f"and rerun.")
+            raise RuntimeError(
+                f"{cand_dir / r['file']}: sha256 differs from its record. Fix: delete {cand_dir} and rerun."
+            )
     images = np.stack([load_png(cand_dir / r["file"]) for r in recs])
     model, meta = load_teacher(teacher_path)
-    logits, feats = logits_and_features(model, images_source(images, meta["mean"], meta["std"], meta["resolution"]),
-                                        device)
+    logits, feats = logits_and_features(
+        model, images_source(images, meta["mean"], meta["std"], meta["resolution"]), device
+    )
     cls = recs[0]["class_index"]
     s = scores_from_logits(logits.numpy(), cls, label_set)
     kept, score = select(criterion, s["prob"], s["loss"], feats.numpy(), n_keep, tuple(band))
     teacher_sha = sha(teacher_path)
-    table = pd.DataFrame({"class_index": cls, "class_id": recs[0]["class_id"],
-                          "candidate": [r["image_index"] for r in recs], "file": [r["file"] for r in recs],
-                          "seed": [str(r["seed"]) for r in recs], "teacher_prob": s["prob"],
-                          "teacher_loss": s["loss"], "criterion": criterion, "score": score,
-                          "kept": [i in kept for i in range(len(recs))]})
-    sel_meta = {"criterion": criterion, "n_candidates": n_candidates, "n_keep": n_keep, "band": list(band),
-                "teacher_sha256": teacher_sha}
+    table = pd.DataFrame(
+        {
+            "class_index": cls,
+            "class_id": recs[0]["class_id"],
+            "candidate": [r["image_index"] for r in recs],
+            "file": [r["file"] for r in recs],
+            "seed": [str(r["seed"]) for r in recs],
+            "teacher_prob": s["prob"],
+            "teacher_loss": s["loss"],
+            "criterion": criterion,
+            "score": score,
+            "kept": [i in kept for i in range(len(recs))],
+        }
+    )
+    sel_meta = {
+        "criterion": criterion,
+        "n_candidates": n_candidates,
+        "n_keep": n_keep,
+        "band": list(band),
+        "teacher_sha256": teacher_sha,
+    }
     with atomic_path(Path(out_dir)) as tmp:
         tmp.mkdir(parents=True)
         out_recs = []
@@ -128,8 +163,9 @@ def select_class(cand_dir: str, teacher_path: str, criterion: str, n_keep: int, 
             r.update(candidate=r["image_index"], selection_score=float(score[i]))
             out_recs.append(r)
         # meta stays the sample job's (provenance reads it), with the selection beside it
-        (tmp / "records.json").write_text(json.dumps({"meta": {**src["meta"], "selection": sel_meta},
-                                                      "images": out_recs}, indent=1))
+        (tmp / "records.json").write_text(
+            json.dumps({"meta": {**src["meta"], "selection": sel_meta}, "images": out_recs}, indent=1)
+        )
     with atomic_path(Path(out_scores)) as tmp:
         table.to_csv(tmp, index=False)
     return {"kept": [recs[i]["image_index"] for i in kept], **sel_meta}

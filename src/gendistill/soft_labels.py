@@ -25,20 +25,33 @@ def compute(distilled_path: str, teacher_path: str, temperature: float, out_path
 
     d = load_distilled(distilled_path)
     model, meta = load_teacher(teacher_path)
-    if list(map(float, d["mean"])) != list(map(float, meta["mean"])) or \
-            list(map(float, d["std"])) != list(map(float, meta["std"])):
-        raise ValueError(f"the package's normalisation {d['mean']}/{d['std']} differs from the teacher's "
-                         f"{meta['mean']}/{meta['std']}. Fix: a teacher of this dataset (teacher.checkpoint).")
+    if list(map(float, d["mean"])) != list(map(float, meta["mean"])) or list(map(float, d["std"])) != list(
+        map(float, meta["std"])
+    ):
+        raise ValueError(
+            f"the package's normalisation {d['mean']}/{d['std']} differs from the teacher's "
+            f"{meta['mean']}/{meta['std']}. Fix: a teacher of this dataset (teacher.checkpoint)."
+        )
     logits, _ = logits_and_features(model, TensorSource(d["images"], d["labels"], meta["resolution"]), device)
-    data = {"format": FORMAT, "logits": logits.float().contiguous(), "temperature": float(temperature),
-            "labels": d["labels"].clone(), "files": list(d["files"]),
-            "distilled_sha256": sha256_file(distilled_path), "teacher_sha256": sha256_file(teacher_path),
-            "teacher_test_accuracy": meta.get("test_accuracy")}
+    data = {
+        "format": FORMAT,
+        "logits": logits.float().contiguous(),
+        "temperature": float(temperature),
+        "labels": d["labels"].clone(),
+        "files": list(d["files"]),
+        "distilled_sha256": sha256_file(distilled_path),
+        "teacher_sha256": sha256_file(teacher_path),
+        "teacher_test_accuracy": meta.get("test_accuracy"),
+    }
     with atomic_path(Path(out_path)) as tmp:
         torch.save(data, tmp)
     agree = float((logits.argmax(1) == d["labels"]).float().mean()) if len(logits) else float("nan")
-    return {"n_images": len(logits), "num_classes": int(logits.shape[1]) if len(logits) else 0,
-            "teacher_agrees_with_hard_label": agree, "temperature": float(temperature)}
+    return {
+        "n_images": len(logits),
+        "num_classes": int(logits.shape[1]) if len(logits) else 0,
+        "teacher_agrees_with_hard_label": agree,
+        "temperature": float(temperature),
+    }
 
 
 def load_aligned(path: str, distilled: dict, distilled_path: str | None = None) -> dict:
@@ -57,6 +70,7 @@ def load_aligned(path: str, distilled: dict, distilled_path: str | None = None) 
         if sha256_file(distilled_path) != s["distilled_sha256"]:
             problems.append("written for another distilled.pt (sha256 differs)")
     if problems:
-        raise ValueError(f"{path}: not aligned with the package ({problems[0]}). Fix: delete it and rerun "
-                         f"(rule soft_labels).")
+        raise ValueError(
+            f"{path}: not aligned with the package ({problems[0]}). Fix: delete it and rerun (rule soft_labels)."
+        )
     return s

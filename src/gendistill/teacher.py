@@ -40,9 +40,20 @@ def _save(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict, timing
     return info
 
 
-def train_teacher(dataset: dict, labels: list[int], num_classes: int, model_name: str, seed: int, recipe: dict,
-                  resolution: int | None, max_test_images: int | None, device: str, out_pt: str, out_json: str,
-                  workers: int = 0) -> dict:
+def train_teacher(
+    dataset: dict,
+    labels: list[int],
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    resolution: int | None,
+    max_test_images: int | None,
+    device: str,
+    out_pt: str,
+    out_json: str,
+    workers: int = 0,
+) -> dict:
     """Train `model_name` on the real training split (classes `labels`) with the evaluation's recipe; test it on
     the real test split; write the teacher file and its record (sha256, test accuracy, recipe)."""
     from .datasets import get_adapter
@@ -59,21 +70,49 @@ def train_teacher(dataset: dict, labels: list[int], num_classes: int, model_name
     finally:
         progress.close()
     ev = evaluate_on(model, test, device, max(recipe["batch_size"], 256), labels)
-    meta = {"source": "trained", "model": model_name, "num_classes": num_classes, "resolution": res,
-            "labels": list(labels), "seed": seed, "recipe": recipe, "mean": list(adapter.mean),
-            "std": list(adapter.std), "test_accuracy": ev["accuracy"], "n_test": ev["n_test"],
-            "n_train": info["n_train"], "final_loss": info["final_loss"]}
+    meta = {
+        "source": "trained",
+        "model": model_name,
+        "num_classes": num_classes,
+        "resolution": res,
+        "labels": list(labels),
+        "seed": seed,
+        "recipe": recipe,
+        "mean": list(adapter.mean),
+        "std": list(adapter.std),
+        "test_accuracy": ev["accuracy"],
+        "n_test": ev["n_test"],
+        "n_train": info["n_train"],
+        "final_loss": info["final_loss"],
+    }
     return _save(out_pt, out_json, model.cpu(), meta, timing={"train_seconds": info["train_seconds"]})
 
 
-def import_checkpoint(checkpoint: str, model_name: str, num_classes: int, resolution: int, labels: list[int],
-                      mean, std, out_pt: str, out_json: str) -> dict:
+def import_checkpoint(
+    checkpoint: str,
+    model_name: str,
+    num_classes: int,
+    resolution: int,
+    labels: list[int],
+    mean,
+    std,
+    out_pt: str,
+    out_json: str,
+) -> dict:
     """Load a checkpoint from a path (this module's format, or a state dict of `model_name`, optionally under a
     'state_dict' / 'model' key) into the evaluation's architecture, strictly, and write it as the teacher file."""
     model = load_checkpoint(checkpoint, model_name, num_classes, resolution)
-    meta = {"source": "checkpoint", "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
-            "model": model_name, "num_classes": num_classes, "resolution": resolution, "labels": list(labels),
-            "mean": list(mean), "std": list(std)}
+    meta = {
+        "source": "checkpoint",
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "model": model_name,
+        "num_classes": num_classes,
+        "resolution": resolution,
+        "labels": list(labels),
+        "mean": list(mean),
+        "std": list(std),
+    }
     return _save(out_pt, out_json, model, meta)
 
 
@@ -81,8 +120,10 @@ def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: in
     from .evaluation.models import build_model
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"teacher.checkpoint: {path} does not exist. Fix: give the path of a state dict of "
-                                f"the {model_name} architecture, or set teacher.checkpoint: null to train one.")
+        raise FileNotFoundError(
+            f"teacher.checkpoint: {path} does not exist. Fix: give the path of a state dict of "
+            f"the {model_name} architecture, or set teacher.checkpoint: null to train one."
+        )
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         obj = obj["state_dict"]
@@ -91,16 +132,20 @@ def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: in
     elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict):
-        raise ValueError(f"teacher.checkpoint: {path} holds a {type(obj).__name__}, not a state dict. Fix: save "
-                         f"model.state_dict() (torch.save) and point teacher.checkpoint at that file.")
+        raise ValueError(
+            f"teacher.checkpoint: {path} holds a {type(obj).__name__}, not a state dict. Fix: save "
+            f"model.state_dict() (torch.save) and point teacher.checkpoint at that file."
+        )
     obj = {k.removeprefix("module."): v for k, v in obj.items()}  # saved from DataParallel/DDP
     model = build_model(model_name, num_classes, resolution)
     try:
         model.load_state_dict(obj, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"teacher.checkpoint: {path} does not fit teacher.model {model_name!r} with {num_classes} "
-                         f"classes at {resolution} px: {str(e).splitlines()[0]} Fix: set teacher.model to the "
-                         f"checkpoint's architecture (and evaluation.resolution to its input size).") from None
+        raise ValueError(
+            f"teacher.checkpoint: {path} does not fit teacher.model {model_name!r} with {num_classes} "
+            f"classes at {resolution} px: {str(e).splitlines()[0]} Fix: set teacher.model to the "
+            f"checkpoint's architecture (and evaluation.resolution to its input size)."
+        ) from None
     return model
 
 
@@ -118,8 +163,9 @@ def load_teacher(path: str) -> tuple[torch.nn.Module, dict]:
 
 
 @torch.no_grad()
-def logits_and_features(model: torch.nn.Module, source, device: str = "cpu", bs: int = 256
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_and_features(
+    model: torch.nn.Module, source, device: str = "cpu", bs: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's logits [N, C] and penultimate features [N, D] (the input of its last linear layer) for
     every image of a source (evaluation/data.py), in the source's order."""
     model = model.to(device).eval()

@@ -25,25 +25,61 @@ def teacher_ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFra
         regime = m.get("labels", "hard")
         if regime != v["labels"]:
             raise ValueError(f"{r['path']}: trained with {regime} labels, the variant {v['name']} is {v['labels']}")
-        recs.append({"variant": v["name"], "row": v["label"], "set": v["set"], "labels": regime,
-                     "selection": v["selection"], "oversample": v["oversample"], "model": m["model_label"],
-                     "seed": m["seed"], "accuracy": m["accuracy"], "n_train": m["n_train"], "chance": m["chance"],
-                     "reused_from_run": r.get("reused_from_run", False)})
+        recs.append(
+            {
+                "variant": v["name"],
+                "row": v["label"],
+                "set": v["set"],
+                "labels": regime,
+                "selection": v["selection"],
+                "oversample": v["oversample"],
+                "model": m["model_label"],
+                "seed": m["seed"],
+                "accuracy": m["accuracy"],
+                "n_train": m["n_train"],
+                "chance": m["chance"],
+                "reused_from_run": r.get("reused_from_run", False),
+            }
+        )
     df = pd.DataFrame(recs)
     g = df.groupby(["variant", "model"], sort=False)
-    out = g.agg(row=("row", "first"), set=("set", "first"), labels=("labels", "first"),
-                selection=("selection", "first"), oversample=("oversample", "first"),
-                accuracy_mean=("accuracy", "mean"),
-                accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
-                n_seeds=("seed", "count"), per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
-                n_train=("n_train", "first"), chance=("chance", "first"),
-                reused_from_run=("reused_from_run", "first")).reset_index()
+    out = g.agg(
+        row=("row", "first"),
+        set=("set", "first"),
+        labels=("labels", "first"),
+        selection=("selection", "first"),
+        oversample=("oversample", "first"),
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
+        n_seeds=("seed", "count"),
+        per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
+        n_train=("n_train", "first"),
+        chance=("chance", "first"),
+        reused_from_run=("reused_from_run", "first"),
+    ).reset_index()
     out["accuracy"] = [f"{100 * m:.2f} +- {100 * s:.2f}" for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
     paper = {r.model: r.accuracy_mean for r in out.itertuples() if r.variant == "paper_hard"}
-    out["minus_paper_points"] = [round(100 * (r.accuracy_mean - paper[r.model]), 2) if r.model in paper else np.nan
-                                 for r in out.itertuples()]
-    cols = ["variant", "row", "set", "labels", "selection", "oversample", "model", "accuracy", "accuracy_mean",
-            "accuracy_std", "n_seeds", "per_seed", "minus_paper_points", "n_train", "chance", "reused_from_run"]
+    out["minus_paper_points"] = [
+        round(100 * (r.accuracy_mean - paper[r.model]), 2) if r.model in paper else np.nan for r in out.itertuples()
+    ]
+    cols = [
+        "variant",
+        "row",
+        "set",
+        "labels",
+        "selection",
+        "oversample",
+        "model",
+        "accuracy",
+        "accuracy_mean",
+        "accuracy_std",
+        "n_seeds",
+        "per_seed",
+        "minus_paper_points",
+        "n_train",
+        "chance",
+        "reused_from_run",
+    ]
     return out[cols]
 
 
@@ -52,17 +88,27 @@ def teacher_ablation_plot(table: pd.DataFrame, path: str) -> None:
     from .report.plots import plt, save_png
 
     models = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(max(6.0, 0.9 * len(table) / max(len(models), 1) + 3) *
-                                                      len(models), 4.2), squeeze=False)
-    colour = {("distilled", "hard"): "#d95f02", ("distilled", "soft"): "#e7298a",
-              ("random_subset", "hard"): "#7570b3", ("random_subset", "soft"): "#1b9e77",
-              ("full", "hard"): "#666666"}
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(max(6.0, 0.9 * len(table) / max(len(models), 1) + 3) * len(models), 4.2), squeeze=False
+    )
+    colour = {
+        ("distilled", "hard"): "#d95f02",
+        ("distilled", "soft"): "#e7298a",
+        ("random_subset", "hard"): "#7570b3",
+        ("random_subset", "soft"): "#1b9e77",
+        ("full", "hard"): "#666666",
+    }
     for ax, model in zip(axes[0], models):
         t = table[table["model"] == model].reset_index(drop=True)
         x = np.arange(len(t))
         mean, std = 100 * t["accuracy_mean"].to_numpy(float), 100 * t["accuracy_std"].to_numpy(float)
-        ax.bar(x, mean, yerr=std, capsize=4, color=[colour.get((s, lab), "#999999")
-                                                     for s, lab in zip(t["set"], t["labels"])])
+        ax.bar(
+            x,
+            mean,
+            yerr=std,
+            capsize=4,
+            color=[colour.get((s, lab), "#999999") for s, lab in zip(t["set"], t["labels"])],
+        )
         for xi, m, s in zip(x, mean, std):
             ax.text(xi, m + s + 1, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
         labels = [f"{r.row}\n({r.labels})" for r in t.itertuples()]

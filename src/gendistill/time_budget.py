@@ -36,32 +36,52 @@ from pathlib import Path
 
 @dataclass
 class BudgetPlan:
-    n_generated: int          # per class; 0 when not even one image per class fits
-    ipc: int                  # n_generated * (1 + n_aug)
-    fits: bool                # n_generated >= 1
+    n_generated: int  # per class; 0 when not even one image per class fits
+    ipc: int  # n_generated * (1 + n_aug)
+    fits: bool  # n_generated >= 1
     predicted_seconds: float  # the model's total for n_generated (<= usable budget when fits)
-    usable_seconds: float     # budget * safety
+    usable_seconds: float  # budget * safety
     budget_seconds: float
-    limited_by: str           # "budget", "max_n_generated" or "nothing fits"
+    limited_by: str  # "budget", "max_n_generated" or "nothing fits"
     seconds_per_class: float  # predicted, at n_generated
 
 
-def predict_seconds(n_generated: int, *, throughput: float, n_classes: int, n_aug: int = 0,
-                    per_class_overhead: float = 0.0, fixed_overhead: float = 0.0,
-                    per_output_image_seconds: float = 0.0, oversample: int = 1) -> float:
+def predict_seconds(
+    n_generated: int,
+    *,
+    throughput: float,
+    n_classes: int,
+    n_aug: int = 0,
+    per_class_overhead: float = 0.0,
+    fixed_overhead: float = 0.0,
+    per_output_image_seconds: float = 0.0,
+    oversample: int = 1,
+) -> float:
     """Predicted wall-clock seconds of a run keeping `n_generated` images for each of `n_classes` classes
     (sampling oversample x n_generated candidates per class)."""
     if throughput <= 0:
         raise ValueError(f"throughput must be > 0 images/s, got {throughput}")
-    per_class = (per_class_overhead + oversample * n_generated / throughput
-                 + n_generated * (1 + n_aug) * per_output_image_seconds)
+    per_class = (
+        per_class_overhead
+        + oversample * n_generated / throughput
+        + n_generated * (1 + n_aug) * per_output_image_seconds
+    )
     return fixed_overhead + n_classes * per_class
 
 
-def plan_n_generated(*, throughput: float, budget_seconds: float, n_classes: int, n_aug: int = 0,
-                     per_class_overhead: float = 0.0, fixed_overhead: float = 0.0,
-                     per_output_image_seconds: float = 0.0, safety: float = 1.0,
-                     max_n_generated: int | None = None, oversample: int = 1) -> BudgetPlan:
+def plan_n_generated(
+    *,
+    throughput: float,
+    budget_seconds: float,
+    n_classes: int,
+    n_aug: int = 0,
+    per_class_overhead: float = 0.0,
+    fixed_overhead: float = 0.0,
+    per_output_image_seconds: float = 0.0,
+    safety: float = 1.0,
+    max_n_generated: int | None = None,
+    oversample: int = 1,
+) -> BudgetPlan:
     """Largest n_generated per class whose predicted total fits `safety * budget_seconds`.
 
     throughput: images/s of batched sampling; overheads in seconds; safety in (0, 1] keeps a margin for
@@ -79,20 +99,32 @@ def plan_n_generated(*, throughput: float, budget_seconds: float, n_classes: int
         raise ValueError(f"oversample must be >= 1, got {oversample}")
     usable = budget_seconds * safety
     per_image = oversample / throughput + (1 + n_aug) * per_output_image_seconds  # seconds per kept image
-    room = (usable - fixed_overhead) / n_classes - per_class_overhead          # seconds left per class
+    room = (usable - fixed_overhead) / n_classes - per_class_overhead  # seconds left per class
     n = max(0, math.floor(room / per_image + 1e-9)) if room > 0 else 0
-    kw = dict(throughput=throughput, n_classes=n_classes, n_aug=n_aug, per_class_overhead=per_class_overhead,
-              fixed_overhead=fixed_overhead, per_output_image_seconds=per_output_image_seconds,
-              oversample=oversample)
+    kw = dict(
+        throughput=throughput,
+        n_classes=n_classes,
+        n_aug=n_aug,
+        per_class_overhead=per_class_overhead,
+        fixed_overhead=fixed_overhead,
+        per_output_image_seconds=per_output_image_seconds,
+        oversample=oversample,
+    )
     while n > 0 and predict_seconds(n, **kw) > usable:  # guard against floating-point rounding at the edge
         n -= 1
     limited_by = "budget" if n > 0 else "nothing fits"
     if max_n_generated is not None and n > max_n_generated:
         n, limited_by = max_n_generated, "max_n_generated"
-    return BudgetPlan(n_generated=n, ipc=n * (1 + n_aug), fits=n >= 1,
-                      predicted_seconds=round(predict_seconds(n, **kw), 3), usable_seconds=round(usable, 3),
-                      budget_seconds=budget_seconds, limited_by=limited_by,
-                      seconds_per_class=round(per_class_overhead + n * per_image, 4))
+    return BudgetPlan(
+        n_generated=n,
+        ipc=n * (1 + n_aug),
+        fits=n >= 1,
+        predicted_seconds=round(predict_seconds(n, **kw), 3),
+        usable_seconds=round(usable, 3),
+        budget_seconds=budget_seconds,
+        limited_by=limited_by,
+        seconds_per_class=round(per_class_overhead + n * per_image, 4),
+    )
 
 
 def fit_linear(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -113,9 +145,21 @@ def fit_linear(points: list[tuple[int, float]]) -> tuple[float, float]:
     return 1.0 / slope, max(0.0, my - slope * mx)
 
 
-def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolution: int = 512,
-            out_size: int = 32, prompt: str = "apple", warmup_batches: int = 1, timed_batches: int = 2,
-            repeats: int = 2, steps: int = 1, guidance_scale: float = 0.0) -> dict:
+def measure(
+    pipe,
+    device: str,
+    dtype,
+    *,
+    batch_size: int | str = "auto",
+    resolution: int = 512,
+    out_size: int = 32,
+    prompt: str = "apple",
+    warmup_batches: int = 1,
+    timed_batches: int = 2,
+    repeats: int = 2,
+    steps: int = 1,
+    guidance_scale: float = 0.0,
+) -> dict:
     """Throughput and per-class overhead of the project's Sampler on `pipe` (any supported family), measured on
     `device` at the given resolution, steps and guidance.
 
@@ -155,11 +199,21 @@ def measure(pipe, device: str, dtype, *, batch_size: int | str = "auto", resolut
     throughput, overhead = fit_linear(points)
     largest = max(n for n, _ in points)
     best_avg = max(n / s for n, s in points if n == largest)
-    return {"throughput_img_s": throughput, "per_class_overhead_s": overhead, "batch_size": sampler.batch_size,
-            "warmup_s": warmup_s, "runs": [{"n_images": n, "seconds": round(s, 5)} for n, s in points],
-            "avg_img_s_largest_run": best_avg, "resolution": resolution, "out_size": out_size, "steps": steps,
-            "guidance_scale": guidance_scale, "family": sampler.adapter.family, "pipeline": type(pipe).__name__,
-            "flops": sampler.adapter.flops(resolution, steps, guidance_scale)}
+    return {
+        "throughput_img_s": throughput,
+        "per_class_overhead_s": overhead,
+        "batch_size": sampler.batch_size,
+        "warmup_s": warmup_s,
+        "runs": [{"n_images": n, "seconds": round(s, 5)} for n, s in points],
+        "avg_img_s_largest_run": best_avg,
+        "resolution": resolution,
+        "out_size": out_size,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "family": sampler.adapter.family,
+        "pipeline": type(pipe).__name__,
+        "flops": sampler.adapter.flops(resolution, steps, guidance_scale),
+    }
 
 
 def _load(a):
@@ -187,8 +241,16 @@ def _load(a):
             name = adapter_for(pipe).denoiser
             setattr(pipe, name, torch.compile(getattr(pipe, name)))
     else:
-        pipe = load_pipeline(a.model_source, a.revision, device, dtype, a.compile, vae_dtype=a.vae_dtype,
-                             decoder=a.decoder, tiny_decoder=a.tiny_decoder)
+        pipe = load_pipeline(
+            a.model_source,
+            a.revision,
+            device,
+            dtype,
+            a.compile,
+            vae_dtype=a.vae_dtype,
+            decoder=a.decoder,
+            tiny_decoder=a.tiny_decoder,
+        )
     return pipe, device, dtype, time.perf_counter() - t0
 
 
@@ -210,56 +272,117 @@ def run(a, command: str) -> int:
         from .sampling.adapters import adapter_for
 
         adapter = adapter_for(pipe)
-        a.resolution = (adapter.native_resolution() if hasattr(adapter, "native_resolution") else
-                        json.loads(a.tiny_spec).get("sample_size", 32) if a.model_source == "tiny" else 512)
-    m = measure(pipe, device, dtype, batch_size=a.batch_size, resolution=a.resolution, out_size=a.out_size,
-                prompt=a.prompt, warmup_batches=a.warmup_batches, timed_batches=a.timed_batches, repeats=a.repeats,
-                steps=a.steps, guidance_scale=a.guidance_scale)
+        a.resolution = (
+            adapter.native_resolution()
+            if hasattr(adapter, "native_resolution")
+            else json.loads(a.tiny_spec).get("sample_size", 32)
+            if a.model_source == "tiny"
+            else 512
+        )
+    m = measure(
+        pipe,
+        device,
+        dtype,
+        batch_size=a.batch_size,
+        resolution=a.resolution,
+        out_size=a.out_size,
+        prompt=a.prompt,
+        warmup_batches=a.warmup_batches,
+        timed_batches=a.timed_batches,
+        repeats=a.repeats,
+        steps=a.steps,
+        guidance_scale=a.guidance_scale,
+    )
     fixed = a.extra_fixed + (0.0 if a.no_load_time else load_s + m["warmup_s"])
     per_class = m["per_class_overhead_s"] + a.job_overhead
-    plan = plan_n_generated(throughput=m["throughput_img_s"], budget_seconds=a.budget, n_classes=a.classes,
-                            n_aug=a.n_aug, per_class_overhead=per_class, fixed_overhead=fixed,
-                            per_output_image_seconds=a.per_output_image_seconds, safety=a.safety,
-                            max_n_generated=a.max_n_generated, oversample=a.oversample)
+    plan = plan_n_generated(
+        throughput=m["throughput_img_s"],
+        budget_seconds=a.budget,
+        n_classes=a.classes,
+        n_aug=a.n_aug,
+        per_class_overhead=per_class,
+        fixed_overhead=fixed,
+        per_output_image_seconds=a.per_output_image_seconds,
+        safety=a.safety,
+        max_n_generated=a.max_n_generated,
+        oversample=a.oversample,
+    )
     from .sampling.pipeline import environment
 
-    env = environment({"source": a.model_source, "revision": a.revision, "vae_dtype": a.vae_dtype,
-                       "decoder": a.decoder, "tiny_decoder": a.tiny_decoder}, device, dtype, pipe)
+    env = environment(
+        {
+            "source": a.model_source,
+            "revision": a.revision,
+            "vae_dtype": a.vae_dtype,
+            "decoder": a.decoder,
+            "tiny_decoder": a.tiny_decoder,
+        },
+        device,
+        dtype,
+        pipe,
+    )
     env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": a.compile})
     record = {
         "kind": "gendistill.time_budget",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "recommendation": asdict(plan),
-        "model": {"fixed_overhead_s": round(fixed, 4), "per_class_overhead_s": round(per_class, 5),
-                  "throughput_img_s": round(m["throughput_img_s"], 4), "n_classes": a.classes, "n_aug": a.n_aug,
-                  "per_output_image_seconds": a.per_output_image_seconds, "safety": a.safety,
-                  "oversample": a.oversample},
-        "measured": {**{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()},
-                     "load_s": round(load_s, 4), "measurement_wall_s": round(time.perf_counter() - t_start, 3)},
-        "assumed": {"job_overhead_s": a.job_overhead, "extra_fixed_s": a.extra_fixed,
-                    "load_time_counted": not a.no_load_time},
+        "model": {
+            "fixed_overhead_s": round(fixed, 4),
+            "per_class_overhead_s": round(per_class, 5),
+            "throughput_img_s": round(m["throughput_img_s"], 4),
+            "n_classes": a.classes,
+            "n_aug": a.n_aug,
+            "per_output_image_seconds": a.per_output_image_seconds,
+            "safety": a.safety,
+            "oversample": a.oversample,
+        },
+        "measured": {
+            **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()},
+            "load_s": round(load_s, 4),
+            "measurement_wall_s": round(time.perf_counter() - t_start, 3),
+        },
+        "assumed": {
+            "job_overhead_s": a.job_overhead,
+            "extra_fixed_s": a.extra_fixed,
+            "load_time_counted": not a.no_load_time,
+        },
         "environment": env,
         "command": command,
     }
     fl = m["flops"]
-    print(f"{env['family']} ({env['pipeline']}), decoder {a.decoder}, {a.steps} step(s), guidance "
-          f"{a.guidance_scale}: {fl['per_image'] / 1e9:.4g} GFLOP per image ({fl['evals_per_image']} denoiser "
-          f"evaluation(s) of {fl['denoiser_per_eval'] / 1e9:.4g} + decode {fl['decoder'] / 1e9:.4g}); at the measured "
-          f"throughput {fl['per_image'] * m['throughput_img_s'] / 1e12:.3g} TFLOP/s")
-    print(f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {a.resolution} px: "
-          f"{m['throughput_img_s']:.2f} images/s, per-class overhead {m['per_class_overhead_s']:.3f} s measured "
-          f"+ {a.job_overhead} s assumed, fixed {fixed:.1f} s (load {load_s:.1f} s + warm-up {m['warmup_s']:.1f} s"
-          f"{'' if not a.no_load_time else ', not counted'})")
+    print(
+        f"{env['family']} ({env['pipeline']}), decoder {a.decoder}, {a.steps} step(s), guidance "
+        f"{a.guidance_scale}: {fl['per_image'] / 1e9:.4g} GFLOP per image ({fl['evals_per_image']} denoiser "
+        f"evaluation(s) of {fl['denoiser_per_eval'] / 1e9:.4g} + decode {fl['decoder'] / 1e9:.4g}); at the measured "
+        f"throughput {fl['per_image'] * m['throughput_img_s'] / 1e12:.3g} TFLOP/s"
+    )
+    print(
+        f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {a.resolution} px: "
+        f"{m['throughput_img_s']:.2f} images/s, per-class overhead {m['per_class_overhead_s']:.3f} s measured "
+        f"+ {a.job_overhead} s assumed, fixed {fixed:.1f} s (load {load_s:.1f} s + warm-up {m['warmup_s']:.1f} s"
+        f"{'' if not a.no_load_time else ', not counted'})"
+    )
     if plan.fits:
-        print(f"budget {a.budget:.0f} s x safety {a.safety} for {a.classes} classes: n_generated = {plan.n_generated}"
-              f" per class -> IPC {plan.ipc} (n_aug {a.n_aug}); predicted {plan.predicted_seconds:.1f} s "
-              f"(limited by {plan.limited_by})")
+        print(
+            f"budget {a.budget:.0f} s x safety {a.safety} for {a.classes} classes: n_generated = {plan.n_generated}"
+            f" per class -> IPC {plan.ipc} (n_aug {a.n_aug}); predicted {plan.predicted_seconds:.1f} s "
+            f"(limited by {plan.limited_by})"
+        )
     else:
-        one = predict_seconds(1, throughput=m["throughput_img_s"], n_classes=a.classes, n_aug=a.n_aug,
-                              per_class_overhead=per_class, fixed_overhead=fixed,
-                              per_output_image_seconds=a.per_output_image_seconds, oversample=a.oversample)
-        print(f"budget {a.budget:.0f} s x safety {a.safety}: not even 1 image per class fits "
-              f"(predicted {one:.1f} s for 1)")
+        one = predict_seconds(
+            1,
+            throughput=m["throughput_img_s"],
+            n_classes=a.classes,
+            n_aug=a.n_aug,
+            per_class_overhead=per_class,
+            fixed_overhead=fixed,
+            per_output_image_seconds=a.per_output_image_seconds,
+            oversample=a.oversample,
+        )
+        print(
+            f"budget {a.budget:.0f} s x safety {a.safety}: not even 1 image per class fits "
+            f"(predicted {one:.1f} s for 1)"
+        )
     print(f"config: generation.n_generated: {plan.n_generated}, ipc: {plan.ipc}")
     if a.json:
         from .atomic import write_text

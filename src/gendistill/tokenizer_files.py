@@ -39,16 +39,20 @@ def write_tokenizer_files(directory: Path, model_max_length: int = 77) -> int:
     vocab = clip_char_vocab()
     (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, sort_keys=True))
     (directory / "merges.txt").write_text("#version: 0.2\n")
-    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-               "pad_token": "<|endoftext|>"}
+    special = {
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+    }
     (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=1))
-    cfg = {"tokenizer_class": "CLIPTokenizer", "model_max_length": model_max_length, "do_lower_case": True,
-           **special}
+    cfg = {"tokenizer_class": "CLIPTokenizer", "model_max_length": model_max_length, "do_lower_case": True, **special}
     (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=1))
     return len(vocab)
 
 
 # ---- T5 (SD3, FLUX, PixArt) and Gemma (SANA): tokenizer.json files built with the `tokenizers` library ----
+
 
 def _printable() -> list[str]:
     import string

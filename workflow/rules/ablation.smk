@@ -14,23 +14,23 @@ rule ablation_sample:
         model=sample_model_input,
     output:
         images=directory(f"{OUT}/ablation/generated/{{cls}}"),
+    log:
+        f"{OUT}/logs/ablation/sample/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/sample/{{cls}}.tsv"
+    conda:
+        "../../envs/generation.yaml"
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=30,
     params:
         cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": ablation_pool_size(PLAN.by_id(w.cls))}),
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
-    log:
-        f"{OUT}/logs/ablation/sample/{{cls}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/ablation/sample/{{cls}}.tsv"
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=30,
     message:
         "Sampling the ablation pool of class {wildcards.cls}"
-    conda:
-        "../../envs/generation.yaml"
     shell:
         '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
         " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"
@@ -45,8 +45,16 @@ rule ablation_package:
         tensor=f"{OUT}/ablation/sets/{{variant}}/distilled.pt",
         manifest=f"{OUT}/ablation/sets/{{variant}}/manifest.csv",
         folder=directory(f"{OUT}/ablation/sets/{{variant}}/imagefolder"),
+    log:
+        f"{OUT}/logs/ablation/package/{{variant}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/package/{{variant}}.tsv"
     wildcard_constraints:
         variant="|".join(ABLATION_NAMES) or "NONE",
+    conda:
+        "../../envs/generation.yaml"
+    resources:
+        mem_mb=2000,
     params:
         variant=lambda w: as_json(next(v for v in ablation_variants() if v["name"] == w.variant)),
         aug=as_json(CFG["augmentation"]),
@@ -54,14 +62,6 @@ rule ablation_package:
         class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),
         std=list(PLAN.std),
-    log:
-        f"{OUT}/logs/ablation/package/{{variant}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/ablation/package/{{variant}}.tsv"
-    resources:
-        mem_mb=2000,
-    conda:
-        "../../envs/generation.yaml"
     script:
         "../scripts/ablation_package.py"
 
@@ -71,7 +71,8 @@ rule ablation_evaluate:
         data=lambda w: ablation_eval_spec(w.variant)["data"] or [],
         soft_labels=lambda w: (
             SOFT_LABELS
-            if ablation_eval_spec(w.variant)["labels"] == "soft" and ablation_eval_spec(w.variant)["set"] == "distilled"
+            if ablation_eval_spec(w.variant)["labels"] == "soft"
+            and ablation_eval_spec(w.variant)["set"] == "distilled"
             else []
         ),
         teacher=lambda w: (
@@ -82,8 +83,18 @@ rule ablation_evaluate:
         ),
     output:
         metrics=f"{OUT}/ablation/eval/{{variant}}/{{model}}/seed{{seed}}.json",
+    log:
+        f"{OUT}/logs/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.tsv"
     wildcard_constraints:
         variant="|".join(ABLATION_NAMES + ABLATION_REAL + TEACHER_ABLATION_NAMES) or "NONE",
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         set_name=lambda w: ablation_eval_spec(w.variant)["set"],
         label_regime=lambda w: ablation_eval_spec(w.variant)["labels"],
@@ -91,9 +102,11 @@ rule ablation_evaluate:
         recipe=lambda w: as_json(
             {
                 **RECIPE,
-                "epochs": (CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"])
-                if ablation_eval_spec(w.variant)["set"] == "full"
-                else RECIPE["epochs"],
+                "epochs": (
+                    (CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"])
+                    if ablation_eval_spec(w.variant)["set"] == "full"
+                    else RECIPE["epochs"]
+                ),
             }
         ),
         dataset=fixed(DATASET),
@@ -105,18 +118,8 @@ rule ablation_evaluate:
         max_test_images=CFG["evaluation"]["max_test_images"],
         resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
-    log:
-        f"{OUT}/logs/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
     message:
         "Ablation: training {wildcards.model} (seed {wildcards.seed}) on {wildcards.variant}"
-    conda:
-        "../../envs/evaluation.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -143,17 +146,17 @@ rule ablation_table:
             category="Ablation: PDA",
             subcategory="Accuracy",
         ),
-    params:
-        variants=as_json(ablation_variants() + ablation_real_variants()),
-        rows=as_json(ablation_metric_rows()),
-        model_kind=PLAN.model_kind,
     log:
         f"{OUT}/logs/ablation/table.log",
     benchmark:
         f"{OUT}/benchmarks/ablation/table.tsv"
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        variants=as_json(ablation_variants() + ablation_real_variants()),
+        rows=as_json(ablation_metric_rows()),
+        model_kind=PLAN.model_kind,
     script:
         "../scripts/ablation_table.py"

@@ -10,19 +10,19 @@ rule augment:
         generated=expand(f"{class_images_dir()}/{{cls}}", cls=CLASS_IDS),  # selected/ with selection
     output:
         images=directory(LAYOUT.augmented),
-    params:
-        aug=as_json(CFG["augmentation"]),
-        seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
     log:
         f"{OUT}/logs/augment.log",
     benchmark:
         f"{OUT}/benchmarks/augment.tsv"
+    conda:
+        "../../envs/augment.yaml"
     threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/augment.yaml"
+    params:
+        aug=as_json(CFG["augmentation"]),
+        seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
     shell:
         '"$GENDISTILL_PYTHON" -m gendistill augment --generated {input.generated:q} --out {output.images:q}'
         " --params {params.aug:q} --seeds {params.seeds:q} --workers {threads} > {log:q} 2>&1"

@@ -19,6 +19,16 @@ rule evaluate:
         teacher=lambda w: TEACHER if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
     output:
         metrics=LAYOUT.metrics(),
+    log:
+        f"{OUT}/logs/evaluate/{{set}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate/{{set}}/{{model}}/seed{{seed}}.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         set_name=lambda w: w.set,
         label_regime=lambda w: eval_label_regime(w.set),
@@ -26,9 +36,11 @@ rule evaluate:
         recipe=lambda w: as_json(
             {
                 **RECIPE,
-                "epochs": (CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"])
-                if w.set == "full"
-                else RECIPE["epochs"],
+                "epochs": (
+                    (CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"])
+                    if w.set == "full"
+                    else RECIPE["epochs"]
+                ),
             }
         ),
         dataset=fixed(DATASET),
@@ -42,18 +54,8 @@ rule evaluate:
         max_test_images=CFG["evaluation"]["max_test_images"],
         resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
-    log:
-        f"{OUT}/logs/evaluate/{{set}}/{{model}}/seed{{seed}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/evaluate/{{set}}/{{model}}/seed{{seed}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
     message:
         "Training {wildcards.model} (seed {wildcards.seed}) on the {wildcards.set} set"
-    conda:
-        "../../envs/evaluation.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -85,16 +87,16 @@ rule results_table:
             category="Evaluation",
             subcategory="Data (CSV)",
         ),
-    params:
-        class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
     log:
         f"{OUT}/logs/results_table.log",
     benchmark:
         f"{OUT}/benchmarks/results_table.tsv"
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
     script:
         "../scripts/results_table.py"
 
@@ -128,15 +130,15 @@ rule evaluation_plots:
             category="Evaluation",
             subcategory="Per class",
         ),
-    params:
-        run=fixed(CFG["run"]),
     log:
         f"{OUT}/logs/evaluation_plots.log",
     benchmark:
         f"{OUT}/benchmarks/report/evaluation_plots.tsv"
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        run=fixed(CFG["run"]),
     script:
         "../scripts/evaluation_plots.py"

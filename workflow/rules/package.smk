@@ -11,6 +11,14 @@ rule package:
         manifest=LAYOUT.manifest,
         folder=directory(LAYOUT.imagefolder),
         provenance=LAYOUT.provenance,
+    log:
+        f"{OUT}/logs/package.log",
+    benchmark:
+        f"{OUT}/benchmarks/package.tsv"
+    conda:
+        "../../envs/generation.yaml"
+    resources:
+        mem_mb=4000,
     params:
         class_names=fixed(PLAN.all_class_names),
         mean=list(PLAN.mean),
@@ -39,13 +47,5 @@ rule package:
                 }
             )
         ),
-    log:
-        f"{OUT}/logs/package.log",
-    benchmark:
-        f"{OUT}/benchmarks/package.tsv"
-    resources:
-        mem_mb=4000,
-    conda:
-        "../../envs/generation.yaml"
     script:
         "../scripts/package.py"

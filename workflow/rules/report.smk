@@ -3,6 +3,7 @@
 # evaluate.smk and join only when evaluation is active). REPORT, report_items() and report_outputs() live in
 # common.smk: functions next to rules in one file trip the linter.
 
+
 rule sample_grids:
     input:
         augmented=rules.augment.output.images,
@@ -21,18 +22,18 @@ rule sample_grids:
             category="Samples",
             subcategory="Overview",
         ),
-    params:
-        classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
-        max_rows=8,
-        max_classes=CFG["report"]["max_class_grids"],
     log:
         f"{OUT}/logs/report/sample_grids.log",
     benchmark:
         f"{OUT}/benchmarks/report/sample_grids.tsv"
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
+        max_rows=8,
+        max_classes=CFG["report"]["max_class_grids"],
     script:
         "../scripts/sample_grids.py"
 
@@ -46,10 +47,10 @@ rule prompts_table:
         f"{OUT}/logs/report/prompts_table.log",
     benchmark:
         f"{OUT}/benchmarks/report/prompts_table.tsv"
-    resources:
-        mem_mb=500,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=500,
     script:
         "../scripts/prompts_table.py"
 
@@ -58,18 +59,16 @@ rule runtimes:
     input:
         done=lambda w: pipeline_outputs() + report_items() + measure_outputs(),
     output:
-        table=report(
-            f"{REPORT}/runtimes.csv", caption="../report/runtimes_csv.rst", category="Run times"
-        ),
+        table=report(f"{REPORT}/runtimes.csv", caption="../report/runtimes_csv.rst", category="Run times"),
         html=report(f"{REPORT}/runtimes.html", caption="../report/runtimes.rst", category="Run times"),
         plot=report(f"{REPORT}/runtimes.png", caption="../report/runtimes.rst", category="Run times"),
-    params:
-        benchmarks=LAYOUT.benchmarks,
     log:
         f"{OUT}/logs/report/runtimes.log",
-    resources:
-        mem_mb=1000,
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        benchmarks=LAYOUT.benchmarks,
     script:
         "../scripts/runtimes.py"

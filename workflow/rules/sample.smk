@@ -11,24 +11,24 @@ rule sample:
         model=sample_model_input,
     output:
         images=directory(LAYOUT.generated()),
+    log:
+        f"{OUT}/logs/sample/{{cls}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/sample/{{cls}}.tsv"
+    conda:
+        "../../envs/generation.yaml"
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=30,
     params:
         # n_generated: the candidates (oversample x n_generated; the same dict without selection)
         cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": n_candidates(PLAN.by_id(w.cls))}),
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
-    log:
-        f"{OUT}/logs/sample/{{cls}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/sample/{{cls}}.tsv"
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=30,
     message:
         "Sampling class {wildcards.cls}"
-    conda:
-        "../../envs/generation.yaml"
     shell:
         '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
         " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"

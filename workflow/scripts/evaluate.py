@@ -1,5 +1,6 @@
 """Snakemake script for rules `evaluate` and `ablation_evaluate` (thin: decodes the params; the logic is
 gendistill.evaluation.job)."""
+
 import json
 import sys
 
@@ -21,13 +22,16 @@ with log_to(sm.log[0]):
     w = sm.wildcards
     set_name = p.set_name
     res = run_job(
-        set_name, w.model, int(w.seed),
+        set_name,
+        w.model,
+        int(w.seed),
         dataset=json.loads(p.dataset),
         labels=list(p.labels),
         num_classes=int(p.num_classes),
         recipe=json.loads(p.recipe),
         per_class_counts={int(k): int(v) for k, v in json.loads(p.per_class_counts).items()}
-        if p.per_class_counts else None,
+        if p.per_class_counts
+        else None,
         max_test_images=p.max_test_images,
         resolution=p.resolution,
         distilled_path=sm.input.data if set_name == "distilled" else None,

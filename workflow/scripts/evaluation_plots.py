@@ -1,4 +1,5 @@
 """Snakemake script for rule `evaluation_plots`: accuracy plot + HTML table, per-class plot + HTML table."""
+
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
@@ -13,14 +14,33 @@ with log_to(sm.log[0]):
     summary = pd.read_csv(sm.input.summary)
     per_class = pd.read_csv(sm.input.per_class)
     accuracy_plot(summary, sm.output.accuracy, f"{sm.params.run}: test accuracy (mean +- std over seeds)")
-    cols = ["set", "model", "accuracy", "n_seeds", "n_train", "epochs", "chance", "minus_random_subset_points",
-            "fraction_of_full", "accuracy_min", "accuracy_max", "train_seconds_mean"]
-    html_table(summary[cols], sm.output.table, "Test accuracy (%) per training set and model, mean +- std over seeds",
-               "std is over training seeds (ddof=0); minus_random_subset_points = accuracy minus the IPC-matched "
-               "random real subset's, in points; fraction_of_full = accuracy / full-data accuracy.")
+    cols = [
+        "set",
+        "model",
+        "accuracy",
+        "n_seeds",
+        "n_train",
+        "epochs",
+        "chance",
+        "minus_random_subset_points",
+        "fraction_of_full",
+        "accuracy_min",
+        "accuracy_max",
+        "train_seconds_mean",
+    ]
+    html_table(
+        summary[cols],
+        sm.output.table,
+        "Test accuracy (%) per training set and model, mean +- std over seeds",
+        "std is over training seeds (ddof=0); minus_random_subset_points = accuracy minus the IPC-matched "
+        "random real subset's, in points; fraction_of_full = accuracy / full-data accuracy.",
+    )
     per_class_plot(per_class, sm.output.per_class)
     d = per_class[per_class["set"] == "distilled"].sort_values(["model", "accuracy_mean", "class_index"])
-    html_table(d, sm.output.per_class_table, "Per-class test accuracy after training on the distilled set, worst first",
-               "minus_random_subset_points < 0: real images of the same IPC teach this class better than the "
-               "generated ones.")
+    html_table(
+        d,
+        sm.output.per_class_table,
+        "Per-class test accuracy after training on the distilled set, worst first",
+        "minus_random_subset_points < 0: real images of the same IPC teach this class better than the generated ones.",
+    )
     print(summary.to_string(index=False))

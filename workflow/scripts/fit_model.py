@@ -1,4 +1,5 @@
 """Snakemake script for rule `fit_model` (thin: the recipe is gendistill.model_fit)."""
+
 import os
 import sys
 
@@ -17,9 +18,25 @@ from gendistill.model_fit import save_fitted_pipeline  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    print(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (torch imported before it was set: "
-          f"{_TORCH_ALREADY_IMPORTED}); torch threads: {sm.threads}")
+    print(
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (torch imported before it was set: "
+        f"{_TORCH_ALREADY_IMPORTED}); torch threads: {sm.threads}"
+    )
     identity = json.loads(sm.params.identity)
     report = save_fitted_pipeline(sm.output[0], identity["spec"], json.loads(sm.params.dataset), sm.threads)
-    print(json.dumps({k: report[k] for k in ("seconds", "vae_reconstruction_mse", "text_class_loss",
-                                             "unet_final_loss", "scaling_factor", "sigma")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "seconds",
+                    "vae_reconstruction_mse",
+                    "text_class_loss",
+                    "unet_final_loss",
+                    "scaling_factor",
+                    "sigma",
+                )
+            },
+            indent=1,
+        )
+    )

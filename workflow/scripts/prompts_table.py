@@ -1,4 +1,5 @@
 """Snakemake script for rule `prompts_table`: the prompt table as an HTML page for the report."""
+
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected

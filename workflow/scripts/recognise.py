@@ -1,4 +1,5 @@
 """Snakemake script for rule `recognise`: label the generated images with the recogniser (per image, per class)."""
+
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
@@ -18,8 +19,9 @@ with log_to(sm.log[0]):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     names = {int(k): v for k, v in json.loads(sm.params.class_names).items()}
-    images, table = recognise(list(sm.input.generated), sm.input.model, sm.input.info, json.loads(sm.params.dataset),
-                              names, device=device)
+    images, table = recognise(
+        list(sm.input.generated), sm.input.model, sm.input.info, json.loads(sm.params.dataset), names, device=device
+    )
     write_csv(table, sm.output.table)
     write_csv(images, sm.output.images)
     print(table.to_string(index=False))

@@ -1,4 +1,5 @@
 """Snakemake script for rule `recognition_classifier` (thin: the logic is gendistill.evaluation.recognition)."""
+
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
@@ -20,8 +21,9 @@ with log_to(sm.log[0]):
     p = dict(sm.params.items())
     progress = EpochProgress(json.loads(p["recipe"])["epochs"], "recogniser")
     try:
-        meta = train_classifier(p, sm.output.model, sm.output.info, device, progress,
-                                workers=sm.threads - 1)  # image files (ImageNet): DataLoader workers
+        meta = train_classifier(
+            p, sm.output.model, sm.output.info, device, progress, workers=sm.threads - 1
+        )  # image files (ImageNet): DataLoader workers
     finally:
         progress.close()
     print(f"recogniser {meta['model_label']}: test accuracy {meta['accuracy']:.4f} on the real test split")

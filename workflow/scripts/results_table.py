@@ -1,4 +1,5 @@
 """Snakemake script for rule `results_table` (thin: the logic is gendistill.evaluation.table)."""
+
 import json
 import sys
 

@@ -1,4 +1,5 @@
 """Snakemake script for rule `sample_grids` (thin: the logic is gendistill.report.grids)."""
+
 import json
 import sys
 
@@ -11,6 +12,12 @@ from gendistill.report.grids import write_grids
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     classes = json.loads(sm.params.classes)
-    n = write_grids(classes, [class_dir(sm.input.augmented, c["id"]) for c in classes], sm.output.grids,
-                    sm.output.overview, int(sm.params.max_rows), int(sm.params.max_classes))
+    n = write_grids(
+        classes,
+        [class_dir(sm.input.augmented, c["id"]) for c in classes],
+        sm.output.grids,
+        sm.output.overview,
+        int(sm.params.max_rows),
+        int(sm.params.max_classes),
+    )
     print(f"grids for {n} of {len(classes)} classes (report.max_class_grids: {sm.params.max_classes})")

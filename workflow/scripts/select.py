@@ -1,4 +1,5 @@
 """Snakemake script for rules `select` and `ablation_select` (thin: the logic is gendistill.selection)."""
+
 import json
 import sys
 
@@ -14,6 +15,16 @@ with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
     p = sm.params
     device = p.device if p.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    info = select_class(sm.input.candidates, sm.input.teacher, p.criterion, int(p.n_keep), int(p.n_candidates),
-                        list(p.labels), tuple(p.band), sm.output.images, sm.output.scores, device)
+    info = select_class(
+        sm.input.candidates,
+        sm.input.teacher,
+        p.criterion,
+        int(p.n_keep),
+        int(p.n_candidates),
+        list(p.labels),
+        tuple(p.band),
+        sm.output.images,
+        sm.output.scores,
+        device,
+    )
     print(json.dumps(info, indent=1, sort_keys=True))

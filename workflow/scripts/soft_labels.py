@@ -1,4 +1,5 @@
 """Snakemake script for rule `soft_labels` (thin: the logic is gendistill.soft_labels)."""
+
 import json
 import sys
 

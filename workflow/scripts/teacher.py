@@ -1,4 +1,5 @@
 """Snakemake script for rule `teacher` (thin: the logic is gendistill.teacher)."""
+
 import json
 import sys
 
@@ -15,10 +16,30 @@ with log_to(sm.log[0]):
     p = sm.params
     device = p.device if p.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if sm.input.get("checkpoint"):
-        info = import_checkpoint(sm.input.checkpoint, p.model, int(p.num_classes), int(p.resolution), list(p.labels),
-                                 list(p.mean), list(p.std), sm.output.model, sm.output.record)
+        info = import_checkpoint(
+            sm.input.checkpoint,
+            p.model,
+            int(p.num_classes),
+            int(p.resolution),
+            list(p.labels),
+            list(p.mean),
+            list(p.std),
+            sm.output.model,
+            sm.output.record,
+        )
     else:
-        info = train_teacher(json.loads(p.dataset), list(p.labels), int(p.num_classes), p.model, int(p.seed),
-                             json.loads(p.recipe), int(p.resolution), p.max_test_images, device, sm.output.model,
-                             sm.output.record, workers=sm.threads - 1)
+        info = train_teacher(
+            json.loads(p.dataset),
+            list(p.labels),
+            int(p.num_classes),
+            p.model,
+            int(p.seed),
+            json.loads(p.recipe),
+            int(p.resolution),
+            p.max_test_images,
+            device,
+            sm.output.model,
+            sm.output.record,
+            workers=sm.threads - 1,
+        )
     print(json.dumps(info, indent=1, sort_keys=True))

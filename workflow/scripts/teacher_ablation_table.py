@@ -1,4 +1,5 @@
 """Snakemake script for rule `teacher_ablation_table`: the teacher ablation's table (CSV, HTML) and plot."""
+
 import json
 import sys
 from pathlib import Path
@@ -15,16 +16,22 @@ with log_to(sm.log[0]):
     teacher = json.loads(Path(sm.input.teacher).read_text())
     table = teacher_ablation_table(json.loads(sm.params.rows), json.loads(sm.params.variants))
     write_csv(table, sm.output.table)
-    stand_in = (" Generator: the demo's STAND-IN, fitted on the demo dataset's own training split (not SDXL-Turbo)."
-                if sm.params.model_kind == "fitted" else "")
+    stand_in = (
+        " Generator: the demo's STAND-IN, fitted on the demo dataset's own training split (not SDXL-Turbo)."
+        if sm.params.model_kind == "fitted"
+        else ""
+    )
     acc = teacher.get("test_accuracy")
-    html_table(table.drop(columns=["accuracy_mean", "accuracy_std"]), sm.output.html,
-               "Teacher ablation: test accuracy (%), mean +- std over training seeds",
-               f"Teacher: {teacher['model']} ({teacher['source']}"
-               + (f", {100 * acc:.2f} % on the real test set" if acc is not None else "")
-               + f", sha256 {teacher['sha256'][:12]}). selection: kept n_generated of oversample x n_generated "
-               "candidates per class by the criterion, then the same PDA; labels soft: KD on the teacher's logits "
-               "(the random real subset is labelled by the same teacher). Same model, recipe and seeds for every "
-               "row; reused_from_run: the run's own evaluation jobs." + stand_in)
+    html_table(
+        table.drop(columns=["accuracy_mean", "accuracy_std"]),
+        sm.output.html,
+        "Teacher ablation: test accuracy (%), mean +- std over training seeds",
+        f"Teacher: {teacher['model']} ({teacher['source']}"
+        + (f", {100 * acc:.2f} % on the real test set" if acc is not None else "")
+        + f", sha256 {teacher['sha256'][:12]}). selection: kept n_generated of oversample x n_generated "
+        "candidates per class by the criterion, then the same PDA; labels soft: KD on the teacher's logits "
+        "(the random real subset is labelled by the same teacher). Same model, recipe and seeds for every "
+        "row; reused_from_run: the run's own evaluation jobs." + stand_in,
+    )
     teacher_ablation_plot(table, sm.output.plot)
     print(table.to_string(index=False))

@@ -14,8 +14,9 @@ def get_adapter(cfg: dict) -> DatasetAdapter:
     try:
         cls = ADAPTERS[cfg["name"]]
     except KeyError:
-        raise DatasetError(f"dataset.name = {cfg.get('name')!r} is not a known dataset; "
-                           f"use one of: {', '.join(sorted(ADAPTERS))}") from None
+        raise DatasetError(
+            f"dataset.name = {cfg.get('name')!r} is not a known dataset; use one of: {', '.join(sorted(ADAPTERS))}"
+        ) from None
     return cls(cfg)
 
 

@@ -66,9 +66,11 @@ class DatasetAdapter:
         raise NotImplementedError
 
     def missing(self, what: str, layout: str, fetch: str | None = None) -> DatasetError:
-        msg = (f"dataset '{self.name}': {what}\n"
-               f"  config: dataset.root = {self.cfg.get('root')!r}\n"
-               f"  expected layout:\n{layout}")
+        msg = (
+            f"dataset '{self.name}': {what}\n"
+            f"  config: dataset.root = {self.cfg.get('root')!r}\n"
+            f"  expected layout:\n{layout}"
+        )
         if fetch:
             msg += f"\n  to get it: {fetch}"
         return DatasetError(msg)

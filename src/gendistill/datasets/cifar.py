@@ -46,24 +46,32 @@ class _Cifar(DatasetAdapter):
 
     def _layout(self) -> str:
         files = ", ".join(self.train_files + self.test_files + (self.meta_file,))
-        return (f"    <root>/{self.folder}/{{{files}}}\n"
-                f"    (the official 'CIFAR python version' archive unpacked into <root>; <root> may also be the\n"
-                f"    {self.folder} folder itself). Each data file is a pickled dict with b'data' (N x 3072 uint8,\n"
-                f"    channel-major RGB 32x32) and b'{self.labels_key.decode()}'; {self.meta_file} has "
-                f"b'{self.names_key.decode()}' in label order.")
+        return (
+            f"    <root>/{self.folder}/{{{files}}}\n"
+            f"    (the official 'CIFAR python version' archive unpacked into <root>; <root> may also be the\n"
+            f"    {self.folder} folder itself). Each data file is a pickled dict with b'data' (N x 3072 uint8,\n"
+            f"    channel-major RGB 32x32) and b'{self.labels_key.decode()}'; {self.meta_file} has "
+            f"b'{self.names_key.decode()}' in label order."
+        )
 
     def _fetch(self) -> str:
-        return (f"set dataset.download: true (needs internet), or on a machine with internet download "
-                f"{self.url}, copy it here and unpack it into dataset.root (tar xzf {self.url.rsplit('/', 1)[-1]} "
-                f"-C <root>)")
+        return (
+            f"set dataset.download: true (needs internet), or on a machine with internet download "
+            f"{self.url}, copy it here and unpack it into dataset.root (tar xzf {self.url.rsplit('/', 1)[-1]} "
+            f"-C <root>)"
+        )
 
     def _unpickle(self, path: Path) -> dict:
         try:
             with open(path, "rb") as f:
                 d = pickle.load(f, encoding="bytes")
         except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-            raise self.missing(f"cannot unpickle {path}: {type(e).__name__}: {e} (truncated or not the python "
-                               f"version of the archive?)", self._layout(), self._fetch()) from None
+            raise self.missing(
+                f"cannot unpickle {path}: {type(e).__name__}: {e} (truncated or not the python "
+                f"version of the archive?)",
+                self._layout(),
+                self._fetch(),
+            ) from None
         if not isinstance(d, dict):
             raise self.missing(f"{path} holds a {type(d).__name__}, not a dict", self._layout(), self._fetch())
         return d
@@ -97,8 +105,11 @@ class _Cifar(DatasetAdapter):
         try:
             names = [_text(n) for n in _get(meta, self.names_key)]
         except (KeyError, TypeError, UnicodeDecodeError) as e:
-            raise self.missing(f"cannot read class names (key {self.names_key!r}) from {path}: "
-                               f"{type(e).__name__}: {e}", self._layout(), self._fetch()) from None
+            raise self.missing(
+                f"cannot read class names (key {self.names_key!r}) from {path}: {type(e).__name__}: {e}",
+                self._layout(),
+                self._fetch(),
+            ) from None
         if not names:
             raise self.missing(f"{path} lists no classes", self._layout(), self._fetch())
         if len(set(names)) != len(names):
@@ -115,16 +126,21 @@ class _Cifar(DatasetAdapter):
             x = np.asarray(_get(d, b"data"))
             y = np.asarray(_get(d, self.labels_key))
         except KeyError as e:
-            raise self.missing(f"{path} has no key {e} (keys: {sorted(map(repr, d))})", self._layout(),
-                               self._fetch()) from None
+            raise self.missing(
+                f"{path} has no key {e} (keys: {sorted(map(repr, d))})", self._layout(), self._fetch()
+            ) from None
         if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or x.dtype != np.uint8:
-            raise self.missing(f"{path}: data is {x.dtype} {x.shape}, expected uint8 (N, 3072)", self._layout(),
-                               self._fetch())
+            raise self.missing(
+                f"{path}: data is {x.dtype} {x.shape}, expected uint8 (N, 3072)", self._layout(), self._fetch()
+            )
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise self.missing(f"{path}: {len(y)} labels for {len(x)} images", self._layout(), self._fetch())
         if len(y) and (y.min() < 0 or y.max() >= n_classes):
-            raise self.missing(f"{path}: labels span {y.min()}..{y.max()} but {self.meta_file} names "
-                               f"{n_classes} classes", self._layout(), self._fetch())
+            raise self.missing(
+                f"{path}: labels span {y.min()}..{y.max()} but {self.meta_file} names {n_classes} classes",
+                self._layout(),
+                self._fetch(),
+            )
         # Stored channel-major (R plane, G plane, B plane), row-major within each plane.
         return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y.astype(np.int64)
 
@@ -162,4 +178,3 @@ class Cifar100(_Cifar):
     tv_class = "CIFAR100"
     default_mean = (0.5071, 0.4866, 0.4409)
     default_std = (0.2673, 0.2564, 0.2762)
-

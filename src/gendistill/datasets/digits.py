@@ -34,8 +34,9 @@ class Digits(DatasetAdapter):
         from sklearn.model_selection import train_test_split
 
         d = load_digits()
-        idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=0.3,
-                                               random_state=int(self.cfg.get("split_seed", 0)), stratify=d.target)
+        idx_train, idx_test = train_test_split(
+            np.arange(len(d.target)), test_size=0.3, random_state=int(self.cfg.get("split_seed", 0)), stratify=d.target
+        )
         idx = idx_train if split == "train" else idx_test
         size = self.image_size
         imgs = np.empty((len(idx), size, size, 3), dtype=np.uint8)

@@ -50,8 +50,9 @@ class ImageFolder(DatasetAdapter):
             raise self.missing(f"no class directories under {self.root / 'train'}", LAYOUT)
         bad = [n for n in names if n in (".", "..") or "/" in n or "\\" in n]
         if bad:
-            raise self.missing(f"class list {self._class_file()} names {bad[:5]}, which are not single directory "
-                               f"names", LAYOUT)
+            raise self.missing(
+                f"class list {self._class_file()} names {bad[:5]}, which are not single directory names", LAYOUT
+            )
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise self.missing(f"class list {self._class_file()} names {dup[:5]} more than once", LAYOUT)
@@ -64,8 +65,11 @@ class ImageFolder(DatasetAdapter):
             # A directory left out of classes.txt would silently drop its test images from evaluation.
             extra = sorted(set(self._dirs("train")) - set(names))
             if extra:
-                raise self.missing(f"train/ has class directories {extra[:5]} that {f} does not list; add them "
-                                   f"(use dataset.classes to distil only some classes)", LAYOUT)
+                raise self.missing(
+                    f"train/ has class directories {extra[:5]} that {f} does not list; add them "
+                    f"(use dataset.classes to distil only some classes)",
+                    LAYOUT,
+                )
         empty = [n for n in names if not _images(self.root / "train" / n)]
         if empty:
             raise self.missing(f"train/ class directories without images: {empty[:5]}", LAYOUT)
@@ -99,8 +103,10 @@ class ClassList(DatasetAdapter):
 
     name = "classlist"
     has_real_data = False
-    LAYOUT = ("    dataset.class_names: [cat, dog, ...]  or  "
-              "dataset.class_list: path/to/classes.txt (UTF-8, one name per line, in label order)")
+    LAYOUT = (
+        "    dataset.class_names: [cat, dog, ...]  or  "
+        "dataset.class_list: path/to/classes.txt (UTF-8, one name per line, in label order)"
+    )
 
     def check(self) -> None:
         names = self._names()
@@ -108,8 +114,10 @@ class ClassList(DatasetAdapter):
             raise self.missing("no classes given", self.LAYOUT)
         if any(not n.strip() for n in names):
             raise self.missing("a class name is empty", self.LAYOUT)
-        note(f"dataset 'classlist' has no real images: evaluation is skipped (generation and packaging "
-             f"still run for {len(names)} classes)")
+        note(
+            f"dataset 'classlist' has no real images: evaluation is skipped (generation and packaging "
+            f"still run for {len(names)} classes)"
+        )
 
     def _names(self) -> list[str]:
         if self.cfg.get("class_names"):

@@ -22,8 +22,10 @@ import numpy as np
 from .base import ClassInfo, DatasetAdapter
 from .images import IMAGE_SUFFIXES, read_images
 
-FETCH = ("ImageNet cannot be downloaded for you: get ILSVRC2012 (image-net.org, after registering, or Kaggle's "
-         "'imagenet-object-localization-challenge'), unpack it, and point dataset.root at it")
+FETCH = (
+    "ImageNet cannot be downloaded for you: get ILSVRC2012 (image-net.org, after registering, or Kaggle's "
+    "'imagenet-object-localization-challenge'), unpack it, and point dataset.root at it"
+)
 LAYOUT = """    <root>/train/<wnid>/*.JPEG                  (1,000 class folders; label order = sorted wnids)
     and either <root>/val/<wnid>/*.JPEG         (val in class folders)
     or         <root>/val/*.JPEG + <root>/LOC_val_solution.csv   (flat val, Kaggle's labels)
@@ -60,8 +62,11 @@ class ImageNet(DatasetAdapter):
     # --- layout ----------------------------------------------------------------------------------------
     def check(self) -> None:
         if self.cfg.get("download"):
-            raise self.missing("dataset.download: true is not supported for ImageNet; set it to false and "
-                               "place the files by hand", LAYOUT, FETCH)
+            raise self.missing(
+                "dataset.download: true is not supported for ImageNet; set it to false and place the files by hand",
+                LAYOUT,
+                FETCH,
+            )
         train = self.dir / "train"
         if not train.is_dir():
             raise self.missing(f"missing {train}/ (one folder per wnid)", LAYOUT, FETCH)
@@ -71,27 +76,43 @@ class ImageNet(DatasetAdapter):
         words = self._words()
         unnamed = [w for w in wnids if w not in words]
         if unnamed:
-            raise self.missing(f"no class names for {len(unnamed)} wnids of train/ ({', '.join(unnamed[:5])}) in "
-                               f"{self._words_source()}", LAYOUT, FETCH)
+            raise self.missing(
+                f"no class names for {len(unnamed)} wnids of train/ ({', '.join(unnamed[:5])}) in "
+                f"{self._words_source()}",
+                LAYOUT,
+                FETCH,
+            )
         # Listing directories decodes nothing, and catches a half-copied dataset before any GPU work.
         empty = [w for w in wnids if not self._class_files("train", w)]
         if empty:
-            raise self.missing(f"no training images in train/<wnid>/ for {empty[:5]}"
-                               + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""), LAYOUT, FETCH)
+            raise self.missing(
+                f"no training images in train/<wnid>/ for {empty[:5]}"
+                + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""),
+                LAYOUT,
+                FETCH,
+            )
         self._val()
 
     def _wnids(self) -> list[str]:
         if "wnids" not in self._cache:
             train = self.dir / "train"
-            self._cache["wnids"] = sorted(e.name for e in os.scandir(train) if e.is_dir()
-                                          and not e.name.startswith(".")) if train.is_dir() else []
+            self._cache["wnids"] = (
+                sorted(e.name for e in os.scandir(train) if e.is_dir() and not e.name.startswith("."))
+                if train.is_dir()
+                else []
+            )
         return self._cache["wnids"]
 
     def _words_source(self) -> str:
         found = [self._find(n) for n in ("LOC_synset_mapping.txt", "meta.bin")]
-        found += [p for p in [self.dir / "ILSVRC2012_devkit_t12" / "data" / "meta.mat",
-                              (self.root or Path(".")) / "ILSVRC2012_devkit_t12" / "data" / "meta.mat"]
-                  if p.is_file()]
+        found += [
+            p
+            for p in [
+                self.dir / "ILSVRC2012_devkit_t12" / "data" / "meta.mat",
+                (self.root or Path(".")) / "ILSVRC2012_devkit_t12" / "data" / "meta.mat",
+            ]
+            if p.is_file()
+        ]
         found = [p for p in found if p]
         return str(found[0]) if found else "(none found)"
 
@@ -101,8 +122,9 @@ class ImageNet(DatasetAdapter):
             return self._cache["words"]
         src = self._words_source()
         if src == "(none found)":
-            raise self.missing("no class-name file (LOC_synset_mapping.txt, devkit meta.mat or meta.bin)",
-                               LAYOUT, FETCH)
+            raise self.missing(
+                "no class-name file (LOC_synset_mapping.txt, devkit meta.mat or meta.bin)", LAYOUT, FETCH
+            )
         path = Path(src)
         if path.name == "LOC_synset_mapping.txt":
             words = {}
@@ -148,8 +170,9 @@ class ImageNet(DatasetAdapter):
         else:
             solution = self._find("LOC_val_solution.csv")
             if solution is None:
-                raise self.missing(f"{val} is flat (no class folders) and no LOC_val_solution.csv labels it",
-                                   LAYOUT, FETCH)
+                raise self.missing(
+                    f"{val} is flat (no class folders) and no LOC_val_solution.csv labels it", LAYOUT, FETCH
+                )
             present = {Path(f).stem: f for f in os.listdir(val) if Path(f).suffix.lower() in IMAGE_SUFFIXES}
             with open(solution, newline="", encoding="utf-8-sig") as f:
                 rows = list(csv.DictReader(f))

@@ -37,8 +37,12 @@ class TinyImageNet(DatasetAdapter):
 
     def check(self) -> None:
         if self.cfg.get("download"):
-            raise self.missing("dataset.download: true is not supported for Tiny-ImageNet (torchvision has no "
-                               "downloader for it); set it to false and place the files by hand", LAYOUT, FETCH)
+            raise self.missing(
+                "dataset.download: true is not supported for Tiny-ImageNet (torchvision has no "
+                "downloader for it); set it to false and place the files by hand",
+                LAYOUT,
+                FETCH,
+            )
         d = self.dir
         absent = [p for p in ("wnids.txt", "words.txt") if not (d / p).is_file()]
         if absent:
@@ -56,8 +60,12 @@ class TinyImageNet(DatasetAdapter):
         # Listing directories is cheap (no image is decoded), and catches a half-copied dataset before sampling.
         empty = [w for w in wnids if not self._train_files(w)]
         if empty:
-            raise self.missing(f"no training images in train/<wnid>/images/ for {empty[:5]}"
-                               + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""), LAYOUT, FETCH)
+            raise self.missing(
+                f"no training images in train/<wnid>/images/ for {empty[:5]}"
+                + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""),
+                LAYOUT,
+                FETCH,
+            )
         self._val()
 
     def _wnids(self) -> list[str]:

@@ -32,12 +32,13 @@ class TensorSource:
     def _fit(self, xb: torch.Tensor) -> torch.Tensor:
         if xb.shape[-1] == self.resolution:
             return xb
-        return F.interpolate(xb, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
-                             align_corners=False)
+        return F.interpolate(
+            xb, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False
+        )
 
     def batches(self, order: torch.Tensor, bs: int):
         for i in range(0, len(order), bs):
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             yield self._fit(self.x[idx]), self.y[idx]
 
 
@@ -60,8 +61,14 @@ class FileSource:
 
         ds = _Files(self.paths, self.y, self.resolution, self.mean, self.std)
         # The order is the loop's permutation, so the sequence of images does not depend on the workers.
-        loader = DataLoader(ds, batch_size=bs, sampler=order.tolist(), num_workers=self.workers,
-                            persistent_workers=False, pin_memory=False)
+        loader = DataLoader(
+            ds,
+            batch_size=bs,
+            sampler=order.tolist(),
+            num_workers=self.workers,
+            persistent_workers=False,
+            pin_memory=False,
+        )
         yield from loader
 
 

@@ -23,8 +23,9 @@ class EpochProgress:
 
         from tqdm import tqdm
 
-        self.bar = tqdm(total=epochs, desc=desc, unit="epoch", file=io.StringIO(), ascii=True, ncols=100,
-                        mininterval=0, miniters=1)
+        self.bar = tqdm(
+            total=epochs, desc=desc, unit="epoch", file=io.StringIO(), ascii=True, ncols=100, mininterval=0, miniters=1
+        )
         self.every = max(1, epochs // lines)
 
     def __call__(self, epoch: int, epochs: int, loss: float):
@@ -55,8 +56,7 @@ def real_split(adapter, split: str, keep_labels: list[int]):
     return x[mask], y[mask]
 
 
-def real_source(adapter, split: str, keep: list[int], resolution: int, mean, std, workers: int,
-                select=None):
+def real_source(adapter, split: str, keep: list[int], resolution: int, mean, std, workers: int, select=None):
     """A real split as a source: image files streamed from disk where the adapter lists them (ImageNet: never
     loaded whole), else arrays in memory. `select(labels) -> indices` picks a subset (the random real subset
     reads only its own files)."""
@@ -75,18 +75,35 @@ def real_source(adapter, split: str, keep: list[int], resolution: int, mean, std
 
 def test_subset(max_images: int | None):
     """A seeded subset of at most `max_images` test images (all when None)."""
+
     def select(y: np.ndarray) -> np.ndarray:
         if not max_images or len(y) <= max_images:
             return np.arange(len(y))
         return np.sort(np.random.default_rng(0).choice(len(y), max_images, replace=False))
+
     return select
 
 
-def run_job(set_name: str, model: str, seed: int, *, dataset: dict, labels: list[int], num_classes: int,
-            recipe: dict, per_class_counts: dict[int, int] | None = None, max_test_images: int | None = None,
-            resolution: int | None = None, distilled_path: str | None = None, device: str = "cpu",
-            workers: int = 0, label_regime: str = "hard", kd: dict | None = None,
-            soft_labels_path: str | None = None, teacher_path: str | None = None) -> dict:
+def run_job(
+    set_name: str,
+    model: str,
+    seed: int,
+    *,
+    dataset: dict,
+    labels: list[int],
+    num_classes: int,
+    recipe: dict,
+    per_class_counts: dict[int, int] | None = None,
+    max_test_images: int | None = None,
+    resolution: int | None = None,
+    distilled_path: str | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    label_regime: str = "hard",
+    kd: dict | None = None,
+    soft_labels_path: str | None = None,
+    teacher_path: str | None = None,
+) -> dict:
     """Train `model` on one set and test it on the real test set.
 
     label_regime "soft": train with the KD loss (train.kd_loss, `kd`: temperature, alpha) on the teacher's
@@ -126,19 +143,49 @@ def run_job(set_name: str, model: str, seed: int, *, dataset: dict, labels: list
             soft, _ = logits_and_features(teacher, train, device)
             teacher_sha = sha256_file(teacher_path)
     test = real_source(adapter, "test", keep, resolution, mean, std, workers, test_subset(max_test_images))
-    log.info("%s/%s/seed %d: %d train images, %d test images at %d px (%s), recipe %s, labels %s%s", set_name,
-             model, seed, len(train), len(test), resolution, type(train).__name__, recipe, label_regime,
-             f" (KD {kd})" if soft is not None else "")
+    log.info(
+        "%s/%s/seed %d: %d train images, %d test images at %d px (%s), recipe %s, labels %s%s",
+        set_name,
+        model,
+        seed,
+        len(train),
+        len(test),
+        resolution,
+        type(train).__name__,
+        recipe,
+        label_regime,
+        f" (KD {kd})" if soft is not None else "",
+    )
 
     progress = EpochProgress(recipe["epochs"], f"{set_name}/{model}/seed{seed}")
     try:
-        res = fit_and_test(train, test, num_classes, model, seed, recipe, device, progress, label_set=keep,
-                           soft_logits=soft, kd=kd if soft is not None else None)
+        res = fit_and_test(
+            train,
+            test,
+            num_classes,
+            model,
+            seed,
+            recipe,
+            device,
+            progress,
+            label_set=keep,
+            soft_logits=soft,
+            kd=kd if soft is not None else None,
+        )
     finally:
         progress.close()
-    res.update({"set": set_name, "model": model, "model_label": model_label(model, resolution),
-                "seed": seed, "recipe": recipe, "chance": 1.0 / len(keep), "resolution": resolution,
-                "labels": label_regime})
+    res.update(
+        {
+            "set": set_name,
+            "model": model,
+            "model_label": model_label(model, resolution),
+            "seed": seed,
+            "recipe": recipe,
+            "chance": 1.0 / len(keep),
+            "resolution": resolution,
+            "labels": label_regime,
+        }
+    )
     if soft is not None:
         res.update({"kd": kd, "teacher_sha256": teacher_sha})
     log.info("accuracy %.4f", res["accuracy"])

@@ -16,8 +16,12 @@ class ConvNet(nn.Module):
         super().__init__()
         layers, c = [], channels
         for _ in range(depth):
-            layers += [nn.Conv2d(c, width, 3, padding=1), nn.GroupNorm(width, width, affine=True),
-                       nn.ReLU(inplace=True), nn.AvgPool2d(2, 2)]
+            layers += [
+                nn.Conv2d(c, width, 3, padding=1),
+                nn.GroupNorm(width, width, affine=True),
+                nn.ReLU(inplace=True),
+                nn.AvgPool2d(2, 2),
+            ]
             c = width
         self.features = nn.Sequential(*layers)
         side = image_size // 2**depth

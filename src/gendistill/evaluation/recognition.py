@@ -30,8 +30,9 @@ from .train import evaluate_on, fit, normalise, predict
 log = logging.getLogger("gendistill.recognition")
 
 
-def train_classifier(p: dict, out_model: str, out_info: str, device: str = "cpu", progress=None,
-                     workers: int = 0) -> dict:
+def train_classifier(
+    p: dict, out_model: str, out_info: str, device: str = "cpu", progress=None, workers: int = 0
+) -> dict:
     """Train the recogniser on the real training split of the run's classes; save weights and what it is."""
     from ..atomic import atomic_path, write_text
 
@@ -40,17 +41,34 @@ def train_classifier(p: dict, out_model: str, out_info: str, device: str = "cpu"
     recipe = json.loads(p["recipe"])
     size = adapter.image_size
     train = real_source(adapter, "train", keep, size, adapter.mean, adapter.std, workers)
-    test = real_source(adapter, "test", keep, size, adapter.mean, adapter.std, workers,
-                       test_subset(p.get("max_test_images")))
-    log.info("recogniser %s, seed %d: %d real training images of %d classes, recipe %s", p["model"], p["seed"],
-             len(train), len(keep), recipe)
+    test = real_source(
+        adapter, "test", keep, size, adapter.mean, adapter.std, workers, test_subset(p.get("max_test_images"))
+    )
+    log.info(
+        "recogniser %s, seed %d: %d real training images of %d classes, recipe %s",
+        p["model"],
+        p["seed"],
+        len(train),
+        len(keep),
+        recipe,
+    )
     model, info = fit(train, p["num_classes"], p["model"], int(p["seed"]), recipe, device, progress)
     res = evaluate_on(model, test, device, 256, keep)
-    meta = {**info, **res, "model": p["model"], "model_label": model_label(p["model"], size),
-            "seed": int(p["seed"]), "recipe": recipe, "labels": keep, "num_classes": p["num_classes"],
-            "image_size": int(size), "mean": list(adapter.mean), "std": list(adapter.std),
-            "trained_on": f"real training split of {adapter.name} (the run's classes)",
-            "chance": 1.0 / len(keep)}
+    meta = {
+        **info,
+        **res,
+        "model": p["model"],
+        "model_label": model_label(p["model"], size),
+        "seed": int(p["seed"]),
+        "recipe": recipe,
+        "labels": keep,
+        "num_classes": p["num_classes"],
+        "image_size": int(size),
+        "mean": list(adapter.mean),
+        "std": list(adapter.std),
+        "trained_on": f"real training split of {adapter.name} (the run's classes)",
+        "chance": 1.0 / len(keep),
+    }
     log.info("recogniser test accuracy on the real test split: %.4f", res["accuracy"])
     with atomic_path(Path(out_model)) as tmp:
         torch.save(model.cpu().state_dict(), tmp)
@@ -91,6 +109,7 @@ def mean_pairwise_distance(images: np.ndarray) -> float:
 def real_images_of(adapter, keep: list[int], n: int):
     """label -> up to n of its real training images (a seeded choice), reading only those where the adapter
     lists files (ImageNet), else from the split in memory."""
+
     def choose(pool: np.ndarray, label: int) -> np.ndarray:
         if len(pool) <= n:
             return pool
@@ -102,13 +121,21 @@ def real_images_of(adapter, keep: list[int], n: int):
         def of(label: int) -> np.ndarray:
             paths, _ = adapter.files("train", [label])
             return read_images([paths[i] for i in choose(np.arange(len(paths)), label)], adapter.image_size)
+
         return of
     x_real, y_real = real_split(adapter, "train", keep)
     return lambda label: x_real[choose(np.flatnonzero(y_real == label), label)]
 
 
-def recognise(class_dirs: list[str], model_path: str, info_path: str, dataset_cfg: dict, class_names: dict,
-              max_real_for_diversity: int = 200, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+def recognise(
+    class_dirs: list[str],
+    model_path: str,
+    info_path: str,
+    dataset_cfg: dict,
+    class_names: dict,
+    max_real_for_diversity: int = 200,
+    device: str = "cpu",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Label every generated image; return (per-image rows, per-class rows + an 'overall' row)."""
     model, meta = load_classifier(model_path, info_path)
     model.to(device)
@@ -122,27 +149,48 @@ def recognise(class_dirs: list[str], model_path: str, info_path: str, dataset_cf
         label = int(recs[0]["class_index"])
         pred = predict(model, normalise(imgs, meta["mean"], meta["std"]), device, 256, keep).tolist()
         for r, p_ in zip(recs, pred):
-            rows.append({"class_index": label, "class_name": r["class_name"], "class_id": r["class_id"],
-                         "file": f"{r['class_id']}/{r['file']}", "prompt": r["prompt"], "seed": r["seed"],
-                         "predicted_index": int(p_), "predicted_name": class_names.get(int(p_), str(p_)),
-                         "recognised": int(p_) == label})
+            rows.append(
+                {
+                    "class_index": label,
+                    "class_name": r["class_name"],
+                    "class_id": r["class_id"],
+                    "file": f"{r['class_id']}/{r['file']}",
+                    "prompt": r["prompt"],
+                    "seed": r["seed"],
+                    "predicted_index": int(p_),
+                    "predicted_name": class_names.get(int(p_), str(p_)),
+                    "recognised": int(p_) == label,
+                }
+            )
         wrong = Counter(int(p_) for p_ in pred if int(p_) != label)
         real_spread = mean_pairwise_distance(real_of(label))
         gen_spread = mean_pairwise_distance(imgs)
-        per_class.append({
-            "class_index": label, "class_name": recs[0]["class_name"], "prompt": recs[0]["prompt"],
-            "n_images": len(recs), "n_recognised": int(sum(int(p_) == label for p_ in pred)),
-            "recognised_fraction": float(np.mean([int(p_) == label for p_ in pred])),
-            "most_common_other": class_names.get(wrong.most_common(1)[0][0], "") if wrong else "",
-            "diversity_vs_real": gen_spread / real_spread if real_spread > 0 else float("nan"),
-        })
+        per_class.append(
+            {
+                "class_index": label,
+                "class_name": recs[0]["class_name"],
+                "prompt": recs[0]["prompt"],
+                "n_images": len(recs),
+                "n_recognised": int(sum(int(p_) == label for p_ in pred)),
+                "recognised_fraction": float(np.mean([int(p_) == label for p_ in pred])),
+                "most_common_other": class_names.get(wrong.most_common(1)[0][0], "") if wrong else "",
+                "diversity_vs_real": gen_spread / real_spread if real_spread > 0 else float("nan"),
+            }
+        )
     images = pd.DataFrame(rows)
     table = pd.DataFrame(per_class)
     if len(table):
         n, k = int(table["n_images"].sum()), int(table["n_recognised"].sum())
-        overall = {"class_index": -1, "class_name": "overall", "prompt": "", "n_images": n, "n_recognised": k,
-                   "recognised_fraction": k / n if n else float("nan"), "most_common_other": "",
-                   "diversity_vs_real": float(table["diversity_vs_real"].mean())}
+        overall = {
+            "class_index": -1,
+            "class_name": "overall",
+            "prompt": "",
+            "n_images": n,
+            "n_recognised": k,
+            "recognised_fraction": k / n if n else float("nan"),
+            "most_common_other": "",
+            "diversity_vs_real": float(table["diversity_vs_real"].mean()),
+        }
         table = pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
     table["chance"] = meta["chance"]
     table["recogniser"] = meta["model_label"]

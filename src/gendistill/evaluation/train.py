@@ -28,7 +28,7 @@ def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> tor
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
     flip = (torch.rand(n, generator=gen) < 0.5).tolist()
-    out = torch.stack([xp[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w] for i in range(n)])
+    out = torch.stack([xp[i, :, oy[i] : oy[i] + h, ox[i] : ox[i] + w] for i in range(n)])
     if any(flip):
         f = torch.tensor(flip)
         out[f] = out[f].flip(3)
@@ -43,29 +43,64 @@ def lr_at(epoch: int, epochs: int, lr: float, schedule: str) -> float:
     return lr
 
 
-def train_and_test(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-                   num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu",
-                   progress=None, label_set: list[int] | None = None) -> dict:
+def train_and_test(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    device: str = "cpu",
+    progress=None,
+    label_set: list[int] | None = None,
+) -> dict:
     """Train `model_name` from scratch with `recipe` and return accuracy, per-class accuracy and timings.
 
     The head has `num_classes` outputs (the dataset's label indices); with `label_set` (a class-restricted run)
     predictions are the argmax over those labels only, so chance is 1/len(label_set) as reported.
     `progress(epoch, epochs, loss)` is called after every epoch.
     """
-    return fit_and_test(TensorSource(x_train, y_train), TensorSource(x_test, y_test), num_classes, model_name, seed,
-                        recipe, device, progress, label_set)
+    return fit_and_test(
+        TensorSource(x_train, y_train),
+        TensorSource(x_test, y_test),
+        num_classes,
+        model_name,
+        seed,
+        recipe,
+        device,
+        progress,
+        label_set,
+    )
 
 
-def fit_and_test(train, test, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu",
-                 progress=None, label_set: list[int] | None = None, soft_logits: torch.Tensor | None = None,
-                 kd: dict | None = None) -> dict:
+def fit_and_test(
+    train,
+    test,
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    device: str = "cpu",
+    progress=None,
+    label_set: list[int] | None = None,
+    soft_logits: torch.Tensor | None = None,
+    kd: dict | None = None,
+) -> dict:
     """train_and_test on sources (evaluation/data.py): tensors in memory or image files streamed from disk."""
     model, info = fit(train, num_classes, model_name, seed, recipe, device, progress, soft_logits, kd)
     return {**evaluate_on(model, test, device, max(recipe["batch_size"], 256), label_set), **info}
 
 
-def test_model(model, x_test: torch.Tensor, y_test: torch.Tensor, device: str = "cpu", bs: int = 256,
-               label_set: list[int] | None = None) -> dict:
+def test_model(
+    model,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    device: str = "cpu",
+    bs: int = 256,
+    label_set: list[int] | None = None,
+) -> dict:
     """Accuracy and per-class accuracy of a trained model on (x_test, y_test)."""
     return evaluate_on(model, TensorSource(x_test, y_test), device, bs, label_set)
 
@@ -82,23 +117,42 @@ def evaluate_on(model, test, device: str = "cpu", bs: int = 256, label_set: list
     return {"accuracy": float(correct.mean()), "per_class_accuracy": per_class, "n_test": int(len(y_test))}
 
 
-def train_model(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, model_name: str, seed: int,
-                recipe: dict, device: str = "cpu", progress=None):
+def train_model(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    device: str = "cpu",
+    progress=None,
+):
     """Train `model_name` from scratch with `recipe`, seeded by `seed`; return (model, {n_train, timings, loss})."""
     return fit(TensorSource(x_train, y_train), num_classes, model_name, seed, recipe, device, progress)
 
 
-def kd_loss(out: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float,
-            alpha: float) -> torch.Tensor:
+def kd_loss(
+    out: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float, alpha: float
+) -> torch.Tensor:
     """Knowledge distillation (Hinton et al.): alpha * T^2 * KL(teacher/T || student/T) + (1 - alpha) * CE."""
     t = float(temperature)
-    kl = F.kl_div(F.log_softmax(out / t, 1), F.log_softmax(teacher_logits / t, 1), reduction="batchmean",
-                  log_target=True) * (t * t)
+    kl = F.kl_div(
+        F.log_softmax(out / t, 1), F.log_softmax(teacher_logits / t, 1), reduction="batchmean", log_target=True
+    ) * (t * t)
     return kl if alpha == 1 else alpha * kl + (1 - alpha) * F.cross_entropy(out, y)
 
 
-def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, device: str = "cpu", progress=None,
-        soft_logits: torch.Tensor | None = None, kd: dict | None = None):
+def fit(
+    train,
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    device: str = "cpu",
+    progress=None,
+    soft_logits: torch.Tensor | None = None,
+    kd: dict | None = None,
+):
     """train_model on a source. Every epoch visits the images in a permutation drawn from a generator seeded
     by `seed`, and crops/flips them with the same generator: the same seed gives the same run.
 
@@ -106,14 +160,17 @@ def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, devic
     kd["temperature"] and kd["alpha"] instead of cross-entropy on the hard labels (soft labels are the teacher's
     logits of the stored image; the random crop/flip of training is applied to the student's input only)."""
     if soft_logits is not None and soft_logits.shape != (len(train), num_classes):
-        raise ValueError(f"soft labels of shape {tuple(soft_logits.shape)} for {len(train)} images and "
-                         f"{num_classes} classes; they must be aligned with the images")
+        raise ValueError(
+            f"soft labels of shape {tuple(soft_logits.shape)} for {len(train)} images and "
+            f"{num_classes} classes; they must be aligned with the images"
+        )
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(model_name, num_classes, train.resolution).to(device)
     if recipe["optimizer"] == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=recipe["lr"], momentum=recipe["momentum"],
-                              weight_decay=recipe["weight_decay"])
+        opt = torch.optim.SGD(
+            model.parameters(), lr=recipe["lr"], momentum=recipe["momentum"], weight_decay=recipe["weight_decay"]
+        )
     else:
         opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     epochs, bs = recipe["epochs"], recipe["batch_size"]
@@ -126,7 +183,7 @@ def fit(train, num_classes: int, model_name: str, seed: int, recipe: dict, devic
         perm = torch.randperm(n, generator=gen)
         total, offset = 0.0, 0
         for xb, yb in train.batches(perm, bs):
-            idx = perm[offset:offset + len(yb)]  # batches follow the permutation in order
+            idx = perm[offset : offset + len(yb)]  # batches follow the permutation in order
             offset += len(yb)
             if recipe["train_augment"]:
                 xb = random_crop_flip(xb, gen)

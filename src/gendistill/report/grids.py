@@ -33,8 +33,14 @@ def _text_width(draw: ImageDraw.ImageDraw, text: str) -> int:
     return right - left
 
 
-def make_grid(rows: list[list[Path | None]], header: str, col_titles: list[str], row_titles: list[str],
-              tile: int = 96, pad: int = 4) -> Image.Image:
+def make_grid(
+    rows: list[list[Path | None]],
+    header: str,
+    col_titles: list[str],
+    row_titles: list[str],
+    tile: int = 96,
+    pad: int = 4,
+) -> Image.Image:
     """A labelled image grid: `rows` of image paths (None = empty cell)."""
     ncols = max((len(r) for r in rows), default=0)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -63,8 +69,9 @@ def class_grid(class_dir: Path, title: str, max_rows: int = 8, tile: int = 96) -
     rows = [[images[k].get(c) for c in range(n_copies)] for k in keys]
     cols = ["original"] + [f"augmented {c}" for c in range(1, n_copies)]
     shown = f" (first {len(keys)} of {len(images)})" if len(images) > len(keys) else ""
-    return make_grid(rows, f"{title}: {len(images)} generated x {n_copies} images{shown}", cols,
-                     [f"#{k}" for k in keys], tile=tile)
+    return make_grid(
+        rows, f"{title}: {len(images)} generated x {n_copies} images{shown}", cols, [f"#{k}" for k in keys], tile=tile
+    )
 
 
 def overview_grid(class_dirs: list[tuple[str, Path]], max_classes: int = 40, tile: int = 64) -> Image.Image:
@@ -78,8 +85,9 @@ def overview_grid(class_dirs: list[tuple[str, Path]], max_classes: int = 40, til
         titles.append(name)
     cols = ["original"] + [f"aug {c}" for c in range(1, n_copies)]
     shown = f" (first {max_classes} of {len(class_dirs)} classes)" if len(class_dirs) > max_classes else ""
-    return make_grid(rows, f"First generated image of each class and its augmented copies{shown}", cols, titles,
-                     tile=tile)
+    return make_grid(
+        rows, f"First generated image of each class and its augmented copies{shown}", cols, titles, tile=tile
+    )
 
 
 def save(img: Image.Image, path: Path) -> None:
@@ -87,8 +95,14 @@ def save(img: Image.Image, path: Path) -> None:
         img.save(tmp, format="PNG", optimize=True)
 
 
-def write_grids(classes: list[dict], class_dirs: list[str], out_dir: str, overview_png: str,
-                max_rows: int = 8, max_classes: int | None = None) -> int:
+def write_grids(
+    classes: list[dict],
+    class_dirs: list[str],
+    out_dir: str,
+    overview_png: str,
+    max_rows: int = 8,
+    max_classes: int | None = None,
+) -> int:
     """One PNG per class (`<class id>.png`) in `out_dir` for the first `max_classes` classes (a report is read
     by people: 1,000 grids would not be), plus one overview PNG; `class_dirs[i]` holds the augmented images of
     `classes[i]`. Returns the number of class grids written."""
@@ -98,9 +112,7 @@ def write_grids(classes: list[dict], class_dirs: list[str], out_dir: str, overvi
     with atomic_path(Path(out_dir)) as tmp:
         tmp.mkdir(parents=True)
         for c, d in shown:
-            img = class_grid(d, f"{c['index']} {c['name']}: \"{c['prompt']}\"", max_rows)
+            img = class_grid(d, f'{c["index"]} {c["name"]}: "{c["prompt"]}"', max_rows)
             img.save(tmp / f"{c['id']}.png", format="PNG")  # optimize=True: 8x slower, for ~10% smaller files
     save(overview_grid([(c["name"], d) for c, d in zip(classes, dirs)]), Path(overview_png))
     return len(shown)
-
-

@@ -14,8 +14,11 @@ import pandas as pd  # noqa: E402
 
 from ..atomic import atomic_path, write_text  # noqa: E402
 
-SET_LABELS = {"distilled": "distilled (generated)", "random_subset": "random real subset (same IPC)",
-              "full": "full real training set"}
+SET_LABELS = {
+    "distilled": "distilled (generated)",
+    "random_subset": "random real subset (same IPC)",
+    "full": "full real training set",
+}
 SET_COLOURS = {"distilled": "#d95f02", "random_subset": "#7570b3", "full": "#1b9e77"}
 
 
@@ -65,14 +68,32 @@ def per_class_plot(per_class: pd.DataFrame, path: str, max_classes: int = 60) ->
         ref = per_class[(per_class["set"] == "random_subset") & (per_class["model"] == model)]
         ref = ref.set_index("class_index")["accuracy_mean"].reindex(d["class_index"])
         x = np.arange(len(d))
-        ax.bar(x, 100 * d["accuracy_mean"], yerr=100 * d["accuracy_std"], capsize=2,
-               color=SET_COLOURS["distilled"], label="distilled")
+        ax.bar(
+            x,
+            100 * d["accuracy_mean"],
+            yerr=100 * d["accuracy_std"],
+            capsize=2,
+            color=SET_COLOURS["distilled"],
+            label="distilled",
+        )
         if ref.notna().any():
-            ax.scatter(x, 100 * ref.to_numpy(), marker="_", s=160, color=SET_COLOURS["random_subset"], zorder=3,
-                       label="random real subset")
+            ax.scatter(
+                x,
+                100 * ref.to_numpy(),
+                marker="_",
+                s=160,
+                color=SET_COLOURS["random_subset"],
+                zorder=3,
+                label="random real subset",
+            )
         labels = [f"{n}" for n in d["class_name"]]
-        ax.set_xticks(x, labels, rotation=60 if len(d) > 8 else 0, ha="right" if len(d) > 8 else "center",
-                      fontsize=7 if len(d) > 20 else 9)
+        ax.set_xticks(
+            x,
+            labels,
+            rotation=60 if len(d) > 8 else 0,
+            ha="right" if len(d) > 8 else "center",
+            fontsize=7 if len(d) > 20 else 9,
+        )
         ax.set_ylim(0, 105)
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{model}: per-class test accuracy after training on the distilled set (worst first)")
@@ -80,18 +101,23 @@ def per_class_plot(per_class: pd.DataFrame, path: str, max_classes: int = 60) ->
     save_png(fig, path)
 
 
-TABLE_CSS = ("body{font-family:sans-serif;font-size:13px;margin:8px}table{border-collapse:collapse}"
-             "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
-             "td:first-child,th:first-child{text-align:left}caption{font-weight:bold;padding:4px;text-align:left}")
+TABLE_CSS = (
+    "body{font-family:sans-serif;font-size:13px;margin:8px}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
+    "td:first-child,th:first-child{text-align:left}caption{font-weight:bold;padding:4px;text-align:left}"
+)
 
 
 def html_table(df: pd.DataFrame, path: str, title: str, note: str = "") -> None:
     """A self-contained HTML page with one table (the report shows HTML items inline)."""
     table = df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0, escape=True)
-    table = table.replace('<table class="dataframe">', f'<table class="dataframe"><caption>{html.escape(title)}'
-                                                       f"</caption>", 1)
-    body = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
-           f"<style>{TABLE_CSS}</style></head><body>{table}"
+    table = table.replace(
+        '<table class="dataframe">', f'<table class="dataframe"><caption>{html.escape(title)}</caption>', 1
+    )
+    body = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{TABLE_CSS}</style></head><body>{table}"
+    )
     if note:
         body += f"<p>{html.escape(note)}</p>"
     write_text(path, body + "</body></html>\n")
@@ -110,8 +136,13 @@ def recognition_plot(table: pd.DataFrame, path: str) -> None:
         chance = 100 * float(t["chance"].iloc[0])
         ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.1f}%)")
         ax.legend(fontsize=8, loc="lower right")
-    ax.set_xticks(x, list(t["class_name"]), rotation=60 if len(t) > 8 else 0, ha="right" if len(t) > 8 else "center",
-                  fontsize=7 if len(t) > 20 else 9)
+    ax.set_xticks(
+        x,
+        list(t["class_name"]),
+        rotation=60 if len(t) > 8 else 0,
+        ha="right" if len(t) > 8 else "center",
+        fontsize=7 if len(t) > 20 else 9,
+    )
     ax.set_ylim(0, 110)
     ax.set_ylabel("recognised as its prompt's class (%)")
     ax.set_title("Generated images recognised by a classifier trained on real data")

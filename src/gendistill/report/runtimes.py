@@ -26,11 +26,15 @@ def collect(bench_root: str) -> pd.DataFrame:
         if df.empty or "s" not in df.columns:
             continue
         rel = p.relative_to(root).with_suffix("")
-        rows.append({"stage": rel.parts[0], "job": "/".join(rel.parts[1:]) or rel.parts[0],
-                     "s": float(pd.to_numeric(df["s"], errors="coerce").mean()),
-                     "cpu_time": float(pd.to_numeric(df.get("cpu_time", pd.Series([0.0])), errors="coerce").mean()),
-                     "max_rss": float(pd.to_numeric(df.get("max_rss", pd.Series([float("nan")])),
-                                                    errors="coerce").max())})
+        rows.append(
+            {
+                "stage": rel.parts[0],
+                "job": "/".join(rel.parts[1:]) or rel.parts[0],
+                "s": float(pd.to_numeric(df["s"], errors="coerce").mean()),
+                "cpu_time": float(pd.to_numeric(df.get("cpu_time", pd.Series([0.0])), errors="coerce").mean()),
+                "max_rss": float(pd.to_numeric(df.get("max_rss", pd.Series([float("nan")])), errors="coerce").max()),
+            }
+        )
     return pd.DataFrame(rows, columns=["stage", "job", "s", "cpu_time", "max_rss"])
 
 
@@ -39,8 +43,14 @@ def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     if jobs.empty:
         return pd.DataFrame(columns=COLUMNS)
     g = jobs.groupby("stage", sort=False)
-    out = g.agg(jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"), max_s=("s", "max"),
-                cpu_time_s=("cpu_time", "sum"), max_rss_mb=("max_rss", "max")).reset_index()
+    out = g.agg(
+        jobs=("s", "size"),
+        total_s=("s", "sum"),
+        mean_s=("s", "mean"),
+        max_s=("s", "max"),
+        cpu_time_s=("cpu_time", "sum"),
+        max_rss_mb=("max_rss", "max"),
+    ).reset_index()
     out = out.sort_values(["total_s", "stage"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return out.round({"total_s": 2, "mean_s": 3, "max_s": 2, "cpu_time_s": 2, "max_rss_mb": 1})
 

@@ -29,30 +29,43 @@ def summary_text(run_dir: Path) -> str:
         s = pd.read_csv(run.summary)
         lines.append("\ntest accuracy (%), mean +- std over training seeds:")
         for r in s.itertuples():
-            lines.append(f"  {r.set:<14} {r.model:<11} {r.accuracy:>15}   ({r.n_seeds} seeds, {r.n_train} training "
-                         f"images, chance {100 * r.chance:.0f}%)")
+            lines.append(
+                f"  {r.set:<14} {r.model:<11} {r.accuracy:>15}   ({r.n_seeds} seeds, {r.n_train} training "
+                f"images, chance {100 * r.chance:.0f}%)"
+            )
     if Path(run.recognition).is_file():
         t = pd.read_csv(run.recognition, keep_default_na=False, na_values=[""])
         if len(t):
-            lines.append(f"\ngenerated images recognised as their prompt's class (recogniser: "
-                         f"{t['recogniser'].iloc[0]}, {100 * t['recogniser_test_accuracy'].iloc[0]:.1f}% on the real "
-                         f"test set):")
-            lines.append("  " + ", ".join(f"{r.class_name} {100 * r.recognised_fraction:.0f}% ({r.n_recognised}/"
-                                          f"{r.n_images})" for r in t.itertuples()))
+            lines.append(
+                f"\ngenerated images recognised as their prompt's class (recogniser: "
+                f"{t['recogniser'].iloc[0]}, {100 * t['recogniser_test_accuracy'].iloc[0]:.1f}% on the real "
+                f"test set):"
+            )
+            lines.append(
+                "  "
+                + ", ".join(
+                    f"{r.class_name} {100 * r.recognised_fraction:.0f}% ({r.n_recognised}/{r.n_images})"
+                    for r in t.itertuples()
+                )
+            )
     if Path(run.ablation).is_file():
         a = pd.read_csv(run.ablation)
         lines.append("\nPDA ablation, test accuracy (%), mean +- std over seeds:")
         for r in a.itertuples():
-            what = (f"random real subset, IPC {r.ipc}" if r.kind == "real" else
-                    f"{int(r.n_generated)} generated x (1 + {int(r.n_aug)}), IPC {r.ipc}")
+            what = (
+                f"random real subset, IPC {r.ipc}"
+                if r.kind == "real"
+                else f"{int(r.n_generated)} generated x (1 + {int(r.n_aug)}), IPC {r.ipc}"
+            )
             lines.append(f"  {what:<36} {r.model:<11} {r.accuracy:>15}")
     if Path(run.results("teacher_ablation.csv")).is_file():
         a = pd.read_csv(run.results("teacher_ablation.csv"))
         lines.append("\nteacher ablation (beyond the paper), test accuracy (%), mean +- std over seeds:")
         for r in a.itertuples():
             what = f"{r.row}" + (f" ({r.oversample} candidates per kept image)" if r.oversample > 1 else "")
-            lines.append(f"  {what:<54} {r.labels:<5} {r.model:<11} {r.accuracy:>15}   "
-                         f"{r.minus_paper_points:+.2f} vs paper")
+            lines.append(
+                f"  {what:<54} {r.labels:<5} {r.model:<11} {r.accuracy:>15}   {r.minus_paper_points:+.2f} vs paper"
+            )
     return "\n".join(lines).lstrip("\n")
 
 

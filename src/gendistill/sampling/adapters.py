@@ -69,14 +69,22 @@ class Adapter:
         """Refuse settings this model cannot sample (the plan checks them earlier, from the configs)."""
         multiple = self.facts()["multiple"]
         if gen["resolution"] % multiple:
-            raise ValueError(f"resolution {gen['resolution']} is not a multiple of {multiple}, which "
-                             f"{type(self.pipe).__name__} needs. Fix: generation.resolution a multiple of {multiple}.")
+            raise ValueError(
+                f"resolution {gen['resolution']} is not a multiple of {multiple}, which "
+                f"{type(self.pipe).__name__} needs. Fix: generation.resolution a multiple of {multiple}."
+            )
 
     def facts(self) -> dict:
         from .families import facts_from_configs
 
-        return facts_from_configs(BY_NAME[self.family], type(self.pipe).__name__, dict(self.pipe.vae.config),
-                      dict(self.net().config), None, type(self.pipe).__name__)
+        return facts_from_configs(
+            BY_NAME[self.family],
+            type(self.pipe).__name__,
+            dict(self.pipe.vae.config),
+            dict(self.net().config),
+            None,
+            type(self.pipe).__name__,
+        )
 
     # -- FLOPs per image
     def net(self):
@@ -108,8 +116,13 @@ class Adapter:
         den = count_flops(self.denoiser_call(resolution, guidance))
         dec = count_flops(lambda: vae.decode(z))
         evals = self.evals_per_image(steps, guidance)
-        return {"text_per_class": self.text_flops(), "denoiser_per_eval": den, "evals_per_image": evals,
-                "decoder": dec, "per_image": den * evals + dec}
+        return {
+            "text_per_class": self.text_flops(),
+            "denoiser_per_eval": den,
+            "evals_per_image": evals,
+            "decoder": dec,
+            "per_image": den * evals + dec,
+        }
 
 
 class SDXLAdapter(Adapter):
@@ -118,9 +131,9 @@ class SDXLAdapter(Adapter):
     family, denoiser = "sdxl", "unet"
 
     def encode(self, prompt, guidance):
-        pe, npe, ppe, nppe = self.pipe.encode_prompt(prompt=prompt, device=self.device,
-                                                     num_images_per_prompt=1,
-                                                     do_classifier_free_guidance=guidance > 1.0)
+        pe, npe, ppe, nppe = self.pipe.encode_prompt(
+            prompt=prompt, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=guidance > 1.0
+        )
         return pe, npe, ppe, nppe
 
     def generate(self, emb, seeds, gen):
@@ -128,12 +141,21 @@ class SDXLAdapter(Adapter):
         b = len(seeds)
         kwargs = {}
         if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1),
-                      "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
-        out = self.pipe(prompt_embeds=pe.expand(b, -1, -1), pooled_prompt_embeds=ppe.expand(b, -1),
-                        num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
-                        height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),
-                        output_type="pt", **kwargs)
+            kwargs = {
+                "negative_prompt_embeds": npe.expand(b, -1, -1),
+                "negative_pooled_prompt_embeds": nppe.expand(b, -1),
+            }
+        out = self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            pooled_prompt_embeds=ppe.expand(b, -1),
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            **kwargs,
+        )
         return out.images
 
     def text_flops(self):
@@ -146,8 +168,10 @@ class SDXLAdapter(Adapter):
         w = _where(unet)
         lat = self.latent(resolution, unet.config.in_channels)
         ehs = torch.zeros(1, 77, unet.config.cross_attention_dim, **w)
-        add = {"text_embeds": torch.zeros(1, self.pipe.text_encoder_2.config.projection_dim, **w),
-               "time_ids": torch.zeros(1, 6, **w)}
+        add = {
+            "text_embeds": torch.zeros(1, self.pipe.text_encoder_2.config.projection_dim, **w),
+            "time_ids": torch.zeros(1, 6, **w),
+        }
         return lambda: unet(lat, 999, encoder_hidden_states=ehs, added_cond_kwargs=add)
 
 
@@ -163,9 +187,16 @@ class SDAdapter(Adapter):
         pe, npe = emb
         b = len(seeds)
         kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1)} if gen["guidance_scale"] > 1.0 else {}
-        return self.pipe(prompt_embeds=pe.expand(b, -1, -1), num_inference_steps=gen["steps"],
-                         guidance_scale=gen["guidance_scale"], height=gen["resolution"], width=gen["resolution"],
-                         generator=generators(seeds), output_type="pt", **kwargs).images
+        return self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            **kwargs,
+        ).images
 
     def text_flops(self):
         te = self.pipe.text_encoder
@@ -188,29 +219,49 @@ class SD3Adapter(Adapter):
         return _call_default(self.pipe, "max_sequence_length", 256)
 
     def encode(self, prompt, guidance):
-        return self.pipe.encode_prompt(prompt=prompt, prompt_2=None, prompt_3=None,
-                                       device=self.device, num_images_per_prompt=1,
-                                       do_classifier_free_guidance=guidance > 1.0,
-                                       max_sequence_length=self.max_sequence_length)
+        return self.pipe.encode_prompt(
+            prompt=prompt,
+            prompt_2=None,
+            prompt_3=None,
+            device=self.device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=guidance > 1.0,
+            max_sequence_length=self.max_sequence_length,
+        )
 
     def generate(self, emb, seeds, gen):
         pe, npe, ppe, nppe = emb
         b = len(seeds)
         kwargs = {}
         if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1),
-                      "negative_pooled_prompt_embeds": nppe.expand(b, -1)}
-        return self.pipe(prompt_embeds=pe.expand(b, -1, -1), pooled_prompt_embeds=ppe.expand(b, -1),
-                         num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
-                         height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),
-                         output_type="pt", max_sequence_length=self.max_sequence_length, **kwargs).images
+            kwargs = {
+                "negative_prompt_embeds": npe.expand(b, -1, -1),
+                "negative_pooled_prompt_embeds": nppe.expand(b, -1),
+            }
+        return self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            pooled_prompt_embeds=ppe.expand(b, -1),
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            max_sequence_length=self.max_sequence_length,
+            **kwargs,
+        ).images
 
     def text_flops(self):
         p = self.pipe
         clip = _ids(p.text_encoder, 77)
         t5 = _ids(p.text_encoder_3, self.max_sequence_length)
-        return count_flops(lambda: (p.text_encoder(clip, output_hidden_states=True),
-                                    p.text_encoder_2(clip, output_hidden_states=True), p.text_encoder_3(t5)))
+        return count_flops(
+            lambda: (
+                p.text_encoder(clip, output_hidden_states=True),
+                p.text_encoder_2(clip, output_hidden_states=True),
+                p.text_encoder_3(t5),
+            )
+        )
 
     def denoiser_call(self, resolution, guidance):
         tr = self.net()
@@ -238,22 +289,38 @@ class FluxAdapter(Adapter):
         return 512 if self.net().config.guidance_embeds else 256
 
     def encode(self, prompt, guidance):
-        pe, ppe, _ = self.pipe.encode_prompt(prompt=prompt, prompt_2=None, device=self.device,
-                                             num_images_per_prompt=1, max_sequence_length=self.max_sequence_length)
+        pe, ppe, _ = self.pipe.encode_prompt(
+            prompt=prompt,
+            prompt_2=None,
+            device=self.device,
+            num_images_per_prompt=1,
+            max_sequence_length=self.max_sequence_length,
+        )
         return pe, ppe
 
     def generate(self, emb, seeds, gen):
         pe, ppe = emb
         b = len(seeds)
-        return self.pipe(prompt_embeds=pe.expand(b, -1, -1), pooled_prompt_embeds=ppe.expand(b, -1),
-                         num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
-                         height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),
-                         output_type="pt", max_sequence_length=self.max_sequence_length).images
+        return self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            pooled_prompt_embeds=ppe.expand(b, -1),
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            max_sequence_length=self.max_sequence_length,
+        ).images
 
     def text_flops(self):
         p = self.pipe
-        return count_flops(lambda: (p.text_encoder(_ids(p.text_encoder, 77)),
-                                    p.text_encoder_2(_ids(p.text_encoder_2, self.max_sequence_length))))
+        return count_flops(
+            lambda: (
+                p.text_encoder(_ids(p.text_encoder, 77)),
+                p.text_encoder_2(_ids(p.text_encoder_2, self.max_sequence_length)),
+            )
+        )
 
     def denoiser_call(self, resolution, guidance):
         tr = self.net()
@@ -261,9 +328,13 @@ class FluxAdapter(Adapter):
         n = resolution // autoencoder_facts(dict(self.pipe.vae.config))["scale"] // 2
         L = self.max_sequence_length
         x = torch.zeros(1, n * n, c.in_channels, **w)
-        kw = {"encoder_hidden_states": torch.zeros(1, L, c.joint_attention_dim, **w),
-              "pooled_projections": torch.zeros(1, c.pooled_projection_dim, **w),
-              "timestep": torch.ones(1, **w), "img_ids": torch.zeros(n * n, 3, **w), "txt_ids": torch.zeros(L, 3, **w)}
+        kw = {
+            "encoder_hidden_states": torch.zeros(1, L, c.joint_attention_dim, **w),
+            "pooled_projections": torch.zeros(1, c.pooled_projection_dim, **w),
+            "timestep": torch.ones(1, **w),
+            "img_ids": torch.zeros(n * n, 3, **w),
+            "txt_ids": torch.zeros(L, 3, **w),
+        }
         if c.guidance_embeds:
             kw["guidance"] = torch.full((1,), float(guidance), **w)
         return lambda: tr(hidden_states=x, **kw)
@@ -280,22 +351,40 @@ class PixArtAdapter(Adapter):
         return _call_default(self.pipe, "max_sequence_length", 300)  # 120 for alpha, 300 for Sigma
 
     def encode(self, prompt, guidance):
-        return self.pipe.encode_prompt(prompt, do_classifier_free_guidance=guidance > 1.0, negative_prompt="",
-                                       num_images_per_prompt=1, device=self.device,
-                                       clean_caption=False, max_sequence_length=self.max_sequence_length)
+        return self.pipe.encode_prompt(
+            prompt,
+            do_classifier_free_guidance=guidance > 1.0,
+            negative_prompt="",
+            num_images_per_prompt=1,
+            device=self.device,
+            clean_caption=False,
+            max_sequence_length=self.max_sequence_length,
+        )
 
     def generate(self, emb, seeds, gen):
         pe, pam, npe, npam = emb
         b = len(seeds)
         kwargs = {}
         if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt": None, "negative_prompt_embeds": npe.expand(b, -1, -1),
-                      "negative_prompt_attention_mask": npam.expand(b, -1)}
-        return self.pipe(prompt_embeds=pe.expand(b, -1, -1), prompt_attention_mask=pam.expand(b, -1),
-                         num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
-                         height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),
-                         output_type="pt", clean_caption=False, use_resolution_binning=False,
-                         max_sequence_length=self.max_sequence_length, **kwargs).images
+            kwargs = {
+                "negative_prompt": None,
+                "negative_prompt_embeds": npe.expand(b, -1, -1),
+                "negative_prompt_attention_mask": npam.expand(b, -1),
+            }
+        return self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            prompt_attention_mask=pam.expand(b, -1),
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            clean_caption=False,
+            use_resolution_binning=False,
+            max_sequence_length=self.max_sequence_length,
+            **kwargs,
+        ).images
 
     def text_flops(self):
         te = self.pipe.text_encoder
@@ -313,8 +402,9 @@ class PixArtAdapter(Adapter):
         if tr.use_additional_conditions:
             added = {"resolution": torch.full((1, 2), float(resolution), **w), "aspect_ratio": torch.ones(1, 1, **w)}
         t = torch.full((1,), 999, device=w["device"], dtype=torch.long)
-        return lambda: tr(lat, encoder_hidden_states=ehs, encoder_attention_mask=mask, timestep=t,
-                          added_cond_kwargs=added)
+        return lambda: tr(
+            lat, encoder_hidden_states=ehs, encoder_attention_mask=mask, timestep=t, added_cond_kwargs=added
+        )
 
 
 class SanaAdapter(Adapter):
@@ -331,23 +421,41 @@ class SanaAdapter(Adapter):
         return _call_default(self.pipe, "complex_human_instruction", None)
 
     def encode(self, prompt, guidance):
-        return self.pipe.encode_prompt(prompt, do_classifier_free_guidance=guidance > 1.0, negative_prompt="",
-                                       num_images_per_prompt=1, device=self.device,
-                                       clean_caption=False, max_sequence_length=self.max_sequence_length,
-                                       complex_human_instruction=self._chi())
+        return self.pipe.encode_prompt(
+            prompt,
+            do_classifier_free_guidance=guidance > 1.0,
+            negative_prompt="",
+            num_images_per_prompt=1,
+            device=self.device,
+            clean_caption=False,
+            max_sequence_length=self.max_sequence_length,
+            complex_human_instruction=self._chi(),
+        )
 
     def generate(self, emb, seeds, gen):
         pe, pam, npe, npam = emb
         b = len(seeds)
         kwargs = {}
         if gen["guidance_scale"] > 1.0:
-            kwargs = {"negative_prompt": None, "negative_prompt_embeds": npe.expand(b, -1, -1),
-                      "negative_prompt_attention_mask": npam.expand(b, -1)}
-        return self.pipe(prompt_embeds=pe.expand(b, -1, -1), prompt_attention_mask=pam.expand(b, -1),
-                         num_inference_steps=gen["steps"], guidance_scale=gen["guidance_scale"],
-                         height=gen["resolution"], width=gen["resolution"], generator=generators(seeds),
-                         output_type="pt", clean_caption=False, use_resolution_binning=False,
-                         max_sequence_length=self.max_sequence_length, **kwargs).images
+            kwargs = {
+                "negative_prompt": None,
+                "negative_prompt_embeds": npe.expand(b, -1, -1),
+                "negative_prompt_attention_mask": npam.expand(b, -1),
+            }
+        return self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            prompt_attention_mask=pam.expand(b, -1),
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            clean_caption=False,
+            use_resolution_binning=False,
+            max_sequence_length=self.max_sequence_length,
+            **kwargs,
+        ).images
 
     def text_flops(self):
         te = self.pipe.text_encoder
@@ -359,8 +467,11 @@ class SanaAdapter(Adapter):
         w, c = _where(tr), tr.config
         lat = self.latent(resolution, c.in_channels)
         L = self.max_sequence_length
-        kw = {"encoder_hidden_states": torch.zeros(1, L, c.caption_channels, **w),
-              "encoder_attention_mask": torch.ones(1, L, **w), "timestep": torch.full((1,), 999.0, **w)}
+        kw = {
+            "encoder_hidden_states": torch.zeros(1, L, c.caption_channels, **w),
+            "encoder_attention_mask": torch.ones(1, L, **w),
+            "timestep": torch.full((1,), 999.0, **w),
+        }
         if c.guidance_embeds:
             kw["guidance"] = torch.full((1,), float(guidance), **w)
         return lambda: tr(lat, **kw)
@@ -374,19 +485,33 @@ class SanaSprintAdapter(SanaAdapter):
     cfg_doubles = False
 
     def encode(self, prompt, guidance):
-        return self.pipe.encode_prompt(prompt, num_images_per_prompt=1, device=self.device,
-                                       clean_caption=False, max_sequence_length=self.max_sequence_length,
-                                       complex_human_instruction=self._chi())
+        return self.pipe.encode_prompt(
+            prompt,
+            num_images_per_prompt=1,
+            device=self.device,
+            clean_caption=False,
+            max_sequence_length=self.max_sequence_length,
+            complex_human_instruction=self._chi(),
+        )
 
     def generate(self, emb, seeds, gen):
         pe, pam = emb
         b = len(seeds)
         intermediate = _call_default(self.pipe, "intermediate_timesteps", 1.3) if gen["steps"] == 2 else None
-        return self.pipe(prompt_embeds=pe.expand(b, -1, -1), prompt_attention_mask=pam.expand(b, -1),
-                         num_inference_steps=gen["steps"], intermediate_timesteps=intermediate,
-                         guidance_scale=gen["guidance_scale"], height=gen["resolution"], width=gen["resolution"],
-                         generator=generators(seeds), output_type="pt", clean_caption=False,
-                         use_resolution_binning=False, max_sequence_length=self.max_sequence_length).images
+        return self.pipe(
+            prompt_embeds=pe.expand(b, -1, -1),
+            prompt_attention_mask=pam.expand(b, -1),
+            num_inference_steps=gen["steps"],
+            intermediate_timesteps=intermediate,
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            clean_caption=False,
+            use_resolution_binning=False,
+            max_sequence_length=self.max_sequence_length,
+        ).images
 
 
 class DiTAdapter(Adapter):
@@ -406,19 +531,28 @@ class DiTAdapter(Adapter):
     def check(self, gen):
         native = self.native_resolution()
         if gen["resolution"] != native:
-            raise ValueError(f"resolution {gen['resolution']}: this DiT generates at its native {native} px only. "
-                             f"Fix: generation.resolution: {native}.")
+            raise ValueError(
+                f"resolution {gen['resolution']}: this DiT generates at its native {native} px only. "
+                f"Fix: generation.resolution: {native}."
+            )
 
     def encode(self, prompt, guidance):
         label = dit_label_id(prompt, self.labels)
         if label is None:
-            raise ValueError(f"prompt {prompt!r} is not a label of this class-conditional DiT. Fix: a per-class "
-                             f"prompt override naming one of its labels (or the class id).")
+            raise ValueError(
+                f"prompt {prompt!r} is not a label of this class-conditional DiT. Fix: a per-class "
+                f"prompt override naming one of its labels (or the class id)."
+            )
         return label
 
     def generate(self, emb, seeds, gen):
-        return self.pipe(class_labels=[emb] * len(seeds), guidance_scale=gen["guidance_scale"],
-                         generator=generators(seeds), num_inference_steps=gen["steps"], output_type="pt").images
+        return self.pipe(
+            class_labels=[emb] * len(seeds),
+            guidance_scale=gen["guidance_scale"],
+            generator=generators(seeds),
+            num_inference_steps=gen["steps"],
+            output_type="pt",
+        ).images
 
     def denoiser_call(self, resolution, guidance):
         tr = self.net()
@@ -429,8 +563,19 @@ class DiTAdapter(Adapter):
         return lambda: tr(lat, timestep=t, class_labels=cls)
 
 
-ADAPTERS = {a.family: a for a in (SDXLAdapter, SDAdapter, SD3Adapter, FluxAdapter, PixArtAdapter, SanaAdapter,
-                                  SanaSprintAdapter, DiTAdapter)}
+ADAPTERS = {
+    a.family: a
+    for a in (
+        SDXLAdapter,
+        SDAdapter,
+        SD3Adapter,
+        FluxAdapter,
+        PixArtAdapter,
+        SanaAdapter,
+        SanaSprintAdapter,
+        DiTAdapter,
+    )
+}
 
 
 def family_of(pipe) -> str:

@@ -45,11 +45,16 @@ class SamplerError(RuntimeError):
 def full_load(load: dict, runtime: dict) -> dict:
     """The load spec a sampler is started with and keyed by (absolute model and tiny decoder paths, compile,
     determinism)."""
+
     def absolute(source):
         return str(Path(source).resolve()) if Path(source).exists() else source
 
-    out = {**load, "source": absolute(load["source"]), "compile": runtime.get("compile", False),
-           "deterministic": runtime.get("deterministic", False)}
+    out = {
+        **load,
+        "source": absolute(load["source"]),
+        "compile": runtime.get("compile", False),
+        "deterministic": runtime.get("deterministic", False),
+    }
     if load.get("tiny_decoder"):
         out["tiny_decoder"] = absolute(load["tiny_decoder"])
     return out
@@ -78,10 +83,28 @@ def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int
     env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
     owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "gendistill", "sampler-serve", "--socket", str(p["socket"]),
-                                 "--idle", str(idle), *owner, "--lock-fd", str(lock_fd)],
-                                stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT, env=env, cwd="/",
-                                start_new_session=True, pass_fds=(lock_fd,))
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gendistill",
+                "sampler-serve",
+                "--socket",
+                str(p["socket"]),
+                "--idle",
+                str(idle),
+                *owner,
+                "--lock-fd",
+                str(lock_fd),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+            pass_fds=(lock_fd,),
+        )
     finally:
         os.close(log_fd)
     proc.stdin.write(json.dumps(load).encode() + b"\n")  # not in argv: other users can read command lines
@@ -117,11 +140,14 @@ def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=
         t0 = time.monotonic()
         while not (conn := connect(str(p["socket"]))):
             if proc.poll() is not None:
-                raise SamplerError(f"the sampler process exited (code {proc.returncode}) before it listened. "
-                                   f"Its log ({p['log']}) ends with:\n{_log_tail(p['log'])}")
+                raise SamplerError(
+                    f"the sampler process exited (code {proc.returncode}) before it listened. "
+                    f"Its log ({p['log']}) ends with:\n{_log_tail(p['log'])}"
+                )
             if time.monotonic() - t0 > timeout:
-                raise SamplerError(f"the sampler process (pid {proc.pid}) did not listen within {timeout:.0f}s; "
-                                   f"its log: {p['log']}")
+                raise SamplerError(
+                    f"the sampler process (pid {proc.pid}) did not listen within {timeout:.0f}s; its log: {p['log']}"
+                )
             time.sleep(0.05)
     return Reached(conn[0], conn[1], True, p, code)
 
@@ -142,16 +168,21 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
                     f"the sampler (pid {r.pid}, process state {process_state(r.pid)}) sent nothing for "
                     f"{timeout:.0f}s, not even a heartbeat: it is hung or stopped (state T = stopped, e.g. by "
                     f"Ctrl-Z or SIGSTOP). Fix: `kill -CONT {r.pid}` if you stopped it, or `gendistill "
-                    f"sampler-stop` (which kills a sampler that does not answer), then rerun.") from None
+                    f"sampler-stop` (which kills a sampler that does not answer), then rerun."
+                ) from None
             except (EOFError, OSError, ProtocolError) as e:
-                raise SamplerError(f"the sampler (pid {r.pid}) broke off the request ({e}): it crashed or was "
-                                   f"killed. Its log, if kept: {r.paths['log']}") from None
+                raise SamplerError(
+                    f"the sampler (pid {r.pid}) broke off the request ({e}): it crashed or was "
+                    f"killed. Its log, if kept: {r.paths['log']}"
+                ) from None
             kind = h.get("type")
             if kind == "accepted":
                 if h.get("code") != r.code:
-                    raise SamplerError(f"the sampler (pid {r.pid}) runs sampling code {h.get('code', '?')[:12]} "
-                                       f"but this job's is {r.code[:12]} (the code changed while it started). "
-                                       f"Nothing was written. Fix: rerun; a sampler with this code is started.")
+                    raise SamplerError(
+                        f"the sampler (pid {r.pid}) runs sampling code {h.get('code', '?')[:12]} "
+                        f"but this job's is {r.code[:12]} (the code changed while it started). "
+                        f"Nothing was written. Fix: rerun; a sampler with this code is started."
+                    )
                 if r.started:
                     say(f"started the sampler (pid {r.pid})", flush=True)
             elif kind == "wait":
@@ -162,7 +193,7 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
                 say(h["line"], flush=True)
             elif kind == "images":
                 ends = list(itertools.accumulate(h["sizes"]))
-                writer.add(h["indices"], [data[e - n:e] for n, e in zip(h["sizes"], ends)], h["records"])
+                writer.add(h["indices"], [data[e - n : e] for n, e in zip(h["sizes"], ends)], h["records"])
             elif kind == "done":
                 return {**h["meta"], "requests_served": h.get("requests"), "started_sampler": r.started}
             elif kind == "error":
@@ -185,22 +216,39 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
     load_s = round(time.perf_counter() - t0, 3)
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
     env = environment(load, device, dtype, pipe, set_cpu_threads(pipe, device))
-    meta = sample_request(Sampler(pipe, device, dtype), payload, env,
-                          lambda b: writer.add(b.indices, b.pngs, b.records), lineage.broken,
-                          {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()})
+    meta = sample_request(
+        Sampler(pipe, device, dtype),
+        payload,
+        env,
+        lambda b: writer.add(b.indices, b.pngs, b.records),
+        lineage.broken,
+        {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()},
+    )
     return {**meta, "requests_served": 1, "started_sampler": False}
 
 
 def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict) -> int:
     """The sample job: one class's images into `out` (published whole, or not at all). Exit code."""
     load = full_load(load, runtime)
-    payload = {"op": "sample", "cls": cls, "gen": gen, "out_size": out_size,
-               "max_retries": runtime.get("max_retries", 3), "batch_size": runtime.get("batch_size", "auto")}
-    print(f"class {cls['index']} {cls['name']!r}: prompt {cls['prompt']!r}, {cls['n_generated']} images, "
-          f"seed {cls['seed']}", flush=True)
+    payload = {
+        "op": "sample",
+        "cls": cls,
+        "gen": gen,
+        "out_size": out_size,
+        "max_retries": runtime.get("max_retries", 3),
+        "batch_size": runtime.get("batch_size", "auto"),
+    }
+    print(
+        f"class {cls['index']} {cls['name']!r}: prompt {cls['prompt']!r}, {cls['n_generated']} images, "
+        f"seed {cls['seed']}",
+        flush=True,
+    )
     if os.environ.get("SLURM_JOB_ID"):
-        print(f"SLURM job {os.environ['SLURM_JOB_ID']} on {socket.gethostname()}, "
-              f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
+        print(
+            f"SLURM job {os.environ['SLURM_JOB_ID']} on {socket.gethostname()}, "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}",
+            flush=True,
+        )
     lineage = Lineage()
     try:
         validate_sample_request({**payload, "code": "-"})
@@ -219,10 +267,13 @@ def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     sizes = "->".join(map(str, meta["batch_sizes"]))
-    print(f"done: {cls['n_generated']} images in {meta['seconds']:.2f}s; sampler pid {meta['server_pid']}, "
-          f"pipeline loads {meta['pipeline_loads']}, requests served {meta['requests_served']}, batch size "
-          f"{sizes} (requested {meta['batch_size_requested']}), code {meta['code_hash'][:12]}"
-          + (", started the sampler" if meta["started_sampler"] else ""), flush=True)
+    print(
+        f"done: {cls['n_generated']} images in {meta['seconds']:.2f}s; sampler pid {meta['server_pid']}, "
+        f"pipeline loads {meta['pipeline_loads']}, requests served {meta['requests_served']}, batch size "
+        f"{sizes} (requested {meta['batch_size_requested']}), code {meta['code_hash'][:12]}"
+        + (", started the sampler" if meta["started_sampler"] else ""),
+        flush=True,
+    )
     return 0
 
 
@@ -239,8 +290,12 @@ def start_for_slurm_batch_step(load: dict, runtime: dict) -> bool:
     r = ensure_sampler(full_load(load, runtime), runtime, owner_pid=os.getpid(), say=lambda *a, **k: None)
     r.sock.close()
     if r.started:
-        print(f"gendistill: started the sampler (pid {r.pid}) for the sample jobs of SLURM job "
-              f"{os.environ['SLURM_JOB_ID']}", file=sys.stderr, flush=True)
+        print(
+            f"gendistill: started the sampler (pid {r.pid}) for the sample jobs of SLURM job "
+            f"{os.environ['SLURM_JOB_ID']}",
+            file=sys.stderr,
+            flush=True,
+        )
     return r.started
 
 

@@ -31,21 +31,48 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("sdxl", "SDXL (SDXL-Turbo)", ("StableDiffusionXLPipeline",), "stabilityai/sdxl-turbo",
-           "madebyollin/taesdxl"),
-    Family("sd", "Stable Diffusion 1.x / 2.x (sd-turbo)", ("StableDiffusionPipeline",), "stabilityai/sd-turbo",
-           "madebyollin/taesd"),
-    Family("sd3", "Stable Diffusion 3 / 3.5", ("StableDiffusion3Pipeline",),
-           "stabilityai/stable-diffusion-3.5-large-turbo", "madebyollin/taesd3"),
+    Family(
+        "sdxl", "SDXL (SDXL-Turbo)", ("StableDiffusionXLPipeline",), "stabilityai/sdxl-turbo", "madebyollin/taesdxl"
+    ),
+    Family(
+        "sd",
+        "Stable Diffusion 1.x / 2.x (sd-turbo)",
+        ("StableDiffusionPipeline",),
+        "stabilityai/sd-turbo",
+        "madebyollin/taesd",
+    ),
+    Family(
+        "sd3",
+        "Stable Diffusion 3 / 3.5",
+        ("StableDiffusion3Pipeline",),
+        "stabilityai/stable-diffusion-3.5-large-turbo",
+        "madebyollin/taesd3",
+    ),
     Family("flux", "FLUX.1", ("FluxPipeline",), "black-forest-labs/FLUX.1-schnell", "madebyollin/taef1"),
-    Family("pixart", "PixArt-alpha / PixArt-Sigma", ("PixArtAlphaPipeline", "PixArtSigmaPipeline"),
-           "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS", "madebyollin/taesd (alpha), madebyollin/taesdxl (Sigma)"),
-    Family("sana", "SANA", ("SanaPipeline",), "Efficient-Large-Model/Sana_1600M_1024px_diffusers", "",
-           min_multiple=32),
-    Family("sana_sprint", "SANA-Sprint", ("SanaSprintPipeline",),
-           "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers", "", min_multiple=32),
-    Family("dit", "DiT, class-conditional (ImageNet labels)", ("DiTPipeline",), "facebook/DiT-XL-2-256",
-           "madebyollin/taesd", conditioning="class"),
+    Family(
+        "pixart",
+        "PixArt-alpha / PixArt-Sigma",
+        ("PixArtAlphaPipeline", "PixArtSigmaPipeline"),
+        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+        "madebyollin/taesd (alpha), madebyollin/taesdxl (Sigma)",
+    ),
+    Family("sana", "SANA", ("SanaPipeline",), "Efficient-Large-Model/Sana_1600M_1024px_diffusers", "", min_multiple=32),
+    Family(
+        "sana_sprint",
+        "SANA-Sprint",
+        ("SanaSprintPipeline",),
+        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers",
+        "",
+        min_multiple=32,
+    ),
+    Family(
+        "dit",
+        "DiT, class-conditional (ImageNet labels)",
+        ("DiTPipeline",),
+        "facebook/DiT-XL-2-256",
+        "madebyollin/taesd",
+        conditioning="class",
+    ),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
 BY_PIPELINE = {p: f for f in FAMILIES for p in f.pipelines}
@@ -66,11 +93,13 @@ def family_for_class(class_name: str, where: str = "the model") -> Family:
         raise UnsupportedModel(
             f"{where} is a {class_name or '(no _class_name)'}, which gendistill cannot sample from. Supported "
             f"pipeline families: {supported_list()}. Fix: point model.source at a checkpoint of one of these "
-            f"(README, Supported generators).")
+            f"(README, Supported generators)."
+        )
     return fam
 
 
 # ---- facts from JSON configs ---------------------------------------------------------------------------------
+
 
 def _read(path: Path) -> dict | None:
     try:
@@ -88,8 +117,7 @@ def autoencoder_facts(config: dict) -> dict:
         scale = 2 ** (len(config["encoder_block_out_channels"]) - 1)
     else:  # AutoencoderKL
         scale = 2 ** (len(config.get("block_out_channels", [0] * 4)) - 1)
-    return {"latent_channels": config.get("latent_channels", 4), "scale": scale,
-            "class": config.get("_class_name", "")}
+    return {"latent_channels": config.get("latent_channels", 4), "scale": scale, "class": config.get("_class_name", "")}
 
 
 def dit_label_table(id2label: dict) -> dict[str, int]:
@@ -114,8 +142,9 @@ def dit_label_id(prompt: str, table: dict[str, int]) -> int | None:
     return None
 
 
-def facts_from_configs(family: Family, pipeline: str, vae: dict, denoiser: dict, id2label: dict | None,
-                       where: str) -> dict:
+def facts_from_configs(
+    family: Family, pipeline: str, vae: dict, denoiser: dict, id2label: dict | None, where: str
+) -> dict:
     """The plan's facts about a model, from its autoencoder and denoiser configs (and a DiT's id2label)."""
     ae = autoencoder_facts(vae)
     patch = denoiser.get("patch_size", 1) or 1
@@ -124,9 +153,16 @@ def facts_from_configs(family: Family, pipeline: str, vae: dict, denoiser: dict,
     multiple = step * family.min_multiple // math.gcd(step, family.min_multiple)
     multiple = multiple * 8 // math.gcd(multiple, 8)  # the config schema asks for multiples of 8 anyway
     native = denoiser.get("sample_size", 0) * ae["scale"] if family.name == "dit" else None
-    return {"family": family.name, "pipeline": pipeline, "where": where, "latent_channels": ae["latent_channels"],
-            "scale": ae["scale"], "multiple": multiple, "native_resolution": native,
-            "labels": dit_label_table(id2label) if id2label else None}
+    return {
+        "family": family.name,
+        "pipeline": pipeline,
+        "where": where,
+        "latent_channels": ae["latent_channels"],
+        "scale": ae["scale"],
+        "multiple": multiple,
+        "native_resolution": native,
+        "labels": dit_label_table(id2label) if id2label else None,
+    }
 
 
 def model_facts(root: Path, where: str) -> dict:
@@ -149,8 +185,10 @@ def tiny_facts(spec: dict) -> dict:
     family = BY_NAME[s["family"]]
     n = len(s["vae_channels"])
     vae = {"latent_channels": LATENT_CHANNELS[s["family"]], "block_out_channels": [0] * n}
-    denoiser = {"patch_size": 2 if s["family"] in ("sd3", "pixart", "dit") else 1,
-                "sample_size": s["sample_size"] // tiny_scale(s)}
+    denoiser = {
+        "patch_size": 2 if s["family"] in ("sd3", "pixart", "dit") else 1,
+        "sample_size": s["sample_size"] // tiny_scale(s),
+    }
     labels = dict(enumerate(s["labels"])) if s["family"] == "dit" else None
     return facts_from_configs(family, family.pipelines[-1], vae, denoiser, labels, f"model.tiny (family {s['family']})")
 
@@ -162,6 +200,7 @@ def decoder_facts(root: Path) -> dict | None:
 
 
 # ---- the checks --------------------------------------------------------------------------------------------
+
 
 def generation_problems(facts: dict, gen: dict, classes: list, decoder: dict | None = None) -> list[str]:
     """What in the generation settings this model cannot do, each with its fix (empty when all is well).
@@ -175,12 +214,15 @@ def generation_problems(facts: dict, gen: dict, classes: list, decoder: dict | N
             problems.append(
                 f"generation.resolution: {res}, but {where} is a class-conditional DiT that generates at its "
                 f"native {native} px only. Fix: set generation.resolution: {native} (images are resized to the "
-                f"dataset's size afterwards).")
+                f"dataset's size afterwards)."
+            )
         table = facts["labels"]
         if not table and classes:
-            problems.append(f"{where} is a class-conditional DiT without id2label in its model_index.json, so class "
-                            f"names cannot be mapped to its class ids. Fix: use a checkpoint that has them "
-                            f"(e.g. facebook/DiT-XL-2-256).")
+            problems.append(
+                f"{where} is a class-conditional DiT without id2label in its model_index.json, so class "
+                f"names cannot be mapped to its class ids. Fix: use a checkpoint that has them "
+                f"(e.g. facebook/DiT-XL-2-256)."
+            )
         else:
             bad = [c for c in classes if dit_label_id(c.prompt, table) is None]
             for c in bad[:8]:
@@ -193,23 +235,28 @@ def generation_problems(facts: dict, gen: dict, classes: list, decoder: dict | N
                 problems.append(
                     f"class {c.name!r}: its prompt {c.prompt!r} is not a label of {where}{hint}; a class-conditional "
                     f"model is given a class id, not a text. Fix: prompts.overrides: {{{c.name}: {{prompt: "
-                    f"\"<one of its labels, or the class id>\"}}}}, or prompts.template: \"{{name}}\" when the "
-                    f"dataset's names are the model's labels.")
+                    f'"<one of its labels, or the class id>"}}}}, or prompts.template: "{{name}}" when the '
+                    f"dataset's names are the model's labels."
+                )
             if len(bad) > 8:
                 problems.append(f"... and {len(bad) - 8} more classes that name none of the model's labels.")
     elif res % facts["multiple"]:
         m = facts["multiple"]
         problems.append(
             f"generation.resolution: {res} is not a multiple of {m}, which {where} ({facts['pipeline']}) needs "
-            f"(autoencoder scale x patch size). Fix: use {max(m, res - res % m)} or {res - res % m + m}.")
+            f"(autoencoder scale x patch size). Fix: use {max(m, res - res % m)} or {res - res % m + m}."
+        )
     if decoder is not None:
         if decoder["class"] and decoder["class"] != "AutoencoderTiny":
-            problems.append(f"generation.tiny_decoder is a {decoder['class']}, not an AutoencoderTiny. Fix: point it "
-                            f"at a TAESD-family decoder ({fam.tiny_decoders or 'none is published for this family'}).")
+            problems.append(
+                f"generation.tiny_decoder is a {decoder['class']}, not an AutoencoderTiny. Fix: point it "
+                f"at a TAESD-family decoder ({fam.tiny_decoders or 'none is published for this family'})."
+            )
         elif (decoder["latent_channels"], decoder["scale"]) != (facts["latent_channels"], facts["scale"]):
             problems.append(
                 f"generation.tiny_decoder decodes {decoder['latent_channels']}-channel latents at {decoder['scale']}x, "
                 f"but {where} makes {facts['latent_channels']}-channel latents at {facts['scale']}x. Fix: use the "
                 f"tiny decoder made for this family ({fam.tiny_decoders or 'none is published for this family'}), "
-                f"or generation.decoder: vae.")
+                f"or generation.decoder: vae."
+            )
     return problems

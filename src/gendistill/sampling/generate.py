@@ -51,8 +51,10 @@ def bad_reasons(imgs: torch.Tensor) -> list[str | None]:
     flat = imgs.float().flatten(1)
     finite = torch.isfinite(flat).all(1).tolist()
     std = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0).std(1).tolist()
-    return [None if f and s >= 1e-3 else ("non-finite values" if not f else "blank (constant) image")
-            for f, s in zip(finite, std)]
+    return [
+        None if f and s >= 1e-3 else ("non-finite values" if not f else "blank (constant) image")
+        for f, s in zip(finite, std)
+    ]
 
 
 def is_bad_image(img: torch.Tensor) -> str | None:
@@ -76,8 +78,9 @@ def to_uint8(imgs: torch.Tensor) -> np.ndarray:
 class Sampler:
     """Holds a loaded pipeline. `batch_size` is only the default of each call; calls never change it."""
 
-    def __init__(self, pipe, device: str, dtype: torch.dtype, batch_size: int | str = "auto",
-                 family: str | None = None):
+    def __init__(
+        self, pipe, device: str, dtype: torch.dtype, batch_size: int | str = "auto", family: str | None = None
+    ):
         self.pipe, self.device, self.dtype = pipe, device, dtype
         self.adapter = adapter_for(pipe, device, family)  # the pipeline family's encode/generate (adapters.py)
         self.batch_size = self.resolve_batch(batch_size)
@@ -108,15 +111,16 @@ class Sampler:
         log.warning("CUDA out of memory: batch size halved to %d for the rest of this class", bs // 2)
         return bs // 2
 
-    def generate_seeds(self, prompt: str, seeds: list[int], gen: dict, out_size: int,
-                       batch_size: int | str | None = None):
+    def generate_seeds(
+        self, prompt: str, seeds: list[int], gen: dict, out_size: int, batch_size: int | str | None = None
+    ):
         """Images for explicit seeds: (uint8 [B, h, w, 3] at out_size, full-resolution float tensor)."""
         self.adapter.check(gen)
         emb = self._encode(prompt, gen["guidance_scale"])
         bs, outs, i = self.resolve_batch(batch_size), [], 0
         while i < len(seeds):
             try:
-                outs.append(self._generate(emb, seeds[i:i + bs], gen))
+                outs.append(self._generate(emb, seeds[i : i + bs], gen))
             except torch.cuda.OutOfMemoryError:
                 bs = self._halve_on_oom(bs)
                 continue
@@ -143,20 +147,38 @@ class Sampler:
                 rejected[i].append({"seed": seeds[k], "reason": reasons[k]})
                 log.warning("class %s image %d seed %d rejected (%s)", cls["id"], i, seeds[k], reasons[k])
                 if attempts[i] >= max_retries:
-                    raise RuntimeError(f"class {cls['id']} image {i}: {max_retries + 1} attempts all gave bad "
-                                       f"images ({reasons[k]}). Fix: use generation.vae_dtype float32/bfloat16, "
-                                       f"or check the model weights.")
+                    raise RuntimeError(
+                        f"class {cls['id']} image {i}: {max_retries + 1} attempts all gave bad "
+                        f"images ({reasons[k]}). Fix: use generation.vae_dtype float32/bfloat16, "
+                        f"or check the model weights."
+                    )
                 attempts[i] += 1
                 retry.append(i)
             todo = retry
-        records = [{"class_index": cls["index"], "class_name": cls["name"], "class_id": cls["id"],
-                    "prompt": cls["prompt"], "image_index": i,
-                    "seed": image_seed(cls["seed"], cls["index"], i, attempts[i]),
-                    "attempt": attempts[i], "rejected": rejected[i]} for i in indices]
+        records = [
+            {
+                "class_index": cls["index"],
+                "class_name": cls["name"],
+                "class_id": cls["id"],
+                "prompt": cls["prompt"],
+                "image_index": i,
+                "seed": image_seed(cls["seed"], cls["index"], i, attempts[i]),
+                "attempt": attempts[i],
+                "rejected": rejected[i],
+            }
+            for i in indices
+        ]
         return np.stack([result[i] for i in indices]), records
 
-    def iter_class(self, cls: dict, gen: dict, out_size: int, batch_size: int | str | None = None,
-                   max_retries: int = 3, cancelled: Callable[[], str | None] | None = None) -> Iterator[Batch]:
+    def iter_class(
+        self,
+        cls: dict,
+        gen: dict,
+        out_size: int,
+        batch_size: int | str | None = None,
+        max_retries: int = 3,
+        cancelled: Callable[[], str | None] | None = None,
+    ) -> Iterator[Batch]:
         """Yield cls['n_generated'] images batch by batch, in index order.
 
         `cancelled()` is asked before each batch; when it gives a reason, Cancelled is raised and no more
@@ -179,17 +201,27 @@ class Sampler:
             yield Batch(indices, images, records, bs)
             i += len(indices)
 
-    def sample_class(self, cls: dict, gen: dict, out_size: int, max_retries: int = 3,
-                     batch_size: int | str | None = None):
+    def sample_class(
+        self, cls: dict, gen: dict, out_size: int, max_retries: int = 3, batch_size: int | str | None = None
+    ):
         """The whole class in memory: (uint8 [N, h, w, 3], records, seconds). For small classes and tests."""
         t0 = time.perf_counter()
         batches = list(self.iter_class(cls, gen, out_size, batch_size, max_retries))
-        return (np.concatenate([b.images for b in batches]), [r for b in batches for r in b.records],
-                time.perf_counter() - t0)
+        return (
+            np.concatenate([b.images for b in batches]),
+            [r for b in batches for r in b.records],
+            time.perf_counter() - t0,
+        )
 
 
-def sample_request(sampler: Sampler, req: dict, env: dict, emit: Callable[[Batch], None],
-                   cancelled: Callable[[], str | None] | None, extra_meta: dict) -> dict:
+def sample_request(
+    sampler: Sampler,
+    req: dict,
+    env: dict,
+    emit: Callable[[Batch], None],
+    cancelled: Callable[[], str | None] | None,
+    extra_meta: dict,
+) -> dict:
     """Run one validated sample request (protocol.validate_sample_request): every batch goes to `emit`, in
     index order, with its images encoded as PNG files (here, so that the job that writes them needs neither
     numpy nor PIL); returns the class's meta for records.json. The one sampling path of the sampler process
@@ -200,16 +232,30 @@ def sample_request(sampler: Sampler, req: dict, env: dict, emit: Callable[[Batch
     t0 = time.perf_counter()
     requested = req.get("batch_size", "auto")
     sizes = []
-    for batch in sampler.iter_class(req["cls"], req["gen"], req["out_size"], requested,
-                                    req.get("max_retries", 3), cancelled):
+    for batch in sampler.iter_class(
+        req["cls"], req["gen"], req["out_size"], requested, req.get("max_retries", 3), cancelled
+    ):
         batch.pngs = [png_bytes(img) for img in batch.images]
         emit(batch)
         if not sizes or sizes[-1] != batch.batch_size:
             sizes.append(batch.batch_size)
     seconds = time.perf_counter() - t0
     n = req["cls"]["n_generated"]
-    log.info("class %s: %d images in %.2fs (%.1f img/s, batch %s)", req["cls"]["id"], n, seconds, n / seconds,
-             "->".join(map(str, sizes)))
-    return {**env, **extra_meta, "generation": req["gen"], "out_size": req["out_size"],
-            "seconds": round(seconds, 4), "batch_size_requested": requested,
-            "batch_size_effective": sizes[-1], "batch_sizes": sizes}
+    log.info(
+        "class %s: %d images in %.2fs (%.1f img/s, batch %s)",
+        req["cls"]["id"],
+        n,
+        seconds,
+        n / seconds,
+        "->".join(map(str, sizes)),
+    )
+    return {
+        **env,
+        **extra_meta,
+        "generation": req["gen"],
+        "out_size": req["out_size"],
+        "seconds": round(seconds, 4),
+        "batch_size_requested": requested,
+        "batch_size_effective": sizes[-1],
+        "batch_sizes": sizes,
+    }

@@ -18,8 +18,10 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("generation.device: cuda requested but no CUDA device is visible. "
-                           "Fix: run on a GPU node, or set generation.device: cpu.")
+        raise RuntimeError(
+            "generation.device: cuda requested but no CUDA device is visible. "
+            "Fix: run on a GPU node, or set generation.device: cpu."
+        )
     return name
 
 
@@ -29,9 +31,17 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.dtype, compile_unet: bool = False,
-                  deterministic: bool = False, vae_dtype: str = "auto", decoder: str = "vae",
-                  tiny_decoder: str | None = None):
+def load_pipeline(
+    source: str,
+    revision: str | None,
+    device: str,
+    dtype: torch.dtype,
+    compile_unet: bool = False,
+    deterministic: bool = False,
+    vae_dtype: str = "auto",
+    decoder: str = "vae",
+    tiny_decoder: str | None = None,
+):
     """Load a diffusers pipeline of a supported family (adapters.py) from a hub id or a local directory
     (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
     `tiny_decoder` (a local directory or hub id). compile_unet: torch.compile the denoiser (UNet or transformer).
@@ -70,8 +80,9 @@ def load_pipeline(source: str, revision: str | None, device: str, dtype: torch.d
     configure_vae(pipe, vae_dtype)
     if compile_unet:
         name = adapter.denoiser
-        setattr(pipe, name, torch.compile(getattr(pipe, name), mode="max-autotune-no-cudagraphs",
-                                          fullgraph=name == "unet"))
+        setattr(
+            pipe, name, torch.compile(getattr(pipe, name), mode="max-autotune-no-cudagraphs", fullgraph=name == "unet")
+        )
     return pipe
 
 
@@ -83,15 +94,19 @@ def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype) -> None:
     from .families import autoencoder_facts
 
     if not source:
-        raise ValueError("decoder 'tiny' needs tiny_decoder (a local AutoencoderTiny directory or hub id). Fix: "
-                         "set generation.tiny_decoder.")
+        raise ValueError(
+            "decoder 'tiny' needs tiny_decoder (a local AutoencoderTiny directory or hub id). Fix: "
+            "set generation.tiny_decoder."
+        )
     tae = AutoencoderTiny.from_pretrained(source, dtype=dtype)
     have, want = autoencoder_facts(dict(tae.config)), autoencoder_facts(dict(pipe.vae.config))
     if (have["latent_channels"], have["scale"]) != (want["latent_channels"], want["scale"]):
-        raise ValueError(f"tiny decoder {source}: decodes {have['latent_channels']}-channel latents at "
-                         f"{have['scale']}x, but this {type(pipe).__name__} makes {want['latent_channels']}-channel "
-                         f"latents at {want['scale']}x. Fix: the AutoencoderTiny made for this family (README, "
-                         f"Supported generators), or generation.decoder: vae.")
+        raise ValueError(
+            f"tiny decoder {source}: decodes {have['latent_channels']}-channel latents at "
+            f"{have['scale']}x, but this {type(pipe).__name__} makes {want['latent_channels']}-channel "
+            f"latents at {want['scale']}x. Fix: the AutoencoderTiny made for this family (README, "
+            f"Supported generators), or generation.decoder: vae."
+        )
     tae.eval()
     pipe.vae = tae
 
@@ -101,9 +116,17 @@ def load_from_spec(load: dict):
     and decoder/tiny_decoder when the tiny decoder is used."""
     device = resolve_device(load["device"])
     dtype = resolve_dtype(load["dtype"], device)
-    pipe = load_pipeline(load["source"], load.get("revision"), device, dtype, load.get("compile", False),
-                         load.get("deterministic", False), load.get("vae_dtype", "auto"),
-                         load.get("decoder", "vae"), load.get("tiny_decoder"))
+    pipe = load_pipeline(
+        load["source"],
+        load.get("revision"),
+        device,
+        dtype,
+        load.get("compile", False),
+        load.get("deterministic", False),
+        load.get("vae_dtype", "auto"),
+        load.get("decoder", "vae"),
+        load.get("tiny_decoder"),
+    )
     return pipe, device, dtype
 
 
@@ -156,10 +179,18 @@ def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_thre
     import diffusers
     import transformers
 
-    env = {"model_source": load["source"], "model_revision": load.get("revision"), "device": device,
-           "dtype": str(dtype), "vae_dtype": load.get("vae_dtype", "auto"), "decoder": load.get("decoder", "vae"),
-           "tiny_decoder": load.get("tiny_decoder"),
-           "torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+    env = {
+        "model_source": load["source"],
+        "model_revision": load.get("revision"),
+        "device": device,
+        "dtype": str(dtype),
+        "vae_dtype": load.get("vae_dtype", "auto"),
+        "decoder": load.get("decoder", "vae"),
+        "tiny_decoder": load.get("tiny_decoder"),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+    }
     if pipe is not None:
         from .adapters import family_of
 

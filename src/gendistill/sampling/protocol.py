@@ -119,8 +119,11 @@ def validate_sample_request(req: dict) -> None:
     for key, ok, want in (
         ("resolution", lambda v: _int(v) and v >= 8 and v % 8 == 0, "a multiple of 8, >= 8"),
         ("steps", lambda v: _int(v) and v >= 1, "an integer >= 1"),
-        ("guidance_scale", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
-         "a number >= 0"),
+        (
+            "guidance_scale",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+            "a number >= 0",
+        ),
     ):
         if gen and not ok(gen.get(key)):
             problems.append(f"gen.{key}: {gen.get(key)!r} is not {want}")
@@ -128,8 +131,7 @@ def validate_sample_request(req: dict) -> None:
     if not (_int(out_size) and out_size >= 1):
         problems.append(f"out_size: {out_size!r} is not an integer >= 1")
     elif _int(gen.get("resolution")) and out_size > gen["resolution"]:
-        problems.append(f"out_size: {out_size} is above gen.resolution {gen['resolution']} (images would be "
-                        f"upsampled)")
+        problems.append(f"out_size: {out_size} is above gen.resolution {gen['resolution']} (images would be upsampled)")
     bs = req.get("batch_size", "auto")
     if not (bs == "auto" or (_int(bs) and bs >= 1)):
         problems.append(f"batch_size: {bs!r} is not 'auto' or an integer >= 1")

@@ -33,6 +33,7 @@ class RuntimeDirError(RuntimeError):
 
 # ---- the private runtime directory ------------------------------------------------------------------------
 
+
 def _check_private_dir(path: Path) -> None:
     st = os.lstat(path)
     uid = os.getuid()
@@ -49,7 +50,8 @@ def _check_private_dir(path: Path) -> None:
         raise RuntimeDirError(
             f"the sampler's runtime directory {path} {why}. Another user may have created it to intercept the "
             f"sampler, so it is not used. Fix: if it is yours, `rm -r {path}` (or `chmod 700 {path}`); else set "
-            f"XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can write.")
+            f"XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can write."
+        )
 
 
 def _ensure_private_dir(path: Path) -> Path:
@@ -98,8 +100,9 @@ def open_private(path: Path, flags: int) -> int:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise RuntimeDirError(f"{path} is a symbolic link; it is not followed. Fix: remove it "
-                                  f"(`rm {path}`).") from None
+            raise RuntimeDirError(
+                f"{path} is a symbolic link; it is not followed. Fix: remove it (`rm {path}`)."
+            ) from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
@@ -109,6 +112,7 @@ def open_private(path: Path, flags: int) -> int:
 
 
 # ---- peers ------------------------------------------------------------------------------------------------
+
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a connected Unix socket (SO_PEERCRED)."""
@@ -131,13 +135,16 @@ def connect(path: str) -> tuple[socket.socket, int] | None:
     pid, uid, _ = peer_credentials(s)
     if uid != os.getuid():
         s.close()
-        raise RuntimeDirError(f"the process listening at {path} (pid {pid}) runs as uid {uid}, not as you "
-                              f"(uid {os.getuid()}); nothing was sent to it. Fix: remove the socket if it is "
-                              f"yours, and report the other process to your administrators if it is not.")
+        raise RuntimeDirError(
+            f"the process listening at {path} (pid {pid}) runs as uid {uid}, not as you "
+            f"(uid {os.getuid()}); nothing was sent to it. Fix: remove the socket if it is "
+            f"yours, and report the other process to your administrators if it is not."
+        )
     return s, pid
 
 
 # ---- processes ----------------------------------------------------------------------------------------------
+
 
 def process_start_time(pid: int) -> str | None:
     """Field 22 of /proc/<pid>/stat: with the pid, it names one process (pids are reused)."""
@@ -211,6 +218,7 @@ class Lineage:
 
 # ---- the key: everything that decides a sampler's pixels ---------------------------------------------------
 
+
 def code_hash() -> str:
     """sha256 over the sampling code (this subpackage and the seed scheme): what runs in the sampler."""
     h = hashlib.sha256()
@@ -224,8 +232,9 @@ def model_fingerprint(source: str) -> str:
     p = Path(source)
     if not p.is_dir():
         return source
-    stamps = sorted((str(f.relative_to(p)), f.stat().st_mtime_ns, f.stat().st_size) for f in p.rglob("*")
-                    if f.is_file())
+    stamps = sorted(
+        (str(f.relative_to(p)), f.stat().st_mtime_ns, f.stat().st_size) for f in p.rglob("*") if f.is_file()
+    )
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
@@ -244,9 +253,14 @@ def sampler_key(load: dict, code: str) -> dict:
     SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is not another
     allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
     """
-    key = {"load": load, "model_files": model_fingerprint(load["source"]), "code": code,
-           "python": environment_fingerprint(),
-           "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    key = {
+        "load": load,
+        "model_files": model_fingerprint(load["source"]),
+        "code": code,
+        "python": environment_fingerprint(),
+        "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "slurm_job": os.environ.get("SLURM_JOB_ID"),
+    }
     if load.get("tiny_decoder"):  # a local tiny decoder's files, like the model's
         key["decoder_files"] = model_fingerprint(load["tiny_decoder"])
     return key
@@ -287,6 +301,7 @@ def remove_lock_file(path: Path) -> None:
 
 # ---- the start lock ---------------------------------------------------------------------------------------
 
+
 class StartLock:
     """An flock on <key>.lock, taken before starting a sampler so concurrent jobs start only one.
 
@@ -325,7 +340,8 @@ class StartLock:
                     raise TimeoutError(
                         f"waited {waited:.0f}s for the sampler start lock {self.path}, held by {holder}. A "
                         f"sampler start should take seconds. Fix: if that process is stopped (state T) or hung, "
-                        f"end it (`kill <pid>`, or `gendistill sampler-stop`) and rerun.") from None
+                        f"end it (`kill <pid>`, or `gendistill sampler-stop`) and rerun."
+                    ) from None
                 if not told and waited > 2:
                     self.say(f"waiting for the sampler start lock, held by {self.holder()}", flush=True)
                     told = True

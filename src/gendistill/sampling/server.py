@@ -78,8 +78,10 @@ class Server:
         try:
             st = os.lstat(self.sock_path)
             if not stat.S_ISSOCK(st.st_mode):
-                raise SystemExit(f"ERROR: {self.sock_path} exists and is not a socket; the sampler will not "
-                                 f"replace it. Fix: remove it.")
+                raise SystemExit(
+                    f"ERROR: {self.sock_path} exists and is not a socket; the sampler will not "
+                    f"replace it. Fix: remove it."
+                )
             os.unlink(self.sock_path)  # a stale socket of ours (its sampler is gone: the client checked)
         except FileNotFoundError:
             pass
@@ -106,8 +108,16 @@ class Server:
             self.sampler = Sampler(pipe, device, dtype)
             self.env = environment(self.load, device, dtype, pipe, threads)
             self.stats.update(loads=1, load_seconds=round(time.perf_counter() - t0, 3))
-            log.info("pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s, cpu threads %s)",
-                     self.load["source"], device, dtype, self.stats["load_seconds"], os.getpid(), CODE[:12], threads)
+            log.info(
+                "pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s, cpu threads %s)",
+                self.load["source"],
+                device,
+                dtype,
+                self.stats["load_seconds"],
+                os.getpid(),
+                CODE[:12],
+                threads,
+            )
         except BaseException as e:  # noqa: BLE001 - kept and reported to every request
             self.load_error = (summarize_error(e), traceback.format_exc())
             log.error("pipeline load from %s failed:\n%s", self.load["source"], self.load_error[1])
@@ -163,6 +173,7 @@ class Server:
             if ch.peer_gone():
                 return "its job went away (cancelled)"
             return None
+
         return why
 
     def _error(self, ch: Channel, error: str, detail: str = "") -> None:
@@ -185,10 +196,14 @@ class Server:
                 return log.info("request for class %s dropped while loading: %s", req["cls"]["id"], why)
         if self.load_error:
             summary, tb = self.load_error
-            return self._error(ch, f"the sampler (pid {os.getpid()}) could not load the model "
-                                   f"{self.load['source']}: {summary}\nThis failure is kept by the sampler until "
-                                   f"it has been idle for {self.idle:.0f}s, so every class fails at once with it. "
-                                   f"Fix the model, then rerun (`gendistill sampler-stop` clears it at once).", tb)
+            return self._error(
+                ch,
+                f"the sampler (pid {os.getpid()}) could not load the model "
+                f"{self.load['source']}: {summary}\nThis failure is kept by the sampler until "
+                f"it has been idle for {self.idle:.0f}s, so every class fails at once with it. "
+                f"Fix the model, then rerun (`gendistill sampler-stop` clears it at once).",
+                tb,
+            )
         with self.active_lock:
             self.active[ch] = "waiting for another class's request to finish"
         while not self.device_lock.acquire(timeout=0.2):
@@ -198,21 +213,42 @@ class Server:
             with self.active_lock:
                 self.active[ch] = f"sampling class {req['cls']['id']}"
             self.log_handler.channels[threading.get_ident()] = ch
-            log.info("class %s: %d images requested (waited %.1fs)", req["cls"]["id"], req["cls"]["n_generated"],
-                     time.monotonic() - t0)
+            log.info(
+                "class %s: %d images requested (waited %.1fs)",
+                req["cls"]["id"],
+                req["cls"]["n_generated"],
+                time.monotonic() - t0,
+            )
 
             def emit(batch):
                 try:
-                    ch.send({"type": "images", "indices": batch.indices, "records": batch.records,
-                             "sizes": [len(p) for p in batch.pngs], "batch_size": batch.batch_size},
-                            b"".join(batch.pngs))
+                    ch.send(
+                        {
+                            "type": "images",
+                            "indices": batch.indices,
+                            "records": batch.records,
+                            "sizes": [len(p) for p in batch.pngs],
+                            "batch_size": batch.batch_size,
+                        },
+                        b"".join(batch.pngs),
+                    )
                 except OSError:
                     raise Cancelled("its job went away (cancelled)") from None
 
             try:
-                meta = sample_request(self.sampler, req, self.env, emit, cancelled,
-                                      {"server_pid": os.getpid(), "pipeline_loads": self.stats["loads"],
-                                       "load_seconds": self.stats["load_seconds"], "code_hash": CODE})
+                meta = sample_request(
+                    self.sampler,
+                    req,
+                    self.env,
+                    emit,
+                    cancelled,
+                    {
+                        "server_pid": os.getpid(),
+                        "pipeline_loads": self.stats["loads"],
+                        "load_seconds": self.stats["load_seconds"],
+                        "code_hash": CODE,
+                    },
+                )
             except Cancelled as e:
                 log.warning("request for class %s dropped: %s", req["cls"]["id"], e)
                 if not ch.peer_gone():
@@ -243,8 +279,12 @@ class Server:
         threading.Thread(target=self.load_model, name="load", daemon=True).start()
         threading.Thread(target=self.heartbeats, name="heartbeats", daemon=True).start()
         if self.owner_pid:
-            log.info("serving SLURM job %s: exiting when its owner, pid %d (the group's batch step or the job "
-                     "step that started it), ends", os.environ.get("SLURM_JOB_ID"), self.owner_pid)
+            log.info(
+                "serving SLURM job %s: exiting when its owner, pid %d (the group's batch step or the job "
+                "step that started it), ends",
+                os.environ.get("SLURM_JOB_ID"),
+                self.owner_pid,
+            )
         srv.settimeout(0.5)
         while True:
             if self.stop.is_set():
@@ -279,8 +319,9 @@ def run_sampler(socket_path: str, idle: float, owner_pid: int | None, lock_fd: i
     # The load spec arrives on stdin (JSON: source, revision, device, dtype, vae_dtype, compile, deterministic),
     # not on the command line that every user of the machine can read.
     load = json.loads(sys.stdin.readline())
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s"
+    )
     server = Server(socket_path, load, idle, owner_pid)
     srv = server.bind(lock_fd)
     log.info("listening at %s (code %s); loading %s", socket_path, CODE[:12], load["source"])

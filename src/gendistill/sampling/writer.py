@@ -26,8 +26,9 @@ class ClassWriter:
         self.out, self.n_expected, self.lineage = Path(out), n_expected, lineage
         self.records: dict[int, dict] = {}
         self._stack = ExitStack()
-        self.tmp: Path = self._stack.enter_context(atomic_path(self.out, replace=False,
-                                                               before_publish=self._check_owner))
+        self.tmp: Path = self._stack.enter_context(
+            atomic_path(self.out, replace=False, before_publish=self._check_owner)
+        )
         self.tmp.mkdir()
 
     def _check_owner(self) -> None:
@@ -46,8 +47,10 @@ class ClassWriter:
     def publish(self, meta: dict) -> Path:
         missing = sorted(set(range(self.n_expected)) - set(self.records))
         if missing or len(self.records) != self.n_expected:
-            raise RuntimeError(f"{self.out}: {len(self.records)} images received, expected {self.n_expected} "
-                               f"(missing {missing[:5]}); nothing published")
+            raise RuntimeError(
+                f"{self.out}: {len(self.records)} images received, expected {self.n_expected} "
+                f"(missing {missing[:5]}); nothing published"
+            )
         images = [self.records[i] for i in range(self.n_expected)]
         (self.tmp / RECORDS).write_text(json.dumps({"meta": meta, "images": images}, indent=1))
         self._stack.close()  # renames the directory into place (after the owner check)
