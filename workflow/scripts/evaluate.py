@@ -10,15 +10,14 @@ import torch
 
 from gendistill.atomic import write_text
 from gendistill.evaluation.job import run_job
+from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    device = p.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(p.device)
     w = sm.wildcards
     set_name = p.set_name
     res = run_job(

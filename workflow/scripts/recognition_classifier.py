@@ -10,14 +10,13 @@ import torch
 
 from gendistill.evaluation.job import EpochProgress
 from gendistill.evaluation.recognition import train_classifier
+from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
-    device = sm.params.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(sm.params.device)
     p = dict(sm.params.items())
     progress = EpochProgress(json.loads(p["recipe"])["epochs"], "recogniser")
     try:

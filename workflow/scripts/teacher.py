@@ -7,6 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemak
 
 import torch
 
+from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
 from gendistill.teacher import import_checkpoint, train_teacher
 
@@ -14,7 +15,7 @@ sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    device = p.device if p.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(p.device)
     if sm.input.get("checkpoint"):
         info = import_checkpoint(
             sm.input.checkpoint,

@@ -16,6 +16,13 @@ from .models import build_model
 log = logging.getLogger("gendistill.evaluate")
 
 
+def pick_device(name: str) -> str:
+    """A `device` setting of the CPU stages: `auto` is the GPU when one is visible, else the CPU."""
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def normalise(images_uint8_nhwc: np.ndarray, mean, std) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images_uint8_nhwc)).permute(0, 3, 1, 2).float().div(255.0)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
