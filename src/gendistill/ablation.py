@@ -75,6 +75,24 @@ def build_variant(
     )
 
 
+def summarise_over_seeds(df: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    """One row per (variant, model) of per-seed results: the `first` columns (equal across seeds), the accuracy's
+    mean and (population) std over the seeds, the seed count, each seed's accuracy, and "mean +- std" in %."""
+    out = (
+        df.groupby(["variant", "model"], sort=False)
+        .agg(
+            **{c: (c, "first") for c in first},
+            accuracy_mean=("accuracy", "mean"),
+            accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
+            n_seeds=("seed", "count"),
+            per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
+        )
+        .reset_index()
+    )
+    out["accuracy"] = [f"{100 * m:.2f} +- {100 * s:.2f}" for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
+    return out
+
+
 def ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
     """One row per (variant, model): accuracy mean and std (ddof=0) over seeds, and the gap to the random real
     subset of the same IPC in points. `rows`: variant, model, seed, path (an evaluation JSON)."""
@@ -98,22 +116,9 @@ def ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
                 "reused_from_run": r.get("reused_from_run"),
             }
         )
-    df = pd.DataFrame(recs)
-    g = df.groupby(["variant", "model"], sort=False)
-    out = g.agg(
-        kind=("kind", "first"),
-        n_generated=("n_generated", "first"),
-        n_aug=("n_aug", "first"),
-        ipc=("ipc", "first"),
-        accuracy_mean=("accuracy", "mean"),
-        accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
-        n_seeds=("seed", "count"),
-        n_train=("n_train", "first"),
-        chance=("chance", "first"),
-        per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
-        reused_from_run=("reused_from_run", "first"),
-    ).reset_index()
-    out["accuracy"] = [f"{100 * m:.2f} +- {100 * s:.2f}" for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
+    out = summarise_over_seeds(
+        pd.DataFrame(recs), ["kind", "n_generated", "n_aug", "ipc", "n_train", "chance", "reused_from_run"]
+    )
     real = {(r.model, r.ipc): r.accuracy_mean for r in out.itertuples() if r.kind == "real"}
     out["minus_real_same_ipc_points"] = [
         round(100 * (r.accuracy_mean - real[(r.model, r.ipc)]), 2)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .ablation import summarise_over_seeds
+
 
 def teacher_ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
     """`rows`: variant, model, seed, path (an evaluation JSON), reused_from_run; `variants`: name, label, set,
@@ -41,23 +43,10 @@ def teacher_ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFra
                 "reused_from_run": r.get("reused_from_run", False),
             }
         )
-    df = pd.DataFrame(recs)
-    g = df.groupby(["variant", "model"], sort=False)
-    out = g.agg(
-        row=("row", "first"),
-        set=("set", "first"),
-        labels=("labels", "first"),
-        selection=("selection", "first"),
-        oversample=("oversample", "first"),
-        accuracy_mean=("accuracy", "mean"),
-        accuracy_std=("accuracy", lambda x: float(np.std(np.asarray(x, dtype=float)))),
-        n_seeds=("seed", "count"),
-        per_seed=("accuracy", lambda x: " ".join(f"{100 * a:.1f}" for a in x)),
-        n_train=("n_train", "first"),
-        chance=("chance", "first"),
-        reused_from_run=("reused_from_run", "first"),
-    ).reset_index()
-    out["accuracy"] = [f"{100 * m:.2f} +- {100 * s:.2f}" for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
+    out = summarise_over_seeds(
+        pd.DataFrame(recs),
+        ["row", "set", "labels", "selection", "oversample", "n_train", "chance", "reused_from_run"],
+    )
     paper = {r.model: r.accuracy_mean for r in out.itertuples() if r.variant == "paper_hard"}
     out["minus_paper_points"] = [
         round(100 * (r.accuracy_mean - paper[r.model]), 2) if r.model in paper else np.nan for r in out.itertuples()
