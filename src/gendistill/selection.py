@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .layout import RECORDS, read_records
 
 CRITERIA = ("confidence", "diversity", "difficulty")
 
@@ -112,7 +113,7 @@ def select_class(
     from .teacher import sha256_file as sha
 
     cand_dir = Path(cand_dir)
-    src = json.loads((cand_dir / "records.json").read_text())
+    src = read_records(cand_dir)
     recs = sorted(src["images"], key=lambda r: r["image_index"])[:n_candidates]
     if len(recs) < n_candidates:
         raise RuntimeError(
@@ -163,7 +164,7 @@ def select_class(
             r.update(candidate=r["image_index"], selection_score=float(score[i]))
             out_recs.append(r)
         # meta stays the sample job's (provenance reads it), with the selection beside it
-        (tmp / "records.json").write_text(
+        (tmp / RECORDS).write_text(
             json.dumps({"meta": {**src["meta"], "selection": sel_meta}, "images": out_recs}, indent=1)
         )
     with atomic_path(Path(out_scores)) as tmp:

@@ -55,10 +55,6 @@ def rows_frame(metrics: list[dict]) -> pd.DataFrame:
     return order(df).reset_index(drop=True)
 
 
-def load_rows(paths: list[str]) -> pd.DataFrame:
-    return rows_frame(load_metrics(paths))
-
-
 def order(df: pd.DataFrame) -> pd.DataFrame:
     """Sets in the order distilled, random_subset, full; models and seeds as they come / ascending."""
     key = {s: i for i, s in enumerate(SET_ORDER)}
