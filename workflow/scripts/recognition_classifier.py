@@ -17,12 +17,24 @@ sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
     device = pick_device(sm.params.device)
-    p = dict(sm.params.items())
-    progress = EpochProgress(json.loads(p["recipe"])["epochs"], "recogniser")
+    p = sm.params
+    recipe = json.loads(p.recipe)
+    progress = EpochProgress(recipe["epochs"], "recogniser")
     try:
         meta = train_classifier(
-            p, sm.output.model, sm.output.info, device, progress, workers=sm.threads - 1
-        )  # image files (ImageNet): DataLoader workers
+            json.loads(p.dataset),
+            list(p.labels),
+            int(p.num_classes),
+            p.model,
+            int(p.seed),
+            recipe,
+            p.max_test_images,
+            sm.output.model,
+            sm.output.info,
+            device,
+            progress,
+            workers=sm.threads - 1,  # image files (ImageNet): DataLoader workers
+        )
     finally:
         progress.close()
     print(f"recogniser {meta['model_label']}: test accuracy {meta['accuracy']:.4f} on the real test split")

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..datasets import get_adapter
+from ..layout import read_records
 from .job import real_source, real_split, test_subset
 from .models import model_label
 from .train import evaluate_on, fit, normalise, predict
@@ -31,38 +32,46 @@ log = logging.getLogger("gendistill.recognition")
 
 
 def train_classifier(
-    p: dict, out_model: str, out_info: str, device: str = "cpu", progress=None, workers: int = 0
+    dataset: dict,
+    labels: list[int],
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    max_test_images: int | None,
+    out_model: str,
+    out_info: str,
+    device: str = "cpu",
+    progress=None,
+    workers: int = 0,
 ) -> dict:
     """Train the recogniser on the real training split of the run's classes; save weights and what it is."""
     from ..atomic import atomic_path, write_text
 
-    adapter = get_adapter(json.loads(p["dataset"]))
-    keep = [int(c) for c in p["labels"]]
-    recipe = json.loads(p["recipe"])
+    adapter = get_adapter(dataset)
+    keep = [int(c) for c in labels]
     size = adapter.image_size
     train = real_source(adapter, "train", keep, size, adapter.mean, adapter.std, workers)
-    test = real_source(
-        adapter, "test", keep, size, adapter.mean, adapter.std, workers, test_subset(p.get("max_test_images"))
-    )
+    test = real_source(adapter, "test", keep, size, adapter.mean, adapter.std, workers, test_subset(max_test_images))
     log.info(
         "recogniser %s, seed %d: %d real training images of %d classes, recipe %s",
-        p["model"],
-        p["seed"],
+        model_name,
+        seed,
         len(train),
         len(keep),
         recipe,
     )
-    model, info = fit(train, p["num_classes"], p["model"], int(p["seed"]), recipe, device, progress)
+    model, info = fit(train, num_classes, model_name, int(seed), recipe, device, progress)
     res = evaluate_on(model, test, device, 256, keep)
     meta = {
         **info,
         **res,
-        "model": p["model"],
-        "model_label": model_label(p["model"], size),
-        "seed": int(p["seed"]),
+        "model": model_name,
+        "model_label": model_label(model_name, size),
+        "seed": int(seed),
         "recipe": recipe,
         "labels": keep,
-        "num_classes": p["num_classes"],
+        "num_classes": num_classes,
         "image_size": int(size),
         "mean": list(adapter.mean),
         "std": list(adapter.std),
@@ -90,7 +99,7 @@ def read_generated(class_dir: str) -> tuple[np.ndarray, list[dict]]:
     from ..imageio import load_png
 
     d = Path(class_dir)
-    recs = json.loads((d / "records.json").read_text())["images"]
+    recs = read_records(d)["images"]
     if not recs:
         return np.zeros((0, 1, 1, 3), dtype=np.uint8), []
     return np.stack([load_png(d / r["file"]) for r in recs]), recs
