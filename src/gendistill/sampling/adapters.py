@@ -407,15 +407,13 @@ class PixArtAdapter(Adapter):
         )
 
 
-class SanaAdapter(Adapter):
+class SanaAdapter(PixArtAdapter):
     """SanaPipeline: Gemma-2 (with SANA's default complex-human-instruction prefix, as a plain `pipe(prompt)`
-    call uses it), the linear-attention SANA transformer, a deep-compression autoencoder. Resolution binning off."""
+    call uses it), the linear-attention SANA transformer, a deep-compression autoencoder. Resolution binning off.
+    Its pipeline call, sequence window (default 300) and text FLOPs (the prompt window; the instruction prefix is
+    not counted) are PixArt's."""
 
     family = "sana"
-
-    @property
-    def max_sequence_length(self) -> int:
-        return _call_default(self.pipe, "max_sequence_length", 300)
 
     def _chi(self):
         return _call_default(self.pipe, "complex_human_instruction", None)
@@ -431,36 +429,6 @@ class SanaAdapter(Adapter):
             max_sequence_length=self.max_sequence_length,
             complex_human_instruction=self._chi(),
         )
-
-    def generate(self, emb, seeds, gen):
-        pe, pam, npe, npam = emb
-        b = len(seeds)
-        kwargs = {}
-        if gen["guidance_scale"] > 1.0:
-            kwargs = {
-                "negative_prompt": None,
-                "negative_prompt_embeds": npe.expand(b, -1, -1),
-                "negative_prompt_attention_mask": npam.expand(b, -1),
-            }
-        return self.pipe(
-            prompt_embeds=pe.expand(b, -1, -1),
-            prompt_attention_mask=pam.expand(b, -1),
-            num_inference_steps=gen["steps"],
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
-            clean_caption=False,
-            use_resolution_binning=False,
-            max_sequence_length=self.max_sequence_length,
-            **kwargs,
-        ).images
-
-    def text_flops(self):
-        te = self.pipe.text_encoder
-        ids = _ids(te, self.max_sequence_length)  # the prompt window; the instruction prefix is not counted
-        return count_flops(lambda: te(ids, attention_mask=torch.ones_like(ids)))
 
     def denoiser_call(self, resolution, guidance):
         tr = self.net()
