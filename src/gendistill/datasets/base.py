@@ -75,6 +75,18 @@ class DatasetAdapter:
             msg += f"\n  to get it: {fetch}"
         return DatasetError(msg)
 
+    def require_training_images(self, wnids: list[str], files_of, where: str, layout: str, fetch: str) -> None:
+        """Every class has training images (`files_of(wnid)` lists them): listing directories decodes nothing, and
+        catches a half-copied dataset before any GPU work."""
+        empty = [w for w in wnids if not files_of(w)]
+        if empty:
+            raise self.missing(
+                f"no training images in {where} for {empty[:5]}"
+                + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""),
+                layout,
+                fetch,
+            )
+
     def read_lines(self, path: Path, layout: str) -> list[str]:
         """Non-blank, stripped lines of a UTF-8 text file (a BOM from Windows editors is dropped)."""
         try:

@@ -82,15 +82,7 @@ class ImageNet(DatasetAdapter):
                 LAYOUT,
                 FETCH,
             )
-        # Listing directories decodes nothing, and catches a half-copied dataset before any GPU work.
-        empty = [w for w in wnids if not self._class_files("train", w)]
-        if empty:
-            raise self.missing(
-                f"no training images in train/<wnid>/ for {empty[:5]}"
-                + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""),
-                LAYOUT,
-                FETCH,
-            )
+        self.require_training_images(wnids, lambda w: self._class_files("train", w), "train/<wnid>/", LAYOUT, FETCH)
         self._val()
 
     def _wnids(self) -> list[str]:

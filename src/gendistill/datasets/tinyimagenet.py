@@ -57,15 +57,7 @@ class TinyImageNet(DatasetAdapter):
         unknown = [w for w in wnids if not words.get(w)]
         if unknown:
             raise self.missing(f"words.txt has no words for {unknown[:5]} (listed in wnids.txt)", LAYOUT, FETCH)
-        # Listing directories is cheap (no image is decoded), and catches a half-copied dataset before sampling.
-        empty = [w for w in wnids if not self._train_files(w)]
-        if empty:
-            raise self.missing(
-                f"no training images in train/<wnid>/images/ for {empty[:5]}"
-                + (f" (and {len(empty) - 5} more)" if len(empty) > 5 else ""),
-                LAYOUT,
-                FETCH,
-            )
+        self.require_training_images(wnids, self._train_files, "train/<wnid>/images/", LAYOUT, FETCH)
         self._val()
 
     def _wnids(self) -> list[str]:
