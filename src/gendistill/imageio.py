@@ -28,5 +28,10 @@ def load_png(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks (a packaged set or a checkpoint can be GBs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

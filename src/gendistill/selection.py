@@ -110,7 +110,6 @@ def select_class(
     """Score the first `n_candidates` candidates of one class with the teacher and keep `n_keep` of them."""
     from .imageio import load_png, sha256_file
     from .teacher import images_source, load_teacher, logits_and_features
-    from .teacher import sha256_file as sha
 
     cand_dir = Path(cand_dir)
     src = read_records(cand_dir)
@@ -133,7 +132,7 @@ def select_class(
     cls = recs[0]["class_index"]
     s = scores_from_logits(logits.numpy(), cls, label_set)
     kept, score = select(criterion, s["prob"], s["loss"], feats.numpy(), n_keep, tuple(band))
-    teacher_sha = sha(teacher_path)
+    teacher_sha = sha256_file(teacher_path)
     table = pd.DataFrame(
         {
             "class_index": cls,

@@ -10,23 +10,15 @@ the format below, and `teacher/teacher.json` with its sha256, so everything down
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
 from .atomic import atomic_path, write_text
+from .imageio import sha256_file
 
 FORMAT = "gendistill-teacher-v1"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _save(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict, timing: dict | None = None) -> dict:

@@ -135,7 +135,8 @@ def run_job(
             select = lambda y: select_subset(y, counts, seed)  # noqa: E731
         train = real_source(adapter, "train", keep, resolution, mean, std, workers, select)
         if label_regime == "soft":
-            from ..teacher import load_teacher, logits_and_features, sha256_file
+            from ..imageio import sha256_file
+            from ..teacher import load_teacher, logits_and_features
 
             teacher, meta = load_teacher(teacher_path)
             if meta["resolution"] != resolution:
