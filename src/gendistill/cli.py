@@ -7,15 +7,38 @@ imports what it needs when it runs, so `sample` in server mode and `augment` sta
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+# The sample job runs once per class (1,000 jobs for ImageNet-1k) as `gendistill sample --load J --cls J --gen J
+# --out-size N --out DIR --runtime J`. That exact form is read without argparse, whose import and parser
+# construction cost ~8 ms of a ~55 ms job (benchmarks/bench_scale.py); any other form (--help, a typo, a missing
+# or repeated option, --opt=value) goes to the argparse parser in main(), which gives the usual help and errors.
+SAMPLE_REQUIRED = ("--load", "--cls", "--gen", "--out-size", "--out")
+SAMPLE_OPTIONAL = {"--runtime": "{}"}
+
+
+def sample_fast_path(argv: list[str]) -> dict | None:
+    """{option: value} for `sample` in the workflow's form, else None (argparse takes it)."""
+    if len(argv) < 2 or argv[0] != "sample" or len(argv) % 2 != 1:
+        return None
+    opts = dict(zip(argv[1::2], argv[2::2]))
+    known = {*SAMPLE_REQUIRED, *SAMPLE_OPTIONAL}
+    if len(opts) != len(argv) // 2 or not opts.keys() <= known or not set(SAMPLE_REQUIRED) <= opts.keys():
+        return None
+    if not opts["--out-size"].isdigit() or any(v.startswith("-") for v in opts.values()):
+        return None
+    return {**SAMPLE_OPTIONAL, **opts}
+
 
 def _sample(a) -> int:
+    return _run_sample(a.load, a.cls, a.gen, a.out_size, a.out, a.runtime)
+
+
+def _run_sample(load: str, cls: str, gen: str, out_size: int, out: str, runtime: str) -> int:
     from .sampling.client import run
 
-    return run(json.loads(a.load), json.loads(a.cls), json.loads(a.gen), a.out_size, a.out, json.loads(a.runtime))
+    return run(json.loads(load), json.loads(cls), json.loads(gen), int(out_size), out, json.loads(runtime))
 
 
 def _augment(a) -> int:
@@ -166,6 +189,11 @@ def _add_time_budget(sub) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if opts := sample_fast_path(argv):
+        return _run_sample(*(opts[k] for k in (*SAMPLE_REQUIRED, "--runtime")))
+    import argparse
+
     ap = argparse.ArgumentParser(prog="gendistill", description="generative dataset distillation tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample", help="generate one class's images")
@@ -219,7 +247,6 @@ def main(argv=None) -> int:
     )
     s.add_argument("--lock-fd", type=int, default=None, help="inherited start lock, released once listening")
     s.set_defaults(fn=_sampler_serve)
-    argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
     a.argv = argv[1:]  # the subcommand's own arguments (time-budget records its command line)
     return a.fn(a)
