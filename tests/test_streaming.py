@@ -110,8 +110,8 @@ if sys.argv[3] == "memory":  # the same images loaded whole, as a dataset withou
     from gendistill.evaluation.train import normalise
     x, y = ad.load_split("train")
     src = TensorSource(normalise(x, ad.mean, ad.std), torch.from_numpy(y))
-fit(src, 20, "convnet", 0, {"epochs": int(sys.argv[4]), "batch_size": 16, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9,
-                            "weight_decay": 0.0, "schedule": "step", "train_augment": False})
+fit(src, 20, "convnet", 0, {"epochs": int(sys.argv[4]), "batch_size": 16, "lr": 0.01, "optimizer": "sgd",
+                            "momentum": 0.9, "weight_decay": 0.0, "schedule": "step", "train_augment": False})
 print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024,
                   "before_mb": before / 1024}))
 """
