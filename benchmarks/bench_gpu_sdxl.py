@@ -111,12 +111,12 @@ def build(args):
         pipe = load_pipeline(args.model_source, None, args.device, dtype, compile_unet=False)
         return pipe, f"checkpoint {args.model_source}"
     if args.tiny:
-        from gendistill.model_build import build_tiny_pipeline
+        from gendistill.generator.build import build_tiny_pipeline
 
         pipe = build_tiny_pipeline(json.loads(args.tiny_spec))
         desc = "tiny random-weight SDXL architecture"
     else:
-        from gendistill.model_build import build_full_random_pipeline
+        from gendistill.generator.build import build_full_random_pipeline
 
         pipe = build_full_random_pipeline(Path(args.config_dir), torch_dtype=dtype)
         desc = f"full SDXL-Turbo architecture, random weights ({args.config_dir})"

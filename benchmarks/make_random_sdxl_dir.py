@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     import torch
 
     from gendistill.atomic import atomic_path
-    from gendistill.model_build import build_full_random_pipeline
+    from gendistill.generator.build import build_full_random_pipeline
 
     out = Path(args.out)
     if out.exists() and not args.force:

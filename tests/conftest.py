@@ -151,7 +151,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A tiny random-weight SDXL-architecture pipeline directory, built once per test session."""
-    from gendistill.model_build import save_tiny_pipeline
+    from gendistill.generator.build import save_tiny_pipeline
 
     return str(save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny", {"seed": 0}))
 

@@ -12,7 +12,7 @@ import torch
 from conftest import TINY_CONFIG, deep_update
 
 from gendistill.config import ConfigError
-from gendistill.model_build import TINY_FAMILIES, build_tiny_decoder, build_tiny_pipeline
+from gendistill.generator.build import TINY_FAMILIES, build_tiny_decoder, build_tiny_pipeline
 from gendistill.plan import PIXEL_KEYS, build_plan, load_spec
 from gendistill.sampling.families import FAMILIES, UnsupportedModel, dit_label_id, dit_label_table
 

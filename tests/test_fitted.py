@@ -108,7 +108,7 @@ def test_negative_control_permuted_labels_train_to_chance(fitted_run):
     """The packaged set with its own labels trains far above chance (20 %); with the labels shuffled among its
     images it trains to about chance; with the classes renamed (label c -> c+1) the model predicts the wrong
     name for every class, far below chance. So the accuracy comes from the labels the pipeline attached."""
-    from gendistill.package import load_distilled
+    from gendistill.distilled.package import load_distilled
 
     d = load_distilled(str(out(fitted_run) / "dataset" / "distilled.pt"))
     x, y = d["images"], d["labels"]
@@ -173,7 +173,7 @@ def _weights_digest(model_dir: Path) -> str:
 
 @pytest.mark.slow
 def test_fit_is_seeded_same_seed_same_weights(tmp_path):
-    from gendistill.model_fit import save_fitted_pipeline
+    from gendistill.generator.fit import save_fitted_pipeline
 
     ds = {"name": "digits", "root": None, "image_size": None, "split_seed": 0}
     spec = {"vae_steps": 3, "unet_steps": 5, "text_steps": 5, "batch_size": 32}
@@ -188,7 +188,7 @@ def test_fit_is_seeded_same_seed_same_weights(tmp_path):
 
 def test_fitted_schema_defaults_match_the_code():
     from gendistill.config import load_schema
-    from gendistill.model_fit import FIT_DEFAULTS
+    from gendistill.generator.fit import FIT_DEFAULTS
 
     props = load_schema()["properties"]["model"]["properties"]["fitted"]["properties"]
     assert {k: v["default"] for k, v in props.items()} == FIT_DEFAULTS

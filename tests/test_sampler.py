@@ -1,7 +1,7 @@
 """Tier 1: sampling, augmentation and atomic writes on tiny random-weight pipelines (CPU).
 
 The sampler tests run once per pipeline family, each on a tiny random-weight pipeline of that family's real
-component classes (gendistill.model_build): one sampling path, one adapter per family.
+component classes (gendistill.generator.build): one sampling path, one adapter per family.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from gendistill.atomic import atomic_path
-from gendistill.augment import augment_class, draw_params
-from gendistill.model_build import TINY_FAMILIES, build_tiny_pipeline
+from gendistill.distilled.augment import augment_class, draw_params
+from gendistill.generator.build import TINY_FAMILIES, build_tiny_pipeline
 from gendistill.sampling.generate import Sampler, is_bad_image
 from gendistill.seeds import image_seed
 

@@ -305,8 +305,8 @@ class CountingPipe:
 def test_a_class_is_generated_and_written_batch_by_batch(tmp_path):
     """Nothing holds a whole class: the sampler makes one batch per step of the stream (a consumer that stops
     after the first batch has caused exactly one pipeline call), and the job writes each batch as it comes."""
+    from gendistill.generator.build import build_tiny_pipeline
     from gendistill.imageio import png_bytes
-    from gendistill.model_build import build_tiny_pipeline
     from gendistill.sampling.generate import Sampler
     from gendistill.sampling.writer import ClassWriter
 

@@ -14,7 +14,7 @@ from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
 from test_workflow import copy_run
 
 from gendistill.plan import ConfigError, build_plan
-from gendistill.selection import difficulty_band_ranks, k_center_greedy, scores_from_logits, select
+from gendistill.teacher.selection import difficulty_band_ranks, k_center_greedy, scores_from_logits, select
 
 # ---- selection criteria (pure functions) --------------------------------------------------------------------
 
@@ -74,7 +74,7 @@ def test_teacher_checkpoint_loads_from_a_path(tmp_path):
     and gives the same logits as the model it came from; a wrong architecture names the fix."""
     import torchvision
 
-    from gendistill.teacher import import_checkpoint, load_teacher, sha256_file
+    from gendistill.teacher.classifier import import_checkpoint, load_teacher, sha256_file
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None, num_classes=10).eval()
@@ -117,8 +117,8 @@ def test_teacher_checkpoint_loads_from_a_path(tmp_path):
 
 def _fixture_package(tmp_path, n_per_class=3, classes=(0, 1, 2), size=16):
     """A tiny packaged set written by package.package from PNGs in the augment stage's format."""
+    from gendistill.distilled.package import package
     from gendistill.imageio import save_png
-    from gendistill.package import package
 
     rng = np.random.default_rng(0)
     dirs = []
@@ -162,7 +162,7 @@ def _fixture_package(tmp_path, n_per_class=3, classes=(0, 1, 2), size=16):
 
 def _fixture_teacher(tmp_path, size=16, num_classes=4):
     from gendistill.evaluation.models import build_model
-    from gendistill.teacher import _save
+    from gendistill.teacher.classifier import _save
 
     torch.manual_seed(1)
     model = build_model("convnet", num_classes, size)
@@ -180,8 +180,8 @@ def _fixture_teacher(tmp_path, size=16, num_classes=4):
 
 
 def test_soft_label_file_is_aligned_with_images_and_labels(tmp_path):
-    from gendistill.package import load_distilled
-    from gendistill.soft_labels import compute, load_aligned
+    from gendistill.distilled.package import load_distilled
+    from gendistill.teacher.soft_labels import compute, load_aligned
 
     pt = _fixture_package(tmp_path)
     teacher_pt, model = _fixture_teacher(tmp_path)
@@ -193,7 +193,7 @@ def test_soft_label_file_is_aligned_with_images_and_labels(tmp_path):
     assert s["files"] == d["files"] and torch.equal(s["labels"], d["labels"])
     # row i is the teacher's logits of image i (recomputed one image at a time, from the PNG tree's file)
     from gendistill.imageio import load_png
-    from gendistill.teacher import images_source, logits_and_features
+    from gendistill.teacher.classifier import images_source, logits_and_features
 
     for i in (0, 4, 8):
         img = load_png(tmp_path / "dataset" / "folder" / d["files"][i])[None]
@@ -280,8 +280,8 @@ def test_selection_and_soft_labels_in_the_workflow(tiny_run, tmp_path):
     prov = json.loads((out / "dataset" / "provenance.json").read_text())
     teacher = json.loads((out / "teacher" / "teacher.json").read_text())
     assert prov["teacher"]["sha256"] == teacher["sha256"]
-    from gendistill.package import load_distilled
-    from gendistill.soft_labels import load_aligned
+    from gendistill.distilled.package import load_distilled
+    from gendistill.teacher.soft_labels import load_aligned
 
     s = load_aligned(
         str(out / "dataset/soft_labels.pt"),

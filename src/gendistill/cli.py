@@ -42,13 +42,13 @@ def _run_sample(load: str, cls: str, gen: str, out_size: int, out: str, runtime:
 
 
 def _augment(a) -> int:
-    from .augment import run
+    from .distilled.augment import run
 
     return run(a.generated, a.out, json.loads(a.params), json.loads(a.seeds), a.workers)
 
 
 def _build_tiny(a) -> int:
-    from .model_build import save_tiny_pipeline
+    from .generator.build import save_tiny_pipeline
 
     spec = json.loads(a.spec)
     out = save_tiny_pipeline(a.out, spec)
@@ -85,7 +85,7 @@ def _stop(a) -> int:
 
 
 def _regenerate(a) -> int:
-    from .regenerate import main
+    from .distilled.regenerate import main
 
     return main(a.run_dir, a.file)
 

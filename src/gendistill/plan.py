@@ -142,7 +142,7 @@ def tiny_model_dir(cfg: dict) -> str | None:
 
 def fitted_model_identity(cfg: dict) -> dict | None:
     """What determines the fitted stand-in's weights: its spec, the data it is fitted to, the recipe version."""
-    from .model_fit import FIT_VERSION, full_spec
+    from .generator.fit import FIT_VERSION, full_spec
 
     spec = cfg["model"].get("fitted")
     if spec is None:
@@ -173,7 +173,7 @@ def model_kind(cfg: dict) -> str:
 
 def fitted_problems(cfg: dict, image_size: int) -> list[str]:
     """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler."""
-    from .model_fit import spec_problems
+    from .generator.fit import spec_problems
 
     if cfg["model"].get("fitted") is None:
         return []
@@ -436,7 +436,7 @@ def teacher_uses(cfg: dict) -> list[str]:
 
 def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]:
     """Plan-time checks of teacher, selection, soft labels and the teacher ablation, each naming the fix."""
-    from .selection import difficulty_band_ranks
+    from .teacher.selection import difficulty_band_ranks
 
     problems = []
     sel, ev = cfg["selection"], cfg["evaluation"]

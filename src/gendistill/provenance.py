@@ -55,7 +55,7 @@ def model_identity(source: str, revision: str | None) -> dict:
 MODEL_KINDS = {
     "tiny": "demo/tests: tiny RANDOM-WEIGHT pipeline of SDXL-Turbo's component classes (images are noise)",
     "fitted": "demo/tests: STAND-IN generator of SDXL-Turbo's component classes, fitted on the demo dataset's own "
-    "training split (gendistill.model_fit; see FITTED_ON_DEMO_DATA.txt and fit_report.json in its "
+    "training split (gendistill.generator.fit; see FITTED_ON_DEMO_DATA.txt and fit_report.json in its "
     "directory) - not a pretrained model",
     "pretrained": "model.source as given (a pretrained model, e.g. stabilityai/sdxl-turbo)",
 }

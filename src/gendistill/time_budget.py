@@ -225,7 +225,7 @@ def _load(a):
     dtype = resolve_dtype(a.dtype, device)
     t0 = time.perf_counter()
     if a.model_source == "tiny":
-        from .model_build import build_tiny_decoder, build_tiny_pipeline
+        from .generator.build import build_tiny_decoder, build_tiny_pipeline
         from .sampling.adapters import adapter_for
 
         spec = json.loads(a.tiny_spec)

@@ -1,4 +1,4 @@
-# The teacher (beyond the paper; src/gendistill/teacher.py): trained on the real training split with the
+# The teacher (beyond the paper; src/gendistill/teacher/classifier.py): trained on the real training split with the
 # evaluation's recipe, or imported from teacher.checkpoint. Only when something uses it (plan.teacher_uses):
 # per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the teacher
 # ablation (ablation.teacher).

@@ -1,7 +1,7 @@
 """Snakemake script for rule `ablation_package`: one PDA-ablation variant's set from the per-class pools.
 
 Each class takes the first n_generated images of its pool and the same augmentation code as the augment stage
-(gendistill.augment.augment_class, same per-copy seeds), then the set is packaged like the distilled set.
+(gendistill.distilled.augment.augment_class, same per-copy seeds), then the set is packaged like the distilled set.
 """
 
 import sys
@@ -11,7 +11,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemak
 import json
 from pathlib import Path
 
-from gendistill.ablation import build_variant
+from gendistill.ablation.pda import build_variant
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821

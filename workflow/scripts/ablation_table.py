@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
-from gendistill.ablation import ablation_plot, ablation_table
+from gendistill.ablation.pda import ablation_plot, ablation_table
 from gendistill.evaluation.table import write_csv
 from gendistill.logs import log_to
 from gendistill.report.plots import html_table

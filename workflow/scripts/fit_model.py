@@ -1,4 +1,4 @@
-"""Snakemake script for rule `fit_model` (thin: the recipe is gendistill.model_fit)."""
+"""Snakemake script for rule `fit_model` (thin: the recipe is gendistill.generator.fit)."""
 
 import os
 import sys
@@ -13,8 +13,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemak
 
 import json  # noqa: E402
 
+from gendistill.generator.fit import save_fitted_pipeline  # noqa: E402
 from gendistill.logs import log_to  # noqa: E402
-from gendistill.model_fit import save_fitted_pipeline  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -1,4 +1,4 @@
-"""Snakemake script for rule `package` (thin: the logic is gendistill.package)."""
+"""Snakemake script for rule `package` (thin: the logic is gendistill.distilled.package)."""
 
 import json
 import sys
@@ -6,8 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
+from gendistill.distilled.package import package
 from gendistill.logs import log_to
-from gendistill.package import package
 from gendistill.provenance import write_provenance
 
 sm = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-"""Snakemake script for rules `select` and `ablation_select` (thin: the logic is gendistill.selection)."""
+"""Snakemake script for rules `select` and `ablation_select` (thin: the logic is gendistill.teacher.selection)."""
 
 import json
 import sys
@@ -9,7 +9,7 @@ import torch
 
 from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
-from gendistill.selection import select_class
+from gendistill.teacher.selection import select_class
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

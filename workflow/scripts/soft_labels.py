@@ -1,4 +1,4 @@
-"""Snakemake script for rule `soft_labels` (thin: the logic is gendistill.soft_labels)."""
+"""Snakemake script for rule `soft_labels` (thin: the logic is gendistill.teacher.soft_labels)."""
 
 import json
 import sys
@@ -9,7 +9,7 @@ import torch
 
 from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
-from gendistill.soft_labels import compute
+from gendistill.teacher.soft_labels import compute
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

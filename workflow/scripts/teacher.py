@@ -1,4 +1,4 @@
-"""Snakemake script for rule `teacher` (thin: the logic is gendistill.teacher)."""
+"""Snakemake script for rule `teacher` (thin: the logic is gendistill.teacher.classifier)."""
 
 import json
 import sys
@@ -9,7 +9,7 @@ import torch
 
 from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
-from gendistill.teacher import import_checkpoint, train_teacher
+from gendistill.teacher.classifier import import_checkpoint, train_teacher
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -6,10 +6,10 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
+from gendistill.ablation.teacher import teacher_ablation_plot, teacher_ablation_table
 from gendistill.evaluation.table import write_csv
 from gendistill.logs import log_to
 from gendistill.report.plots import html_table
-from gendistill.teacher_ablation import teacher_ablation_plot, teacher_ablation_table
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -109,7 +109,7 @@ def run_job(
     label_regime "soft": train with the KD loss (train.kd_loss, `kd`: temperature, alpha) on the teacher's
     logits: the package's sidecar (`soft_labels_path`) for the distilled set; for the random real subset the
     same teacher (`teacher_path`) labels the subset's images here, so both stand in the same regime."""
-    from ..package import load_distilled
+    from ..distilled.package import load_distilled
 
     adapter = get_adapter(dataset)
     keep = list(labels)
@@ -123,7 +123,7 @@ def run_job(
         train = TensorSource(d["images"], d["labels"], resolution)
         mean, std = d["mean"], d["std"]
         if label_regime == "soft":
-            from ..soft_labels import load_aligned
+            from ..teacher.soft_labels import load_aligned
 
             s = load_aligned(soft_labels_path, d, distilled_path)
             soft, teacher_sha = s["logits"], s["teacher_sha256"]
@@ -136,7 +136,7 @@ def run_job(
         train = real_source(adapter, "train", keep, resolution, mean, std, workers, select)
         if label_regime == "soft":
             from ..imageio import sha256_file
-            from ..teacher import load_teacher, logits_and_features
+            from ..teacher.classifier import load_teacher, logits_and_features
 
             teacher, meta = load_teacher(teacher_path)
             if meta["resolution"] != resolution:

@@ -178,8 +178,8 @@ def model_facts(root: Path, where: str) -> dict:
 
 
 def tiny_facts(spec: dict) -> dict:
-    """Facts of the tiny random-weight pipeline `spec` will build (model_build), without building it."""
-    from ..model_build import LATENT_CHANNELS, tiny_scale, tiny_spec
+    """Facts of the tiny random-weight pipeline `spec` will build (generator.build), without building it."""
+    from ..generator.build import LATENT_CHANNELS, tiny_scale, tiny_spec
 
     s = tiny_spec(spec)
     family = BY_NAME[s["family"]]

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .layout import RECORDS, read_records
+from ..atomic import atomic_path
+from ..layout import RECORDS, read_records
 
 
 def build_variant(
@@ -33,9 +33,9 @@ def build_variant(
     out_manifest: str,
     out_folder: str,
 ) -> dict:
-    from .augment import augment_class
-    from .imageio import load_png, save_png
-    from .package import package
+    from ..distilled.augment import augment_class
+    from ..distilled.package import package
+    from ..imageio import load_png, save_png
 
     n, n_aug = int(variant["n_generated"]), int(variant["n_aug"])
     params = {**aug_params, "n_aug": n_aug}
@@ -151,7 +151,7 @@ def ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
 
 def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
     """Bars per variant (grouped by IPC), error bars = std over seeds; generated sets vs real subsets."""
-    from .report.plots import plt, save_png
+    from ..report.plots import plt, save_png
 
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(

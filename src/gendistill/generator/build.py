@@ -529,7 +529,7 @@ def build_tiny_decoder(spec: dict | None = None):
 def save_tiny_pipeline(out_dir: Path, spec: dict | None = None) -> Path:
     """Build the tiny pipeline and save it as a diffusers directory (with `tiny_decoder/`), written atomically
     (gendistill.atomic: an interrupted build leaves nothing that looks complete)."""
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
 
     out_dir = Path(out_dir)
     pipe = build_tiny_pipeline(spec)
@@ -537,7 +537,7 @@ def save_tiny_pipeline(out_dir: Path, spec: dict | None = None) -> Path:
         pipe.save_pretrained(tmp, safe_serialization=True)
         build_tiny_decoder(spec).save_pretrained(tmp / "tiny_decoder", safe_serialization=True)
         (tmp / "RANDOM_WEIGHTS.txt").write_text(
-            "This pipeline has RANDOM weights (built offline by gendistill.model_build for the demo/tests).\n"
+            "This pipeline has RANDOM weights (built offline by gendistill.generator.build for the demo/tests).\n"
             "Its images are noise, not pictures of the prompted classes. tiny_decoder/ is a random AutoencoderTiny\n"
             "for generation.decoder: tiny.\n"
             f"spec: {json.dumps(tiny_spec(spec), sort_keys=True)}\n"

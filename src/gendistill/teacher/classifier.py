@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path, write_text
-from .imageio import sha256_file
+from ..atomic import atomic_path, write_text
+from ..imageio import sha256_file
 
 FORMAT = "gendistill-teacher-v1"
 
@@ -48,9 +48,9 @@ def train_teacher(
 ) -> dict:
     """Train `model_name` on the real training split (classes `labels`) with the evaluation's recipe; test it on
     the real test split; write the teacher file and its record (sha256, test accuracy, recipe)."""
-    from .datasets import get_adapter
-    from .evaluation.job import EpochProgress, real_source, test_subset
-    from .evaluation.train import evaluate_on, fit
+    from ..datasets import get_adapter
+    from ..evaluation.job import EpochProgress, real_source, test_subset
+    from ..evaluation.train import evaluate_on, fit
 
     adapter = get_adapter(dataset)
     res = resolution or adapter.image_size
@@ -109,7 +109,7 @@ def import_checkpoint(
 
 
 def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: int) -> torch.nn.Module:
-    from .evaluation.models import build_model
+    from ..evaluation.models import build_model
 
     if not Path(path).is_file():
         raise FileNotFoundError(
@@ -143,7 +143,7 @@ def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: in
 
 def load_teacher(path: str) -> tuple[torch.nn.Module, dict]:
     """The teacher written by train_teacher / import_checkpoint: (model in eval mode, meta)."""
-    from .evaluation.models import build_model
+    from ..evaluation.models import build_model
 
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if not (isinstance(obj, dict) and obj.get("format") == FORMAT):
@@ -177,8 +177,8 @@ def logits_and_features(
 
 def images_source(images_uint8_nhwc, mean, std, resolution: int):
     """uint8 [N, H, W, 3] images as a source at the teacher's resolution and normalisation."""
-    from .evaluation.data import TensorSource
-    from .evaluation.train import normalise
+    from ..evaluation.data import TensorSource
+    from ..evaluation.train import normalise
 
     x = normalise(images_uint8_nhwc, mean, std)
     return TensorSource(x, torch.zeros(len(x), dtype=torch.long), resolution)

@@ -10,7 +10,7 @@ sampling call (1 step, guidance 0). So the unchanged sampling stage turns "a han
 and everything after it (augmentation, packaging, labels, evaluation) gets images whose class can be measured.
 
 Recipe (`fit_pipeline`):
-1. Build the tiny pipeline (model_build.build_tiny_pipeline) with the spec's widths, at the dataset's resolution.
+1. Build the tiny pipeline (generator.build.build_tiny_pipeline) with the spec's widths, at the dataset's resolution.
 2. VAE: trained as a KL autoencoder on the training images in [-1, 1] (MSE + kl_weight x KL, Adam, cosine lr).
 3. Latent scale: the one trailing Euler-ancestral step starts from x_T = sigma_max * n (sigma_max = 14.6 for
    SDXL-Turbo's schedule) and returns x0 = x_T - sigma_max * eps. The VAE's `scaling_factor` is set so that
@@ -48,7 +48,7 @@ import shutil
 import time
 from pathlib import Path
 
-log = logging.getLogger("gendistill.model_fit")
+log = logging.getLogger("gendistill.generator.fit")
 
 FIT_VERSION = 1  # bump when the recipe changes: it is part of the model directory's hash
 
@@ -153,8 +153,8 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
     import torch
     import torch.nn.functional as F
 
-    from .datasets import get_adapter
-    from .model_build import build_tiny_pipeline
+    from ..datasets import get_adapter
+    from .build import build_tiny_pipeline
 
     s = full_spec(spec)
     problems = spec_problems(s, dataset_cfg)
@@ -441,7 +441,7 @@ def save_fitted_pipeline(out_dir: Path, spec: dict | None, dataset_cfg: dict, th
         "\n"
         "This directory is an ordinary diffusers StableDiffusionXLPipeline with SDXL-Turbo's component classes\n"
         "(two CLIP text encoders, an SDXL text_time UNet, a KL VAE, Euler-ancestral trailing scheduler), tiny\n"
-        f"widths, whose weights were fitted offline (gendistill.model_fit, recipe version {FIT_VERSION}) to the\n"
+        f"widths, whose weights were fitted offline (gendistill.generator.fit, recipe version {FIT_VERSION}) to the\n"
         f"TRAINING split of the demo dataset {dataset_cfg.get('name')!r} ({report['train_images']} images,\n"
         f"{report['classes']} classes, {report['resolution']} px). It draws those classes from their names\n"
         "(e.g. 'a handwritten digit three') with one sampling step and guidance 0, and nothing else.\n"

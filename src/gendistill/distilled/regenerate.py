@@ -15,11 +15,11 @@ import pandas as pd
 
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
+    from ..layout import RunLayout, read_records
+    from ..plan import load_spec
+    from ..sampling.generate import Sampler
+    from ..sampling.pipeline import load_from_spec
     from .augment import apply
-    from .layout import RunLayout, read_records
-    from .plan import load_spec
-    from .sampling.generate import Sampler
-    from .sampling.pipeline import load_from_spec
 
     run = RunLayout(run_dir)
     manifest = pd.read_csv(run.manifest, dtype={"aug_seed": "Int64", "seed": "int64"})
@@ -42,7 +42,7 @@ def regenerate(run_dir: str, file: str):
 def main(run_dir: str, file: str) -> int:
     import hashlib
 
-    from .imageio import png_bytes
+    from ..imageio import png_bytes
 
     img, row = regenerate(run_dir, file)
     digest = hashlib.sha256(png_bytes(img)).hexdigest()

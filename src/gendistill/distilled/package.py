@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .imageio import load_png, sha256_file
-from .layout import read_records
+from ..atomic import atomic_path
+from ..imageio import load_png, sha256_file
+from ..layout import read_records
 
 FORMAT_VERSION = 1
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .ablation import summarise_over_seeds
+from .pda import summarise_over_seeds
 
 
 def teacher_ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
@@ -74,7 +74,7 @@ def teacher_ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFra
 
 def teacher_ablation_plot(table: pd.DataFrame, path: str) -> None:
     """Bars per row (error bars = std over seeds): generated sets hard / soft, real subsets hard / soft, full."""
-    from .report.plots import plt, save_png
+    from ..report.plots import plt, save_png
 
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .layout import RECORDS, read_records
+from ..atomic import atomic_path
+from ..layout import RECORDS, read_records
 
 CRITERIA = ("confidence", "diversity", "difficulty")
 
@@ -108,8 +108,8 @@ def select_class(
     device: str = "cpu",
 ) -> dict:
     """Score the first `n_candidates` candidates of one class with the teacher and keep `n_keep` of them."""
-    from .imageio import load_png, sha256_file
-    from .teacher import images_source, load_teacher, logits_and_features
+    from ..imageio import load_png, sha256_file
+    from .classifier import images_source, load_teacher, logits_and_features
 
     cand_dir = Path(cand_dir)
     src = read_records(cand_dir)

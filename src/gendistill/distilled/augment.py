@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .seeds import augment_seed
+from ..seeds import augment_seed
 
 
 def draw_params(rng: np.random.Generator, p: dict, size: int) -> dict:
@@ -72,8 +72,8 @@ def augment_dir(in_dir: Path, out_dir: Path, params: dict, seed: int) -> int:
     """Augment one class's generated directory into `out_dir` (PNGs + records.json); returns images written."""
     import json
 
-    from .imageio import load_png, save_png
-    from .layout import RECORDS, read_records
+    from ..imageio import load_png, save_png
+    from ..layout import RECORDS, read_records
 
     src = read_records(in_dir)
     images = np.stack([load_png(in_dir / r["file"]) for r in src["images"]])
@@ -96,8 +96,8 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from .atomic import atomic_path
-    from .layout import class_dir
+    from ..atomic import atomic_path
+    from ..layout import class_dir
 
     dirs = [Path(d) for d in generated]
     missing = [d.name for d in dirs if d.name not in seeds]
