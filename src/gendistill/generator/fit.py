@@ -354,23 +354,14 @@ def _fit_text_encoders(pipe, prompts: list[str], labels: list[int], n_classes: i
     te1, te2 = pipe.text_encoder, pipe.text_encoder_2
     te1.train()
     te2.train()
+    tokenizers = (pipe.tokenizer, pipe.tokenizer_2)
     ids = [
-        pipe.tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=pipe.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids,
-        pipe.tokenizer_2(
-            prompts,
-            padding="max_length",
-            max_length=pipe.tokenizer_2.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids,
+        tok(
+            prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        for tok in tokenizers
     ]
-    eos = [int(pipe.tokenizer.eos_token_id), int(pipe.tokenizer_2.eos_token_id)]
+    eos = [int(tok.eos_token_id) for tok in tokenizers]
     end = [(i == e).int().argmax(-1) for i, e in zip(ids, eos)]  # first end token, as CLIP pools
     y = torch.tensor(labels)
     heads = torch.nn.ModuleList(
