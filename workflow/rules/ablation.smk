@@ -70,13 +70,13 @@ rule ablation_evaluate:
     input:
         data=lambda w: ablation_eval_spec(w.variant)["data"] or [],
         soft_labels=lambda w: (
-            SOFT_LABELS
+            LAYOUT.soft_labels
             if ablation_eval_spec(w.variant)["labels"] == "soft"
             and ablation_eval_spec(w.variant)["set"] == "distilled"
             else []
         ),
         teacher=lambda w: (
-            TEACHER
+            LAYOUT.teacher
             if ablation_eval_spec(w.variant)["labels"] == "soft"
             and ablation_eval_spec(w.variant)["set"] == "random_subset"
             else []

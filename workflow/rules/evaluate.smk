@@ -15,8 +15,10 @@ rule evaluate:
     input:
         data=lambda w: rules.package.output.tensor if w.set == "distilled" else [],
         # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
-        soft_labels=lambda w: SOFT_LABELS if w.set == "distilled" and eval_label_regime(w.set) == "soft" else [],
-        teacher=lambda w: TEACHER if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
+        soft_labels=lambda w: (
+            LAYOUT.soft_labels if w.set == "distilled" and eval_label_regime(w.set) == "soft" else []
+        ),
+        teacher=lambda w: LAYOUT.teacher if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
     output:
         metrics=LAYOUT.metrics(),
     log:
