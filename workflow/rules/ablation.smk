@@ -135,13 +135,13 @@ rule ablation_table:
             subcategory="Data (CSV)",
         ),
         html=report(
-            f"{OUT}/results/ablation.html",
+            LAYOUT.results("ablation.html"),
             caption="../report/ablation.rst",
             category="Ablation: PDA",
             subcategory="Accuracy",
         ),
         plot=report(
-            f"{OUT}/results/ablation.png",
+            LAYOUT.results("ablation.png"),
             caption="../report/ablation.rst",
             category="Ablation: PDA",
             subcategory="Accuracy",

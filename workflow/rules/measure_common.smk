@@ -202,5 +202,5 @@ def measure_outputs():
     if ablation_active():
         out += list(rules.ablation_table.output)
     if teacher_ablation_active():
-        out += [f"{OUT}/results/teacher_ablation.{e}" for e in ("csv", "html", "png")]
+        out += list(rules.teacher_ablation_table.output)
     return out

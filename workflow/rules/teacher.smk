@@ -174,19 +174,19 @@ rule teacher_ablation_table:
         teacher=rules.teacher.output.record,
     output:
         table=report(
-            f"{OUT}/results/teacher_ablation.csv",
+            LAYOUT.teacher_ablation,
             caption="../report/teacher_ablation.rst",
             category="Teacher ablation",
             subcategory="Data (CSV)",
         ),
         html=report(
-            f"{OUT}/results/teacher_ablation.html",
+            LAYOUT.results("teacher_ablation.html"),
             caption="../report/teacher_ablation.rst",
             category="Teacher ablation",
             subcategory="Accuracy",
         ),
         plot=report(
-            f"{OUT}/results/teacher_ablation.png",
+            LAYOUT.results("teacher_ablation.png"),
             caption="../report/teacher_ablation.rst",
             category="Teacher ablation",
             subcategory="Accuracy",
