@@ -107,8 +107,8 @@ rule ablation_select:
         candidates=rules.ablation_sample.output.images,
         teacher=rules.teacher.output.model,
     output:
-        images=directory(f"{OUT}/ablation/teacher/selected/{{criterion}}/{{cls}}"),
-        scores=f"{OUT}/ablation/teacher/selection/{{criterion}}/{{cls}}.csv",
+        images=directory(LAYOUT.teacher_ablation_selected()),
+        scores=LAYOUT.teacher_ablation_scores(),
     log:
         f"{OUT}/logs/ablation/select/{{criterion}}/{{cls}}.log",
     benchmark:
@@ -132,12 +132,12 @@ rule ablation_select:
 
 rule ablation_teacher_package:
     input:
-        pool=lambda w: expand(f"{OUT}/ablation/teacher/selected/{w.criterion}/{{cls}}", cls=CLASS_IDS),
+        pool=lambda w: expand(rules.ablation_select.output.images, criterion=w.criterion, cls=CLASS_IDS),
     output:
-        augmented=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/augmented"),
-        tensor=f"{OUT}/ablation/teacher/sets/{{criterion}}/distilled.pt",
-        manifest=f"{OUT}/ablation/teacher/sets/{{criterion}}/manifest.csv",
-        folder=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/imagefolder"),
+        augmented=directory(LAYOUT.teacher_ablation_set().augmented),
+        tensor=LAYOUT.teacher_ablation_set().distilled,
+        manifest=LAYOUT.teacher_ablation_set().manifest,
+        folder=directory(LAYOUT.teacher_ablation_set().imagefolder),
     log:
         f"{OUT}/logs/ablation/teacher_package/{{criterion}}.log",
     benchmark:
