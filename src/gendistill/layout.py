@@ -1,8 +1,9 @@
 """Where a run's files live, stage by stage: the one definition, used by the rules (their outputs; the rules
-that consume a file take it from `rules.<name>.output`) and by library code that reads a finished run
-(regenerate, the summary).
+that consume a file take it from `rules.<name>.output`, or from here where the rule that writes it is defined
+later) and by library code that reads a finished run (regenerate, the summary).
 
-Paths are strings, as Snakemake takes them; arguments default to the rules' wildcards ("{cls}", ...).
+Paths are strings, as Snakemake takes them; arguments default to the rules' wildcards ("{cls}", ...). An
+ablation's packaged set is a SetLayout (its files in one directory).
 A stage that holds classes has one subdirectory per class, named by the class id (gendistill.naming).
 """
 
@@ -35,13 +36,30 @@ class RunLayout:
     def _at(self, *parts: str) -> str:
         return "/".join((str(self.root), *parts))
 
-    # prompts -> sampling -> augmentation -> packaging -> evaluation -> results and report
+    # prompts -> sampling [-> teacher -> selection] -> augmentation -> packaging [-> soft labels] -> evaluation
+    # -> results and report; beside them class recognition and the ablations
     @property
     def prompts(self) -> str:
         return self._at("prompts.csv")
 
     def generated(self, cls: str = "{cls}") -> str:
         return class_dir(self._at("generated"), cls)
+
+    # The teacher (teacher.py), when something uses it: the model, and its record (sha256, source, test accuracy)
+    @property
+    def teacher(self) -> str:
+        return self._at("teacher", "teacher.pt")
+
+    @property
+    def teacher_json(self) -> str:
+        return self._at("teacher", "teacher.json")
+
+    # Selection (selection.oversample > 1): a class's kept candidates, and every candidate's scores
+    def selected(self, cls: str = "{cls}") -> str:
+        return class_dir(self._at("selected"), cls)
+
+    def selection_scores(self, cls: str = "{cls}") -> str:
+        return self._at("selection", f"{cls}.csv")
 
     @property
     def augmented(self) -> str:
@@ -63,8 +81,44 @@ class RunLayout:
     def provenance(self) -> str:
         return self._at("dataset", "provenance.json")
 
+    @property
+    def soft_labels(self) -> str:
+        """The teacher's logits for the packaged images (evaluation.labels: soft), aligned with distilled.pt."""
+        return self._at("dataset", "soft_labels.pt")
+
     def metrics(self, set: str = "{set}", model: str = "{model}", seed: str = "{seed}") -> str:
         return self._at("eval", set, model, f"seed{seed}.json")
+
+    # Class recognition: the classifier trained on the real training split, and its record
+    @property
+    def recogniser(self) -> str:
+        return self._at("recognition", "classifier.pt")
+
+    @property
+    def recogniser_json(self) -> str:
+        return self._at("recognition", "classifier.json")
+
+    # The PDA ablation: one pool of generated images per class (shared with the teacher ablation), a packaged set
+    # per variant, an evaluation per (variant, model, seed) (the teacher ablation's variants too)
+    def ablation_generated(self, cls: str = "{cls}") -> str:
+        return class_dir(self._at("ablation", "generated"), cls)
+
+    def ablation_set(self, variant: str = "{variant}") -> SetLayout:
+        return SetLayout(self._at("ablation", "sets", variant))
+
+    def ablation_metrics(self, variant: str = "{variant}", model: str = "{model}", seed: str = "{seed}") -> str:
+        return self._at("ablation", "eval", variant, model, f"seed{seed}.json")
+
+    # The teacher ablation: per selection criterion, each class's kept candidates of the ablation pool and their
+    # scores, and the packaged set they make
+    def teacher_ablation_selected(self, criterion: str = "{criterion}", cls: str = "{cls}") -> str:
+        return class_dir(self._at("ablation", "teacher", "selected", criterion), cls)
+
+    def teacher_ablation_scores(self, criterion: str = "{criterion}", cls: str = "{cls}") -> str:
+        return self._at("ablation", "teacher", "selection", criterion, f"{cls}.csv")
+
+    def teacher_ablation_set(self, criterion: str = "{criterion}") -> SetLayout:
+        return SetLayout(self._at("ablation", "teacher", "sets", criterion))
 
     def results(self, name: str) -> str:
         """A file of the run's results (tables, plots): results/<name>; the tables read back by name below."""
@@ -84,12 +138,45 @@ class RunLayout:
         return self.results("ablation.csv")
 
     @property
+    def teacher_ablation(self) -> str:
+        return self.results("teacher_ablation.csv")
+
+    @property
     def report(self) -> str:
         return self._at("report")
 
     @property
     def benchmarks(self) -> str:
         return self._at("benchmarks")
+
+
+class SetLayout:
+    """An ablation's packaged set, in a directory of its own: its augmented images and what packaging writes
+    (the run's own set is RunLayout.augmented and dataset/)."""
+
+    __slots__ = ("dir",)
+
+    def __init__(self, dir: str):
+        self.dir = str(dir)
+
+    def __repr__(self) -> str:
+        return f"SetLayout({self.dir!r})"
+
+    @property
+    def augmented(self) -> str:
+        return f"{self.dir}/augmented"
+
+    @property
+    def distilled(self) -> str:
+        return f"{self.dir}/distilled.pt"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.dir}/manifest.csv"
+
+    @property
+    def imagefolder(self) -> str:
+        return f"{self.dir}/imagefolder"
 
 
 def class_dir(stage_dir: str, cls: str) -> str:

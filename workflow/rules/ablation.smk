@@ -13,7 +13,7 @@ rule ablation_sample:
     input:
         model=sample_model_input,
     output:
-        images=directory(f"{OUT}/ablation/generated/{{cls}}"),
+        images=directory(LAYOUT.ablation_generated()),
     log:
         f"{OUT}/logs/ablation/sample/{{cls}}.log",
     benchmark:
@@ -39,12 +39,12 @@ rule ablation_sample:
 
 rule ablation_package:
     input:
-        pool=expand(f"{OUT}/ablation/generated/{{cls}}", cls=CLASS_IDS),
+        pool=expand(rules.ablation_sample.output.images, cls=CLASS_IDS),
     output:
-        augmented=directory(f"{OUT}/ablation/sets/{{variant}}/augmented"),
-        tensor=f"{OUT}/ablation/sets/{{variant}}/distilled.pt",
-        manifest=f"{OUT}/ablation/sets/{{variant}}/manifest.csv",
-        folder=directory(f"{OUT}/ablation/sets/{{variant}}/imagefolder"),
+        augmented=directory(LAYOUT.ablation_set().augmented),
+        tensor=LAYOUT.ablation_set().distilled,
+        manifest=LAYOUT.ablation_set().manifest,
+        folder=directory(LAYOUT.ablation_set().imagefolder),
     log:
         f"{OUT}/logs/ablation/package/{{variant}}.log",
     benchmark:
@@ -70,19 +70,19 @@ rule ablation_evaluate:
     input:
         data=lambda w: ablation_eval_spec(w.variant)["data"] or [],
         soft_labels=lambda w: (
-            SOFT_LABELS
+            LAYOUT.soft_labels
             if ablation_eval_spec(w.variant)["labels"] == "soft"
             and ablation_eval_spec(w.variant)["set"] == "distilled"
             else []
         ),
         teacher=lambda w: (
-            TEACHER
+            LAYOUT.teacher
             if ablation_eval_spec(w.variant)["labels"] == "soft"
             and ablation_eval_spec(w.variant)["set"] == "random_subset"
             else []
         ),
     output:
-        metrics=f"{OUT}/ablation/eval/{{variant}}/{{model}}/seed{{seed}}.json",
+        metrics=LAYOUT.ablation_metrics(),
     log:
         f"{OUT}/logs/ablation/evaluate/{{variant}}/{{model}}/seed{{seed}}.log",
     benchmark:
@@ -135,13 +135,13 @@ rule ablation_table:
             subcategory="Data (CSV)",
         ),
         html=report(
-            f"{OUT}/results/ablation.html",
+            LAYOUT.results("ablation.html"),
             caption="../report/ablation.rst",
             category="Ablation: PDA",
             subcategory="Accuracy",
         ),
         plot=report(
-            f"{OUT}/results/ablation.png",
+            LAYOUT.results("ablation.png"),
             caption="../report/ablation.rst",
             category="Ablation: PDA",
             subcategory="Accuracy",

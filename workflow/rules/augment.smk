@@ -7,7 +7,7 @@
 
 rule augment:
     input:
-        generated=expand(f"{class_images_dir()}/{{cls}}", cls=CLASS_IDS),  # selected/ with selection
+        generated=[class_images(c) for c in CLASS_IDS],  # selected/ with selection
     output:
         images=directory(LAYOUT.augmented),
     log:

@@ -17,7 +17,9 @@ except (ConfigError, DatasetError) as err:
 
 CFG = PLAN.cfg  # config with schema defaults filled in
 OUT = str(PLAN.out)
-LAYOUT = PLAN.layout  # the run's file paths (gendistill.layout); rules that read a file take rules.<name>.output
+# The run's file paths (gendistill.layout): every rule's outputs. A rule that reads a file takes it from
+# rules.<name>.output, or from LAYOUT where the rule that writes it is defined later (teacher.smk)
+LAYOUT = PLAN.layout
 CLASS_IDS = [c.id for c in PLAN.classes]
 SRC = str(Path(workflow.basedir) / "src")
 
@@ -82,11 +84,6 @@ def model_input():
     return PLAN.model_dir or []
 
 
-TEACHER = f"{OUT}/teacher/teacher.pt"
-TEACHER_JSON = f"{OUT}/teacher/teacher.json"
-SOFT_LABELS = f"{OUT}/dataset/soft_labels.pt"
-
-
 def teacher_active():
     """Something needs the teacher: selection, soft labels or the teacher ablation (plan.teacher_uses)."""
     return bool(teacher_uses(CFG))
@@ -110,9 +107,9 @@ def n_candidates(c):
     return c.n_generated * CFG["selection"]["oversample"]
 
 
-def class_images_dir():
-    """Where PDA reads each class's images: the kept candidates with selection, else the sampled images."""
-    return f"{OUT}/selected" if selection_active() else f"{OUT}/generated"
+def class_images(cls):
+    """Where PDA reads class `cls`'s images: its kept candidates with selection, else its sampled images."""
+    return LAYOUT.selected(cls) if selection_active() else LAYOUT.generated(cls)
 
 
 def eval_label_regime(set_name):
@@ -145,9 +142,9 @@ def pipeline_outputs():
     if evaluation_active():
         out += [rules.results_table.output.table]
     if selection_active():
-        out += [f"{OUT}/selection/{c}.csv" for c in CLASS_IDS]
+        out += expand(rules.select.output.scores, cls=CLASS_IDS)
     if soft_labels_active():
-        out += [SOFT_LABELS]
+        out += [rules.soft_labels.output.soft_labels]
     return out
 
 

@@ -15,8 +15,10 @@ rule evaluate:
     input:
         data=lambda w: rules.package.output.tensor if w.set == "distilled" else [],
         # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
-        soft_labels=lambda w: SOFT_LABELS if w.set == "distilled" and eval_label_regime(w.set) == "soft" else [],
-        teacher=lambda w: TEACHER if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
+        soft_labels=lambda w: (
+            LAYOUT.soft_labels if w.set == "distilled" and eval_label_regime(w.set) == "soft" else []
+        ),
+        teacher=lambda w: LAYOUT.teacher if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
     output:
         metrics=LAYOUT.metrics(),
     log:
@@ -70,7 +72,7 @@ rule results_table:
         ),
     output:
         table=report(
-            f"{OUT}/results/results.csv",
+            LAYOUT.results("results.csv"),
             caption="../report/results_table.rst",
             category="Evaluation",
             subcategory="Data (CSV)",
@@ -82,7 +84,7 @@ rule results_table:
             subcategory="Data (CSV)",
         ),
         per_class=report(
-            f"{OUT}/results/per_class.csv",
+            LAYOUT.results("per_class.csv"),
             caption="../report/per_class_csv.rst",
             category="Evaluation",
             subcategory="Data (CSV)",
@@ -107,25 +109,25 @@ rule evaluation_plots:
         per_class=rules.results_table.output.per_class,
     output:
         accuracy=report(
-            f"{OUT}/results/accuracy.png",
+            LAYOUT.results("accuracy.png"),
             caption="../report/accuracy.rst",
             category="Evaluation",
             subcategory="Accuracy",
         ),
         table=report(
-            f"{OUT}/results/results.html",
+            LAYOUT.results("results.html"),
             caption="../report/results_html.rst",
             category="Evaluation",
             subcategory="Accuracy",
         ),
         per_class=report(
-            f"{OUT}/results/per_class.png",
+            LAYOUT.results("per_class.png"),
             caption="../report/per_class.rst",
             category="Evaluation",
             subcategory="Per class",
         ),
         per_class_table=report(
-            f"{OUT}/results/per_class.html",
+            LAYOUT.results("per_class.html"),
             caption="../report/per_class_csv.rst",
             category="Evaluation",
             subcategory="Per class",

@@ -56,7 +56,7 @@ def teacher_ablation_active():
 def teacher_ablation_variants():
     """The teacher ablation's rows: name, label, set (distilled / random_subset / full), labels (hard / soft),
     selection, and data (the packaged set a distilled row trains on)."""
-    base = {"selection": "none", "data": f"{OUT}/dataset/distilled.pt"}
+    base = {"selection": "none", "data": LAYOUT.distilled}
     rows = [{"name": "paper_hard", "label": "paper's method", "set": "distilled", "labels": "hard", **base}]
     for c in TEACHER_CRITERIA:
         rows.append(
@@ -66,7 +66,7 @@ def teacher_ablation_variants():
                 "set": "distilled",
                 "labels": "hard",
                 "selection": c,
-                "data": f"{OUT}/ablation/teacher/sets/{c}/distilled.pt",
+                "data": LAYOUT.teacher_ablation_set(c).distilled,
             }
         )
     rows.append({"name": "paper_soft", "label": "soft labels", "set": "distilled", "labels": "soft", **base})
@@ -102,7 +102,7 @@ def ablation_eval_spec(name):
             return {
                 "set": "distilled",
                 "labels": "hard",
-                "data": f"{OUT}/ablation/sets/{name}/distilled.pt",
+                "data": LAYOUT.ablation_set(name).distilled,
                 "counts": None,
             }
     for v in ablation_real_variants():
@@ -137,9 +137,7 @@ def teacher_ablation_metric_rows():
             for seed in CFG["evaluation"]["seeds"]:
                 run_set = reuse.get(v["name"])
                 path = (
-                    f"{OUT}/eval/{run_set}/{model}/seed{seed}.json"
-                    if run_set
-                    else f"{OUT}/ablation/eval/{v['name']}/{model}/seed{seed}.json"
+                    LAYOUT.metrics(run_set, model, seed) if run_set else LAYOUT.ablation_metrics(v["name"], model, seed)
                 )
                 rows.append(
                     {
@@ -168,23 +166,26 @@ def ablation_metric_rows():
     evaluation jobs (same images, same training seeds)."""
     main = f"gen{CFG['generation']['n_generated']}_aug{CFG['augmentation']['n_aug']}"
     main_ipc = CFG["generation"]["n_generated"] * (1 + CFG["augmentation"]["n_aug"])
-    reuse = _uniform_counts()
+    reuse = {}  # variant -> the run's evaluation set it equals
+    if _uniform_counts():
+        reuse[main] = "distilled"
+        if CFG["evaluation"]["baselines"]["random_subset"]:
+            reuse[f"real_ipc{main_ipc}"] = "random_subset"
     rows = []
     for v in ablation_variants() + ablation_real_variants():
         for model in CFG["evaluation"]["models"]:
             for seed in CFG["evaluation"]["seeds"]:
-                path = f"{OUT}/ablation/eval/{v['name']}/{model}/seed{seed}.json"
-                if reuse and v["name"] == main:
-                    path = LAYOUT.metrics("distilled", model, seed)
-                elif reuse and v["name"] == f"real_ipc{main_ipc}" and CFG["evaluation"]["baselines"]["random_subset"]:
-                    path = LAYOUT.metrics("random_subset", model, seed)
+                run_set = reuse.get(v["name"])
+                path = (
+                    LAYOUT.metrics(run_set, model, seed) if run_set else LAYOUT.ablation_metrics(v["name"], model, seed)
+                )
                 rows.append(
                     {
                         "variant": v["name"],
                         "model": model,
                         "seed": seed,
                         "path": path,
-                        "reused_from_run": not path.startswith(f"{OUT}/ablation/"),
+                        "reused_from_run": run_set is not None,
                     }
                 )
     return rows
@@ -202,5 +203,5 @@ def measure_outputs():
     if ablation_active():
         out += list(rules.ablation_table.output)
     if teacher_ablation_active():
-        out += [f"{OUT}/results/teacher_ablation.{e}" for e in ("csv", "html", "png")]
+        out += list(rules.teacher_ablation_table.output)
     return out

@@ -5,7 +5,7 @@ rule package:
     input:
         augmented=rules.augment.output.images,
         prompts=rules.prompts.output.table,
-        teacher=TEACHER_JSON if run_uses_teacher() else [],  # its record (sha256) goes into the provenance
+        teacher=LAYOUT.teacher_json if run_uses_teacher() else [],  # its record (sha256) goes into the provenance
     output:
         tensor=LAYOUT.distilled,
         manifest=LAYOUT.manifest,

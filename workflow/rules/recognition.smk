@@ -10,8 +10,8 @@ RECOGNITION_RECIPE = {
 
 rule recognition_classifier:
     output:
-        model=f"{OUT}/recognition/classifier.pt",
-        info=f"{OUT}/recognition/classifier.json",
+        model=LAYOUT.recogniser,
+        info=LAYOUT.recogniser_json,
     log:
         f"{OUT}/logs/recognition/classifier.log",
     benchmark:
@@ -50,7 +50,7 @@ rule recognise:
             subcategory="Data (CSV)",
         ),
         images=report(
-            f"{OUT}/results/recognition_images.csv",
+            LAYOUT.results("recognition_images.csv"),
             caption="../report/recognition_images.rst",
             category="Recognition",
             subcategory="Data (CSV)",
@@ -77,13 +77,13 @@ rule recognition_plots:
         table=rules.recognise.output.table,
     output:
         html=report(
-            f"{OUT}/results/recognition.html",
+            LAYOUT.results("recognition.html"),
             caption="../report/recognition.rst",
             category="Recognition",
             subcategory="Per class",
         ),
         plot=report(
-            f"{OUT}/results/recognition.png",
+            LAYOUT.results("recognition.png"),
             caption="../report/recognition.rst",
             category="Recognition",
             subcategory="Per class",

@@ -13,8 +13,8 @@ rule teacher:
     input:
         checkpoint=CFG["teacher"]["checkpoint"] or [],
     output:
-        model=TEACHER,
-        record=TEACHER_JSON,
+        model=LAYOUT.teacher,
+        record=LAYOUT.teacher_json,
     log:
         f"{OUT}/logs/teacher.log",
     benchmark:
@@ -51,11 +51,11 @@ rule teacher:
 # and nowhere upstream, so changing it reruns selection and what follows, never sampling.
 rule select:
     input:
-        candidates=f"{OUT}/generated/{{cls}}",
-        teacher=TEACHER,
+        candidates=rules.sample.output.images,
+        teacher=rules.teacher.output.model,
     output:
-        images=directory(f"{OUT}/selected/{{cls}}"),
-        scores=f"{OUT}/selection/{{cls}}.csv",
+        images=directory(LAYOUT.selected()),
+        scores=LAYOUT.selection_scores(),
     log:
         f"{OUT}/logs/select/{{cls}}.log",
     benchmark:
@@ -80,10 +80,10 @@ rule select:
 # The teacher's logits for every packaged image (after PDA): a sidecar of distilled.pt, aligned by index.
 rule soft_labels:
     input:
-        data=f"{OUT}/dataset/distilled.pt",
-        teacher=TEACHER,
+        data=rules.package.output.tensor,
+        teacher=rules.teacher.output.model,
     output:
-        soft_labels=SOFT_LABELS,
+        soft_labels=LAYOUT.soft_labels,
     log:
         f"{OUT}/logs/soft_labels.log",
     benchmark:
@@ -104,11 +104,11 @@ rule soft_labels:
 # the augment stage's code and seeds; evaluated by ablation_evaluate, summarised in one table.
 rule ablation_select:
     input:
-        candidates=f"{OUT}/ablation/generated/{{cls}}",
-        teacher=TEACHER,
+        candidates=rules.ablation_sample.output.images,
+        teacher=rules.teacher.output.model,
     output:
-        images=directory(f"{OUT}/ablation/teacher/selected/{{criterion}}/{{cls}}"),
-        scores=f"{OUT}/ablation/teacher/selection/{{criterion}}/{{cls}}.csv",
+        images=directory(LAYOUT.teacher_ablation_selected()),
+        scores=LAYOUT.teacher_ablation_scores(),
     log:
         f"{OUT}/logs/ablation/select/{{criterion}}/{{cls}}.log",
     benchmark:
@@ -132,12 +132,12 @@ rule ablation_select:
 
 rule ablation_teacher_package:
     input:
-        pool=lambda w: expand(f"{OUT}/ablation/teacher/selected/{w.criterion}/{{cls}}", cls=CLASS_IDS),
+        pool=lambda w: expand(rules.ablation_select.output.images, criterion=w.criterion, cls=CLASS_IDS),
     output:
-        augmented=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/augmented"),
-        tensor=f"{OUT}/ablation/teacher/sets/{{criterion}}/distilled.pt",
-        manifest=f"{OUT}/ablation/teacher/sets/{{criterion}}/manifest.csv",
-        folder=directory(f"{OUT}/ablation/teacher/sets/{{criterion}}/imagefolder"),
+        augmented=directory(LAYOUT.teacher_ablation_set().augmented),
+        tensor=LAYOUT.teacher_ablation_set().distilled,
+        manifest=LAYOUT.teacher_ablation_set().manifest,
+        folder=directory(LAYOUT.teacher_ablation_set().imagefolder),
     log:
         f"{OUT}/logs/ablation/teacher_package/{{criterion}}.log",
     benchmark:
@@ -171,22 +171,22 @@ rule ablation_teacher_package:
 rule teacher_ablation_table:
     input:
         metrics=teacher_ablation_metrics,
-        teacher=TEACHER_JSON,
+        teacher=rules.teacher.output.record,
     output:
         table=report(
-            f"{OUT}/results/teacher_ablation.csv",
+            LAYOUT.teacher_ablation,
             caption="../report/teacher_ablation.rst",
             category="Teacher ablation",
             subcategory="Data (CSV)",
         ),
         html=report(
-            f"{OUT}/results/teacher_ablation.html",
+            LAYOUT.results("teacher_ablation.html"),
             caption="../report/teacher_ablation.rst",
             category="Teacher ablation",
             subcategory="Accuracy",
         ),
         plot=report(
-            f"{OUT}/results/teacher_ablation.png",
+            LAYOUT.results("teacher_ablation.png"),
             caption="../report/teacher_ablation.rst",
             category="Teacher ablation",
             subcategory="Accuracy",

@@ -58,8 +58,8 @@ def summary_text(run_dir: Path) -> str:
                 else f"{int(r.n_generated)} generated x (1 + {int(r.n_aug)}), IPC {r.ipc}"
             )
             lines.append(f"  {what:<36} {r.model:<11} {r.accuracy:>15}")
-    if Path(run.results("teacher_ablation.csv")).is_file():
-        a = pd.read_csv(run.results("teacher_ablation.csv"))
+    if Path(run.teacher_ablation).is_file():
+        a = pd.read_csv(run.teacher_ablation)
         lines.append("\nteacher ablation (beyond the paper), test accuracy (%), mean +- std over seeds:")
         for r in a.itertuples():
             what = f"{r.row}" + (f" ({r.oversample} candidates per kept image)" if r.oversample > 1 else "")
