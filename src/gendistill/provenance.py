@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .atomic import write_text
+from .layout import read_records
 from .seeds import SEED_SCHEME
 
 PACKAGES = [
@@ -76,7 +77,7 @@ def write_provenance(
 
     samplers = {}
     for d in class_dirs:
-        rec = json.loads((Path(d) / "records.json").read_text())["meta"]["generated"]
+        rec = read_records(d)["meta"]["generated"]
         samplers[Path(d).name] = {
             k: rec.get(k)
             for k in (
@@ -124,9 +125,6 @@ def write_provenance(
     }
     if teacher is not None:  # only when a teacher is used (selection, soft labels): the paper's keys stay as they are
         prov["teacher"] = teacher
-        prov["selection"] = {
-            Path(d).name: json.loads((Path(d) / "records.json").read_text())["meta"]["generated"].get("selection")
-            for d in class_dirs
-        }
+        prov["selection"] = {Path(d).name: read_records(d)["meta"]["generated"].get("selection") for d in class_dirs}
     write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
     return prov
