@@ -162,7 +162,7 @@ def _fixture_package(tmp_path, n_per_class=3, classes=(0, 1, 2), size=16):
 
 def _fixture_teacher(tmp_path, size=16, num_classes=4):
     from gendistill.evaluation.models import build_model
-    from gendistill.teacher.classifier import _save
+    from gendistill.teacher.classifier import save_teacher
 
     torch.manual_seed(1)
     model = build_model("convnet", num_classes, size)
@@ -175,7 +175,7 @@ def _fixture_teacher(tmp_path, size=16, num_classes=4):
         "mean": [0.5] * 3,
         "std": [0.25] * 3,
     }
-    _save(str(tmp_path / "teacher.pt"), str(tmp_path / "teacher.json"), model, meta)
+    save_teacher(str(tmp_path / "teacher.pt"), str(tmp_path / "teacher.json"), model, meta)
     return tmp_path / "teacher.pt", model
 
 

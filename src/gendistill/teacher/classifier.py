@@ -21,7 +21,7 @@ from ..imageio import sha256_file
 FORMAT = "gendistill-teacher-v1"
 
 
-def _save(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict, timing: dict | None = None) -> dict:
+def save_teacher(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict, timing: dict | None = None) -> dict:
     """Write the teacher file (weights + meta: the same training gives the same bytes, so the same sha256) and
     its record (meta, sha256 and `timing`, which stays out of the weights file)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -77,7 +77,7 @@ def train_teacher(
         "n_train": info["n_train"],
         "final_loss": info["final_loss"],
     }
-    return _save(out_pt, out_json, model.cpu(), meta, timing={"train_seconds": info["train_seconds"]})
+    return save_teacher(out_pt, out_json, model.cpu(), meta, timing={"train_seconds": info["train_seconds"]})
 
 
 def import_checkpoint(
@@ -105,7 +105,7 @@ def import_checkpoint(
         "mean": list(mean),
         "std": list(std),
     }
-    return _save(out_pt, out_json, model, meta)
+    return save_teacher(out_pt, out_json, model, meta)
 
 
 def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: int) -> torch.nn.Module:
