@@ -65,6 +65,19 @@ class Adapter:
     def generate(self, emb, seeds: list[int], gen: dict) -> torch.Tensor:
         raise NotImplementedError
 
+    def _sample(self, seeds: list[int], gen: dict, **family_kwargs) -> torch.Tensor:
+        """One pipeline call of a text-to-image family: an image per seed at the run's resolution and steps, as a
+        float tensor; the family adds its prompt embeddings and options."""
+        return self.pipe(
+            num_inference_steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
+            height=gen["resolution"],
+            width=gen["resolution"],
+            generator=generators(seeds),
+            output_type="pt",
+            **family_kwargs,
+        ).images
+
     def check(self, gen: dict) -> None:
         """Refuse settings this model cannot sample (the plan checks them earlier, from the configs)."""
         multiple = self.facts()["multiple"]
@@ -145,18 +158,13 @@ class SDXLAdapter(Adapter):
                 "negative_prompt_embeds": npe.expand(b, -1, -1),
                 "negative_pooled_prompt_embeds": nppe.expand(b, -1),
             }
-        out = self.pipe(
+        return self._sample(
+            seeds,
+            gen,
             prompt_embeds=pe.expand(b, -1, -1),
             pooled_prompt_embeds=ppe.expand(b, -1),
-            num_inference_steps=gen["steps"],
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
             **kwargs,
         )
-        return out.images
 
     def text_flops(self):
         te1, te2 = self.pipe.text_encoder, self.pipe.text_encoder_2
@@ -187,16 +195,12 @@ class SDAdapter(Adapter):
         pe, npe = emb
         b = len(seeds)
         kwargs = {"negative_prompt_embeds": npe.expand(b, -1, -1)} if gen["guidance_scale"] > 1.0 else {}
-        return self.pipe(
+        return self._sample(
+            seeds,
+            gen,
             prompt_embeds=pe.expand(b, -1, -1),
-            num_inference_steps=gen["steps"],
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
             **kwargs,
-        ).images
+        )
 
     def text_flops(self):
         te = self.pipe.text_encoder
@@ -238,18 +242,14 @@ class SD3Adapter(Adapter):
                 "negative_prompt_embeds": npe.expand(b, -1, -1),
                 "negative_pooled_prompt_embeds": nppe.expand(b, -1),
             }
-        return self.pipe(
+        return self._sample(
+            seeds,
+            gen,
             prompt_embeds=pe.expand(b, -1, -1),
             pooled_prompt_embeds=ppe.expand(b, -1),
-            num_inference_steps=gen["steps"],
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
             max_sequence_length=self.max_sequence_length,
             **kwargs,
-        ).images
+        )
 
     def text_flops(self):
         p = self.pipe
@@ -301,17 +301,13 @@ class FluxAdapter(Adapter):
     def generate(self, emb, seeds, gen):
         pe, ppe = emb
         b = len(seeds)
-        return self.pipe(
+        return self._sample(
+            seeds,
+            gen,
             prompt_embeds=pe.expand(b, -1, -1),
             pooled_prompt_embeds=ppe.expand(b, -1),
-            num_inference_steps=gen["steps"],
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
             max_sequence_length=self.max_sequence_length,
-        ).images
+        )
 
     def text_flops(self):
         p = self.pipe
@@ -371,20 +367,16 @@ class PixArtAdapter(Adapter):
                 "negative_prompt_embeds": npe.expand(b, -1, -1),
                 "negative_prompt_attention_mask": npam.expand(b, -1),
             }
-        return self.pipe(
+        return self._sample(
+            seeds,
+            gen,
             prompt_embeds=pe.expand(b, -1, -1),
             prompt_attention_mask=pam.expand(b, -1),
-            num_inference_steps=gen["steps"],
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
             clean_caption=False,
             use_resolution_binning=False,
             max_sequence_length=self.max_sequence_length,
             **kwargs,
-        ).images
+        )
 
     def text_flops(self):
         te = self.pipe.text_encoder
@@ -466,20 +458,16 @@ class SanaSprintAdapter(SanaAdapter):
         pe, pam = emb
         b = len(seeds)
         intermediate = _call_default(self.pipe, "intermediate_timesteps", 1.3) if gen["steps"] == 2 else None
-        return self.pipe(
+        return self._sample(
+            seeds,
+            gen,
             prompt_embeds=pe.expand(b, -1, -1),
             prompt_attention_mask=pam.expand(b, -1),
-            num_inference_steps=gen["steps"],
             intermediate_timesteps=intermediate,
-            guidance_scale=gen["guidance_scale"],
-            height=gen["resolution"],
-            width=gen["resolution"],
-            generator=generators(seeds),
-            output_type="pt",
             clean_caption=False,
             use_resolution_binning=False,
             max_sequence_length=self.max_sequence_length,
-        ).images
+        )
 
 
 class DiTAdapter(Adapter):
