@@ -10,7 +10,7 @@ import torch
 from ..datasets import get_adapter
 from .models import model_label
 from .data import FileSource, TensorSource
-from .train import fit_and_test, normalise
+from .train import evaluate_on, fit, fit_and_test, normalise
 
 log = logging.getLogger("gendistill.evaluate")
 
@@ -82,6 +82,41 @@ def test_subset(max_images: int | None):
         return np.sort(np.random.default_rng(0).choice(len(y), max_images, replace=False))
 
     return select
+
+
+def fit_on_real(
+    what: str,
+    adapter,
+    labels: list[int],
+    resolution: int,
+    num_classes: int,
+    model_name: str,
+    seed: int,
+    recipe: dict,
+    max_test_images: int | None,
+    device: str,
+    workers: int = 0,
+    progress=None,
+    eval_batch: int = 256,
+):
+    """A classifier trained from scratch on the real training split of classes `labels` and tested on the real
+    test split, both streamed at `resolution` (the recogniser, the teacher): (model, fit info, test result)."""
+    train = real_source(adapter, "train", labels, resolution, adapter.mean, adapter.std, workers)
+    test = real_source(
+        adapter, "test", labels, resolution, adapter.mean, adapter.std, workers, test_subset(max_test_images)
+    )
+    log.info(
+        "%s %s, seed %d: %d real training images of %d classes at %d px, recipe %s",
+        what,
+        model_name,
+        seed,
+        len(train),
+        len(labels),
+        resolution,
+        recipe,
+    )
+    model, info = fit(train, num_classes, model_name, seed, recipe, device, progress)
+    return model, info, evaluate_on(model, test, device, eval_batch, labels)
 
 
 def run_job(

@@ -24,9 +24,9 @@ import torch
 
 from ..datasets import get_adapter
 from ..layout import read_records
-from .job import real_source, real_split, test_subset
+from .job import fit_on_real, real_split
 from .models import model_label
-from .train import evaluate_on, fit, normalise, predict
+from .train import normalise, predict
 
 log = logging.getLogger("gendistill.recognition")
 
@@ -51,18 +51,20 @@ def train_classifier(
     adapter = get_adapter(dataset)
     keep = [int(c) for c in labels]
     size = adapter.image_size
-    train = real_source(adapter, "train", keep, size, adapter.mean, adapter.std, workers)
-    test = real_source(adapter, "test", keep, size, adapter.mean, adapter.std, workers, test_subset(max_test_images))
-    log.info(
-        "recogniser %s, seed %d: %d real training images of %d classes, recipe %s",
+    model, info, res = fit_on_real(
+        "recogniser",
+        adapter,
+        keep,
+        size,
+        num_classes,
         model_name,
-        seed,
-        len(train),
-        len(keep),
+        int(seed),
         recipe,
+        max_test_images,
+        device,
+        workers,
+        progress,
     )
-    model, info = fit(train, num_classes, model_name, int(seed), recipe, device, progress)
-    res = evaluate_on(model, test, device, 256, keep)
     meta = {
         **info,
         **res,

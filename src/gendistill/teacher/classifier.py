@@ -49,19 +49,29 @@ def train_teacher(
     """Train `model_name` on the real training split (classes `labels`) with the evaluation's recipe; test it on
     the real test split; write the teacher file and its record (sha256, test accuracy, recipe)."""
     from ..datasets import get_adapter
-    from ..evaluation.job import EpochProgress, real_source, test_subset
-    from ..evaluation.train import evaluate_on, fit
+    from ..evaluation.job import EpochProgress, fit_on_real
 
     adapter = get_adapter(dataset)
     res = resolution or adapter.image_size
-    train = real_source(adapter, "train", labels, res, adapter.mean, adapter.std, workers)
-    test = real_source(adapter, "test", labels, res, adapter.mean, adapter.std, workers, test_subset(max_test_images))
     progress = EpochProgress(recipe["epochs"], f"teacher/{model_name}/seed{seed}")
     try:
-        model, info = fit(train, num_classes, model_name, seed, recipe, device, progress)
+        model, info, ev = fit_on_real(
+            "teacher",
+            adapter,
+            labels,
+            res,
+            num_classes,
+            model_name,
+            seed,
+            recipe,
+            max_test_images,
+            device,
+            workers,
+            progress,
+            eval_batch=max(recipe["batch_size"], 256),
+        )
     finally:
         progress.close()
-    ev = evaluate_on(model, test, device, max(recipe["batch_size"], 256), labels)
     meta = {
         "source": "trained",
         "model": model_name,
