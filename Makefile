@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SLURM_STAMP := $(VENV)/.slurm-extra-stamp
 CORES ?= 2
+# pytest-xdist workers of `make test` (each runs its tests' workflows with --cores 2): one per core of a 2-core machine
+TEST_WORKERS ?= 2
 
 .PHONY: demo demo-ablation demo-teacher test test-fast test-slurm lint format report clean-demo bench-cpu
 
@@ -39,7 +41,7 @@ demo-teacher: $(STAMP)
 
 test: $(STAMP)
 	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
-	$(BIN)/python -m pytest -q tests -m "not slurm"
+	$(BIN)/python -m pytest -q tests -m "not slurm" -n $(TEST_WORKERS) --dist worksteal
 
 # The unit tier: no Snakemake run, no sampler process, no model fit (markers in pyproject.toml).
 test-fast: $(STAMP)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -140,12 +142,28 @@ def stop_samplers_at_end():
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """`<session dir>/<name>`, made by `build(dir)` once per test session, however many pytest-xdist workers
+    ask: the first takes a lock and builds, the others wait for it and reuse the result. Under xdist each worker
+    has its own base temp directory; their common parent is the session's. A build that fails leaves no marker,
+    so the next worker that asks builds again (and fails on its own)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target, marker = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            build(target)
+            marker.touch()
+    return target
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """One full tiny workflow run shared by read-only tests (caching tests copy it)."""
-    wd = tmp_path_factory.mktemp("tiny_run")
-    run_snakemake(wd, TINY_CONFIG)
-    return wd
+    """One full tiny workflow run shared by read-only tests (caching tests copy it), across xdist workers."""
+    return built_once(tmp_path_factory, "tiny_run", lambda wd: run_snakemake(wd, TINY_CONFIG))
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +171,8 @@ def tiny_model_dir(tmp_path_factory) -> str:
     """A tiny random-weight SDXL-architecture pipeline directory, built once per test session."""
     from gendistill.generator.build import save_tiny_pipeline
 
-    return str(save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny", {"seed": 0}))
+    models = built_once(tmp_path_factory, "tiny_models", lambda d: save_tiny_pipeline(d / "tiny", {"seed": 0}))
+    return str(models / "tiny")
 
 
 @pytest.fixture
@@ -191,8 +210,9 @@ def fitted_run(tmp_path_factory):
     recognition with it."""
     import time
 
-    wd = tmp_path_factory.mktemp("fitted_run")
-    t0 = time.perf_counter()
-    run_snakemake(wd, FITTED_CONFIG)
-    print(f"\nfitted_run: fit + sample + augment + package + recognition in {time.perf_counter() - t0:.0f}s")
-    return wd
+    def build(wd: Path) -> None:
+        t0 = time.perf_counter()
+        run_snakemake(wd, FITTED_CONFIG)
+        print(f"\nfitted_run: fit + sample + augment + package + recognition in {time.perf_counter() - t0:.0f}s")
+
+    return built_once(tmp_path_factory, "fitted_run", build)

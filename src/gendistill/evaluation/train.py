@@ -24,7 +24,9 @@ def pick_device(name: str) -> str:
 
 
 def normalise(images_uint8_nhwc: np.ndarray, mean, std) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(images_uint8_nhwc)).permute(0, 3, 1, 2).float().div(255.0)
+    # a copy straight to float: the source may be a read-only array (torch.load with mmap, np.load), which
+    # torch.from_numpy would wrap with a warning
+    x = torch.tensor(np.ascontiguousarray(images_uint8_nhwc), dtype=torch.float32).permute(0, 3, 1, 2).div(255.0)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
