@@ -12,9 +12,10 @@ import torch
 from conftest import TINY_CONFIG, deep_update
 
 from gendistill.config import ConfigError
-from gendistill.generator.build import TINY_FAMILIES, build_tiny_decoder, build_tiny_pipeline
+from gendistill.families import BY_NAME, FAMILIES, UnsupportedModel
+from gendistill.families.dit import dit_label_id, dit_label_table
+from gendistill.generator.build import build_tiny_decoder, build_tiny_pipeline
 from gendistill.plan import PIXEL_KEYS, build_plan, load_spec
-from gendistill.sampling.families import FAMILIES, UnsupportedModel, dit_label_id, dit_label_table
 
 
 def plan_error(cfg) -> str:
@@ -132,7 +133,7 @@ def test_the_decoder_is_in_the_load_spec_only_when_used():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", list(BY_NAME))
 def test_flops_per_image_on_the_tiny_pipelines(family):
     """Each adapter counts its components: the denoiser and decoder grow with the resolution, guidance > 1 doubles
     the evaluations of families with classifier-free guidance, and the tiny decoder costs less than the VAE."""
@@ -157,7 +158,7 @@ def test_example_model_configs_are_valid_and_fit_their_architectures():
     from conftest import REPO
 
     from gendistill.config import validate_schema
-    from gendistill.sampling.families import decoder_facts, generation_problems, model_facts
+    from gendistill.families.facts import decoder_facts, generation_problems, model_facts
 
     arch = REPO / "benchmarks" / "model_configs"
     by_source = {

@@ -12,7 +12,8 @@ import torch
 
 from gendistill.atomic import atomic_path
 from gendistill.distilled.augment import augment_class, draw_params
-from gendistill.generator.build import TINY_FAMILIES, build_tiny_pipeline
+from gendistill.families import BY_NAME
+from gendistill.generator.build import build_tiny_pipeline
 from gendistill.sampling.generate import Sampler, is_bad_image
 from gendistill.seeds import image_seed
 
@@ -20,7 +21,7 @@ CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat",
 GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
 
 
-@pytest.fixture(scope="module", params=TINY_FAMILIES)
+@pytest.fixture(scope="module", params=list(BY_NAME))
 def pipe(request):
     p = build_tiny_pipeline({"seed": 0, "family": request.param})
     p.set_progress_bar_config(disable=True)

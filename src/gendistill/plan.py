@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .config import ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
+from .families import BY_NAME, UnsupportedModel
+from .families.facts import decoder_facts, generation_problems, model_facts, tiny_facts
 from .layout import RunLayout
 from .naming import class_ids
 
@@ -349,8 +351,6 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     job: an unsupported pipeline class, a resolution it does not take, class names a class-conditional model
     cannot map, a tiny decoder that does not fit its latents. A hub model not in the cache is checked when it
     loads instead."""
-    from .sampling.families import UnsupportedModel, decoder_facts, generation_problems, model_facts, tiny_facts
-
     g, m = cfg["generation"], cfg["model"]
     try:
         if m["tiny"] is not None:
@@ -365,8 +365,6 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     problems, decoder = [], None
     if g["decoder"] == "tiny":
         if g["tiny_decoder"] is None and m["tiny"] is None:
-            from .sampling.families import BY_NAME
-
             hint = BY_NAME[facts["family"]].tiny_decoders if facts else ""
             problems.append(
                 "generation.decoder: tiny, but generation.tiny_decoder is not set. Fix: set it to a "

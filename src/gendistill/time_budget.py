@@ -170,7 +170,7 @@ def measure(
     """
     import torch
 
-    from .sampling.families import dit_label_id
+    from .families.dit import dit_label_id
     from .sampling.generate import Sampler
 
     sampler = Sampler(pipe, device, dtype, batch_size)

@@ -17,40 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..families import family_named
+from ..families.tiny import tiny_scale, tiny_spec
 from .tokenizer_files import write_gemma_tokenizer, write_t5_tokenizer, write_tokenizer_files
-
-TINY_FAMILIES = ("sdxl", "sd", "sd3", "flux", "pixart", "sana", "sana_sprint", "dit")
-DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-TINY_DEFAULTS = {
-    "family": "sdxl",
-    "seed": 0,
-    "unet_channels": [16, 32],
-    "text_hidden": 16,
-    "text_layers": 2,
-    "vae_channels": [8, 16],
-    "sample_size": 32,  # pixels; the latent is sample_size / 2 with two VAE blocks
-    "transformer_layers": 2,  # transformer families (sd3, flux, pixart, sana, sana_sprint, dit)
-    "transformer_heads": 2,
-    "transformer_head_dim": 8,
-    "labels": DIGIT_NAMES,  # dit: the class labels (id2label); the default matches the digits demo dataset
-}
-
-# Latent channels of each family's real autoencoder, mirrored by the tiny pipelines.
-LATENT_CHANNELS = {"sdxl": 4, "sd": 4, "sd3": 16, "flux": 16, "pixart": 4, "sana": 32, "sana_sprint": 32, "dit": 4}
-
-
-def tiny_spec(spec: dict | None = None) -> dict:
-    """The full tiny spec: TINY_DEFAULTS overridden by `spec`; an unknown family is refused."""
-    s = {**TINY_DEFAULTS, **(spec or {})}
-    if s["family"] not in TINY_FAMILIES:
-        raise ValueError(f"model.tiny.family {s['family']!r}: expected one of {', '.join(TINY_FAMILIES)}")
-    return s
-
-
-def tiny_scale(spec: dict) -> int:
-    """Pixels per latent pixel of the tiny pipeline's autoencoder."""
-    return 2 ** (len(tiny_spec(spec)["vae_channels"]) - 1)
 
 
 def _text_encoder_configs(hidden: int, layers: int, vocab_size: int):
@@ -73,8 +42,9 @@ def _text_encoder_configs(hidden: int, layers: int, vocab_size: int):
 
 
 def build_tiny_pipeline(spec: dict | None = None):
-    """Return a tiny random-weight pipeline of `spec["family"]` (see TINY_DEFAULTS; default SDXL)."""
+    """Return a tiny random-weight pipeline of `spec["family"]` (see families.tiny.TINY_DEFAULTS; default SDXL)."""
     s = tiny_spec(spec)
+    family_named(s["family"])  # an unknown family is refused, naming the known ones
     pipe = _BUILDERS[s["family"]](s) if s["family"] != "sdxl" else _build_sdxl(s)
     for module in pipe.components.values():  # inference mode, as from_pretrained leaves them (T5 has dropout)
         if hasattr(module, "eval"):
@@ -515,6 +485,7 @@ def build_tiny_decoder(spec: dict | None = None):
     from diffusers import AutoencoderTiny
 
     s = tiny_spec(spec)
+    family = family_named(s["family"])
     n = len(s["vae_channels"])
     torch.manual_seed(s["seed"] + 10)
     return AutoencoderTiny(
@@ -522,7 +493,7 @@ def build_tiny_decoder(spec: dict | None = None):
         decoder_block_out_channels=(8,) * n,
         num_encoder_blocks=(1,) * n,
         num_decoder_blocks=(1,) * n,
-        latent_channels=LATENT_CHANNELS[s["family"]],
+        latent_channels=family.latent_channels,
     )
 
 

@@ -15,7 +15,9 @@ import inspect
 
 import torch
 
-from .families import BY_NAME, BY_PIPELINE, autoencoder_facts, dit_label_id, family_for_class
+from ..families import BY_NAME, BY_PIPELINE, family_for_class
+from ..families.base import autoencoder_facts, facts_from_configs
+from ..families.dit import dit_label_id
 
 
 def generators(seeds: list[int]) -> list[torch.Generator]:
@@ -88,14 +90,11 @@ class Adapter:
             )
 
     def facts(self) -> dict:
-        from .families import facts_from_configs
-
         return facts_from_configs(
             BY_NAME[self.family],
             type(self.pipe).__name__,
             dict(self.pipe.vae.config),
             dict(self.net().config),
-            None,
             type(self.pipe).__name__,
         )
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from ..families.base import autoencoder_facts
+
 log = logging.getLogger("gendistill.sampler")
 
 VAE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -90,8 +92,6 @@ def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype) -> None:
     """Replace the pipeline's VAE by the AutoencoderTiny at `source`, after checking that it decodes this
     pipeline's latents (same channels, same scale)."""
     from diffusers import AutoencoderTiny
-
-    from .families import autoencoder_facts
 
     if not source:
         raise ValueError(

@@ -220,9 +220,11 @@ class Lineage:
 
 
 def code_hash() -> str:
-    """sha256 over the sampling code (this subpackage and the seed scheme): what runs in the sampler."""
+    """sha256 over the sampling code (this subpackage, the families' and the seed scheme): what runs in the
+    sampler."""
     h = hashlib.sha256()
-    for f in sorted(SAMPLING_DIR.glob("*.py")) + [SAMPLING_DIR.parent / "seeds.py"]:
+    families = sorted((SAMPLING_DIR.parent / "families").glob("*.py"))
+    for f in sorted(SAMPLING_DIR.glob("*.py")) + families + [SAMPLING_DIR.parent / "seeds.py"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
