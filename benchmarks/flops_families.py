@@ -4,7 +4,7 @@
 Each full-size architecture is built on PyTorch's meta device (no weights, no memory, no GPU) from the component
 configs in benchmarks/model_configs/ (see the README there: which files are the checkpoints' own and which were
 written from published hyperparameters), as the real pipeline class, and its family's adapter
-(gendistill.sampling.adapters) counts the FLOPs of one call of each component with FlopCounterMode (2 per
+(gendistill.families) counts the FLOPs of one call of each component with FlopCounterMode (2 per
 multiply-add; attention through the math SDPA backend). Per image:
 
     denoiser evaluations = steps x (2 when classifier-free guidance is on, guidance > 1; FLUX and SANA-Sprint
@@ -108,7 +108,7 @@ def dense_text_masks() -> None:
 
 
 def family_rows(family: str, resolutions: list[int] | None) -> list[dict]:
-    from gendistill.sampling.adapters import adapter_for
+    from gendistill.families import adapter_for
 
     dense_text_masks()
 

@@ -45,7 +45,7 @@ def test_unsupported_pipeline_fails_at_plan_time_listing_the_supported_ones(tmp_
     msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(model)}}))
     assert "is a KandinskyV22Pipeline, which gendistill cannot sample from" in msg
     assert all(f.name in msg for f in FAMILIES) and "DiTPipeline" in msg and "Fix:" in msg
-    from gendistill.sampling.adapters import adapter_for
+    from gendistill.families import adapter_for
 
     with pytest.raises(UnsupportedModel, match="Supported pipeline families"):
         adapter_for(object())  # a loaded pipeline of no supported class fails the same way
@@ -137,14 +137,14 @@ def test_the_decoder_is_in_the_load_spec_only_when_used():
 def test_flops_per_image_on_the_tiny_pipelines(family):
     """Each adapter counts its components: the denoiser and decoder grow with the resolution, guidance > 1 doubles
     the evaluations of families with classifier-free guidance, and the tiny decoder costs less than the VAE."""
-    from gendistill.sampling.adapters import adapter_for
+    from gendistill.families import adapter_for
 
     pipe = build_tiny_pipeline({"family": family})
     a = adapter_for(pipe)
     small, big = a.flops(32), a.flops(64, steps=2, guidance=3.0)
     assert small["denoiser_per_eval"] > 0 and big["denoiser_per_eval"] > small["denoiser_per_eval"]
     assert big["decoder"] > small["decoder"] > 0
-    assert big["evals_per_image"] == (2 if family in ("flux", "sana_sprint") else 4)
+    assert big["evals_per_image"] == (4 if BY_NAME[family].classifier_free_guidance else 2)
     assert big["per_image"] == big["denoiser_per_eval"] * big["evals_per_image"] + big["decoder"]
     assert (small["text_per_class"] > 0) == (family != "dit")
     pipe.vae = build_tiny_decoder({"family": family})

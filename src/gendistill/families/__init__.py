@@ -1,8 +1,10 @@
 """The generator families: one module of this package per diffusers pipeline family holds all that is particular
-to it (its `Family` facts: pipeline classes, latents, patching, guidance, resolution, tiny decoder, conditioning).
-The registries below are derived from those modules, so adding a family is adding a module.
+to it: its `Family` facts (pipeline classes, latents, patching, guidance, resolution, tiny decoder,
+conditioning) and its adapter (how the sampler encodes a prompt, generates a batch and counts FLOPs). The
+registries below are derived from those modules, so adding a family is adding a module.
 
-Importing this package (as the plan does, before any job) imports neither torch nor diffusers.
+Importing this package (as the plan does, before any job) imports neither torch nor diffusers; an adapter
+imports them when it runs.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import Family, UnsupportedModel
+from .base import Adapter, Family, UnsupportedModel
 
 # The modules of this package that serve every family; each other module is one family's (or a few related ones').
 SHARED_MODULES = ("base", "facts", "tiny")
@@ -55,3 +57,16 @@ def family_for_class(class_name: str, where: str = "the model") -> Family:
             f"(README, Supported generators)."
         )
     return fam
+
+
+def family_of(pipe) -> Family:
+    """The family of a pipeline object, from its class (or the nearest supported base class)."""
+    for cls in type(pipe).__mro__:
+        if cls.__name__ in BY_PIPELINE:
+            return BY_PIPELINE[cls.__name__]
+    return family_for_class(type(pipe).__name__, "the loaded pipeline")  # raises, naming the supported ones
+
+
+def adapter_for(pipe, device=None, family: str | None = None) -> Adapter:
+    """The adapter of `pipe`'s family (from its class, or `family` when given); UnsupportedModel otherwise."""
+    return (family_named(family) if family else family_of(pipe)).adapter_for(pipe, device)

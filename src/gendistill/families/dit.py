@@ -5,20 +5,7 @@ resolution only."""
 
 from __future__ import annotations
 
-from .base import Family
-
-FAMILY = Family(
-    name="dit",
-    title="DiT, class-conditional (ImageNet labels)",
-    pipelines=("DiTPipeline",),
-    example="facebook/DiT-XL-2-256",
-    tiny_decoders="madebyollin/taesd",
-    latent_channels=4,
-    conditioning="class",
-    native_resolution_only=True,
-    tiny_patch_size=2,
-)
-FAMILIES = (FAMILY,)
+from .base import Adapter, Family, autoencoder_facts, generators, where
 
 
 def dit_label_table(id2label: dict) -> dict[str, int]:
@@ -41,3 +28,65 @@ def dit_label_id(prompt: str, table: dict[str, int]) -> int | None:
     if p.isdigit() and int(p) in set(table.values()):
         return int(p)
     return None
+
+
+class DiTAdapter(Adapter):
+    """Classifier-free guidance (guidance > 1) runs the null class alongside."""
+
+    def __init__(self, family, pipe, device=None):
+        super().__init__(family, pipe, device)
+        self.labels = getattr(pipe, "labels", None) or {}  # DiTPipeline's own table, from its id2label
+
+    def native_resolution(self) -> int:
+        return self.net().config.sample_size * autoencoder_facts(dict(self.pipe.vae.config))["scale"]
+
+    def check(self, gen):
+        native = self.native_resolution()
+        if gen["resolution"] != native:
+            raise ValueError(
+                f"resolution {gen['resolution']}: this DiT generates at its native {native} px only. "
+                f"Fix: generation.resolution: {native}."
+            )
+
+    def encode(self, prompt, guidance):
+        label = dit_label_id(prompt, self.labels)
+        if label is None:
+            raise ValueError(
+                f"prompt {prompt!r} is not a label of this class-conditional DiT. Fix: a per-class "
+                f"prompt override naming one of its labels (or the class id)."
+            )
+        return label
+
+    def generate(self, emb, seeds, gen):
+        return self.pipe(
+            class_labels=[emb] * len(seeds),
+            guidance_scale=gen["guidance_scale"],
+            generator=generators(seeds),
+            num_inference_steps=gen["steps"],
+            output_type="pt",
+        ).images
+
+    def denoiser_call(self, resolution, guidance):
+        import torch  # deferred: heavy, and the plan imports this module for its facts
+
+        tr = self.net()
+        w = where(tr)
+        lat = self.latent(resolution, tr.config.in_channels)
+        t = torch.full((1,), 999, device=w["device"], dtype=torch.long)
+        cls = torch.zeros(1, device=w["device"], dtype=torch.long)
+        return lambda: tr(lat, timestep=t, class_labels=cls)
+
+
+FAMILY = Family(
+    name="dit",
+    title="DiT, class-conditional (ImageNet labels)",
+    pipelines=("DiTPipeline",),
+    example="facebook/DiT-XL-2-256",
+    tiny_decoders="madebyollin/taesd",
+    latent_channels=4,
+    adapter=DiTAdapter,
+    conditioning="class",
+    native_resolution_only=True,
+    tiny_patch_size=2,
+)
+FAMILIES = (FAMILY,)

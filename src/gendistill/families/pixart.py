@@ -4,7 +4,70 @@ the resolution asked is the one sampled."""
 
 from __future__ import annotations
 
-from .base import Family
+from .base import Adapter, Family, call_default, count_flops, token_ids, where
+
+
+class PixArtAdapter(Adapter):
+    @property
+    def max_sequence_length(self) -> int:
+        return call_default(self.pipe, "max_sequence_length", 300)  # 120 for alpha, 300 for Sigma
+
+    def encode(self, prompt, guidance):
+        return self.pipe.encode_prompt(
+            prompt,
+            do_classifier_free_guidance=guidance > 1.0,
+            negative_prompt="",
+            num_images_per_prompt=1,
+            device=self.device,
+            clean_caption=False,
+            max_sequence_length=self.max_sequence_length,
+        )
+
+    def generate(self, emb, seeds, gen):
+        pe, pam, npe, npam = emb
+        b = len(seeds)
+        kwargs = {}
+        if gen["guidance_scale"] > 1.0:
+            kwargs = {
+                "negative_prompt": None,
+                "negative_prompt_embeds": npe.expand(b, -1, -1),
+                "negative_prompt_attention_mask": npam.expand(b, -1),
+            }
+        return self._sample(
+            seeds,
+            gen,
+            prompt_embeds=pe.expand(b, -1, -1),
+            prompt_attention_mask=pam.expand(b, -1),
+            clean_caption=False,
+            use_resolution_binning=False,
+            max_sequence_length=self.max_sequence_length,
+            **kwargs,
+        )
+
+    def text_flops(self):
+        import torch  # deferred: heavy, and the plan imports this module for its facts
+
+        te = self.pipe.text_encoder
+        ids = token_ids(te, self.max_sequence_length)
+        return count_flops(lambda: te(ids, attention_mask=torch.ones_like(ids)))
+
+    def denoiser_call(self, resolution, guidance):
+        import torch  # deferred: heavy, and the plan imports this module for its facts
+
+        tr = self.net()
+        w, c = where(tr), tr.config
+        lat = self.latent(resolution, c.in_channels)
+        L = self.max_sequence_length
+        ehs = torch.zeros(1, L, c.caption_channels, **w)
+        mask = torch.ones(1, L, **w)
+        added = {"resolution": None, "aspect_ratio": None}
+        if tr.use_additional_conditions:
+            added = {"resolution": torch.full((1, 2), float(resolution), **w), "aspect_ratio": torch.ones(1, 1, **w)}
+        t = torch.full((1,), 999, device=w["device"], dtype=torch.long)
+        return lambda: tr(
+            lat, encoder_hidden_states=ehs, encoder_attention_mask=mask, timestep=t, added_cond_kwargs=added
+        )
+
 
 FAMILY = Family(
     name="pixart",
@@ -13,6 +76,7 @@ FAMILY = Family(
     example="PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
     tiny_decoders="madebyollin/taesd (alpha), madebyollin/taesdxl (Sigma)",
     latent_channels=4,
+    adapter=PixArtAdapter,
     tiny_patch_size=2,
 )
 FAMILIES = (FAMILY,)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..families import adapter_for, family_of
 from ..families.base import autoencoder_facts
 
 log = logging.getLogger("gendistill.sampler")
@@ -44,13 +45,11 @@ def load_pipeline(
     decoder: str = "vae",
     tiny_decoder: str | None = None,
 ):
-    """Load a diffusers pipeline of a supported family (adapters.py) from a hub id or a local directory
+    """Load a diffusers pipeline of a supported family (gendistill.families) from a hub id or a local directory
     (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
     `tiny_decoder` (a local directory or hub id). compile_unet: torch.compile the denoiser (UNet or transformer).
     """
     from diffusers import DiffusionPipeline
-
-    from .adapters import adapter_for
 
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -192,9 +191,7 @@ def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_thre
         "transformers": transformers.__version__,
     }
     if pipe is not None:
-        from .adapters import family_of
-
-        env.update({"family": family_of(pipe), "pipeline": type(pipe).__name__})
+        env.update({"family": family_of(pipe).name, "pipeline": type(pipe).__name__})
     if cpu_threads is not None:
         env["cpu_threads"] = cpu_threads
     if device == "cuda":
