@@ -1,10 +1,11 @@
 """The generator families: one module of this package per diffusers pipeline family holds all that is particular
 to it: its `Family` facts (pipeline classes, latents, patching, guidance, resolution, tiny decoder,
-conditioning) and its adapter (how the sampler encodes a prompt, generates a batch and counts FLOPs). The
-registries below are derived from those modules, so adding a family is adding a module.
+conditioning), its adapter (how the sampler encodes a prompt, generates a batch and counts FLOPs) and its
+tiny random-weight pipeline (`build_tiny`, for the demo and the tests). The registries below are derived from
+those modules, so adding a family is adding a module.
 
-Importing this package (as the plan does, before any job) imports neither torch nor diffusers; an adapter
-imports them when it runs.
+Importing this package (as the plan does, before any job) imports neither torch nor diffusers; adapters and
+builders import them when they run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pkgutil
 from .base import Adapter, Family, UnsupportedModel
 
 # The modules of this package that serve every family; each other module is one family's (or a few related ones').
-SHARED_MODULES = ("base", "facts", "tiny")
+SHARED_MODULES = ("base", "facts", "tiny", "tokenizers")
 
 
 def _family_modules() -> list:

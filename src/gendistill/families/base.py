@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ class Family:
     tiny_decoders: str  # the published AutoencoderTiny weights that decode its latents ("" if none)
     latent_channels: int  # of its real autoencoder; the tiny pipeline mirrors it
     adapter: type[Adapter]  # drives its pipelines (sampling, FLOPs per image)
+    build_tiny: Callable[[dict], object]  # a tiny random-weight pipeline of `pipelines[-1]` from a full tiny spec
     conditioning: str = "text"  # "text" (the prompt) or "class" (the prompt names one of the model's labels)
     min_multiple: int = 8  # the pipeline's own check on height/width
     latent_packing: int = 1  # latent pixels per token side (FLUX packs 2x2 latent patches into one token)

@@ -6,6 +6,7 @@ resolution only."""
 from __future__ import annotations
 
 from .base import Adapter, Family, autoencoder_facts, generators, where
+from .tiny import kl_vae, latent_size
 
 
 def dit_label_table(id2label: dict) -> dict[str, int]:
@@ -77,6 +78,32 @@ class DiTAdapter(Adapter):
         return lambda: tr(lat, timestep=t, class_labels=cls)
 
 
+def build_tiny(s: dict):
+    """Class-conditional DiT: the DiT transformer (adaLN-zero, 1000 classes + the null class, learned sigma), a KL
+    VAE, DDIM; `labels` become its id2label (label i = class id i)."""
+    import torch  # deferred: heavy, and the plan imports this module for its facts
+    from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+
+    torch.manual_seed(s["seed"])
+    transformer = DiTTransformer2DModel(
+        num_attention_heads=s["transformer_heads"],
+        attention_head_dim=s["transformer_head_dim"],
+        in_channels=FAMILY.latent_channels,
+        out_channels=2 * FAMILY.latent_channels,  # learned sigma
+        num_layers=s["transformer_layers"],
+        sample_size=latent_size(s),
+        patch_size=FAMILY.tiny_patch_size,
+        num_embeds_ada_norm=1000,
+    )  # the pipeline's null class is id 1000, as in the ImageNet checkpoints
+    torch.manual_seed(s["seed"] + 1)
+    vae = kl_vae(s, FAMILY.latent_channels, 0.18215)
+    scheduler = DDIMScheduler(beta_start=0.0001, beta_end=0.02, beta_schedule="linear", clip_sample=False)
+    id2label = {str(i): label for i, label in enumerate(s["labels"])}
+    pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=scheduler, id2label=id2label)
+    pipe.register_to_config(id2label=id2label)  # saved into model_index.json, as in the hub checkpoints
+    return pipe
+
+
 FAMILY = Family(
     name="dit",
     title="DiT, class-conditional (ImageNet labels)",
@@ -85,6 +112,7 @@ FAMILY = Family(
     tiny_decoders="madebyollin/taesd",
     latent_channels=4,
     adapter=DiTAdapter,
+    build_tiny=build_tiny,
     conditioning="class",
     native_resolution_only=True,
     tiny_patch_size=2,

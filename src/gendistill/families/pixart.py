@@ -5,6 +5,8 @@ the resolution asked is the one sampled."""
 from __future__ import annotations
 
 from .base import Adapter, Family, call_default, count_flops, token_ids, where
+from .tiny import kl_vae, latent_size, load_tokenizer, t5_encoder
+from .tokenizers import write_t5_tokenizer
 
 
 class PixArtAdapter(Adapter):
@@ -69,6 +71,40 @@ class PixArtAdapter(Adapter):
         )
 
 
+def build_tiny(s: dict):
+    """PixArt-Sigma: a T5 encoder, the PixArt transformer (adaLN-single, learned sigma), SDXL's KL VAE, DPM-Solver."""
+    import torch  # deferred: heavy, and the plan imports this module for its facts
+    from diffusers import DPMSolverMultistepScheduler, PixArtSigmaPipeline, PixArtTransformer2DModel
+
+    tokenizer, t5_vocab = load_tokenizer(write_t5_tokenizer, "T5Tokenizer")
+    heads, head_dim = s["transformer_heads"], s["transformer_head_dim"]
+    torch.manual_seed(s["seed"])
+    transformer = PixArtTransformer2DModel(
+        num_attention_heads=heads,
+        attention_head_dim=head_dim,
+        in_channels=FAMILY.latent_channels,
+        out_channels=2 * FAMILY.latent_channels,  # learned sigma
+        num_layers=s["transformer_layers"],
+        cross_attention_dim=heads * head_dim,
+        sample_size=latent_size(s),
+        patch_size=FAMILY.tiny_patch_size,
+        caption_channels=s["text_hidden"],
+        norm_type="ada_norm_single",
+        use_additional_conditions=False,
+        interpolation_scale=1,
+    )
+    torch.manual_seed(s["seed"] + 1)
+    vae = kl_vae(s, FAMILY.latent_channels, 0.13025)
+    torch.manual_seed(s["seed"] + 2)
+    text_encoder = t5_encoder(s["text_hidden"], s["text_layers"], t5_vocab)
+    scheduler = DPMSolverMultistepScheduler(
+        beta_start=0.0001, beta_end=0.02, beta_schedule="linear", prediction_type="epsilon"
+    )
+    return PixArtSigmaPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+    )
+
+
 FAMILY = Family(
     name="pixart",
     title="PixArt-alpha / PixArt-Sigma",
@@ -77,6 +113,7 @@ FAMILY = Family(
     tiny_decoders="madebyollin/taesd (alpha), madebyollin/taesdxl (Sigma)",
     latent_channels=4,
     adapter=PixArtAdapter,
+    build_tiny=build_tiny,
     tiny_patch_size=2,
 )
 FAMILIES = (FAMILY,)

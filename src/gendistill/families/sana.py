@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .base import Family, call_default, where
 from .pixart import PixArtAdapter
+from .tiny import latent_size, load_tokenizer
+from .tokenizers import write_gemma_tokenizer
 
 
 class SanaAdapter(PixArtAdapter):
@@ -73,6 +75,91 @@ class SanaSprintAdapter(SanaAdapter):
         )
 
 
+def build_tiny(s: dict, sprint: bool = False):
+    """SANA (and SANA-Sprint): a Gemma-2 text encoder, the linear-attention SANA transformer, a deep-compression
+    autoencoder (AutoencoderDC, 32 latent channels), flow DPM-Solver (Sprint: SCM, guidance embedded)."""
+    import torch  # deferred: heavy, and the plan imports this module for its facts
+    from diffusers import (
+        AutoencoderDC,
+        DPMSolverMultistepScheduler,
+        SanaPipeline,
+        SanaSprintPipeline,
+        SanaTransformer2DModel,
+        SCMScheduler,
+    )
+    from transformers import Gemma2Config, Gemma2Model
+
+    family = SANA_SPRINT if sprint else SANA
+    tokenizer, vocab_size = load_tokenizer(write_gemma_tokenizer, "GemmaTokenizer")
+    heads, head_dim, hidden = s["transformer_heads"], s["transformer_head_dim"], s["text_hidden"]
+    torch.manual_seed(s["seed"])
+    transformer = SanaTransformer2DModel(
+        in_channels=family.latent_channels,
+        out_channels=family.latent_channels,
+        num_attention_heads=heads,
+        attention_head_dim=head_dim,
+        num_layers=s["transformer_layers"],
+        num_cross_attention_heads=heads,
+        cross_attention_head_dim=head_dim,
+        cross_attention_dim=heads * head_dim,
+        caption_channels=hidden,
+        mlp_ratio=2.5,
+        sample_size=latent_size(s),
+        patch_size=family.tiny_patch_size,
+        qk_norm="rms_norm_across_heads" if sprint else None,
+        guidance_embeds=sprint,
+    )
+    vc = tuple(max(c, 32) for c in s["vae_channels"])  # DC-AE's shortcuts need widths that are multiples of 32
+    torch.manual_seed(s["seed"] + 1)
+    vae = AutoencoderDC(
+        in_channels=3,
+        latent_channels=family.latent_channels,
+        attention_head_dim=8,
+        encoder_block_types=("ResBlock",) * (len(vc) - 1) + ("EfficientViTBlock",),
+        decoder_block_types=("ResBlock",) * (len(vc) - 1) + ("EfficientViTBlock",),
+        encoder_block_out_channels=vc,
+        decoder_block_out_channels=vc,
+        encoder_layers_per_block=(1,) * len(vc),
+        decoder_layers_per_block=(1,) * len(vc),
+        encoder_qkv_multiscales=((),) * (len(vc) - 1) + ((5,),),
+        decoder_qkv_multiscales=((),) * (len(vc) - 1) + ((5,),),
+        downsample_block_type="conv",
+        upsample_block_type="interpolate",
+        decoder_norm_types="rms_norm",
+        decoder_act_fns="silu",
+        scaling_factor=0.41407,
+    )
+    torch.manual_seed(s["seed"] + 2)
+    text_encoder = Gemma2Model(
+        Gemma2Config(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=s["text_layers"],
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=hidden // 2,
+            max_position_embeddings=4096,
+            pad_token_id=0,
+            eos_token_id=1,
+            bos_token_id=2,
+        )
+    )
+    if sprint:
+        scheduler = SCMScheduler(num_train_timesteps=1000, prediction_type="trigflow", sigma_data=0.5)
+        return SanaSprintPipeline(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+        )
+    scheduler = DPMSolverMultistepScheduler(flow_shift=3.0, use_flow_sigmas=True, prediction_type="flow_prediction")
+    return SanaPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+    )
+
+
+def build_tiny_sprint(s: dict):
+    return build_tiny(s, sprint=True)
+
+
 SANA = Family(
     name="sana",
     title="SANA",
@@ -81,6 +168,7 @@ SANA = Family(
     tiny_decoders="",
     latent_channels=32,
     adapter=SanaAdapter,
+    build_tiny=build_tiny,
     min_multiple=32,
 )
 SANA_SPRINT = Family(
@@ -91,6 +179,7 @@ SANA_SPRINT = Family(
     tiny_decoders="",
     latent_channels=32,
     adapter=SanaSprintAdapter,
+    build_tiny=build_tiny_sprint,
     min_multiple=32,
     classifier_free_guidance=False,
 )

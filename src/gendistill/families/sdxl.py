@@ -4,6 +4,8 @@ embeddings, a "text_time" UNet, a KL autoencoder with 4 latent channels at 8x.""
 from __future__ import annotations
 
 from .base import Adapter, Family, count_flops, pooled_prompt_kwargs, token_ids, where
+from .tiny import clip_text_configs, kl_vae, latent_size, load_tokenizer
+from .tokenizers import write_tokenizer_files
 
 
 class SDXLAdapter(Adapter):
@@ -37,6 +39,62 @@ class SDXLAdapter(Adapter):
         return lambda: unet(lat, 999, encoder_hidden_states=ehs, added_cond_kwargs=add)
 
 
+def build_tiny(s: dict):
+    """SDXL-Turbo's classes: two CLIP text encoders (the second with projection), a "text_time" UNet, a KL VAE,
+    Euler-ancestral with trailing timesteps."""
+    import torch  # deferred: heavy, and the plan imports this module for its facts
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer, vocab_size = load_tokenizer(write_tokenizer_files, "CLIPTokenizer")
+    tokenizer_2, _ = load_tokenizer(write_tokenizer_files, "CLIPTokenizer")
+    cfg1, cfg2 = clip_text_configs(s["text_hidden"], s["text_layers"], vocab_size)
+    uc = list(s["unet_channels"])
+    time_dim = 8
+    torch.manual_seed(s["seed"])
+    unet = UNet2DConditionModel(
+        sample_size=latent_size(s),
+        in_channels=FAMILY.latent_channels,
+        out_channels=FAMILY.latent_channels,
+        block_out_channels=uc,
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=["DownBlock2D"] + ["CrossAttnDownBlock2D"] * (len(uc) - 1),
+        up_block_types=["CrossAttnUpBlock2D"] * (len(uc) - 1) + ["UpBlock2D"],
+        attention_head_dim=[2] * len(uc),
+        use_linear_projection=True,
+        cross_attention_dim=cfg1.hidden_size + cfg2.hidden_size,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=time_dim * 6 + cfg2.projection_dim,
+        transformer_layers_per_block=1,
+    )
+    torch.manual_seed(s["seed"] + 1)
+    vae = kl_vae(s, FAMILY.latent_channels, 0.13025)
+    torch.manual_seed(s["seed"] + 2)
+    text_encoder = CLIPTextModel(cfg1)
+    torch.manual_seed(s["seed"] + 3)
+    text_encoder_2 = CLIPTextModelWithProjection(cfg2)
+    scheduler = EulerAncestralDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+        timestep_spacing="trailing",
+        prediction_type="epsilon",
+    )
+    return StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+    )
+
+
 FAMILY = Family(
     name="sdxl",
     title="SDXL (SDXL-Turbo)",
@@ -45,5 +103,6 @@ FAMILY = Family(
     tiny_decoders="madebyollin/taesdxl",
     latent_channels=4,
     adapter=SDXLAdapter,
+    build_tiny=build_tiny,
 )
 FAMILIES = (FAMILY,)
