@@ -152,31 +152,22 @@ def test_flops_per_image_on_the_tiny_pipelines(family):
 
 
 def test_example_model_configs_are_valid_and_fit_their_architectures():
-    """configs/models/*.yaml, merged over config.yaml as the README shows: schema-valid, and their resolution
-    and tiny decoder fit the architecture of the model they name (benchmarks/model_configs/)."""
+    """Each family's example config (configs/models/<stem>.yaml), merged over config.yaml as the README shows:
+    schema-valid, of that family, and its resolution and tiny decoder fit the architecture of the checkpoint it
+    names (benchmarks/model_configs/<stem>/). test_registries checks that every example config is a family's."""
     import yaml
     from conftest import REPO
 
     from gendistill.config import validate_schema
     from gendistill.families.facts import decoder_facts, generation_problems, model_facts
 
-    arch = REPO / "benchmarks" / "model_configs"
-    by_source = {
-        "stabilityai/sdxl-turbo": "sdxl-turbo",
-        "stabilityai/sd-turbo": "sd-turbo",
-        "stabilityai/stable-diffusion-3.5-large-turbo": "sd3.5-large-turbo",
-        "black-forest-labs/FLUX.1-schnell": "flux.1-schnell",
-        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS": "pixart-sigma-xl-2-1024-ms",
-        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers": "sana-sprint-1.6b-1024",
-        "facebook/DiT-XL-2-256": "dit-xl-2-256",
-    }
     base = yaml.safe_load((REPO / "config.yaml").read_text())
-    families = set()
-    for path in sorted((REPO / "configs" / "models").glob("*.yaml")):
+    for family in [f for f in FAMILIES if f.example_config]:
+        path = REPO / "configs" / "models" / f"{family.example_config}.yaml"
         cfg = validate_schema(deep_update(base, yaml.safe_load(path.read_text())))
         g = cfg["generation"]
-        facts = model_facts(arch / by_source[cfg["model"]["source"]], path.name)
+        arch = REPO / "benchmarks" / "model_configs"
+        facts = model_facts(arch / family.example_config, path.name)
         decoder = decoder_facts(arch / g["tiny_decoder"].split("/")[-1]) if g["tiny_decoder"] else None
         assert generation_problems(facts, g, [], decoder) == [], path.name
-        families.add(facts["family"])
-    assert families == {f.name for f in FAMILIES} - {"sana"}  # SANA-Sprint's config stands for the SANA pair
+        assert facts["family"] == family.name and cfg["model"]["source"] == family.example, path.name

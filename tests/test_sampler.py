@@ -12,7 +12,8 @@ import torch
 
 from gendistill.atomic import atomic_path
 from gendistill.distilled.augment import augment_class, draw_params
-from gendistill.families import BY_NAME
+from gendistill.families import BY_NAME, family_of
+from gendistill.families.facts import tiny_facts
 from gendistill.generator.build import build_tiny_pipeline
 from gendistill.sampling.generate import Sampler, is_bad_image
 from gendistill.seeds import image_seed
@@ -31,6 +32,15 @@ def pipe(request):
 def cls_of(pipe) -> dict:
     """The test class; a class-conditional DiT is given one of its labels (the tiny one's are digit names)."""
     return {**CLS, "prompt": "three"} if type(pipe).__name__ == "DiTPipeline" else CLS
+
+
+def test_the_plans_tiny_facts_are_those_of_the_built_pipeline(pipe):
+    """The plan checks a tiny model from its spec and its family's facts (tiny_facts), without building it: they
+    must be the facts of the pipeline the family's builder makes, read from its configs as for a real model."""
+    family = family_of(pipe)
+    planned, built = tiny_facts({"seed": 0, "family": family.name}), family.adapter_for(pipe).facts()
+    keys = ("family", "pipeline", "latent_channels", "scale", "multiple", "native_resolution")
+    assert {k: planned[k] for k in keys} == {k: built[k] for k in keys}
 
 
 def test_images_independent_of_batch_size_and_other_images(pipe):

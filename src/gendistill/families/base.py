@@ -35,6 +35,10 @@ class Family:
     native_resolution_only: bool = False  # generates at its denoiser's sample size only (DiT)
     classifier_free_guidance: bool = True  # guidance > 1 adds an unconditional pass (False: embedded in the model)
     tiny_patch_size: int = 1  # the tiny pipeline's denoiser patch size
+    # The stem of its example config, configs/models/<stem>.yaml (a real checkpoint's steps, guidance, resolution and
+    # tiny decoder), and of that checkpoint's architecture configs, benchmarks/model_configs/<stem>/ (no weights;
+    # FLOPs per image). None: a related family's example stands for it.
+    example_config: str | None = None
 
     def adapter_for(self, pipe, device=None) -> Adapter:
         return self.adapter(self, pipe, device)

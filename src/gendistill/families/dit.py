@@ -116,5 +116,6 @@ FAMILY = Family(
     conditioning="class",
     native_resolution_only=True,
     tiny_patch_size=2,
+    example_config="dit-xl-2-256",
 )
 FAMILIES = (FAMILY,)

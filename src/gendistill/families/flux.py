@@ -121,5 +121,6 @@ FAMILY = Family(
     build_tiny=build_tiny,
     latent_packing=2,
     classifier_free_guidance=False,
+    example_config="flux.1-schnell",
 )
 FAMILIES = (FAMILY,)

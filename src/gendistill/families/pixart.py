@@ -115,5 +115,6 @@ FAMILY = Family(
     adapter=PixArtAdapter,
     build_tiny=build_tiny,
     tiny_patch_size=2,
+    example_config="pixart-sigma",
 )
 FAMILIES = (FAMILY,)

@@ -170,7 +170,7 @@ SANA = Family(
     adapter=SanaAdapter,
     build_tiny=build_tiny,
     min_multiple=32,
-)
+)  # no example config of its own: SANA-Sprint's stands for the pair
 SANA_SPRINT = Family(
     name="sana_sprint",
     title="SANA-Sprint",
@@ -182,5 +182,6 @@ SANA_SPRINT = Family(
     build_tiny=build_tiny_sprint,
     min_multiple=32,
     classifier_free_guidance=False,
+    example_config="sana-sprint",
 )
 FAMILIES = (SANA, SANA_SPRINT)

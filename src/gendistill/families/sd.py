@@ -91,5 +91,6 @@ FAMILY = Family(
     latent_channels=4,
     adapter=SDAdapter,
     build_tiny=build_tiny,
+    example_config="sd-turbo",
 )
 FAMILIES = (FAMILY,)

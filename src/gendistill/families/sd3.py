@@ -114,5 +114,6 @@ FAMILY = Family(
     adapter=SD3Adapter,
     build_tiny=build_tiny,
     tiny_patch_size=2,
+    example_config="sd3.5-large-turbo",
 )
 FAMILIES = (FAMILY,)

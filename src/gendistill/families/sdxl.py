@@ -104,5 +104,6 @@ FAMILY = Family(
     latent_channels=4,
     adapter=SDXLAdapter,
     build_tiny=build_tiny,
+    example_config="sdxl-turbo",
 )
 FAMILIES = (FAMILY,)
