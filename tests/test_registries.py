@@ -104,5 +104,14 @@ def test_the_schemas_dataset_enum_is_the_registry():
     assert all(issubclass(a, DatasetAdapter) and name == a.name for name, a in DATASETS.items())
 
 
+def test_dataset_adapters_that_stream_list_their_files():
+    """The evaluation reads `streams` and `files` of any adapter: the base class declares both, and an adapter that
+    streams implements `files`."""
+    assert DatasetAdapter.streams is False
+    for name, adapter in DATASETS.items():
+        assert isinstance(adapter.streams, bool), name
+        assert not adapter.streams or adapter.files is not DatasetAdapter.files, name
+
+
 def test_the_readme_lists_every_dataset():
     assert readme_table_names("Datasets") == set(DATASETS)

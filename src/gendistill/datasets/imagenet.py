@@ -8,7 +8,7 @@ Layouts (dataset.root points at the folder holding train/ and val/, or at a Kagg
 Class names (prompts) come from LOC_synset_mapping.txt ("n01440764 tench, Tinca tinca"), or from the devkit's
 ILSVRC2012_devkit_t12/data/meta.mat, or torchvision's meta.bin: {name} is the first synonym, {synonyms} all of
 them, {wnid} the id. The val split is the test set (the official test set has no public labels).
-Training images are listed, never loaded whole: evaluation streams them (evaluation/streaming.py).
+Training images are listed, never loaded whole: evaluation streams them (`streams`, `files`; evaluation/data.py).
 """
 
 from __future__ import annotations
