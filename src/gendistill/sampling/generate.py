@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..families import adapter_for
+from ..imageio import png_bytes
 from ..seeds import image_seed
 
 log = logging.getLogger("gendistill.sampler")
@@ -227,8 +228,6 @@ def sample_request(
     numpy nor PIL); returns the class's meta for records.json. The one sampling path of the sampler process
     and of in-process jobs (`generation.server: false`).
     """
-    from ..imageio import png_bytes
-
     t0 = time.perf_counter()
     requested = req.get("batch_size", "auto")
     sizes = []
