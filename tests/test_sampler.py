@@ -184,3 +184,17 @@ def test_vae_dtype_modes_decode_in_their_dtype():
     assert out.shape == ref.shape and diff.mean() < 3, diff.mean()  # bf16 rounding, not a different image
     with pytest.raises(ValueError, match="vae_dtype"):
         configure_vae(bf, "float8")
+
+
+def test_one_device_resolver_for_sampling_and_evaluation(monkeypatch):
+    """`auto` is the GPU when one is visible, else the CPU; `cuda` without a visible GPU is refused up front,
+    naming the setting the job read (sampling and the evaluation stages alike)."""
+    from gendistill.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu", "evaluation.device") == "cpu"
+    for setting in ("generation.device", "evaluation.device"):
+        with pytest.raises(RuntimeError, match=f"{setting}: cuda requested .* set {setting}: cpu"):
+            resolve_device("cuda", setting)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", "evaluation.device") == "cuda" and resolve_device("cuda") == "cuda"

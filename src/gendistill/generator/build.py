@@ -75,7 +75,7 @@ def build_full_random_pipeline(config_dir: Path, torch_dtype=None, seed: int = 0
     The tokenizers are the project's character-level CLIP tokenizer (77 tokens, same sequence length as the
     real one), so the compute per image equals the real checkpoint's.
     """
-    import torch
+    import torch  # deferred: heavy, and the plan imports this module
     from diffusers import (
         AutoencoderKL,
         EulerAncestralDiscreteScheduler,

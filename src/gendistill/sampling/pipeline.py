@@ -9,23 +9,13 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from ..families import adapter_for, family_of
 from ..families.base import autoencoder_facts
 
 log = logging.getLogger("gendistill.sampler")
 
 VAE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "generation.device: cuda requested but no CUDA device is visible. "
-            "Fix: run on a GPU node, or set generation.device: cpu."
-        )
-    return name
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -49,7 +39,7 @@ def load_pipeline(
     (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
     `tiny_decoder` (a local directory or hub id). compile_unet: torch.compile the denoiser (UNet or transformer).
     """
-    from diffusers import DiffusionPipeline
+    from diffusers import DiffusionPipeline  # deferred (here and below): heavy; the other helpers need only torch
 
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
