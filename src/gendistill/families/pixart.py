@@ -14,7 +14,7 @@ class PixArtAdapter(Adapter):
     def max_sequence_length(self) -> int:
         return call_default(self.pipe, "max_sequence_length", 300)  # 120 for alpha, 300 for Sigma
 
-    def encode(self, prompt, guidance):
+    def encode(self, prompt, guidance, **family_kwargs):
         return self.pipe.encode_prompt(
             prompt,
             do_classifier_free_guidance=guidance > 1.0,
@@ -23,6 +23,7 @@ class PixArtAdapter(Adapter):
             device=self.device,
             clean_caption=False,
             max_sequence_length=self.max_sequence_length,
+            **family_kwargs,
         )
 
     def generate(self, emb, seeds, gen):
@@ -35,6 +36,12 @@ class PixArtAdapter(Adapter):
                 "negative_prompt_embeds": npe.expand(b, -1, -1),
                 "negative_prompt_attention_mask": npam.expand(b, -1),
             }
+        return self._sample_masked(seeds, gen, pe, pam, **kwargs)
+
+    def _sample_masked(self, seeds, gen, pe, pam, **family_kwargs):
+        """`_sample` with T5-style prompt embeddings and their attention mask, at the resolution asked (binning
+        off); PixArt's and SANA's pipelines alike."""
+        b = len(seeds)
         return self._sample(
             seeds,
             gen,
@@ -43,7 +50,7 @@ class PixArtAdapter(Adapter):
             clean_caption=False,
             use_resolution_binning=False,
             max_sequence_length=self.max_sequence_length,
-            **kwargs,
+            **family_kwargs,
         )
 
     def text_flops(self):

@@ -20,16 +20,7 @@ class SanaAdapter(PixArtAdapter):
         return call_default(self.pipe, "complex_human_instruction", None)
 
     def encode(self, prompt, guidance):
-        return self.pipe.encode_prompt(
-            prompt,
-            do_classifier_free_guidance=guidance > 1.0,
-            negative_prompt="",
-            num_images_per_prompt=1,
-            device=self.device,
-            clean_caption=False,
-            max_sequence_length=self.max_sequence_length,
-            complex_human_instruction=self._chi(),
-        )
+        return super().encode(prompt, guidance, complex_human_instruction=self._chi())
 
     def denoiser_call(self, resolution, guidance):
         import torch  # deferred: heavy, and the plan imports this module for its facts
@@ -61,18 +52,8 @@ class SanaSprintAdapter(SanaAdapter):
 
     def generate(self, emb, seeds, gen):
         pe, pam = emb
-        b = len(seeds)
         intermediate = call_default(self.pipe, "intermediate_timesteps", 1.3) if gen["steps"] == 2 else None
-        return self._sample(
-            seeds,
-            gen,
-            prompt_embeds=pe.expand(b, -1, -1),
-            prompt_attention_mask=pam.expand(b, -1),
-            intermediate_timesteps=intermediate,
-            clean_caption=False,
-            use_resolution_binning=False,
-            max_sequence_length=self.max_sequence_length,
-        )
+        return self._sample_masked(seeds, gen, pe, pam, intermediate_timesteps=intermediate)
 
 
 def build_tiny(s: dict, sprint: bool = False):

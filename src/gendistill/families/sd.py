@@ -4,7 +4,7 @@ cross-attention, a KL autoencoder with 4 latent channels at 8x."""
 from __future__ import annotations
 
 from .base import Adapter, Family, count_flops, token_ids, where
-from .tiny import clip_text_configs, kl_vae, latent_size, load_tokenizer
+from .tiny import TURBO_SCHEDULE, clip_text_configs, kl_vae, latent_size, load_tokenizer
 from .tokenizers import write_tokenizer_files
 
 
@@ -60,15 +60,7 @@ def build_tiny(s: dict):
     vae = kl_vae(s, FAMILY.latent_channels, 0.18215)
     torch.manual_seed(s["seed"] + 2)
     text_encoder = CLIPTextModel(cfg)
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        steps_offset=1,
-        timestep_spacing="trailing",
-        prediction_type="epsilon",
-    )
+    scheduler = EulerDiscreteScheduler(**TURBO_SCHEDULE)
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,

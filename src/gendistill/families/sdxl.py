@@ -4,7 +4,7 @@ embeddings, a "text_time" UNet, a KL autoencoder with 4 latent channels at 8x.""
 from __future__ import annotations
 
 from .base import Adapter, Family, count_flops, pooled_prompt_kwargs, token_ids, where
-from .tiny import clip_text_configs, kl_vae, latent_size, load_tokenizer
+from .tiny import TURBO_SCHEDULE, clip_text_configs, kl_vae, latent_size, load_tokenizer
 from .tokenizers import write_tokenizer_files
 
 
@@ -75,15 +75,7 @@ def build_tiny(s: dict):
     text_encoder = CLIPTextModel(cfg1)
     torch.manual_seed(s["seed"] + 3)
     text_encoder_2 = CLIPTextModelWithProjection(cfg2)
-    scheduler = EulerAncestralDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        steps_offset=1,
-        timestep_spacing="trailing",
-        prediction_type="epsilon",
-    )
+    scheduler = EulerAncestralDiscreteScheduler(**TURBO_SCHEDULE)
     return StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,

@@ -35,6 +35,18 @@ def tiny_scale(spec: dict) -> int:
     return 2 ** (len(tiny_spec(spec)["vae_channels"]) - 1)
 
 
+# The noise schedule of SD-Turbo's and SDXL-Turbo's schedulers: scaled-linear betas, trailing timesteps.
+TURBO_SCHEDULE = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    num_train_timesteps=1000,
+    steps_offset=1,
+    timestep_spacing="trailing",
+    prediction_type="epsilon",
+)
+
+
 def latent_size(s: dict) -> int:
     """The tiny pipeline's latent side (the denoiser's sample size)."""
     return s["sample_size"] // tiny_scale(s)
