@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 from _common import RESULTS, append_csv, fmt_table, machine_info, summarize
 
-# name -> tiny pipeline spec (gendistill.generator.build.TINY_DEFAULTS overrides), sampling resolution, output size.
+# name -> tiny pipeline spec (gendistill.families.tiny.TINY_DEFAULTS overrides), sampling resolution, output size.
 SPECS = {
     "tiny32": {"spec": {"seed": 0}, "resolution": 32, "out_size": 16},
     "tiny64": {"spec": {"seed": 0, "sample_size": 64}, "resolution": 64, "out_size": 32},
@@ -74,7 +74,8 @@ def timed(fn, n: int) -> tuple[float, object]:
 
 
 def run_spec(name: str, args, info: dict) -> tuple[list[list], list[dict], dict]:
-    from gendistill.generator.build import TINY_DEFAULTS, build_tiny_pipeline
+    from gendistill.families.tiny import TINY_DEFAULTS
+    from gendistill.generator.build import build_tiny_pipeline
     from gendistill.sampling.generate import DEFAULT_BATCH
 
     cfg = SPECS[name]

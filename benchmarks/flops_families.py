@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """FLOPs per image of every supported generator family x decoder x resolution, on the meta device.
 
-Each full-size architecture is built on PyTorch's meta device (no weights, no memory, no GPU) from the component
-configs in benchmarks/model_configs/ (see the README there: which files are the checkpoints' own and which were
-written from published hyperparameters), as the real pipeline class, and its family's adapter
-(gendistill.sampling.adapters) counts the FLOPs of one call of each component with FlopCounterMode (2 per
-multiply-add; attention through the math SDPA backend). Per image:
+Every family with an example config (configs/models/<stem>.yaml, its `example_config`) is measured with that
+config's checkpoint, steps, guidance, resolution and tiny decoder. Its full-size architecture is built on
+PyTorch's meta device (no weights, no memory, no GPU) from the component configs in benchmarks/model_configs/<stem>/
+(see the README there: which files are the checkpoints' own and which were written from published
+hyperparameters), as the real pipeline class, and the family's adapter (gendistill.families) counts the FLOPs of
+one call of each component with FlopCounterMode (2 per multiply-add; attention through the math SDPA backend).
+Per image:
 
     denoiser evaluations = steps x (2 when classifier-free guidance is on, guidance > 1; FLUX and SANA-Sprint
                            embed guidance instead)
@@ -29,30 +31,36 @@ from _common import REPO, fmt_table
 CONFIGS = REPO / "benchmarks" / "model_configs"
 H100_TFLOPS = 989.4  # dense fp16/bf16 peak of an H100 SXM (bench_gpu_sdxl.py)
 
-# family: (config dir, checkpoint it stands for, steps, guidance, resolutions, tiny decoder config dir or None)
-ROWS = {
-    "sdxl": ("sdxl-turbo", "stabilityai/sdxl-turbo", 1, 0.0, (512, 256), "taesdxl"),
-    "sd": ("sd-turbo", "stabilityai/sd-turbo", 1, 0.0, (512, 256), "taesd"),
-    "sd3": ("sd3.5-large-turbo", "stabilityai/stable-diffusion-3.5-large-turbo", 4, 0.0, (1024, 512, 256), "taesd3"),
-    "flux": ("flux.1-schnell", "black-forest-labs/FLUX.1-schnell", 4, 0.0, (1024, 512, 256), "taef1"),
-    "pixart": (
-        "pixart-sigma-xl-2-1024-ms",
-        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
-        20,
-        4.5,
-        (1024, 512, 256),
-        "taesdxl",
-    ),
-    "sana_sprint": (
-        "sana-sprint-1.6b-1024",
-        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers",
-        2,
-        4.5,
-        (1024, 512, 256),
-        None,
-    ),
-    "dit": ("dit-xl-2-256", "facebook/DiT-XL-2-256", 50, 4.0, (256,), "taesd"),
-}
+EXAMPLES = REPO / "configs" / "models"
+SIZES = (1024, 512, 256)  # each family at its example's resolution and the smaller of these
+
+
+def example_rows() -> dict[str, tuple]:
+    """family: (architecture config dir, checkpoint it stands for, steps, guidance, resolutions, tiny decoder
+    config dir or None), from each family's example config (configs/models/<stem>.yaml, its `example_config`) and
+    that checkpoint's architecture configs (benchmarks/model_configs/<stem>/)."""
+    import yaml
+
+    from gendistill.families import FAMILIES
+
+    rows = {}
+    for family in FAMILIES:
+        if family.example_config is None:
+            continue
+        cfg = yaml.safe_load((EXAMPLES / f"{family.example_config}.yaml").read_text())
+        g = cfg["generation"]
+        native = g["resolution"]
+        sizes = (native,) if family.native_resolution_only else (native, *(r for r in SIZES if r < native))
+        tiny = g["tiny_decoder"].split("/")[-1] if g.get("tiny_decoder") else None
+        rows[family.name] = (
+            family.example_config,
+            cfg["model"]["source"],
+            g["steps"],
+            float(g["guidance_scale"]),
+            sizes,
+            tiny,
+        )
+    return rows
 
 
 def meta_pipeline(config_dir: Path):
@@ -108,11 +116,11 @@ def dense_text_masks() -> None:
 
 
 def family_rows(family: str, resolutions: list[int] | None) -> list[dict]:
-    from gendistill.sampling.adapters import adapter_for
+    from gendistill.families import adapter_for
 
     dense_text_masks()
 
-    folder, model, steps, guidance, native, tiny = ROWS[family]
+    folder, model, steps, guidance, native, tiny = example_rows()[family]
     pipe = meta_pipeline(CONFIGS / folder)
     adapter = adapter_for(pipe, device="meta")
     text = adapter.text_flops()
@@ -148,9 +156,10 @@ def family_rows(family: str, resolutions: list[int] | None) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    rows_of = example_rows()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--families", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
-    ap.add_argument("--resolutions", default=None, help="comma list (default: each family's, see ROWS)")
+    ap.add_argument("--families", default=",".join(rows_of), help=f"comma list of {', '.join(rows_of)}")
+    ap.add_argument("--resolutions", default=None, help="comma list (default: each family's, see example_rows)")
     ap.add_argument("--json", default=None, help="also write the rows here")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -201,7 +210,7 @@ def main(argv=None) -> int:
             table,
         )
     )
-    print("models: " + "; ".join(f"{f}: {ROWS[f][1]}" for f in dict.fromkeys(r["family"] for r in rows)))
+    print("models: " + "; ".join(f"{f}: {rows_of[f][1]}" for f in dict.fromkeys(r["family"] for r in rows)))
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -59,7 +59,7 @@ def read_meta(out: Path) -> dict:
 
 def pid_gone(pid: int) -> bool:
     """The process has exited (a sampler started from the test process stays a zombie until reaped)."""
-    from gendistill.sampling.runtime import process_state
+    from gendistill.processes import process_state
 
     return process_state(pid) in ("Z", "?")
 

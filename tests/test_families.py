@@ -12,9 +12,10 @@ import torch
 from conftest import TINY_CONFIG, deep_update
 
 from gendistill.config import ConfigError
-from gendistill.generator.build import TINY_FAMILIES, build_tiny_decoder, build_tiny_pipeline
+from gendistill.families import BY_NAME, FAMILIES, UnsupportedModel
+from gendistill.families.dit import dit_label_id, dit_label_table
+from gendistill.generator.build import build_tiny_decoder, build_tiny_pipeline
 from gendistill.plan import PIXEL_KEYS, build_plan, load_spec
-from gendistill.sampling.families import FAMILIES, UnsupportedModel, dit_label_id, dit_label_table
 
 
 def plan_error(cfg) -> str:
@@ -44,7 +45,7 @@ def test_unsupported_pipeline_fails_at_plan_time_listing_the_supported_ones(tmp_
     msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(model)}}))
     assert "is a KandinskyV22Pipeline, which gendistill cannot sample from" in msg
     assert all(f.name in msg for f in FAMILIES) and "DiTPipeline" in msg and "Fix:" in msg
-    from gendistill.sampling.adapters import adapter_for
+    from gendistill.families import adapter_for
 
     with pytest.raises(UnsupportedModel, match="Supported pipeline families"):
         adapter_for(object())  # a loaded pipeline of no supported class fails the same way
@@ -132,18 +133,18 @@ def test_the_decoder_is_in_the_load_spec_only_when_used():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", list(BY_NAME))
 def test_flops_per_image_on_the_tiny_pipelines(family):
     """Each adapter counts its components: the denoiser and decoder grow with the resolution, guidance > 1 doubles
     the evaluations of families with classifier-free guidance, and the tiny decoder costs less than the VAE."""
-    from gendistill.sampling.adapters import adapter_for
+    from gendistill.families import adapter_for
 
     pipe = build_tiny_pipeline({"family": family})
     a = adapter_for(pipe)
     small, big = a.flops(32), a.flops(64, steps=2, guidance=3.0)
     assert small["denoiser_per_eval"] > 0 and big["denoiser_per_eval"] > small["denoiser_per_eval"]
     assert big["decoder"] > small["decoder"] > 0
-    assert big["evals_per_image"] == (2 if family in ("flux", "sana_sprint") else 4)
+    assert big["evals_per_image"] == (4 if BY_NAME[family].classifier_free_guidance else 2)
     assert big["per_image"] == big["denoiser_per_eval"] * big["evals_per_image"] + big["decoder"]
     assert (small["text_per_class"] > 0) == (family != "dit")
     pipe.vae = build_tiny_decoder({"family": family})
@@ -151,31 +152,22 @@ def test_flops_per_image_on_the_tiny_pipelines(family):
 
 
 def test_example_model_configs_are_valid_and_fit_their_architectures():
-    """configs/models/*.yaml, merged over config.yaml as the README shows: schema-valid, and their resolution
-    and tiny decoder fit the architecture of the model they name (benchmarks/model_configs/)."""
+    """Each family's example config (configs/models/<stem>.yaml), merged over config.yaml as the README shows:
+    schema-valid, of that family, and its resolution and tiny decoder fit the architecture of the checkpoint it
+    names (benchmarks/model_configs/<stem>/). test_registries checks that every example config is a family's."""
     import yaml
     from conftest import REPO
 
     from gendistill.config import validate_schema
-    from gendistill.sampling.families import decoder_facts, generation_problems, model_facts
+    from gendistill.families.facts import decoder_facts, generation_problems, model_facts
 
-    arch = REPO / "benchmarks" / "model_configs"
-    by_source = {
-        "stabilityai/sdxl-turbo": "sdxl-turbo",
-        "stabilityai/sd-turbo": "sd-turbo",
-        "stabilityai/stable-diffusion-3.5-large-turbo": "sd3.5-large-turbo",
-        "black-forest-labs/FLUX.1-schnell": "flux.1-schnell",
-        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS": "pixart-sigma-xl-2-1024-ms",
-        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers": "sana-sprint-1.6b-1024",
-        "facebook/DiT-XL-2-256": "dit-xl-2-256",
-    }
     base = yaml.safe_load((REPO / "config.yaml").read_text())
-    families = set()
-    for path in sorted((REPO / "configs" / "models").glob("*.yaml")):
+    for family in [f for f in FAMILIES if f.example_config]:
+        path = REPO / "configs" / "models" / f"{family.example_config}.yaml"
         cfg = validate_schema(deep_update(base, yaml.safe_load(path.read_text())))
         g = cfg["generation"]
-        facts = model_facts(arch / by_source[cfg["model"]["source"]], path.name)
+        arch = REPO / "benchmarks" / "model_configs"
+        facts = model_facts(arch / family.example_config, path.name)
         decoder = decoder_facts(arch / g["tiny_decoder"].split("/")[-1]) if g["tiny_decoder"] else None
         assert generation_problems(facts, g, [], decoder) == [], path.name
-        families.add(facts["family"])
-    assert families == {f.name for f in FAMILIES} - {"sana"}  # SANA-Sprint's config stands for the SANA pair
+        assert facts["family"] == family.name and cfg["model"]["source"] == family.example, path.name

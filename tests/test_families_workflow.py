@@ -14,6 +14,9 @@ import pytest
 import torch
 from conftest import deep_update, job_counts, run_snakemake
 
+from gendistill.families import FAMILIES
+from gendistill.families.tiny import TINY_DEFAULTS
+
 pytestmark = pytest.mark.workflow
 
 FAMILY_RUN = {
@@ -26,15 +29,8 @@ FAMILY_RUN = {
     "evaluation": {"activate": False},
 }
 TARGET = ("--", "results/f/dataset/distilled.pt")  # "--": after --resources, a target must be marked as one
-PIPELINES = {
-    "sd": "StableDiffusionPipeline",
-    "sd3": "StableDiffusion3Pipeline",
-    "flux": "FluxPipeline",
-    "pixart": "PixArtSigmaPipeline",
-    "sana": "SanaPipeline",
-    "sana_sprint": "SanaSprintPipeline",
-    "dit": "DiTPipeline",
-}
+# family -> the class of its tiny pipeline; SDXL, the default family, runs end to end in test_workflow.py
+PIPELINES = {f.name: f.pipelines[-1] for f in FAMILIES if f.name != TINY_DEFAULTS["family"]}
 
 
 def family_config(family: str, **generation) -> dict:

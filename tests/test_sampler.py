@@ -12,7 +12,9 @@ import torch
 
 from gendistill.atomic import atomic_path
 from gendistill.distilled.augment import augment_class, draw_params
-from gendistill.generator.build import TINY_FAMILIES, build_tiny_pipeline
+from gendistill.families import BY_NAME, family_of
+from gendistill.families.facts import tiny_facts
+from gendistill.generator.build import build_tiny_pipeline
 from gendistill.sampling.generate import Sampler, is_bad_image
 from gendistill.seeds import image_seed
 
@@ -20,7 +22,7 @@ CLS = {"index": 3, "name": "cat", "id": "003_cat", "prompt": "a photo of a cat",
 GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
 
 
-@pytest.fixture(scope="module", params=TINY_FAMILIES)
+@pytest.fixture(scope="module", params=list(BY_NAME))
 def pipe(request):
     p = build_tiny_pipeline({"seed": 0, "family": request.param})
     p.set_progress_bar_config(disable=True)
@@ -30,6 +32,15 @@ def pipe(request):
 def cls_of(pipe) -> dict:
     """The test class; a class-conditional DiT is given one of its labels (the tiny one's are digit names)."""
     return {**CLS, "prompt": "three"} if type(pipe).__name__ == "DiTPipeline" else CLS
+
+
+def test_the_plans_tiny_facts_are_those_of_the_built_pipeline(pipe):
+    """The plan checks a tiny model from its spec and its family's facts (tiny_facts), without building it: they
+    must be the facts of the pipeline the family's builder makes, read from its configs as for a real model."""
+    family = family_of(pipe)
+    planned, built = tiny_facts({"seed": 0, "family": family.name}), family.adapter_for(pipe).facts()
+    keys = ("family", "pipeline", "latent_channels", "scale", "multiple", "native_resolution")
+    assert {k: planned[k] for k in keys} == {k: built[k] for k in keys}
 
 
 def test_images_independent_of_batch_size_and_other_images(pipe):
@@ -173,3 +184,17 @@ def test_vae_dtype_modes_decode_in_their_dtype():
     assert out.shape == ref.shape and diff.mean() < 3, diff.mean()  # bf16 rounding, not a different image
     with pytest.raises(ValueError, match="vae_dtype"):
         configure_vae(bf, "float8")
+
+
+def test_one_device_resolver_for_sampling_and_evaluation(monkeypatch):
+    """`auto` is the GPU when one is visible, else the CPU; `cuda` without a visible GPU is refused up front,
+    naming the setting the job read (sampling and the evaluation stages alike)."""
+    from gendistill.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu", "evaluation.device") == "cpu"
+    for setting in ("generation.device", "evaluation.device"):
+        with pytest.raises(RuntimeError, match=f"{setting}: cuda requested .* set {setting}: cpu"):
+            resolve_device("cuda", setting)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", "evaluation.device") == "cuda" and resolve_device("cuda") == "cuda"

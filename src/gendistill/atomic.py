@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from .processes import alive
 
 
 def tmp_name(path: Path) -> Path:
@@ -20,10 +24,6 @@ def tmp_name(path: Path) -> Path:
 
 def remove_stale_tmps(path: Path) -> list[Path]:
     """Remove temporaries of `path` left by processes that have ended (killed jobs); return them."""
-    import re
-
-    from .sampling.runtime import alive
-
     path = Path(path)
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.tmp-(\d+)(-[0-9a-f]+)?$")
     removed = []
@@ -82,8 +82,6 @@ def write_text(path: Path, text: str) -> None:
 
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
-        import shutil
-
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():
         p.unlink()

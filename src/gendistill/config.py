@@ -6,9 +6,11 @@ Every problem becomes one line naming the key and the fix, and all are reported 
 from __future__ import annotations
 
 import copy
+import json
 from importlib.resources import files
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 # Package data, so an installed (non-editable) package finds it; the one copy (the workflow validates through
@@ -56,8 +58,6 @@ def _schema_message(err) -> str:
 
 def validate_schema(config: dict) -> dict:
     """Return a copy of `config` with defaults filled in; raise ConfigError listing all schema violations."""
-    import jsonschema
-
     schema = load_schema()
     cfg = copy.deepcopy(config or {})
     validator = jsonschema.Draft202012Validator(schema)
@@ -125,8 +125,6 @@ def semantic_problems(cfg: dict) -> list[str]:
 
 
 def read_time_budget_record(path: str) -> dict | None:
-    import json
-
     try:
         rec = json.loads(Path(path).read_text())
         return rec if rec.get("kind") == "gendistill.time_budget" else None

@@ -13,8 +13,12 @@ from pathlib import Path
 
 from .config import ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
+from .families import BY_NAME, UnsupportedModel
+from .families.facts import decoder_facts, generation_problems, model_facts, tiny_facts
+from .generator.fit import FIT_VERSION, full_spec, spec_problems
 from .layout import RunLayout
 from .naming import class_ids
+from .sampling.load_spec import load_spec
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
 PIXEL_KEYS = (
@@ -106,32 +110,6 @@ class Plan:
         self._index = {c.id: c for c in self.classes}
 
 
-def load_spec(cfg: dict, source: str) -> dict:
-    """The sampler's load spec for a (resolved) config and model source: the one definition.
-
-    It is the sample jobs' `load` param, so what it holds decides pixels: the tiny decoder is added only when it
-    is used, so that configs without it keep their params (and their cached classes)."""
-    g = cfg["generation"]
-    spec = {
-        "source": source,
-        "revision": cfg["model"]["revision"],
-        "device": g["device"],
-        "dtype": g["dtype"],
-        "vae_dtype": g.get("vae_dtype", "auto"),
-    }
-    if g.get("decoder", "vae") != "vae":
-        spec.update(decoder=g["decoder"], tiny_decoder=tiny_decoder_source(cfg, source))
-    return spec
-
-
-def tiny_decoder_source(cfg: dict, source: str) -> str | None:
-    """generation.tiny_decoder; with model.tiny and none given, the tiny pipeline's own (its tiny_decoder/)."""
-    given = cfg["generation"].get("tiny_decoder")
-    if given or cfg["model"].get("tiny") is None:
-        return given
-    return str(Path(source) / "tiny_decoder")
-
-
 def tiny_model_dir(cfg: dict) -> str | None:
     spec = cfg["model"].get("tiny")
     if spec is None:
@@ -142,8 +120,6 @@ def tiny_model_dir(cfg: dict) -> str | None:
 
 def fitted_model_identity(cfg: dict) -> dict | None:
     """What determines the fitted stand-in's weights: its spec, the data it is fitted to, the recipe version."""
-    from .generator.fit import FIT_VERSION, full_spec
-
     spec = cfg["model"].get("fitted")
     if spec is None:
         return None
@@ -173,8 +149,6 @@ def model_kind(cfg: dict) -> str:
 
 def fitted_problems(cfg: dict, image_size: int) -> list[str]:
     """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler."""
-    from .generator.fit import spec_problems
-
     if cfg["model"].get("fitted") is None:
         return []
     problems = []
@@ -254,7 +228,7 @@ def _root_holding(source: str, revision: str | None, marker: str) -> Path | None
     if _is_local(source):
         p = Path(source).expanduser()
         return p if (p / marker).is_file() else None
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # deferred: only a hub id needs it, and it is slow to import
 
     cached = try_to_load_from_cache(source, marker, revision=revision)
     return Path(cached).parent if isinstance(cached, str) else None
@@ -349,8 +323,6 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     job: an unsupported pipeline class, a resolution it does not take, class names a class-conditional model
     cannot map, a tiny decoder that does not fit its latents. A hub model not in the cache is checked when it
     loads instead."""
-    from .sampling.families import UnsupportedModel, decoder_facts, generation_problems, model_facts, tiny_facts
-
     g, m = cfg["generation"], cfg["model"]
     try:
         if m["tiny"] is not None:
@@ -365,8 +337,6 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     problems, decoder = [], None
     if g["decoder"] == "tiny":
         if g["tiny_decoder"] is None and m["tiny"] is None:
-            from .sampling.families import BY_NAME
-
             hint = BY_NAME[facts["family"]].tiny_decoders if facts else ""
             problems.append(
                 "generation.decoder: tiny, but generation.tiny_decoder is not set. Fix: set it to a "
@@ -436,7 +406,7 @@ def teacher_uses(cfg: dict) -> list[str]:
 
 def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]:
     """Plan-time checks of teacher, selection, soft labels and the teacher ablation, each naming the fix."""
-    from .teacher.selection import difficulty_band_ranks
+    from .teacher.selection import difficulty_band_ranks  # deferred: pandas, only for runs with a teacher
 
     problems = []
     sel, ev = cfg["selection"], cfg["evaluation"]

@@ -3,12 +3,14 @@ sampler meta."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import sys
 from importlib import metadata
 from pathlib import Path
 
+from . import __version__
 from .atomic import write_text
 from .layout import read_records
 from .seeds import SEED_SCHEME
@@ -40,8 +42,6 @@ def package_versions() -> dict:
 
 def model_identity(source: str, revision: str | None) -> dict:
     """Hub id + revision, or for a local directory a sha256 over its weight files (so a run names its weights)."""
-    import hashlib
-
     p = Path(source)
     if not p.is_dir():
         return {"source": source, "revision": revision}
@@ -73,8 +73,6 @@ def write_provenance(
     teacher: dict | None = None,
 ) -> dict:
     """`teacher`: the teacher's record (teacher/teacher.json: sha256, source, test accuracy) when one is used."""
-    from gendistill import __version__
-
     samplers = {}
     for d in class_dirs:
         rec = read_records(d)["meta"]["generated"]

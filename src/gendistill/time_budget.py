@@ -170,7 +170,7 @@ def measure(
     """
     import torch
 
-    from .sampling.families import dit_label_id
+    from .families.dit import dit_label_id
     from .sampling.generate import Sampler
 
     sampler = Sampler(pipe, device, dtype, batch_size)
@@ -210,7 +210,7 @@ def measure(
         "out_size": out_size,
         "steps": steps,
         "guidance_scale": guidance_scale,
-        "family": sampler.adapter.family,
+        "family": sampler.adapter.family.name,
         "pipeline": type(pipe).__name__,
         "flops": sampler.adapter.flops(resolution, steps, guidance_scale),
     }
@@ -225,8 +225,8 @@ def _load(a):
     dtype = resolve_dtype(a.dtype, device)
     t0 = time.perf_counter()
     if a.model_source == "tiny":
+        from .families import adapter_for
         from .generator.build import build_tiny_decoder, build_tiny_pipeline
-        from .sampling.adapters import adapter_for
 
         spec = json.loads(a.tiny_spec)
         pipe = build_tiny_pipeline(spec)
@@ -269,7 +269,7 @@ def run(a, command: str) -> int:
     t_start = time.perf_counter()
     pipe, device, dtype, load_s = _load(a)
     if a.resolution is None:
-        from .sampling.adapters import adapter_for
+        from .families import adapter_for
 
         adapter = adapter_for(pipe)
         a.resolution = (

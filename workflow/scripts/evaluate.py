@@ -9,15 +9,15 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemak
 import torch
 
 from gendistill.atomic import write_text
+from gendistill.devices import resolve_device
 from gendistill.evaluation.job import run_job
-from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    device = pick_device(p.device)
+    device = resolve_device(p.device, "evaluation.device")
     w = sm.wildcards
     set_name = p.set_name
     res = run_job(

@@ -8,15 +8,15 @@ import json
 
 import torch
 
+from gendistill.devices import resolve_device
 from gendistill.evaluation.recognition import recognise
 from gendistill.evaluation.table import write_csv
-from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
-    device = pick_device(sm.params.device)
+    device = resolve_device(sm.params.device, "evaluation.device")
     names = {int(k): v for k, v in json.loads(sm.params.class_names).items()}
     images, table = recognise(
         list(sm.input.generated), sm.input.model, sm.input.info, json.loads(sm.params.dataset), names, device=device

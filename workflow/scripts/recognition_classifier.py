@@ -8,15 +8,15 @@ import json
 
 import torch
 
+from gendistill.devices import resolve_device
 from gendistill.evaluation.job import EpochProgress
 from gendistill.evaluation.recognition import train_classifier
-from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
-    device = pick_device(sm.params.device)
+    device = resolve_device(sm.params.device, "evaluation.device")
     p = sm.params
     recipe = json.loads(p.recipe)
     progress = EpochProgress(recipe["epochs"], "recogniser")

@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemak
 
 import torch
 
-from gendistill.evaluation.train import pick_device
+from gendistill.devices import resolve_device
 from gendistill.logs import log_to
 from gendistill.teacher.selection import select_class
 
@@ -15,7 +15,7 @@ sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    device = pick_device(p.device)
+    device = resolve_device(p.device, "evaluation.device")
     info = select_class(
         sm.input.candidates,
         sm.input.teacher,

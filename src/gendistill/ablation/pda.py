@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..distilled.augment import augment_class
+from ..distilled.package import package
+from ..imageio import load_png, save_png
 from ..layout import RECORDS, read_records
 
 
@@ -33,10 +36,6 @@ def build_variant(
     out_manifest: str,
     out_folder: str,
 ) -> dict:
-    from ..distilled.augment import augment_class
-    from ..distilled.package import package
-    from ..imageio import load_png, save_png
-
     n, n_aug = int(variant["n_generated"]), int(variant["n_aug"])
     params = {**aug_params, "n_aug": n_aug}
     with atomic_path(Path(out_aug_dir)) as tmp:
@@ -151,7 +150,9 @@ def ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFrame:
 
 def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
     """Bars per variant (grouped by IPC), error bars = std over seeds; generated sets vs real subsets."""
-    from ..report.plots import plt, save_png
+    from matplotlib.patches import Patch  # deferred (with report.plots): matplotlib is heavy; the table needs none
+
+    from ..report.plots import plt, save_figure
 
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(
@@ -183,8 +184,6 @@ def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
         ax.set_ylim(0, 108)
         ax.set_ylabel("test accuracy (%), mean +- std over seeds")
         ax.set_title(title or f"{model}: post data augmentation ablation", fontsize=10)
-        from matplotlib.patches import Patch
-
         ax.legend(
             handles=[
                 Patch(color="#d95f02", label="generated + PDA"),
@@ -195,4 +194,4 @@ def ablation_plot(table: pd.DataFrame, path: str, title: str = "") -> None:
             loc="upper left",
             bbox_to_anchor=(1.01, 1.0),
         )
-    save_png(fig, path)
+    save_figure(path, fig)

@@ -74,7 +74,7 @@ def teacher_ablation_table(rows: list[dict], variants: list[dict]) -> pd.DataFra
 
 def teacher_ablation_plot(table: pd.DataFrame, path: str) -> None:
     """Bars per row (error bars = std over seeds): generated sets hard / soft, real subsets hard / soft, full."""
-    from ..report.plots import plt, save_png
+    from ..report.plots import plt, save_figure  # deferred: matplotlib is heavy; the table needs none
 
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(
@@ -108,4 +108,4 @@ def teacher_ablation_plot(table: pd.DataFrame, path: str) -> None:
         ax.set_ylim(0, 108)
         ax.set_ylabel("test accuracy (%), mean +- std over seeds")
         ax.set_title(f"{model}: teacher ablation (selection, soft labels)", fontsize=10)
-    save_png(fig, path)
+    save_figure(path, fig)

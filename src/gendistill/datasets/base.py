@@ -36,6 +36,9 @@ class DatasetAdapter:
     default_image_size = 32
     default_mean = (0.5, 0.5, 0.5)
     default_std = (0.5, 0.5, 0.5)
+    # True: the adapter lists its image files (`files`) and the evaluation streams them from disk instead of
+    # loading a split whole (ImageNet); False: `load_split` only.
+    streams = False
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
@@ -64,6 +67,11 @@ class DatasetAdapter:
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (images uint8 [N, H, W, 3], labels int64 [N]) for 'train' or 'test'."""
         raise NotImplementedError
+
+    def files(self, split: str, labels: list[int] | None = None) -> tuple[list[Path], np.ndarray]:
+        """(paths, labels) of the image files of 'train' or 'test', restricted to `labels` when given; nothing is
+        decoded. Only adapters with `streams = True` list their files."""
+        raise NotImplementedError(f"dataset '{self.name}' does not list its files (streams = False)")
 
     def missing(self, what: str, layout: str, fetch: str | None = None) -> DatasetError:
         msg = (

@@ -93,7 +93,7 @@ class _Cifar(DatasetAdapter):
 
     def _download(self) -> None:
         try:
-            import torchvision
+            import torchvision  # deferred: heavy, and only the opt-in download uses it
 
             getattr(torchvision.datasets, self.tv_class)(str(self.root or "."), download=True)
         except Exception as e:  # noqa: BLE001 - no network, disk full...: report as a dataset problem

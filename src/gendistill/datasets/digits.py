@@ -30,7 +30,7 @@ class Digits(DatasetAdapter):
         return tuple(self.cfg.get("std") or (0.25, 0.25, 0.25))
 
     def load_split(self, split: str):
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # deferred: heavy; the plan reads the class names only
         from sklearn.model_selection import train_test_split
 
         d = load_digits()

@@ -8,7 +8,7 @@ Layouts (dataset.root points at the folder holding train/ and val/, or at a Kagg
 Class names (prompts) come from LOC_synset_mapping.txt ("n01440764 tench, Tinca tinca"), or from the devkit's
 ILSVRC2012_devkit_t12/data/meta.mat, or torchvision's meta.bin: {name} is the first synonym, {synonyms} all of
 them, {wnid} the id. The val split is the test set (the official test set has no public labels).
-Training images are listed, never loaded whole: evaluation streams them (evaluation/streaming.py).
+Training images are listed, never loaded whole: evaluation streams them (`streams`, `files`; evaluation/data.py).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class ImageNet(DatasetAdapter):
         elif path.name == "meta.mat":
             words = _devkit_words(path)
         else:
-            import torch
+            import torch  # deferred: heavy, and only torchvision's meta.bin needs it
 
             wnid_to_classes = torch.load(path, weights_only=False)[0]
             words = {w: list(names) for w, names in wnid_to_classes.items()}
@@ -226,7 +226,7 @@ class ImageNet(DatasetAdapter):
 
 def _devkit_words(path: Path) -> dict[str, list[str]]:
     """wnid -> synonyms of the 1,000 leaf synsets in the ILSVRC2012 devkit's meta.mat (as torchvision reads it)."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # deferred: heavy, and only the devkit's meta.mat needs it
 
     synsets = loadmat(str(path), squeeze_me=True)["synsets"]
     out = {}

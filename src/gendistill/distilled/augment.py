@@ -6,12 +6,17 @@ Every copy's parameters are drawn from its own seed (see seeds.augment_seed) and
 
 from __future__ import annotations
 
+import json
 import math
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from ..atomic import atomic_path
+from ..imageio import load_png, save_png
+from ..layout import RECORDS, class_dir, read_records
 from ..seeds import augment_seed
 
 
@@ -70,11 +75,6 @@ def augment_class(images: np.ndarray, records: list[dict], params: dict, seed: i
 
 def augment_dir(in_dir: Path, out_dir: Path, params: dict, seed: int) -> int:
     """Augment one class's generated directory into `out_dir` (PNGs + records.json); returns images written."""
-    import json
-
-    from ..imageio import load_png, save_png
-    from ..layout import RECORDS, read_records
-
     src = read_records(in_dir)
     images = np.stack([load_png(in_dir / r["file"]) for r in src["images"]])
     imgs, recs = augment_class(images, src["images"], params, seed)
@@ -94,11 +94,6 @@ def run(generated: list[str], out_dir: str, params: dict, seeds: dict[str, int],
     class would cost more in process starts than the augmentation itself. The whole output directory is
     published at once.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
-    from ..atomic import atomic_path
-    from ..layout import class_dir
-
     dirs = [Path(d) for d in generated]
     missing = [d.name for d in dirs if d.name not in seeds]
     if missing:

@@ -71,7 +71,7 @@ def package(
     out_folder: str,
     provenance: dict,
 ) -> dict:
-    import torch
+    import torch  # deferred (here and in load_distilled): heavy; reading a class's records needs none
 
     images, df = collect(class_dirs)
     x8 = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -7,20 +7,22 @@ versions the sha256 must match; across GPUs kernels may differ (see README, Repr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from ..imageio import png_bytes
+from ..layout import RunLayout, read_records
+from ..sampling.generate import Sampler
+from ..sampling.load_spec import load_spec
+from ..sampling.pipeline import load_from_spec
+from .augment import apply
+
 
 def regenerate(run_dir: str, file: str):
     """Return (image uint8 [H, W, 3], manifest row) for `file` (the manifest's `file` column)."""
-    from ..layout import RunLayout, read_records
-    from ..plan import load_spec
-    from ..sampling.generate import Sampler
-    from ..sampling.pipeline import load_from_spec
-    from .augment import apply
-
     run = RunLayout(run_dir)
     manifest = pd.read_csv(run.manifest, dtype={"aug_seed": "Int64", "seed": "int64"})
     rows = manifest[manifest["file"] == file]
@@ -40,10 +42,6 @@ def regenerate(run_dir: str, file: str):
 
 
 def main(run_dir: str, file: str) -> int:
-    import hashlib
-
-    from ..imageio import png_bytes
-
     img, row = regenerate(run_dir, file)
     digest = hashlib.sha256(png_bytes(img)).hexdigest()
     ok = digest == row["sha256"]

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ..datasets import get_adapter
-from .models import model_label
 from .data import FileSource, TensorSource
+from .models import model_label
 from .train import evaluate_on, fit, fit_and_test, normalise
 
 log = logging.getLogger("gendistill.evaluate")

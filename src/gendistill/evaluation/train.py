@@ -16,13 +16,6 @@ from .models import build_model
 log = logging.getLogger("gendistill.evaluate")
 
 
-def pick_device(name: str) -> str:
-    """A `device` setting of the CPU stages: `auto` is the GPU when one is visible, else the CPU."""
-    if name != "auto":
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def normalise(images_uint8_nhwc: np.ndarray, mean, std) -> torch.Tensor:
     # a copy straight to float: the source may be a read-only array (torch.load with mmap, np.load), which
     # torch.from_numpy would wrap with a warning
@@ -100,18 +93,6 @@ def fit_and_test(
     """train_and_test on sources (evaluation/data.py): tensors in memory or image files streamed from disk."""
     model, info = fit(train, num_classes, model_name, seed, recipe, device, progress, soft_logits, kd)
     return {**evaluate_on(model, test, device, max(recipe["batch_size"], 256), label_set), **info}
-
-
-def test_model(
-    model,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    device: str = "cpu",
-    bs: int = 256,
-    label_set: list[int] | None = None,
-) -> dict:
-    """Accuracy and per-class accuracy of a trained model on (x_test, y_test)."""
-    return evaluate_on(model, TensorSource(x_test, y_test), device, bs, label_set)
 
 
 def evaluate_on(model, test, device: str = "cpu", bs: int = 256, label_set: list[int] | None = None) -> dict:

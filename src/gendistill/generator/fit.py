@@ -48,6 +48,11 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
+from ..datasets import get_adapter
+from .build import build_tiny_pipeline
+
 log = logging.getLogger("gendistill.generator.fit")
 
 FIT_VERSION = 1  # bump when the recipe changes: it is part of the model directory's hash
@@ -138,7 +143,7 @@ def fit_pipeline(spec: dict | None, dataset_cfg: dict, threads: int | None = Non
 
     Runs with torch's deterministic algorithms: with 2+ threads, the backward of indexing and embeddings adds in
     a varying order otherwise, and two fits with the same seed gave different weights (measured)."""
-    import torch
+    import torch  # deferred: heavy, and the plan imports this module
 
     previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True)
@@ -149,12 +154,8 @@ def fit_pipeline(spec: dict | None, dataset_cfg: dict, threads: int | None = Non
 
 
 def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
-    import numpy as np
-    import torch
+    import torch  # deferred: heavy, and the plan imports this module
     import torch.nn.functional as F
-
-    from ..datasets import get_adapter
-    from .build import build_tiny_pipeline
 
     s = full_spec(spec)
     problems = spec_problems(s, dataset_cfg)
@@ -346,7 +347,7 @@ def _fit(spec: dict | None, dataset_cfg: dict, threads: int | None = None):
 
 
 def _fit_text_encoders(pipe, prompts: list[str], labels: list[int], n_classes: int, s: dict, g) -> float:
-    import torch
+    import torch  # deferred: heavy, and the plan imports this module
     import torch.nn.functional as F
 
     if s["text_steps"] <= 0:
@@ -393,7 +394,7 @@ def _fit_text_encoders(pipe, prompts: list[str], labels: list[int], n_classes: i
 def _ot_pairing(z, target, k: int):
     """Indices into `target` pairing each generated latent with a real one inside each group of k (min total
     squared distance, Hungarian algorithm)."""
-    import torch
+    import torch  # deferred: heavy, and the plan imports this module
     from scipy.optimize import linear_sum_assignment
 
     out = []
@@ -405,7 +406,7 @@ def _ot_pairing(z, target, k: int):
 
 
 def _package_versions() -> dict:
-    import diffusers
+    import diffusers  # deferred: heavy, and the plan imports this module
     import torch
     import transformers
 

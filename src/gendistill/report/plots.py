@@ -22,7 +22,8 @@ SET_LABELS = {
 SET_COLOURS = {"distilled": "#d95f02", "random_subset": "#7570b3", "full": "#1b9e77"}
 
 
-def save_png(fig, path: str) -> None:
+def save_figure(path: str, fig) -> None:
+    """Write a matplotlib figure as PNG (atomically, without a timestamp in its metadata) and close it."""
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -50,7 +51,7 @@ def accuracy_plot(summary: pd.DataFrame, path: str, title: str = "") -> None:
     ax.set_ylim(0, 105)
     ax.set_title(title or "Test accuracy by training set and model")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    save_png(fig, path)
+    save_figure(path, fig)
 
 
 def per_class_plot(per_class: pd.DataFrame, path: str, max_classes: int = 60) -> None:
@@ -98,7 +99,7 @@ def per_class_plot(per_class: pd.DataFrame, path: str, max_classes: int = 60) ->
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{model}: per-class test accuracy after training on the distilled set (worst first)")
         ax.legend(fontsize=8)
-    save_png(fig, path)
+    save_figure(path, fig)
 
 
 TABLE_CSS = (
@@ -146,4 +147,4 @@ def recognition_plot(table: pd.DataFrame, path: str) -> None:
     ax.set_ylim(0, 110)
     ax.set_ylabel("recognised as its prompt's class (%)")
     ax.set_title("Generated images recognised by a classifier trained on real data")
-    save_png(fig, path)
+    save_figure(path, fig)

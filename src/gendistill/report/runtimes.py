@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_path
-
 COLUMNS = ["stage", "jobs", "total_s", "mean_s", "max_s", "cpu_time_s", "max_rss_mb"]
 
 
@@ -56,10 +54,7 @@ def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(summary: pd.DataFrame, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_figure  # deferred: matplotlib is heavy; the table needs none
 
     s = summary.iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(s), 2) + 1.2))
@@ -69,6 +64,4 @@ def plot(summary: pd.DataFrame, path: str) -> None:
     ax.set_xlabel("wall-clock seconds, summed over the stage's jobs (Snakemake benchmark files)")
     ax.set_xlim(0, max(float(s["total_s"].max() or 1) * 1.35, 1))
     ax.set_title("Run time per stage")
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    save_figure(path, fig)

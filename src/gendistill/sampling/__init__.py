@@ -1,9 +1,8 @@
 """Sampling: one class's images from a text-to-image pipeline, served by a resident sampler process.
 
-Modules, from the pixels outwards:
-* `families`: the supported pipeline families and the model facts the plan checks (no torch import).
+Modules, from the pixels outwards (what is particular to a pipeline family, its adapter included, is in
+`gendistill.families`):
 * `pipeline`: load a diffusers pipeline from a load spec (hub id or local directory), VAE dtype, tiny decoder.
-* `adapters`: one adapter per family (encode a prompt, generate a batch, FLOPs per image).
 * `generate`: batched, seeded generation of one class, streamed batch by batch (memory bounded by the batch).
 * `writer`: the job's side: PNGs written batch by batch into a private temp directory, published by one rename.
 * `runtime`: the per-user private runtime directory, files opened without following symlinks, peer checks,

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..processes import process_state
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
 from .runtime import (
     Lineage,
@@ -23,7 +24,6 @@ from .runtime import (
     key_id,
     open_private,
     paths,
-    process_state,
     remove_lock_file,
     runtime_dir,
     sampler_key,

@@ -1,7 +1,7 @@
 """Batched, seeded sampling of one class's images with a loaded diffusion pipeline, one batch at a time.
 
 The one sampling path of every pipeline family: what differs between families (prompt encoding, the pipeline
-call) is the family's adapter (adapters.py); batching, seeds, NaN checks and resizing are here.
+call) is the family's adapter (gendistill.families); batching, seeds, NaN checks and resizing are here.
 
 Why it is faster than the reference loop: the prompt is encoded once per class (not once per image), images
 are generated in batches, and resizing to the dataset resolution happens on the device.
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..families import adapter_for
+from ..imageio import png_bytes
 from ..seeds import image_seed
-from .adapters import adapter_for
 
 log = logging.getLogger("gendistill.sampler")
 
@@ -82,7 +83,7 @@ class Sampler:
         self, pipe, device: str, dtype: torch.dtype, batch_size: int | str = "auto", family: str | None = None
     ):
         self.pipe, self.device, self.dtype = pipe, device, dtype
-        self.adapter = adapter_for(pipe, device, family)  # the pipeline family's encode/generate (adapters.py)
+        self.adapter = adapter_for(pipe, device, family)  # the pipeline family's encode/generate
         self.batch_size = self.resolve_batch(batch_size)
 
     def resolve_batch(self, batch_size: int | str | None) -> int:
@@ -227,8 +228,6 @@ def sample_request(
     numpy nor PIL); returns the class's meta for records.json. The one sampling path of the sampler process
     and of in-process jobs (`generation.server: false`).
     """
-    from ..imageio import png_bytes
-
     t0 = time.perf_counter()
     requested = req.get("batch_size", "auto")
     sizes = []

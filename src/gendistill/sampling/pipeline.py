@@ -9,20 +9,13 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
+from ..families import adapter_for, family_of
+from ..families.base import autoencoder_facts
+
 log = logging.getLogger("gendistill.sampler")
 
 VAE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "generation.device: cuda requested but no CUDA device is visible. "
-            "Fix: run on a GPU node, or set generation.device: cpu."
-        )
-    return name
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -42,13 +35,11 @@ def load_pipeline(
     decoder: str = "vae",
     tiny_decoder: str | None = None,
 ):
-    """Load a diffusers pipeline of a supported family (adapters.py) from a hub id or a local directory
+    """Load a diffusers pipeline of a supported family (gendistill.families) from a hub id or a local directory
     (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
     `tiny_decoder` (a local directory or hub id). compile_unet: torch.compile the denoiser (UNet or transformer).
     """
-    from diffusers import DiffusionPipeline
-
-    from .adapters import adapter_for
+    from diffusers import DiffusionPipeline  # deferred (here and below): heavy; the other helpers need only torch
 
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -90,8 +81,6 @@ def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype) -> None:
     """Replace the pipeline's VAE by the AutoencoderTiny at `source`, after checking that it decodes this
     pipeline's latents (same channels, same scale)."""
     from diffusers import AutoencoderTiny
-
-    from .families import autoencoder_facts
 
     if not source:
         raise ValueError(
@@ -192,9 +181,7 @@ def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_thre
         "transformers": transformers.__version__,
     }
     if pipe is not None:
-        from .adapters import family_of
-
-        env.update({"family": family_of(pipe), "pipeline": type(pipe).__name__})
+        env.update({"family": family_of(pipe).name, "pipeline": type(pipe).__name__})
     if cpu_threads is not None:
         env["cpu_threads"] = cpu_threads
     if device == "cuda":

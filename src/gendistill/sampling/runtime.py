@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..processes import alive, process_start_time, process_state
+
 SAMPLING_DIR = Path(__file__).resolve().parent
 # Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.
 MAX_SOCKET_PATH = 100
@@ -146,32 +148,6 @@ def connect(path: str) -> tuple[socket.socket, int] | None:
 # ---- processes ----------------------------------------------------------------------------------------------
 
 
-def process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: with the pid, it names one process (pids are reused)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def process_state(pid: int) -> str:
-    """'R', 'S', 'T' (stopped), 'Z'... from /proc/<pid>/stat, or '?' if it cannot be read."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
-def alive(pid: int, started: str | None = None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return started is None or process_start_time(pid) == started
-
-
 def _parent(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -220,9 +196,12 @@ class Lineage:
 
 
 def code_hash() -> str:
-    """sha256 over the sampling code (this subpackage and the seed scheme): what runs in the sampler."""
+    """sha256 over the sampling code (this subpackage, the families', the seed scheme, process liveness): what
+    runs in the sampler."""
     h = hashlib.sha256()
-    for f in sorted(SAMPLING_DIR.glob("*.py")) + [SAMPLING_DIR.parent / "seeds.py"]:
+    families = sorted((SAMPLING_DIR.parent / "families").glob("*.py"))
+    shared = [SAMPLING_DIR.parent / "seeds.py", SAMPLING_DIR.parent / "processes.py"]
+    for f in sorted(SAMPLING_DIR.glob("*.py")) + families + shared:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 

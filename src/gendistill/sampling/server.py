@@ -27,8 +27,9 @@ import time
 import traceback
 from pathlib import Path
 
+from ..processes import alive, process_start_time
 from .protocol import HEARTBEAT_S, Channel, ProtocolError, RequestError, validate_sample_request
-from .runtime import alive, code_hash, peer_credentials, process_start_time, remove_lock_file
+from .runtime import code_hash, peer_credentials, remove_lock_file
 
 log = logging.getLogger("gendistill")
 CODE = code_hash()  # of the files this process runs: computed at import, before any could be edited

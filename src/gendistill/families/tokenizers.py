@@ -10,6 +10,7 @@ too, and are read by the tokenizer classes of the real SD3/FLUX/PixArt (T5) and 
 from __future__ import annotations
 
 import json
+import string
 from pathlib import Path
 
 
@@ -55,8 +56,6 @@ def write_tokenizer_files(directory: Path, model_max_length: int = 77) -> int:
 
 
 def _printable() -> list[str]:
-    import string
-
     return [c for c in string.printable if not c.isspace()]
 
 
@@ -64,7 +63,7 @@ def write_t5_tokenizer(directory: Path) -> int:
     """A character-level Unigram T5 tokenizer (tokenizer.json), read by transformers' `T5Tokenizer` (the class
     SD3, FLUX and PixArt use): <pad>=0, </s>=1, <unk>=2, the word-start mark "▁", printable ASCII; other
     characters become <unk>. Returns the vocabulary size."""
-    from transformers import T5Tokenizer
+    from transformers import T5Tokenizer  # deferred: heavy, and the plan imports this package
 
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)] + [(c, -3.0) for c in _printable()]
     tok = T5Tokenizer(vocab=vocab, extra_ids=0)
@@ -76,7 +75,7 @@ def write_gemma_tokenizer(directory: Path) -> int:
     """A character-level BPE Gemma tokenizer with byte fallback (tokenizer.json), read by transformers'
     `GemmaTokenizer` (the class SANA uses): the five special tokens, the 256 byte tokens <0x00>..<0xFF>, "▁" and
     printable ASCII, no merges. Any text tokenizes. Returns the vocabulary size."""
-    from transformers import GemmaTokenizer
+    from transformers import GemmaTokenizer  # deferred: heavy, and the plan imports this package
 
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
     for b in range(256):
