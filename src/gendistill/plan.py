@@ -521,6 +521,40 @@ def _format_prompt(template: str, fields: dict, key: str) -> str:
         ) from None
 
 
+def _select_classes(wanted: list, infos: list, dataset: str, problems: list[str]) -> tuple[list[int], list[str]]:
+    """dataset.classes -> label indices. An entry is a label index, a class name, or (ImageNet, Tiny-ImageNet)
+    a WordNet id such as n01443537, the identifier those datasets' users think in."""
+    names = [c.name for c in infos]
+    wnids = {c.fields["wnid"]: i for i, c in enumerate(infos) if c.fields.get("wnid")}
+    by_name = {n: i for i, n in enumerate(names)}
+    selected, problems = [], list(problems)
+    for c in wanted:
+        if isinstance(c, int) and 0 <= c < len(names):
+            selected.append(c)
+        elif isinstance(c, str) and c in by_name:
+            selected.append(by_name[c])
+        elif isinstance(c, str) and c in wnids:
+            selected.append(wnids[c])
+        else:
+            close = difflib.get_close_matches(str(c), [*names, *wnids], n=3)
+            kinds = [f"names ({', '.join(repr(n) for n in names[:3])}{', ...' if len(names) > 3 else ''})"]
+            kinds.append(f"indices 0..{len(names) - 1}")
+            if wnids:
+                kinds.append(f"wnids ({', '.join(list(wnids)[:3])}{', ...' if len(wnids) > 3 else ''})")
+            problems.append(
+                f"dataset.classes: {c!r} is not a class of '{dataset}'"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + f"; valid entries are {', '.join(kinds[:-1])} or {kinds[-1]}. Fix: use one of those (the "
+                f"prompt table, `snakemake prompts`, lists every class)."
+            )
+    if len(set(selected)) != len(selected):
+        problems.append(
+            "dataset.classes: a class is listed twice (perhaps once by name, index or wnid and again by "
+            "another). Fix: list each class once."
+        )
+    return selected, problems
+
+
 def build_plan(config: dict, check_model: bool = True) -> Plan:
     """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text."""
     cfg = load_and_validate(config)
@@ -548,24 +582,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         )
     selected = list(range(len(names)))
     if cfg["dataset"]["classes"] is not None:
-        selected = []
-        for c in cfg["dataset"]["classes"]:
-            if isinstance(c, int) and 0 <= c < len(names):
-                selected.append(c)
-            elif isinstance(c, str) and c in names:
-                selected.append(names.index(c))
-            else:
-                close = difflib.get_close_matches(str(c), names, n=3)
-                problems.append(
-                    f"dataset.classes: {c!r} is not a class of '{adapter.name}'"
-                    + (
-                        f" (did you mean {', '.join(close)}?)"
-                        if close
-                        else f"; valid: names or indices 0..{len(names) - 1}"
-                    )
-                )
-        if len(set(selected)) != len(selected):
-            problems.append("dataset.classes: a class is listed twice. Fix: list each class once.")
+        selected, problems = _select_classes(cfg["dataset"]["classes"], infos, adapter.name, problems)
         selected = sorted(set(selected))
     overrides = cfg["prompts"]["overrides"]
     for key in overrides:
