@@ -57,6 +57,8 @@ def test_defaults_filled_and_documented():
         ({"generation": {"device": "cpu", "dtype": "float16"}}, "float16 on the CPU"),
         ({"generation": {"device": "cpu", "vae_dtype": "float16"}}, "vae_dtype: float16 on the CPU"),
         ({"generation": {"vae_dtype": "half"}}, "vae_dtype"),
+        ({"results_dir": "out/{run}"}, "results_dir: 'out/{run}' contains a brace"),  # not a WildcardError
+        ({"run": "a{b}"}, "run: 'a{b}' does not match"),
     ],
 )
 def test_bad_config_names_key_and_fix(patch, expect):
