@@ -25,6 +25,7 @@ from .runtime import (
     paths,
     process_state,
     remove_lock_file,
+    resolve_runtime_dir,
     runtime_dir,
     sampler_key,
 )
@@ -129,7 +130,10 @@ def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=
     for its reply (with heartbeats).
     """
     code = code_hash()
-    p = paths(key_id(sampler_key(load, code)))
+    rdir = resolve_runtime_dir()
+    if note := rdir.note():
+        say(note, flush=True)
+    p = paths(key_id(sampler_key(load, code)), rdir.path)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     if conn := connect(str(p["socket"])):
         return Reached(conn[0], conn[1], False, p, code)

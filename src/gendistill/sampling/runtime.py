@@ -34,32 +34,34 @@ class RuntimeDirError(RuntimeError):
 # ---- the private runtime directory ------------------------------------------------------------------------
 
 
-def _check_private_dir(path: Path) -> None:
+def _not_private(path: Path) -> str | None:
+    """Why `path` is not a private directory of ours (checked with lstat: a symlink is not followed), or None."""
     st = os.lstat(path)
     uid = os.getuid()
-    why = None
     if stat.S_ISLNK(st.st_mode):
-        why = f"is a symbolic link (to {os.readlink(path)!r})"
-    elif not stat.S_ISDIR(st.st_mode):
-        why = "is not a directory"
-    elif st.st_uid != uid:
-        why = f"is owned by uid {st.st_uid}, not by you (uid {uid})"
-    elif st.st_mode & 0o077:
-        why = f"has mode {stat.S_IMODE(st.st_mode):o}: other users can enter it"
-    if why:
-        raise RuntimeDirError(
-            f"the sampler's runtime directory {path} {why}. Another user may have created it to intercept the "
-            f"sampler, so it is not used. Fix: if it is yours, `rm -r {path}` (or `chmod 700 {path}`); else set "
-            f"XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can write."
-        )
+        return f"is a symbolic link (to {os.readlink(path)!r})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != uid:
+        return f"is owned by uid {st.st_uid}, not by you (uid {uid})"
+    if st.st_mode & 0o077:
+        return f"has mode {stat.S_IMODE(st.st_mode):o}: other users can enter it"
+    return None
 
 
 def _ensure_private_dir(path: Path) -> Path:
+    """Create `path` 0700 if absent; raise RuntimeDirError if what is there is not a private directory of ours."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
-    _check_private_dir(path)
+    except OSError as e:
+        raise RuntimeDirError(f"{path} cannot be created ({e.strerror})") from None
+    if why := _not_private(path):
+        raise RuntimeDirError(
+            f"{path} {why}; it is not used (another user may have made it to intercept the sampler; if it is "
+            f"yours, `rm -r {path}` or `chmod 700 {path}`)"
+        )
     return path
 
 
@@ -72,26 +74,88 @@ def temp_dir() -> str:
     return "/tmp"
 
 
-def runtime_dir() -> Path:
-    """This user's private sampler directory: $XDG_RUNTIME_DIR/gendistill, else <temp dir>/gendistill-<uid>.
+def _fits(directory: Path) -> bool:
+    """Socket paths in `directory` fit in sun_path (the longest file name there: <key id>.sock)."""
+    return len(str(directory)) + len("/0123456789abcdef-slot00.sock") <= MAX_SOCKET_PATH
 
-    A temp dir so long that socket paths would not fit falls back to /tmp (TMPDIR on clusters can be deep).
-    """
+
+def _private_cache_dir() -> Path:
+    """<XDG_CACHE_HOME or ~/.cache>/gendistill/run-<host>: a directory no other user can pre-empt, since its
+    parent is ours and closed to others (the host in the name: a home directory may be shared by nodes, and a
+    Unix socket works only on the node that bound it)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(base)  # followed: ~/.cache is often a symlink to scratch space, which is fine if ours
+    except OSError as e:
+        raise RuntimeDirError(f"{base} cannot be created ({e.strerror})") from None
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise RuntimeDirError(
+            f"{base} is owned by uid {st.st_uid} or writable by other users (mode {stat.S_IMODE(st.st_mode):o}), "
+            f"so a directory in it could be replaced by them"
+        )
+    host = socket.gethostname().split(".")[0] or "localhost"
+    return _ensure_private_dir(_ensure_private_dir(base / "gendistill") / f"run-{host}")
+
+
+class RuntimeDir:
+    """The private directory the samplers of this user live in, and why earlier candidates were passed over."""
+
+    __slots__ = ("path", "passed_over")
+
+    def __init__(self, path: Path, passed_over: list[str]):
+        self.path, self.passed_over = path, passed_over
+
+    def note(self) -> str | None:
+        """What a job says when it had to fall back (None when the usual directory was used)."""
+        if not self.passed_over:
+            return None
+        return f"sampler runtime directory: {self.path}, because " + "; ".join(self.passed_over)
+
+
+def resolve_runtime_dir() -> RuntimeDir:
+    """This user's private sampler directory: $XDG_RUNTIME_DIR/gendistill, else <temp dir>/gendistill-<uid> (/tmp
+    when the temp dir is too long for socket paths), else, when another user has pre-empted that name in the
+    shared temp dir (or it is not private), <XDG_CACHE_HOME or ~/.cache>/gendistill/run-<host>. A directory that
+    is not ours and private is never used, and a job says which one it used instead and why."""
     uid = os.getuid()
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    passed_over: list[str] = []
     candidates = []
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         try:
             st = os.stat(xdg)
             if st.st_uid == uid and stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o077:
                 candidates.append(Path(xdg) / "gendistill")
+            else:
+                passed_over.append(f"XDG_RUNTIME_DIR={xdg} is not a private directory of yours")
         except OSError:
-            pass  # a stale XDG_RUNTIME_DIR (e.g. kept through sudo or su): use the temp dir
-    candidates += [Path(temp_dir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
+            passed_over.append(f"XDG_RUNTIME_DIR={xdg} does not exist")  # e.g. kept through sudo or su
+    shared = [Path(temp_dir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
+    candidates += [p for p in shared if _fits(p)][:1]
     for path in candidates:
-        if len(str(path)) + len("/0123456789abcdef.sock") <= MAX_SOCKET_PATH:
-            return _ensure_private_dir(path)
-    raise RuntimeDirError(f"no short runtime directory for the sampler's socket among {candidates}")
+        try:
+            return RuntimeDir(_ensure_private_dir(path), passed_over)
+        except RuntimeDirError as e:
+            passed_over.append(str(e))
+    try:
+        fallback = _private_cache_dir()
+    except RuntimeDirError as e:
+        passed_over.append(str(e))
+        fallback = None
+    if fallback is None or not _fits(fallback):
+        if fallback is not None:
+            passed_over.append(f"{fallback} is too long for a socket path")
+        raise RuntimeDirError(
+            "no private directory for the sampler's socket: "
+            + "; ".join(passed_over)
+            + ". Fix: set XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can enter (mode 700)."
+        )
+    return RuntimeDir(fallback, passed_over)
+
+
+def runtime_dir() -> Path:
+    return resolve_runtime_dir().path
 
 
 def open_private(path: Path, flags: int) -> int:
@@ -270,8 +334,9 @@ def key_id(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def paths(kid: str) -> dict[str, Path]:
-    d = runtime_dir()
+def paths(kid: str, directory: Path | None = None) -> dict[str, Path]:
+    """The sampler's files, named by its key id (a GPU slot, when there are several, joins the id)."""
+    d = runtime_dir() if directory is None else directory
     return {"socket": d / f"{kid}.sock", "lock": d / f"{kid}.lock", "log": d / f"{kid}.log"}
 
 
