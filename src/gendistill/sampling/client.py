@@ -18,6 +18,7 @@ from .runtime import (
     Lineage,
     RuntimeDirError,
     StartLock,
+    alive,
     code_hash,
     connect,
     key_id,
@@ -163,22 +164,14 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     last_wait = None
     try:
-        ch.send({**payload, "code": r.code})
+        ch.send({**payload, "code": r.code, "timeout": timeout})
         while True:
             try:
                 h, data = ch.recv(timeout)
             except TimeoutError:
-                raise SamplerError(
-                    f"the sampler (pid {r.pid}, process state {process_state(r.pid)}) sent nothing for "
-                    f"{timeout:.0f}s, not even a heartbeat: it is hung or stopped (state T = stopped, e.g. by "
-                    f"Ctrl-Z or SIGSTOP). Fix: `kill -CONT {r.pid}` if you stopped it, or `gendistill "
-                    f"sampler-stop` (which kills a sampler that does not answer), then rerun."
-                ) from None
+                raise SamplerError(_silent(r, timeout)) from None
             except (EOFError, OSError, ProtocolError) as e:
-                raise SamplerError(
-                    f"the sampler (pid {r.pid}) broke off the request ({e}): it crashed or was "
-                    f"killed. Its log, if kept: {r.paths['log']}"
-                ) from None
+                raise SamplerError(_broken_off(r, e, len(writer.records), payload["cls"]["n_generated"])) from None
             kind = h.get("type")
             if kind == "accepted":
                 if h.get("code") != r.code:
@@ -206,6 +199,41 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
                 raise SamplerError(f"unexpected message from the sampler: {kind!r}")
     finally:
         ch.close()  # if this job stops early, the sampler sees it at its next batch and drops the request
+
+
+def _silent(r: Reached, timeout: float) -> str:
+    """What a job says when its sampler has sent nothing, not even a heartbeat, for its timeout."""
+    state = process_state(r.pid)
+    head = f"the sampler (pid {r.pid}, process state {state}) sent nothing for {timeout:.0f}s, not even a heartbeat"
+    if state in ("T", "t"):
+        return (
+            f"{head}: it is stopped (Ctrl-Z, SIGSTOP or a debugger). Fix: `kill -CONT {r.pid}` if you stopped it, "
+            f"or `gendistill sampler-stop` (which kills a sampler that does not answer), then rerun."
+        )
+    if state in ("Z", "?"):
+        return f"{head}: it has ended. Fix: rerun (a new sampler is started). Its log, if kept: {r.paths['log']}"
+    return (
+        f"{head}: it is running but does not answer, so it is hung (a heartbeat is sent every 2s). Fix: "
+        f"`gendistill sampler-stop` (which kills a sampler that does not answer), then rerun; its log: "
+        f"{r.paths['log']}"
+    )
+
+
+def _broken_off(r: Reached, e: BaseException, received: int, expected: int) -> str:
+    """What a job says when the connection ends before the class is done: what it knows, no guess."""
+    head = (
+        f"the connection to the sampler (pid {r.pid}) ended before this class was done ({e}; {received} of "
+        f"{expected} images received, nothing published)"
+    )
+    if alive(r.pid) and process_state(r.pid) not in ("Z", "?"):
+        return (
+            f"{head}. The sampler is still running: it closed this job's connection without saying why. Its log "
+            f"({r.paths['log']}) says why. Fix: rerun the class."
+        )
+    return (
+        f"{head}. The sampler has ended (it exits after its idle time, on `gendistill sampler-stop` or "
+        f"SIGTERM, and when killed). Its log, if kept: {r.paths['log']}. Fix: rerun (a new sampler is started)."
+    )
 
 
 def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage) -> dict:
