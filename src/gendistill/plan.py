@@ -254,10 +254,10 @@ def _root_holding(source: str, revision: str | None, marker: str) -> Path | None
     if _is_local(source):
         p = Path(source).expanduser()
         return p if (p / marker).is_file() else None
-    from huggingface_hub import try_to_load_from_cache
+    from .hf_cache import cached_snapshot
 
-    cached = try_to_load_from_cache(source, marker, revision=revision)
-    return Path(cached).parent if isinstance(cached, str) else None
+    found = cached_snapshot(source, revision)  # as the sample job resolves it for the sampler's key
+    return found[1] if found and (found[1] / marker).is_file() else None
 
 
 def model_root(source: str, revision: str | None) -> Path | None:

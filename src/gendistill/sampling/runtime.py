@@ -4,7 +4,8 @@ Threat model (a shared GPU node): other users share /tmp and can read our comman
 socket, lock and log live in a directory only we can enter; every file there is opened without following
 symlinks and without truncating; the client checks that the process at the other end of the socket runs
 as our own uid before it sends anything; and the sampler's key covers everything that decides its pixels
-(model files, environment, the sampling code itself), so a warm sampler never serves stale code or weights.
+(the resolved model and its files, environment, the package's code), so a warm sampler never serves stale
+code or weights.
 Linux only (SO_PEERCRED, /proc), like the clusters this runs on.
 """
 
@@ -22,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLING_DIR = Path(__file__).resolve().parent
 # Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.
 MAX_SOCKET_PATH = 100
 
@@ -283,22 +283,35 @@ class Lineage:
 # ---- the key: everything that decides a sampler's pixels ---------------------------------------------------
 
 
-def code_hash() -> str:
-    """sha256 over the sampling code (this subpackage and the seed scheme): what runs in the sampler."""
-    h = hashlib.sha256()
-    for f in sorted(SAMPLING_DIR.glob("*.py")) + [SAMPLING_DIR.parent / "seeds.py"]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def model_fingerprint(source: str) -> str:
-    """Changes when a local model directory's files change, so a running sampler never serves stale weights."""
+def model_dir(source: str, snapshot: str | None = None) -> Path | None:
+    """The directory a model is loaded from: a local directory, or the hub cache's snapshot `snapshot` of a hub
+    id (client.full_load resolves it); None for a hub id not in the cache (the sampler downloads it)."""
     p = Path(source)
-    if not p.is_dir():
+    if p.is_dir():
+        return p
+    if snapshot:
+        from ..hf_cache import cached_snapshot
+
+        found = cached_snapshot(source, snapshot)
+        return found[1] if found else None
+    return None
+
+
+def files_fingerprint(directory: Path | None, source: str) -> str:
+    """Changes when any file of a model directory changes (added, removed, resized, touched, or a hub snapshot's
+    link pointed at another blob, whose name is its content hash), so a warm sampler never serves stale weights.
+    Stat-based: an in-place rewrite that keeps both size and mtime is not seen."""
+    if directory is None:
         return source
-    stamps = sorted(
-        (str(f.relative_to(p)), f.stat().st_mtime_ns, f.stat().st_size) for f in p.rglob("*") if f.is_file()
-    )
+    stamps = []
+    for f in sorted(directory.rglob("*")):
+        try:
+            st = f.stat()  # follows a snapshot's symlink to its blob
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            link = os.readlink(f) if f.is_symlink() else None
+            stamps.append((f.relative_to(directory).as_posix(), st.st_size, st.st_mtime_ns, link))
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
@@ -314,19 +327,22 @@ def environment_fingerprint() -> list:
 def sampler_key(load: dict, code: str) -> dict:
     """What a sampler is keyed by: two jobs share one sampler only if all of this is equal.
 
-    SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is not another
-    allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
+    `load` is the resolved load spec (client.full_load: absolute paths, a hub id's snapshot commit); the model's
+    files are fingerprinted wherever it is loaded from. `code`: the hash of the package's modules on disk
+    (code.tree_files). SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is
+    not another allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
     """
     key = {
         "load": load,
-        "model_files": model_fingerprint(load["source"]),
+        "model_files": files_fingerprint(model_dir(load["source"], load.get("snapshot")), load["source"]),
         "code": code,
         "python": environment_fingerprint(),
         "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "slurm_job": os.environ.get("SLURM_JOB_ID"),
     }
-    if load.get("tiny_decoder"):  # a local tiny decoder's files, like the model's
-        key["decoder_files"] = model_fingerprint(load["tiny_decoder"])
+    if load.get("tiny_decoder"):  # the tiny decoder's files, like the model's
+        directory = model_dir(load["tiny_decoder"], load.get("tiny_decoder_snapshot"))
+        key["decoder_files"] = files_fingerprint(directory, load["tiny_decoder"])
     return key
 
 

@@ -28,6 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
+from .code import differences, digest, imported_files, imported_files_on_disk
 from .protocol import (
     HEARTBEAT_S,
     MAX_REQUEST,
@@ -37,10 +38,9 @@ from .protocol import (
     Stuck,
     validate_sample_request,
 )
-from .runtime import alive, code_hash, peer_credentials, process_start_time, process_state, remove_lock_file
+from .runtime import alive, peer_credentials, process_start_time, process_state, remove_lock_file
 
 log = logging.getLogger("gendistill")
-CODE = code_hash()  # of the files this process runs: computed at import, before any could be edited
 
 
 class _ChannelLogHandler(logging.Handler):
@@ -83,8 +83,12 @@ GONE = "its job went away (its connection closed: the job was cancelled or kille
 
 
 class Server:
-    def __init__(self, sock_path: str, load: dict, idle: float, owner_pid: int | None):
+    def __init__(self, sock_path: str, load: dict, idle: float, owner_pid: int | None, key_files: dict | None = None):
         self.sock_path, self.load, self.idle = sock_path, load, idle
+        # The package's files as the job that started this sampler found them (its key), and their hash.
+        self.key_files = key_files if key_files is not None else {}
+        self.key_code = digest(self.key_files)
+        self.stale: str | None = None  # why this sampler retired: it imported code other than its key's
         self.owner_pid = owner_pid
         self.owner_started = process_start_time(owner_pid) if owner_pid else None
         self.stats = {"loads": 0, "requests": 0, "load_seconds": None}
@@ -134,6 +138,7 @@ class Server:
 
     # -- model -----------------------------------------------------------------------------------------------
     def load_model(self) -> None:
+        from .. import imageio  # noqa: F401 - what sample_request imports when it runs: part of the code checked now
         from .generate import Sampler
         from .pipeline import environment, load_from_spec, set_cpu_threads
 
@@ -151,22 +156,52 @@ class Server:
                 dtype,
                 self.stats["load_seconds"],
                 os.getpid(),
-                CODE[:12],
+                digest(self.code_ran())[:12],
                 threads,
             )
         except BaseException as e:  # noqa: BLE001 - kept and reported to every request
             self.load_error = (summarize_error(e), traceback.format_exc())
             log.error("pipeline load from %s failed:\n%s", self.load["source"], self.load_error[1])
         finally:
+            self.check_code()
             self.loaded.set()
+
+    # -- code --------------------------------------------------------------------------------------------------
+    def code_ran(self) -> dict[str, str]:
+        """{file: sha256} of every module of the package this process has imported, from the bytes compiled."""
+        ran = imported_files()
+        return ran if ran is not None else imported_files_on_disk()
+
+    def check_code(self) -> bool:
+        """True while every module imported is the key's file; else retire: an edit landed between the job's key
+        and an import, so this sampler runs code its key does not name (and would record it under the wrong
+        hash). It unbinds its socket (the next job starts a sampler for the code as it is) and serves nobody."""
+        if self.stale:
+            return False
+        changed = differences(self.code_ran(), self.key_files)
+        if not changed:
+            return True
+        self.stale = (
+            f"the sampler (pid {os.getpid()}) imported {', '.join(changed[:5])} after it had changed since the job "
+            f"that started it read the package, so it runs code its key does not name; it has retired"
+        )
+        log.warning("%s", self.stale)
+        if self.owns(Path(self.sock_path)):
+            os.unlink(self.sock_path)  # no new job reaches it; the next one starts a sampler for the current code
+        return False
+
+    def _stale_reply(self, ch: QueuedChannel) -> None:
+        ch.send({"type": "error", "stale": True, "error": self.stale})
 
     # -- requests --------------------------------------------------------------------------------------------
     def _status(self) -> dict:
-        return {"pid": os.getpid(), "code": CODE, "state": self._state(), **self.stats}
+        return {"pid": os.getpid(), "code": self.key_code, "state": self._state(), **self.stats}
 
     def _state(self) -> str:
         if not self.loaded.is_set():
             return "loading"
+        if self.stale:
+            return "retired"
         return "failed" if self.load_error else "ready"
 
     def handle(self, conn: socket.socket) -> None:
@@ -280,6 +315,8 @@ class Server:
         while not self.loaded.wait(0.2):
             if why := cancelled():
                 return self._drop(ch, req, why, "while the model loaded")
+        if self.stale:
+            return self._stale_reply(ch)
         if self.load_error:
             summary, tb = self.load_error
             return self._error(
@@ -296,6 +333,8 @@ class Server:
             if why := cancelled():
                 return self._drop(ch, req, why, "while it waited for another class")
         try:
+            if self.stale:
+                return self._stale_reply(ch)
             with self.active_lock:
                 self.active[ch] = f"sampling class {req['cls']['id']}"
             self.log_handler.channels[threading.get_ident()] = ch
@@ -332,7 +371,6 @@ class Server:
                         "server_pid": os.getpid(),
                         "pipeline_loads": self.stats["loads"],
                         "load_seconds": self.stats["load_seconds"],
-                        "code_hash": CODE,
                     },
                 )
             except Cancelled as e:
@@ -340,8 +378,11 @@ class Server:
             except Exception as e:  # noqa: BLE001 - reported to the job, which fails
                 log.error("request for class %s failed:\n%s", req["cls"]["id"], traceback.format_exc())
                 return self._error(ch, summarize_error(e), traceback.format_exc())
+            if not self.check_code():  # a module first imported by this request was not the key's
+                return self._stale_reply(ch)
+            ran = self.code_ran()  # what made these pixels, hashed from the bytes imported
             self.stats["requests"] += 1
-            ch.send({"type": "done", "meta": meta, **self._status()})
+            ch.send({"type": "done", "meta": {**meta, "code_hash": digest(ran), "code_files": ran}, **self._status()})
         finally:
             self.device_lock.release()
 
@@ -376,6 +417,8 @@ class Server:
                 return f"owner pid {self.owner_pid} ended"
             with self.active_lock:
                 busy = bool(self.active)
+            if self.stale and not busy:
+                return "retired: it imported code other than its key's"
             if not busy and self.loaded.is_set() and time.monotonic() - self.last_activity >= self.idle:
                 return f"idle for {self.idle:.0f}s"
             try:
@@ -426,13 +469,15 @@ def run_sampler(socket_path: str, idle: float, owner_pid: int | None, lock_fd: i
     """The sampler process (`gendistill sampler-serve`, started by client.ensure_sampler): serve at
     `socket_path` until `idle` seconds pass without requests, `owner_pid` ends or a stop request comes;
     `lock_fd`: the inherited start lock, released once listening."""
-    # The load spec arrives on stdin (JSON: source, revision, device, dtype, vae_dtype, compile, deterministic),
-    # not on the command line that every user of the machine can read.
-    load = json.loads(sys.stdin.readline())
+    # The start spec arrives on stdin, not on the command line that every user of the machine can read: the load
+    # spec (source, revision and snapshot, device, dtype, vae_dtype, compile, deterministic) and the package's
+    # files as the starting job read them (the key's code).
+    spec = json.loads(sys.stdin.readline())
+    load = spec["load"]
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s"
     )
-    server = Server(socket_path, load, idle, owner_pid)
+    server = Server(socket_path, load, idle, owner_pid, spec["code_files"])
 
     def on_signal(signum, _frame):  # a user's `kill`, a node shutting down: exit as a stop does, tidily
         server.request_stop(f"the sampler was terminated ({signal.Signals(signum).name})")
@@ -440,7 +485,7 @@ def run_sampler(socket_path: str, idle: float, owner_pid: int | None, lock_fd: i
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     srv = server.bind(lock_fd)
-    log.info("listening at %s (code %s); loading %s", socket_path, CODE[:12], load["source"])
+    log.info("listening at %s (code %s); loading %s", socket_path, server.key_code[:12], load["source"])
     why = "?"
     try:
         why = server.serve(srv)
