@@ -192,7 +192,7 @@ def test_incomplete_model_directory_is_reported_at_plan_time(tiny_model_dir, tmp
     build_plan(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(broken)}}))  # complete: fine
     next((broken / "vae").glob("*.safetensors")).unlink()
     msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(broken)}}))
-    assert "is incomplete; missing: vae/ (no *.safetensors or *.bin weights)" in msg and "Fix:" in msg
+    assert "cannot be loaded: vae/ (no *.safetensors or *.bin weights)" in msg and "Fix:" in msg
 
 
 def test_hub_model_not_cached_is_reported_even_online(monkeypatch, tmp_path):

@@ -207,36 +207,56 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
 _WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
 
 
-def _weights_problem(root: Path, label: str) -> str | None:
-    """None when every weighted component listed in root/model_index.json has weights; else what is missing."""
+def load_variants(cfg: dict, source: str) -> tuple[set, str]:
+    """The weight variants the sampler's load may ask diffusers for ({None}: the plain files; {'fp16'}; or both
+    when generation.device is auto and the plan cannot know whether the jobs get a GPU), and why none is asked
+    for. Mirrors sampling.pipeline.load_pipeline: the fp16 variant for a hub id loaded in float16."""
+    g = cfg["generation"]
+    if _is_local(source):
+        return {None}, "a local model directory is loaded without a variant (the plain files)"
+    if g["dtype"] == "float16" or (g["dtype"] == "auto" and g["device"] == "cuda"):
+        return {"fp16"}, ""
+    if g["dtype"] == "auto" and g["device"] == "auto":
+        return {None, "fp16"}, (
+            "generation.device: auto loads the plain files on a machine without a GPU (dtype auto is float32 "
+            "there), so every class would fail wherever no GPU is visible"
+        )
+    return {None}, f"generation.dtype {g['dtype']} on device {g['device']} loads the plain files"
+
+
+def _weights_problem(root: Path, label: str, variants: set = frozenset({None}), no_variant_why: str = "") -> str | None:
+    """None when every weighted component listed in root/model_index.json has weights that load (the files
+    diffusers would choose, their headers whole); else what is wrong, file by file."""
+    from .weights import component_problems
+
     try:
         index = json.loads((root / "model_index.json").read_text())
     except (OSError, ValueError) as e:
         return f"model.source: {label}: model_index.json cannot be read ({e}). Fix: re-download the model."
-    missing = []
+    problems = []
     for name, spec in sorted(index.items()):
         if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
             continue
         if spec[1].endswith(_WEIGHTLESS):
             continue
-        folder = root / name
-        weights = [f for f in folder.glob("*") if f.name.endswith((".safetensors", ".bin"))] if folder.is_dir() else []
-        shards = [f for f in folder.glob("*.index.json")] if folder.is_dir() else []
-        for idx in shards:  # a sharded checkpoint: every shard its index names must be there
-            try:
-                files = set(json.loads(idx.read_text())["weight_map"].values())
-            except (OSError, ValueError, KeyError):
-                files = {"(unreadable index)"}
-            missing += [f"{name}/{f}" for f in sorted(files) if not (folder / f).is_file()]
-        if not weights:
-            missing.append(f"{name}/ (no *.safetensors or *.bin weights)")
-    if missing:
-        return (
-            f"model.source: {label} is incomplete; missing: {', '.join(missing[:6])}"
-            f"{' ...' if len(missing) > 6 else ''}. Every sample job would fail loading it. Fix: download "
-            f"the model again (`hf download <id> --local-dir <dir>`), or `save_pretrained` it there."
+        problems += component_problems(root / name, name, set(variants), no_variant_why)
+    if not problems:
+        return None
+    variant_only = [p for p in problems if "only as the" in p]
+    fix = (
+        "download the model again (`hf download <id> --local-dir <dir>`; a copy or download that stopped "
+        "early leaves files like these), or `save_pretrained` it there"
+    )
+    if variant_only:
+        fix = (
+            "download the plain weights too (`hf download <id> --include '<component>/*.safetensors'`, or "
+            "`save_pretrained` without a variant); or, for a hub model on a GPU, generation.device: cuda with "
+            "dtype auto or float16, which asks for the fp16 variant"
         )
-    return None
+    return (
+        f"model.source: {label} cannot be loaded: {'; '.join(problems[:6])}{' ...' if len(problems) > 6 else ''}. "
+        f"Every sample job would fail loading it. Fix: {fix}."
+    )
 
 
 def _offline() -> bool:
@@ -265,11 +285,14 @@ def model_root(source: str, revision: str | None) -> Path | None:
     return _root_holding(source, revision, "model_index.json")
 
 
-def model_problem(source: str, revision: str | None, allow_download: bool = False) -> str | None:
+def model_problem(
+    source: str, revision: str | None, allow_download: bool = False, variants: tuple = (set([None]), "")
+) -> str | None:
     """None when the model can be loaded without surprises; else the problem and its fix.
 
-    A local directory must hold model_index.json and the weights of every component it lists. A hub id must
-    be in the local Hugging Face cache, complete, unless downloads are allowed (and possible).
+    A local directory must hold model_index.json and the weights of every component it lists, whole, as
+    diffusers chooses them for the `variants` the load may ask for (load_variants). A hub id must be in the
+    local Hugging Face cache, complete, unless downloads are allowed (and possible).
     """
     root = model_root(source, revision)
     if _is_local(source):
@@ -281,14 +304,14 @@ def model_problem(source: str, revision: str | None, allow_download: bool = Fals
                 f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
                 f"model.source at it."
             )
-        return _weights_problem(p, str(p))
+        return _weights_problem(p, str(p), *variants)
     short = source.split("/")[-1]
     get_it = (
         f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
         f"directory here and set model.source: models/{short} (or copy the HF cache into $HF_HOME)"
     )
     if root is not None:
-        problem = _weights_problem(root, f"{source!r} in the Hugging Face cache")
+        problem = _weights_problem(root, f"{source!r} in the Hugging Face cache", *variants)
         if problem is None or allow_download and not _offline():
             return None
         return problem.replace("Fix: download the model again", f"Fix: {get_it}; or download the model again")
@@ -336,10 +359,13 @@ def decoder_problem(source: str, allow_download: bool = False) -> str | None:
             f"{' and HF_HUB_OFFLINE is set' if _offline() else ''}. Fix: {_hf_fix(source)}"
             f"{'' if _offline() else '; or set model.allow_download: true'}."
         )
-    if not [f for f in root.glob("*") if f.name.endswith((".safetensors", ".bin"))]:
+    from .weights import component_problems
+
+    problems = component_problems(root, Path(source).name, {None}, "a tiny decoder is loaded without a variant")
+    if problems:
         return (
-            f"generation.tiny_decoder: {source} has no *.safetensors or *.bin weights. Fix: download it again "
-            f"({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)})."
+            f"generation.tiny_decoder: {source} cannot be loaded: {'; '.join(problems[:4])}. Fix: download it "
+            f"again ({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)})."
         )
     return None
 
@@ -565,8 +591,9 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     except DatasetError as e:
         problems = [str(e)]
         if model_kind(cfg) == "pretrained":
+            m = cfg["model"]
             problems.append(
-                model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
+                model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
             )
         raise ConfigError([p for p in problems if p]) from None
     infos = adapter.classes()
@@ -594,7 +621,8 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
                 + ". Fix: key overrides by the dataset's class name (see prompts.csv)."
             )
     if check_model and model_kind(cfg) == "pretrained":
-        mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
+        m = cfg["model"]
+        mp = model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
         if mp:
             problems.append(mp)
     if problems:
