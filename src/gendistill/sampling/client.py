@@ -115,6 +115,7 @@ def _spawn(p: dict, load: dict, code_files: dict, idle: float, owner_pid: int | 
                 sys.executable,
                 "-c",
                 BOOTSTRAP,  # hashes each module of the package as it is imported (code.py)
+                "gendistill",
                 "sampler-serve",
                 "--socket",
                 str(p["socket"]),

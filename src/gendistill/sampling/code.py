@@ -23,9 +23,10 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../gendistill
 ROOT = PACKAGE_DIR.parent  # file names are relative to this: gendistill/sampling/server.py
 
-# `python -c BOOTSTRAP <gendistill command line>`: the sampler process's entry point. Standard library only; it
-# must run before the first module of the package is imported.
+# `python -c BOOTSTRAP gendistill <subcommand> ...`: the sampler process's entry point (its command line reads
+# `gendistill sampler-serve ...` after the code). Standard library only: it runs before any module of the package.
 BOOTSTRAP = """\
+# gendistill: hash each module of the package as it is imported (gendistill/sampling/code.py)
 import hashlib, importlib.machinery, sys
 IMPORTED = {}
 class Loader(importlib.machinery.SourceFileLoader):
@@ -45,7 +46,7 @@ class Finder:
         return spec
 sys.meta_path.insert(0, Finder)
 from gendistill.cli import main
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(sys.argv[2:]))
 """
 
 
