@@ -145,7 +145,8 @@ class QueuedChannel(Channel):
         """Queue a heartbeat, unless something is already queued or being written (no pile-up for a job that
         does not read: it has messages waiting anyway)."""
         with self._cv:
-            if self._queue or self._writing_since is not None or self.error or self._finishing:
+            busy = self._queue or self._writing_since is not None
+            if busy or self._writer is None or self.error or self._finishing:
                 return
         self.send(header)
 
