@@ -182,8 +182,8 @@ class Server:
         if not changed:
             return True
         self.stale = (
-            f"the sampler (pid {os.getpid()}) imported {', '.join(changed[:5])} after it had changed since the job "
-            f"that started it read the package, so it runs code its key does not name; it has retired"
+            f"the sampler (pid {os.getpid()}) imported {', '.join(changed[:5])} in another version than the job "
+            f"that started it had read (edited in between), so it runs code its key does not name; it has retired"
         )
         log.warning("%s", self.stale)
         if self.owns(Path(self.sock_path)):
