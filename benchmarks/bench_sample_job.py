@@ -1,10 +1,11 @@
 """The sample job's own cost: N one-class jobs (2 images of the tiny model at 32 px) against a warm sampler, run as
 Snakemake runs a `shell:` job (`bash -c "<command>"`, a fresh interpreter each), one after the other.
 
-Prints the wall time per job (median, mean, p90) and, from each class's records.json, the sampler's sampling time
-for it: the difference is what a job costs per class beyond the sampling itself (interpreter start, imports, the
-key, connecting, writing and publishing the class). The first job, which starts the sampler and loads the model,
-is not timed.
+Prints the wall time per job (median, mean, p90), the job's own CPU time (bash and the job's interpreter, user +
+system: less sensitive than the wall time to other processes on a busy machine) and, from each class's
+records.json, the sampler's sampling time for it: wall minus sampling is what a job costs per class beyond the
+sampling itself (interpreter start, imports, the key, connecting, writing and publishing the class). The first
+job, which starts the sampler and loads the model, is not timed.
 
     .venv/bin/python benchmarks/bench_sample_job.py --jobs 50
     .venv/bin/python benchmarks/bench_sample_job.py --jobs 50 --repo /path/to/other/checkout   # another version
@@ -18,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -69,18 +71,19 @@ def main(argv=None) -> int:
         model = str(save_tiny_pipeline(wd / "model", {"seed": 0}))
         load = {"source": model, "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
         env = {**os.environ, "PYTHONPATH": str(repo / "src"), "XDG_RUNTIME_DIR": str(xdg)}
-        walls, sampling = [], []
+        walls, cpus, sampling = [], [], []
         try:
             for k in range(a.jobs + 1):
                 cls = {"index": k, "name": f"c{k}", "id": f"{k:03d}_c{k}", "prompt": "a photo", "seed": 0}
                 cmd = job_command(repo, wd, {**cls, "n_generated": 2}, load, request_form)
-                t0 = time.perf_counter()
+                r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 proc = subprocess.run(["bash", "-c", cmd], env=env, cwd=wd)
-                wall = time.perf_counter() - t0
+                wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
                 if proc.returncode != 0:
                     raise SystemExit(f"job {k} failed: {cmd}")
                 if k:  # the first job starts the sampler and waits for the model load
                     walls.append(wall)
+                    cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
                     meta = json.loads((wd / "out" / cls["id"] / "records.json").read_text())["meta"]
                     sampling.append(meta["seconds"])
         finally:
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
     print(f"{repo} ({'request file' if request_form else 'class on the command line'}), {a.jobs} jobs, warm sampler")
     print(
         f"wall per job: median {statistics.median(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms, "
-        f"p90 {ms[int(0.9 * (len(ms) - 1))]:.1f} ms; sampling in the sampler: median "
+        f"p90 {ms[int(0.9 * (len(ms) - 1))]:.1f} ms; job CPU time: median {statistics.median(cpus) * 1000:.1f} ms; "
+        f"sampling in the sampler: median "
         f"{statistics.median(sampling) * 1000:.1f} ms; load average {os.getloadavg()[0]:.2f}"
     )
     return 0
