@@ -116,18 +116,19 @@ def test_runtime_dir_made_by_another_user_is_refused_and_a_private_one_used(
     planted = shared_dir / f"gendistill-{os.getuid()}"
     as_other_user(f"import os; os.mkdir({str(planted)!r}, 0o777); os.chmod({str(planted)!r}, 0o777)")
     assert planted.stat().st_uid == OTHER_UID
-    used = runtime.resolve_runtime_dir()
-    assert used.path.parent == cache / "gendistill" and f"owned by uid {OTHER_UID}" in used.note()
     try:
-        assert client.run(load, CLS, GEN, 16, str(tmp_path / "out"), {"idle": 30}) == 0
-        out = capsys.readouterr().out
+        rc = client.run(load, CLS, GEN, 16, str(tmp_path / "out"), {"idle": 30})
+        out, err = capsys.readouterr()
+        assert rc == 0, out + err
+        used = runtime.resolve_runtime_dir()
+        assert used.path.parent == cache / "gendistill" and f"owned by uid {OTHER_UID}" in used.note()
         assert f"sampler runtime directory: {used.path}, because {planted} is owned by uid {OTHER_UID}" in out, out
         assert list(planted.iterdir()) == [] and read_meta(tmp_path / "out")["started_sampler"]
         for d in (used.path, used.path.parent):
             st = os.lstat(d)
             assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
     finally:
-        stop_samplers_in(used.path)
+        stop_samplers_in(cache / "gendistill" / f"run-{socket.gethostname().split('.')[0]}")
     # a symlink planted there instead (to a directory the other user controls): not followed, likewise
     os.rmdir(planted)
     target = shared_dir / "theirs"
