@@ -16,7 +16,13 @@ GEN = {"resolution": 32, "steps": 1, "guidance_scale": 0.0}
 def client_cmd(
     load: dict, cls: dict, out: Path, runtime: dict, out_size: int = 16, src: Path = REPO / "src"
 ) -> list[str]:
-    """The sample job's command (as the workflow runs it), for a job in a process of its own."""
+    """The sample job's command (as the workflow runs it: its request in a private file), for a job in a process
+    of its own."""
+    from gendistill.sampling.request import write_request
+
+    request = write_request(
+        str(Path(out).parent / ".requests"), cls["id"], {"cls": cls, "load": load, "gen": GEN, "out_size": out_size}
+    )
     return [
         "env",
         f"PYTHONPATH={src}",
@@ -24,14 +30,8 @@ def client_cmd(
         "-m",
         "gendistill",
         "sample",
-        "--load",
-        json.dumps(load),
-        "--cls",
-        json.dumps(cls),
-        "--gen",
-        json.dumps(GEN),
-        "--out-size",
-        str(out_size),
+        "--request",
+        request,
         "--out",
         str(out),
         "--runtime",

@@ -57,6 +57,8 @@ def test_defaults_filled_and_documented():
         ({"generation": {"device": "cpu", "dtype": "float16"}}, "float16 on the CPU"),
         ({"generation": {"device": "cpu", "vae_dtype": "float16"}}, "vae_dtype: float16 on the CPU"),
         ({"generation": {"vae_dtype": "half"}}, "vae_dtype"),
+        ({"results_dir": "out/{run}"}, "results_dir: 'out/{run}' contains a brace"),  # not a WildcardError
+        ({"run": "a{b}"}, "run: 'a{b}' does not match"),
     ],
 )
 def test_bad_config_names_key_and_fix(patch, expect):
@@ -190,7 +192,7 @@ def test_incomplete_model_directory_is_reported_at_plan_time(tiny_model_dir, tmp
     build_plan(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(broken)}}))  # complete: fine
     next((broken / "vae").glob("*.safetensors")).unlink()
     msg = plan_error(deep_update(TINY_CONFIG, {"model": {"tiny": None, "source": str(broken)}}))
-    assert "is incomplete; missing: vae/ (no *.safetensors or *.bin weights)" in msg and "Fix:" in msg
+    assert "cannot be loaded: vae/ (no *.safetensors or *.bin weights)" in msg and "Fix:" in msg
 
 
 def test_hub_model_not_cached_is_reported_even_online(monkeypatch, tmp_path):

@@ -297,7 +297,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
         rules = None
         if argv and argv[0].endswith(".py") and ".snakemake/scripts" in argv[0]:
             rules = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
-        elif argv and argv[0].endswith("gendistill/__main__.py") and argv[1:2] == ["sampler-serve"]:
+        elif argv[:3] == ["-c", "gendistill", "sampler-serve"]:  # the sampler: python -c <bootstrap> (code.py)
             rules = by_cmd["sample"]
         elif argv and argv[0].endswith("gendistill/__main__.py") and len(argv) > 1:
             rules = by_cmd.get(argv[1])

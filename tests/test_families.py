@@ -25,14 +25,14 @@ def plan_error(cfg) -> str:
 
 
 def fake_model(root: Path, class_name: str, components: dict, extra: dict | None = None) -> Path:
-    """A diffusers directory with model_index.json, each component's config.json and a (dummy) weights file:
-    enough for the plan, which reads configs only."""
+    """A diffusers directory with model_index.json, each component's config.json and a weights file that holds no
+    tensors (a whole safetensors header): enough for the plan, which reads configs and weight headers only."""
     index = {"_class_name": class_name, **(extra or {})}
     for name, (cls, config) in components.items():
         index[name] = ["diffusers", cls]
         (root / name).mkdir(parents=True)
         (root / name / "config.json").write_text(json.dumps({"_class_name": cls, **config}))
-        (root / name / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+        (root / name / "diffusion_pytorch_model.safetensors").write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
     (root / "model_index.json").write_text(json.dumps(index))
     return root
 

@@ -80,3 +80,31 @@ def test_missing_or_partial_layouts_are_named(tmp_path, damage, expect):
         get_adapter({"name": "imagenet", "root": str(fix.root)}).check()
     msg = str(e.value)
     assert expect in msg and "expected layout" in msg and "LOC_val_solution.csv" in msg, msg
+
+
+@pytest.mark.parametrize("dataset", ["imagenet", "tinyimagenet"])
+def test_classes_by_wnid_name_or_index_and_the_error_names_each_kind(tmp_path, dataset):
+    """dataset.classes takes the WordNet ids ImageNet users think in, beside names and indices; an unknown entry
+    is refused naming a few valid entries of each kind."""
+    from conftest import TINY_CONFIG, deep_update
+
+    from gendistill.config import ConfigError
+    from gendistill.plan import build_plan
+
+    if dataset == "imagenet":
+        fix = fx.make_imagenet(tmp_path, n_classes=6)
+    else:
+        fix = fx.make_tinyimagenet(tmp_path)
+    infos = get_adapter({"name": dataset, "root": str(fix.root)}).classes()
+    wnid = infos[2].fields["wnid"]
+    base = {"dataset": {"name": dataset, "root": str(fix.root), "image_size": 32, "classes": None}}
+    cfg = deep_update(TINY_CONFIG, base)
+    plan = build_plan(deep_update(cfg, {"dataset": {"classes": [wnid, infos[0].name, 1]}}))
+    assert [c.index for c in plan.classes] == [0, 1, 2] and plan.classes[2].name == infos[2].name
+    with pytest.raises(ConfigError) as e:
+        build_plan(deep_update(cfg, {"dataset": {"classes": ["n05555555"]}}))
+    msg = str(e.value)
+    assert f"'n05555555' is not a class of '{dataset}'" in msg, msg
+    assert repr(infos[0].name) in msg and f"indices 0..{len(infos) - 1}" in msg and infos[0].fields["wnid"] in msg
+    with pytest.raises(ConfigError, match="listed twice"):
+        build_plan(deep_update(cfg, {"dataset": {"classes": [wnid, 2]}}))

@@ -103,25 +103,50 @@ def test_job_whose_snakemake_ended_publishes_nothing(load, tmp_path):
 
 
 @as_root
-def test_runtime_dir_made_by_another_user_is_refused(tmp_path, monkeypatch, load, shared_dir):
-    """Another user who creates our predictable temp-dir path first (or a symlink there) gets nothing: the
-    directory is refused with a message, and the job sends no request anywhere."""
-    shared_tmp = shared_dir
+def test_runtime_dir_made_by_another_user_is_refused_and_a_private_one_used(
+    tmp_path, monkeypatch, load, shared_dir, capsys
+):
+    """Another user who creates our predictable temp-dir path first (or a symlink there) gets nothing: that
+    directory is not used and receives nothing. The job does not fail either: it falls back to a directory
+    under ~/.cache that the other user cannot pre-empt, checked the same way, and says which it used."""
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    monkeypatch.setenv("TMPDIR", str(shared_tmp))
-    planted = shared_tmp / f"gendistill-{os.getuid()}"
+    monkeypatch.setenv("TMPDIR", str(shared_dir))
+    cache = Path(tempfile.mkdtemp(prefix="gd-cache-"))  # short: pytest's tmp_path is too long for a socket path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    planted = shared_dir / f"gendistill-{os.getuid()}"
     as_other_user(f"import os; os.mkdir({str(planted)!r}, 0o777); os.chmod({str(planted)!r}, 0o777)")
     assert planted.stat().st_uid == OTHER_UID
-    with pytest.raises(RuntimeDirError, match=f"owned by uid {OTHER_UID}"):
-        runtime.runtime_dir()
-    assert client.run(load, CLS, GEN, 16, str(tmp_path / "out"), {}) == 1
-    assert list(planted.iterdir()) == [] and not (tmp_path / "out").exists()
-    # a symlink planted there instead (to a directory the other user controls)
+    try:
+        rc = client.run(load, CLS, GEN, 16, str(tmp_path / "out"), {"idle": 30})
+        out, err = capsys.readouterr()
+        assert rc == 0, out + err
+        used = runtime.resolve_runtime_dir()
+        assert used.path.parent == cache / "gendistill" and f"owned by uid {OTHER_UID}" in used.note()
+        assert f"sampler runtime directory: {used.path}, because {planted} is owned by uid {OTHER_UID}" in out, out
+        assert list(planted.iterdir()) == [] and read_meta(tmp_path / "out")["started_sampler"]
+        for d in (used.path, used.path.parent):
+            st = os.lstat(d)
+            assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+    finally:
+        stop_samplers_in(cache / "gendistill" / f"run-{socket.gethostname().split('.')[0]}")
+    # a symlink planted there instead (to a directory the other user controls): not followed, likewise
     os.rmdir(planted)
-    target = shared_tmp / "theirs"
+    target = shared_dir / "theirs"
     as_other_user(f"import os; os.mkdir({str(target)!r}, 0o700); os.symlink({str(target)!r}, {str(planted)!r})")
-    with pytest.raises(RuntimeDirError, match="symbolic link"):
+    assert runtime.runtime_dir() == used.path and "symbolic link" in runtime.resolve_runtime_dir().note()
+    # the fallback is checked the same way: pre-empted too, nothing is left to use, and the job says why
+    shutil.rmtree(cache)
+    cache.mkdir(mode=0o700)
+    (cache / "gendistill").mkdir(mode=0o700)
+    os.chown(cache / "gendistill", OTHER_UID, OTHER_UID)  # as if made by them while the cache was open
+    with pytest.raises(RuntimeDirError, match=f"gendistill is owned by uid {OTHER_UID}") as e:
         runtime.runtime_dir()
+    assert "symbolic link" in str(e.value) and "Fix: set XDG_RUNTIME_DIR" in str(e.value)
+    shutil.rmtree(cache)
+
+
+def stop_samplers_in(directory: Path) -> None:
+    client.stop_samplers(timeout=5, directory=directory)
 
 
 @as_root
@@ -167,10 +192,11 @@ def test_another_user_cannot_reach_or_use_the_sampler(load, shared_dir, monkeypa
     try:
         probe = as_other_user(
             "import socket\n"
-            f"s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r})\n"
-            's.sendall(b\'{"op": "ping"}\\n\'); s.settimeout(10)\n'
-            "try:\n    print(repr(s.recv(100)))\n"
-            "except ConnectionResetError:\n    print(repr(b''))\n",
+            f"s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r}); s.settimeout(10)\n"
+            "try:\n"  # the sampler may have closed the connection before the ping is sent: nothing either way
+            '    s.sendall(b\'{"op": "ping"}\\n\')\n'
+            "    print(repr(s.recv(100)))\n"
+            "except (ConnectionResetError, BrokenPipeError):\n    print(repr(b''))\n",
             check=False,
         )
     finally:
@@ -280,10 +306,11 @@ def test_a_sampler_running_other_code_is_rejected(load, tmp_path, monkeypatch, c
     rejects it on its first reply and writes nothing."""
     r = ensure_sampler(full_load(load, {}), {"idle": 60})
     r.sock.close()
-    monkeypatch.setattr(client, "code_hash", lambda: "f" * 64)
-    monkeypatch.setattr(client, "sampler_key", lambda load, code: runtime.sampler_key(load, runtime.code_hash()))
+    real = client.digest(client.tree_files())
+    monkeypatch.setattr(client, "digest", lambda files: "f" * 64)  # this job's code is other code...
+    monkeypatch.setattr(client, "sampler_key", lambda load, code: runtime.sampler_key(load, real))  # ...same path
     assert client.run(load, CLS, GEN, 16, str(tmp_path / "out"), {}) == 1
-    assert "runs sampling code" in capsys.readouterr().err
+    assert "was started for the package's code" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -41,6 +42,29 @@ def test_dry_run_plans_one_sample_job_per_class(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["sample"] == 3 and counts["augment"] == 1 and counts["package"] == 1
     assert counts["build_tiny_model"] == 1 and counts["evaluate"] == 1
+
+
+def test_no_prompt_or_model_path_is_on_a_job_command_line(tmp_path):
+    """What a job runs is on the process table for every user of the machine (`bash -c "<command>"` and the job's
+    own argv). The sample and prompts jobs' commands carry no prompt and no load spec (the model path): those are in
+    request files the workflow writes, private (0600 in a 0700 directory). Checked on the commands Snakemake runs
+    (`-n -p` prints them), with a prompt of one class's own."""
+    secret = "a prompt only its author may read"
+    cfg = deep_update(TINY_CONFIG, {"prompts": {"overrides": {"one": {"prompt": secret}}}})
+    proc = run_snakemake(tmp_path, cfg, "-n", "-p")
+    commands = [line for line in proc.stdout.splitlines() if "-m gendistill " in line]
+    sample = [c for c in commands if "gendistill sample " in c]
+    assert len(sample) == 3 and any("gendistill write-prompts" in c for c in commands), proc.stdout[-3000:]
+    model_dir = next(c for c in commands if "build-tiny-model" in c).split("--out ")[1].split()[0]
+    for command in commands:
+        assert secret not in command and "a photo of" not in command and '"source"' not in command, command
+    for command in sample:
+        assert "--request" in command and model_dir not in command, command
+    requests = tmp_path / "results" / "t" / ".requests"
+    assert stat.S_IMODE(requests.stat().st_mode) == 0o700
+    files = sorted(requests.glob("*.json"))
+    assert len(files) == 4 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert sum(secret in f.read_text() for f in files) == 2  # class one's request, and the prompt table's
 
 
 def load_dataset(wd: Path):

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import sys
 
-# The sample job runs once per class (1,000 jobs for ImageNet-1k) as `gendistill sample --load J --cls J --gen J
-# --out-size N --out DIR --runtime J`. That exact form is read without argparse, whose import and parser
-# construction cost ~8 ms of a ~55 ms job (benchmarks/bench_scale.py); any other form (--help, a typo, a missing
-# or repeated option, --opt=value) goes to the argparse parser in main(), which gives the usual help and errors.
-SAMPLE_REQUIRED = ("--load", "--cls", "--gen", "--out-size", "--out")
+# The sample job runs once per class (1,000 jobs for ImageNet-1k) as `gendistill sample --request FILE --out DIR
+# --runtime J`: what it samples (the prompt, the model path) is in the request file the workflow wrote
+# (sampling/request.py), never on its command line, which every user of the machine can read. That exact form is
+# read without argparse, whose import and parser construction cost ~8 ms of a ~55 ms job (benchmarks/bench_scale.py);
+# any other form (--help, a typo, a missing or repeated option, --opt=value) goes to the argparse parser in main(),
+# which gives the usual help and errors.
+SAMPLE_REQUIRED = ("--request", "--out")
 SAMPLE_OPTIONAL = {"--runtime": "{}"}
 
 
@@ -26,19 +28,28 @@ def sample_fast_path(argv: list[str]) -> dict | None:
     known = {*SAMPLE_REQUIRED, *SAMPLE_OPTIONAL}
     if len(opts) != len(argv) // 2 or not opts.keys() <= known or not set(SAMPLE_REQUIRED) <= opts.keys():
         return None
-    if not opts["--out-size"].isdigit() or any(v.startswith("-") for v in opts.values()):
+    if any(v.startswith("-") and v != "-" for v in opts.values()):
         return None
     return {**SAMPLE_OPTIONAL, **opts}
 
 
 def _sample(a) -> int:
-    return _run_sample(a.load, a.cls, a.gen, a.out_size, a.out, a.runtime)
+    return _run_sample(a.request, a.out, a.runtime)
 
 
-def _run_sample(load: str, cls: str, gen: str, out_size: int, out: str, runtime: str) -> int:
+def _run_sample(request: str, out: str, runtime: str) -> int:
     from .sampling.client import run
+    from .sampling.request import SAMPLE_FIELDS, RequestFileError, read_request
 
-    return run(json.loads(load), json.loads(cls), json.loads(gen), int(out_size), out, json.loads(runtime))
+    try:
+        req = read_request(request)
+        missing = [k for k in SAMPLE_FIELDS if k not in req] if isinstance(req, dict) else list(SAMPLE_FIELDS)
+        if missing:
+            raise RequestFileError(f"the request file {request} lacks {', '.join(missing)}")
+    except RequestFileError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    return run(req["load"], req["cls"], req["gen"], int(req["out_size"]), out, json.loads(runtime))
 
 
 def _augment(a) -> int:
@@ -63,8 +74,9 @@ def _write_prompts(a) -> int:
     import io
 
     from .atomic import write_text
+    from .sampling.request import read_request
 
-    rows = json.loads(a.classes)
+    rows = read_request(a.classes_file)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["index", "name", "id", "prompt", "seed", "n_generated"], lineterminator="\n")
     w.writeheader()
@@ -191,18 +203,19 @@ def _add_time_budget(sub) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if opts := sample_fast_path(argv):
-        return _run_sample(*(opts[k] for k in (*SAMPLE_REQUIRED, "--runtime")))
+        return _run_sample(opts["--request"], opts["--out"], opts["--runtime"])
     import argparse
 
     ap = argparse.ArgumentParser(prog="gendistill", description="generative dataset distillation tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample", help="generate one class's images")
     s.add_argument(
-        "--load", required=True, help="JSON: model source, revision, device, dtype, vae_dtype (+ decoder, tiny_decoder)"
+        "--request",
+        required=True,
+        help="a JSON file (or - for stdin) with cls (index, name, id, prompt, seed, n_generated), load (model "
+        "source, revision, device, dtype, vae_dtype, + decoder, tiny_decoder), gen (resolution, steps, "
+        "guidance_scale) and out_size; a file, not options, so that no prompt or path is on the command line",
     )
-    s.add_argument("--cls", required=True, help="JSON: index, name, id, prompt, seed, n_generated")
-    s.add_argument("--gen", required=True, help="JSON: resolution, steps, guidance_scale")
-    s.add_argument("--out-size", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument(
         "--runtime",
@@ -223,7 +236,7 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_build_tiny)
     s = sub.add_parser("write-prompts", help="write the prompt table (one row per class) as CSV")
-    s.add_argument("--classes", required=True, help="JSON list of class plans")
+    s.add_argument("--classes-file", required=True, help="a JSON file with the list of class plans")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_write_prompts)
     s = sub.add_parser("sampler-stop", help="stop your sampler processes (kills one that does not answer)")

@@ -119,6 +119,12 @@ def semantic_problems(cfg: dict) -> list[str]:
                 f"`gendistill time-budget ... --oversample {cfg['selection']['oversample']}` "
                 f"or set selection.oversample: {planned}."
             )
+    for key in ("results_dir", "run"):  # every output path starts with <results_dir>/<run>/
+        if "{" in cfg[key] or "}" in cfg[key]:
+            problems.append(
+                f"{key}: {cfg[key]!r} contains a brace; every output path of the run starts with it, and "
+                f"Snakemake reads braces in a path as a wildcard. Fix: a {key} without {{ or }}."
+            )
     if len(set(cfg["evaluation"]["seeds"])) != len(cfg["evaluation"]["seeds"]):
         problems.append("evaluation.seeds: a seed is listed twice. Fix: list each training seed once.")
     return problems

@@ -42,6 +42,12 @@ class RunLayout:
     def prompts(self) -> str:
         return self._at("prompts.csv")
 
+    # What the sample (and prompts) jobs read instead of command-line options: private files named by their
+    # content (gendistill.sampling.request), written when the workflow plans the jobs
+    @property
+    def requests(self) -> str:
+        return self._at(".requests")
+
     def generated(self, cls: str = "{cls}") -> str:
         return class_dir(self._at("generated"), cls)
 

@@ -181,36 +181,56 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
 _WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
 
 
-def _weights_problem(root: Path, label: str) -> str | None:
-    """None when every weighted component listed in root/model_index.json has weights; else what is missing."""
+def load_variants(cfg: dict, source: str) -> tuple[set, str]:
+    """The weight variants the sampler's load may ask diffusers for ({None}: the plain files; {'fp16'}; or both
+    when generation.device is auto and the plan cannot know whether the jobs get a GPU), and why none is asked
+    for. Mirrors sampling.pipeline.load_pipeline: the fp16 variant for a hub id loaded in float16."""
+    g = cfg["generation"]
+    if _is_local(source):
+        return {None}, "a local model directory is loaded without a variant (the plain files)"
+    if g["dtype"] == "float16" or (g["dtype"] == "auto" and g["device"] == "cuda"):
+        return {"fp16"}, ""
+    if g["dtype"] == "auto" and g["device"] == "auto":
+        return {None, "fp16"}, (
+            "generation.device: auto loads the plain files on a machine without a GPU (dtype auto is float32 "
+            "there), so every class would fail wherever no GPU is visible"
+        )
+    return {None}, f"generation.dtype {g['dtype']} on device {g['device']} loads the plain files"
+
+
+def _weights_problem(root: Path, label: str, variants: set = frozenset({None}), no_variant_why: str = "") -> str | None:
+    """None when every weighted component listed in root/model_index.json has weights that load (the files
+    diffusers would choose, their headers whole); else what is wrong, file by file."""
+    from .weights import component_problems
+
     try:
         index = json.loads((root / "model_index.json").read_text())
     except (OSError, ValueError) as e:
         return f"model.source: {label}: model_index.json cannot be read ({e}). Fix: re-download the model."
-    missing = []
+    problems = []
     for name, spec in sorted(index.items()):
         if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
             continue
         if spec[1].endswith(_WEIGHTLESS):
             continue
-        folder = root / name
-        weights = [f for f in folder.glob("*") if f.name.endswith((".safetensors", ".bin"))] if folder.is_dir() else []
-        shards = [f for f in folder.glob("*.index.json")] if folder.is_dir() else []
-        for idx in shards:  # a sharded checkpoint: every shard its index names must be there
-            try:
-                files = set(json.loads(idx.read_text())["weight_map"].values())
-            except (OSError, ValueError, KeyError):
-                files = {"(unreadable index)"}
-            missing += [f"{name}/{f}" for f in sorted(files) if not (folder / f).is_file()]
-        if not weights:
-            missing.append(f"{name}/ (no *.safetensors or *.bin weights)")
-    if missing:
-        return (
-            f"model.source: {label} is incomplete; missing: {', '.join(missing[:6])}"
-            f"{' ...' if len(missing) > 6 else ''}. Every sample job would fail loading it. Fix: download "
-            f"the model again (`hf download <id> --local-dir <dir>`), or `save_pretrained` it there."
+        problems += component_problems(root / name, name, set(variants), no_variant_why)
+    if not problems:
+        return None
+    variant_only = [p for p in problems if "only as the" in p]
+    fix = (
+        "download the model again (`hf download <id> --local-dir <dir>`; a copy or download that stopped "
+        "early leaves files like these), or `save_pretrained` it there"
+    )
+    if variant_only:
+        fix = (
+            "download the plain weights too (`hf download <id> --include '<component>/*.safetensors'`, or "
+            "`save_pretrained` without a variant); or, for a hub model on a GPU, generation.device: cuda with "
+            "dtype auto or float16, which asks for the fp16 variant"
         )
-    return None
+    return (
+        f"model.source: {label} cannot be loaded: {'; '.join(problems[:6])}{' ...' if len(problems) > 6 else ''}. "
+        f"Every sample job would fail loading it. Fix: {fix}."
+    )
 
 
 def _offline() -> bool:
@@ -228,10 +248,10 @@ def _root_holding(source: str, revision: str | None, marker: str) -> Path | None
     if _is_local(source):
         p = Path(source).expanduser()
         return p if (p / marker).is_file() else None
-    from huggingface_hub import try_to_load_from_cache  # deferred: only a hub id needs it, and it is slow to import
+    from .hf_cache import cached_snapshot
 
-    cached = try_to_load_from_cache(source, marker, revision=revision)
-    return Path(cached).parent if isinstance(cached, str) else None
+    found = cached_snapshot(source, revision)  # as the sample job resolves it for the sampler's key
+    return found[1] if found and (found[1] / marker).is_file() else None
 
 
 def model_root(source: str, revision: str | None) -> Path | None:
@@ -239,11 +259,14 @@ def model_root(source: str, revision: str | None) -> Path | None:
     return _root_holding(source, revision, "model_index.json")
 
 
-def model_problem(source: str, revision: str | None, allow_download: bool = False) -> str | None:
+def model_problem(
+    source: str, revision: str | None, allow_download: bool = False, variants: tuple = (set([None]), "")
+) -> str | None:
     """None when the model can be loaded without surprises; else the problem and its fix.
 
-    A local directory must hold model_index.json and the weights of every component it lists. A hub id must
-    be in the local Hugging Face cache, complete, unless downloads are allowed (and possible).
+    A local directory must hold model_index.json and the weights of every component it lists, whole, as
+    diffusers chooses them for the `variants` the load may ask for (load_variants). A hub id must be in the
+    local Hugging Face cache, complete, unless downloads are allowed (and possible).
     """
     root = model_root(source, revision)
     if _is_local(source):
@@ -255,14 +278,14 @@ def model_problem(source: str, revision: str | None, allow_download: bool = Fals
                 f"--local-dir {p}` (or `save_pretrained` the pipeline there), copy it here, and point "
                 f"model.source at it."
             )
-        return _weights_problem(p, str(p))
+        return _weights_problem(p, str(p), *variants)
     short = source.split("/")[-1]
     get_it = (
         f"on a machine with internet run `hf download {source} --local-dir models/{short}`, copy that "
         f"directory here and set model.source: models/{short} (or copy the HF cache into $HF_HOME)"
     )
     if root is not None:
-        problem = _weights_problem(root, f"{source!r} in the Hugging Face cache")
+        problem = _weights_problem(root, f"{source!r} in the Hugging Face cache", *variants)
         if problem is None or allow_download and not _offline():
             return None
         return problem.replace("Fix: download the model again", f"Fix: {get_it}; or download the model again")
@@ -310,10 +333,13 @@ def decoder_problem(source: str, allow_download: bool = False) -> str | None:
             f"{' and HF_HUB_OFFLINE is set' if _offline() else ''}. Fix: {_hf_fix(source)}"
             f"{'' if _offline() else '; or set model.allow_download: true'}."
         )
-    if not [f for f in root.glob("*") if f.name.endswith((".safetensors", ".bin"))]:
+    from .weights import component_problems
+
+    problems = component_problems(root, Path(source).name, {None}, "a tiny decoder is loaded without a variant")
+    if problems:
         return (
-            f"generation.tiny_decoder: {source} has no *.safetensors or *.bin weights. Fix: download it again "
-            f"({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)})."
+            f"generation.tiny_decoder: {source} cannot be loaded: {'; '.join(problems[:4])}. Fix: download it "
+            f"again ({_hf_fix(source) if not local else 'hf download <id> --local-dir ' + str(root)})."
         )
     return None
 
@@ -491,6 +517,40 @@ def _format_prompt(template: str, fields: dict, key: str) -> str:
         ) from None
 
 
+def _select_classes(wanted: list, infos: list, dataset: str, problems: list[str]) -> tuple[list[int], list[str]]:
+    """dataset.classes -> label indices. An entry is a label index, a class name, or (ImageNet, Tiny-ImageNet)
+    a WordNet id such as n01443537, the identifier those datasets' users think in."""
+    names = [c.name for c in infos]
+    wnids = {c.fields["wnid"]: i for i, c in enumerate(infos) if c.fields.get("wnid")}
+    by_name = {n: i for i, n in enumerate(names)}
+    selected, problems = [], list(problems)
+    for c in wanted:
+        if isinstance(c, int) and 0 <= c < len(names):
+            selected.append(c)
+        elif isinstance(c, str) and c in by_name:
+            selected.append(by_name[c])
+        elif isinstance(c, str) and c in wnids:
+            selected.append(wnids[c])
+        else:
+            close = difflib.get_close_matches(str(c), [*names, *wnids], n=3)
+            kinds = [f"names ({', '.join(repr(n) for n in names[:3])}{', ...' if len(names) > 3 else ''})"]
+            kinds.append(f"indices 0..{len(names) - 1}")
+            if wnids:
+                kinds.append(f"wnids ({', '.join(list(wnids)[:3])}{', ...' if len(wnids) > 3 else ''})")
+            problems.append(
+                f"dataset.classes: {c!r} is not a class of '{dataset}'"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + f"; valid entries are {', '.join(kinds[:-1])} or {kinds[-1]}. Fix: use one of those (the "
+                f"prompt table, `snakemake prompts`, lists every class)."
+            )
+    if len(set(selected)) != len(selected):
+        problems.append(
+            "dataset.classes: a class is listed twice (perhaps once by name, index or wnid and again by "
+            "another). Fix: list each class once."
+        )
+    return selected, problems
+
+
 def build_plan(config: dict, check_model: bool = True) -> Plan:
     """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text."""
     cfg = load_and_validate(config)
@@ -501,8 +561,9 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     except DatasetError as e:
         problems = [str(e)]
         if model_kind(cfg) == "pretrained":
+            m = cfg["model"]
             problems.append(
-                model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
+                model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
             )
         raise ConfigError([p for p in problems if p]) from None
     infos = adapter.classes()
@@ -518,24 +579,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         )
     selected = list(range(len(names)))
     if cfg["dataset"]["classes"] is not None:
-        selected = []
-        for c in cfg["dataset"]["classes"]:
-            if isinstance(c, int) and 0 <= c < len(names):
-                selected.append(c)
-            elif isinstance(c, str) and c in names:
-                selected.append(names.index(c))
-            else:
-                close = difflib.get_close_matches(str(c), names, n=3)
-                problems.append(
-                    f"dataset.classes: {c!r} is not a class of '{adapter.name}'"
-                    + (
-                        f" (did you mean {', '.join(close)}?)"
-                        if close
-                        else f"; valid: names or indices 0..{len(names) - 1}"
-                    )
-                )
-        if len(set(selected)) != len(selected):
-            problems.append("dataset.classes: a class is listed twice. Fix: list each class once.")
+        selected, problems = _select_classes(cfg["dataset"]["classes"], infos, adapter.name, problems)
         selected = sorted(set(selected))
     overrides = cfg["prompts"]["overrides"]
     for key in overrides:
@@ -547,7 +591,8 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
                 + ". Fix: key overrides by the dataset's class name (see prompts.csv)."
             )
     if check_model and model_kind(cfg) == "pretrained":
-        mp = model_problem(cfg["model"]["source"], cfg["model"]["revision"], cfg["model"]["allow_download"])
+        m = cfg["model"]
+        mp = model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
         if mp:
             problems.append(mp)
     if problems:

@@ -40,11 +40,12 @@ def package_versions() -> dict:
     return out
 
 
-def model_identity(source: str, revision: str | None) -> dict:
-    """Hub id + revision, or for a local directory a sha256 over its weight files (so a run names its weights)."""
+def model_identity(source: str, revision: str | None, snapshot: str | None = None) -> dict:
+    """Hub id, revision and the cache's snapshot commit it was loaded from, or for a local directory a sha256 over
+    its weight files (so a run names its weights)."""
     p = Path(source)
     if not p.is_dir():
-        return {"source": source, "revision": revision}
+        return {"source": source, "revision": revision, "snapshot": snapshot}
     h = hashlib.sha256()
     for f in sorted(p.rglob("*")):
         if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"):
@@ -86,6 +87,8 @@ def write_provenance(
                 "pipeline_loads",
                 "seconds",
                 "model_source",
+                "model_snapshot",
+                "code_hash",
                 "torch",
                 "diffusers",
                 "family",
@@ -105,7 +108,9 @@ def write_provenance(
         "platform": platform.platform(),
         "packages": package_versions(),
         "config": cfg,
-        "model": model_identity(first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"]),
+        "model": model_identity(
+            first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"], first.get("model_snapshot")
+        ),
         "tiny_decoder": model_identity(first["tiny_decoder"], None) if first.get("tiny_decoder") else None,
         "random_weights": random_weights,
         "model_kind": model_kind,

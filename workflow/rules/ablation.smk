@@ -29,11 +29,11 @@ rule ablation_sample:
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
+        request=lambda w: sample_request(w.cls, ablation_pool_size(PLAN.by_id(w.cls))),
     message:
         "Sampling the ablation pool of class {wildcards.cls}"
     shell:
-        '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
-        " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"
+        '"$GENDISTILL_PYTHON" -m gendistill sample --request {params.request:q} --out {output.images:q}'
         ' --runtime "$GENDISTILL_SAMPLER_RUNTIME" > {log:q} 2>&1'
 
 

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
 from gendistill.plan import build_plan, teacher_uses
+from gendistill.sampling.request import write_request
 
 try:
     PLAN = build_plan(config)
@@ -100,6 +101,20 @@ def selection_active():
 
 def soft_labels_active():
     return evaluation_active() and CFG["evaluation"]["labels"] == "soft"
+
+
+def sample_request(cls, n_generated):
+    """The sample job's request file (gendistill.sampling.request): the class with `n_generated` images, the load
+    spec, the generation settings and the output size, written now, private and named by its content. The job
+    reads it, so no prompt or model path is on its command line (readable by every user of the machine); the
+    same values are the job's params, the rerun triggers."""
+    request = {
+        "cls": {**PLAN.by_id(cls).as_dict(), "n_generated": n_generated},
+        "load": PLAN.load_spec,
+        "gen": PLAN.gen_spec,
+        "out_size": PLAN.image_size,
+    }
+    return write_request(LAYOUT.requests, cls, request)
 
 
 def n_candidates(c):

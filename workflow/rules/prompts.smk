@@ -14,6 +14,8 @@ rule prompts:
         mem_mb=500,
     params:
         classes=fixed(as_json([c.as_dict() for c in PLAN.classes])),
+        # the same list in a private file: the prompts stay off the command line, which other users can read
+        classes_file=lambda w: write_request(LAYOUT.requests, "prompts", [c.as_dict() for c in PLAN.classes]),
     shell:
-        '"$GENDISTILL_PYTHON" -m gendistill write-prompts --classes {params.classes:q} --out {output.table:q}'
-        " > {log:q} 2>&1"
+        '"$GENDISTILL_PYTHON" -m gendistill write-prompts --classes-file {params.classes_file:q}'
+        " --out {output.table:q} > {log:q} 2>&1"

@@ -3,7 +3,8 @@
 # passed outside params (GENDISTILL_SAMPLER_RUNTIME, common.smk) and trigger no reruns: they do not decide the
 # images (each image's noise is its own; a batch size may still move a value by one level through kernel
 # rounding: README, Reproducibility).
-# The job is a thin client of the resident sampler (src/gendistill/sampling/; docs/design/sampler.md).
+# The job is a thin client of the resident sampler (src/gendistill/sampling/; docs/design/sampler.md). It reads
+# what it samples from a request file (params.request), not from its command line, which other users can read.
 
 
 rule sample:
@@ -27,9 +28,10 @@ rule sample:
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
+        # the same values in a private file: the job's command line (public) carries no prompt or model path
+        request=lambda w: sample_request(w.cls, n_candidates(PLAN.by_id(w.cls))),
     message:
         "Sampling class {wildcards.cls}"
     shell:
-        '"$GENDISTILL_PYTHON" -m gendistill sample --load {params.load:q} --cls {params.cls:q}'
-        " --gen {params.gen:q} --out-size {params.out_size} --out {output.images:q}"
+        '"$GENDISTILL_PYTHON" -m gendistill sample --request {params.request:q} --out {output.images:q}'
         ' --runtime "$GENDISTILL_SAMPLER_RUNTIME" > {log:q} 2>&1'

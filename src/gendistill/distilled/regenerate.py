@@ -32,7 +32,10 @@ def regenerate(run_dir: str, file: str):
     cfg = json.loads(Path(run.provenance).read_text())["config"]
     gen_dir = Path(run.generated(row["class_id"]))
     meta = read_records(gen_dir)["meta"]
-    pipe, device, dtype = load_from_spec(load_spec(cfg, meta["model_source"]))
+    spec = load_spec(cfg, meta["model_source"])
+    if meta.get("model_snapshot"):  # the hub cache's commit the class was made from, not what main is now
+        spec["snapshot"] = meta["model_snapshot"]
+    pipe, device, dtype = load_from_spec(spec)
     sampler = Sampler(pipe, device, dtype, 1)
     small, _ = sampler.generate_seeds(row["prompt"], [int(row["seed"])], meta["generation"], meta["out_size"])
     img = small[0]

@@ -14,17 +14,19 @@ import time
 from pathlib import Path
 
 from ..processes import process_state
+from .code import BOOTSTRAP, digest, imported_files_on_disk, tree_files
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
 from .runtime import (
     Lineage,
     RuntimeDirError,
     StartLock,
-    code_hash,
+    alive,
     connect,
     key_id,
     open_private,
     paths,
     remove_lock_file,
+    resolve_runtime_dir,
     runtime_dir,
     sampler_key,
 )
@@ -42,9 +44,30 @@ class SamplerError(RuntimeError):
         self.detail = detail
 
 
+class StaleSampler(SamplerError):
+    """The sampler found that it had imported code other than its key's and retired: start one for the code as
+    it is now."""
+
+
+# A job whose sampler retires (the code changed while it started) starts another for the current code; twice at
+# most, so that code edited continuously fails the job instead of starting samplers forever.
+STALE_RETRIES = 2
+
+
+def _snapshot(source: str, revision: str | None) -> str | None:
+    """The commit a cached hub id resolves to now (None for a local directory or an uncached id)."""
+    if Path(source).exists():
+        return None
+    from ..hf_cache import cached_snapshot
+
+    found = cached_snapshot(source, revision)
+    return found[0] if found else None
+
+
 def full_load(load: dict, runtime: dict) -> dict:
-    """The load spec a sampler is started with and keyed by (absolute model and tiny decoder paths, compile,
-    determinism)."""
+    """The load spec a sampler is started with and keyed by: absolute model and tiny decoder paths, a hub id's
+    snapshot commit as the local cache resolves it now (the sampler loads exactly that snapshot, so a cache
+    updated later is another key), compile, determinism."""
 
     def absolute(source):
         return str(Path(source).resolve()) if Path(source).exists() else source
@@ -55,8 +78,12 @@ def full_load(load: dict, runtime: dict) -> dict:
         "compile": runtime.get("compile", False),
         "deterministic": runtime.get("deterministic", False),
     }
+    if snapshot := _snapshot(out["source"], load.get("revision")):
+        out["snapshot"] = snapshot
     if load.get("tiny_decoder"):
         out["tiny_decoder"] = absolute(load["tiny_decoder"])
+        if snapshot := _snapshot(out["tiny_decoder"], None):
+            out["tiny_decoder_snapshot"] = snapshot
     return out
 
 
@@ -68,10 +95,10 @@ class Reached:
         self.pid = pid  # the sampler's pid, from the kernel (SO_PEERCRED), not from anything it says
         self.started = started  # this call started it
         self.paths = paths
-        self.code = code  # the sampling code hash this job runs and expects the sampler to run
+        self.code = code  # the hash of the package's code as this job found it: the sampler's key
 
 
-def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int):
+def _spawn(p: dict, load: dict, code_files: dict, idle: float, owner_pid: int | None, lock_fd: int):
     """Start the sampler for socket p['socket']. Detached (own session, no inherited pipes): it outlives the
     job that started it, so the next class's job finds the model loaded; it exits after `idle` seconds
     without requests, or as soon as `owner_pid` ends. It inherits the held start lock and lets go of it once
@@ -86,7 +113,8 @@ def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
+                "-c",
+                BOOTSTRAP,  # hashes each module of the package as it is imported (code.py)
                 "gendistill",
                 "sampler-serve",
                 "--socket",
@@ -107,7 +135,8 @@ def _spawn(p: dict, load: dict, idle: float, owner_pid: int | None, lock_fd: int
         )
     finally:
         os.close(log_fd)
-    proc.stdin.write(json.dumps(load).encode() + b"\n")  # not in argv: other users can read command lines
+    # not in argv: other users can read command lines
+    proc.stdin.write(json.dumps({"load": load, "code_files": code_files}).encode() + b"\n")
     proc.stdin.close()
     return proc
 
@@ -128,15 +157,19 @@ def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=
     before it loads the model, so this returns within seconds; the model load happens while the job waits
     for its reply (with heartbeats).
     """
-    code = code_hash()
-    p = paths(key_id(sampler_key(load, code)))
+    files = tree_files()
+    code = digest(files)
+    rdir = resolve_runtime_dir()
+    if note := rdir.note():
+        say(note, flush=True)
+    p = paths(key_id(sampler_key(load, code)), rdir.path)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     if conn := connect(str(p["socket"])):
         return Reached(conn[0], conn[1], False, p, code)
     with StartLock(p["lock"], timeout, say) as lock:
         if conn := connect(str(p["socket"])):  # another job started it while we waited for the lock
             return Reached(conn[0], conn[1], False, p, code)
-        proc = _spawn(p, load, runtime.get("idle", 120), owner_pid, lock.fd)
+        proc = _spawn(p, load, files, runtime.get("idle", 120), owner_pid, lock.fd)
         t0 = time.monotonic()
         while not (conn := connect(str(p["socket"]))):
             if proc.poll() is not None:
@@ -159,27 +192,19 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     last_wait = None
     try:
-        ch.send({**payload, "code": r.code})
+        ch.send({**payload, "code": r.code, "timeout": timeout})
         while True:
             try:
                 h, data = ch.recv(timeout)
             except TimeoutError:
-                raise SamplerError(
-                    f"the sampler (pid {r.pid}, process state {process_state(r.pid)}) sent nothing for "
-                    f"{timeout:.0f}s, not even a heartbeat: it is hung or stopped (state T = stopped, e.g. by "
-                    f"Ctrl-Z or SIGSTOP). Fix: `kill -CONT {r.pid}` if you stopped it, or `gendistill "
-                    f"sampler-stop` (which kills a sampler that does not answer), then rerun."
-                ) from None
+                raise SamplerError(_silent(r, timeout)) from None
             except (EOFError, OSError, ProtocolError) as e:
-                raise SamplerError(
-                    f"the sampler (pid {r.pid}) broke off the request ({e}): it crashed or was "
-                    f"killed. Its log, if kept: {r.paths['log']}"
-                ) from None
+                raise SamplerError(_broken_off(r, e, len(writer.records), payload["cls"]["n_generated"])) from None
             kind = h.get("type")
             if kind == "accepted":
                 if h.get("code") != r.code:
                     raise SamplerError(
-                        f"the sampler (pid {r.pid}) runs sampling code {h.get('code', '?')[:12]} "
+                        f"the sampler (pid {r.pid}) was started for the package's code {h.get('code', '?')[:12]} "
                         f"but this job's is {r.code[:12]} (the code changed while it started). "
                         f"Nothing was written. Fix: rerun; a sampler with this code is started."
                     )
@@ -197,11 +222,48 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
             elif kind == "done":
                 return {**h["meta"], "requests_served": h.get("requests"), "started_sampler": r.started}
             elif kind == "error":
+                if h.get("stale"):
+                    raise StaleSampler(h.get("error", "the sampler retired"))
                 raise SamplerError(h.get("error", "unknown error"), h.get("detail", ""))
             else:
                 raise SamplerError(f"unexpected message from the sampler: {kind!r}")
     finally:
         ch.close()  # if this job stops early, the sampler sees it at its next batch and drops the request
+
+
+def _silent(r: Reached, timeout: float) -> str:
+    """What a job says when its sampler has sent nothing, not even a heartbeat, for its timeout."""
+    state = process_state(r.pid)
+    head = f"the sampler (pid {r.pid}, process state {state}) sent nothing for {timeout:.0f}s, not even a heartbeat"
+    if state in ("T", "t"):
+        return (
+            f"{head}: it is stopped (Ctrl-Z, SIGSTOP or a debugger). Fix: `kill -CONT {r.pid}` if you stopped it, "
+            f"or `gendistill sampler-stop` (which kills a sampler that does not answer), then rerun."
+        )
+    if state in ("Z", "?"):
+        return f"{head}: it has ended. Fix: rerun (a new sampler is started). Its log, if kept: {r.paths['log']}"
+    return (
+        f"{head}: it is running but does not answer, so it is hung (a heartbeat is sent every 2s). Fix: "
+        f"`gendistill sampler-stop` (which kills a sampler that does not answer), then rerun; its log: "
+        f"{r.paths['log']}"
+    )
+
+
+def _broken_off(r: Reached, e: BaseException, received: int, expected: int) -> str:
+    """What a job says when the connection ends before the class is done: what it knows, no guess."""
+    head = (
+        f"the connection to the sampler (pid {r.pid}) ended before this class was done ({e}; {received} of "
+        f"{expected} images received, nothing published)"
+    )
+    if alive(r.pid) and process_state(r.pid) not in ("Z", "?"):
+        return (
+            f"{head}. The sampler is still running: it closed this job's connection without saying why. Its log "
+            f"({r.paths['log']}) says why. Fix: rerun the class."
+        )
+    return (
+        f"{head}. The sampler has ended (it exits after its idle time, on `gendistill sampler-stop` or "
+        f"SIGTERM, and when killed). Its log, if kept: {r.paths['log']}. Fix: rerun (a new sampler is started)."
+    )
 
 
 def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage) -> dict:
@@ -222,9 +284,10 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
         env,
         lambda b: writer.add(b.indices, b.pngs, b.records),
         lineage.broken,
-        {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s, "code_hash": code_hash()},
+        {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s},
     )
-    return {**meta, "requests_served": 1, "started_sampler": False}
+    ran = imported_files_on_disk()  # no import hook in a job: the modules' files as they are now
+    return {**meta, "code_hash": digest(ran), "code_files": ran, "requests_served": 1, "started_sampler": False}
 
 
 def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict) -> int:
@@ -252,12 +315,19 @@ def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict
     lineage = Lineage()
     try:
         validate_sample_request({**payload, "code": "-"})
-        with ClassWriter(out, cls["n_generated"], lineage) as writer:
-            if runtime.get("server", True):
-                meta = _from_sampler(load, payload, runtime, writer)
-            else:
-                meta = _in_process(load, payload, writer, lineage)
-            writer.publish(meta)
+        for attempt in range(STALE_RETRIES + 1):
+            try:
+                with ClassWriter(out, cls["n_generated"], lineage) as writer:
+                    if runtime.get("server", True):
+                        meta = _from_sampler(load, payload, runtime, writer)
+                    else:
+                        meta = _in_process(load, payload, writer, lineage)
+                    writer.publish(meta)
+                break
+            except StaleSampler as e:
+                if attempt == STALE_RETRIES:
+                    raise
+                print(f"{e}; nothing was written: starting a sampler for the code as it is now", flush=True)
     except SamplerError as e:
         if e.detail:
             print(e.detail, file=sys.stderr)
@@ -301,7 +371,7 @@ def start_for_slurm_batch_step(load: dict, runtime: dict) -> bool:
 
 def sampler_paths(load: dict, runtime: dict) -> dict:
     """Socket, lock and log paths of the sampler this process's jobs would use for `load`."""
-    return paths(key_id(sampler_key(full_load(load, runtime), code_hash())))
+    return paths(key_id(sampler_key(full_load(load, runtime), digest(tree_files()))))
 
 
 def stop_sampler(sock: Path, timeout: float = 10.0) -> str | None:

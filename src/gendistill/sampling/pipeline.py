@@ -34,6 +34,7 @@ def load_pipeline(
     vae_dtype: str = "auto",
     decoder: str = "vae",
     tiny_decoder: str | None = None,
+    tiny_decoder_revision: str | None = None,
 ):
     """Load a diffusers pipeline of a supported family (gendistill.families) from a hub id or a local directory
     (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
@@ -59,7 +60,7 @@ def load_pipeline(
         pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
     adapter = adapter_for(pipe, device)  # an unsupported pipeline class fails here, naming the supported ones
     if decoder == "tiny":
-        use_tiny_decoder(pipe, tiny_decoder, dtype)
+        use_tiny_decoder(pipe, tiny_decoder, dtype, tiny_decoder_revision)
     elif decoder != "vae":
         raise ValueError(f"decoder {decoder!r}: expected 'vae' or 'tiny'")
     pipe = pipe.to(device)
@@ -77,7 +78,7 @@ def load_pipeline(
     return pipe
 
 
-def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype) -> None:
+def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype, revision: str | None = None) -> None:
     """Replace the pipeline's VAE by the AutoencoderTiny at `source`, after checking that it decodes this
     pipeline's latents (same channels, same scale)."""
     from diffusers import AutoencoderTiny
@@ -87,7 +88,7 @@ def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype) -> None:
             "decoder 'tiny' needs tiny_decoder (a local AutoencoderTiny directory or hub id). Fix: "
             "set generation.tiny_decoder."
         )
-    tae = AutoencoderTiny.from_pretrained(source, dtype=dtype)
+    tae = AutoencoderTiny.from_pretrained(source, dtype=dtype, **({"revision": revision} if revision else {}))
     have, want = autoencoder_facts(dict(tae.config)), autoencoder_facts(dict(pipe.vae.config))
     if (have["latent_channels"], have["scale"]) != (want["latent_channels"], want["scale"]):
         raise ValueError(
@@ -107,7 +108,7 @@ def load_from_spec(load: dict):
     dtype = resolve_dtype(load["dtype"], device)
     pipe = load_pipeline(
         load["source"],
-        load.get("revision"),
+        load.get("snapshot") or load.get("revision"),  # the commit the job resolved a hub id to (client.full_load)
         device,
         dtype,
         load.get("compile", False),
@@ -115,6 +116,7 @@ def load_from_spec(load: dict):
         load.get("vae_dtype", "auto"),
         load.get("decoder", "vae"),
         load.get("tiny_decoder"),
+        load.get("tiny_decoder_snapshot"),
     )
     return pipe, device, dtype
 
@@ -171,11 +173,13 @@ def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_thre
     env = {
         "model_source": load["source"],
         "model_revision": load.get("revision"),
+        "model_snapshot": load.get("snapshot"),  # the hub cache's commit it was loaded from (None: a local dir)
         "device": device,
         "dtype": str(dtype),
         "vae_dtype": load.get("vae_dtype", "auto"),
         "decoder": load.get("decoder", "vae"),
         "tiny_decoder": load.get("tiny_decoder"),
+        "tiny_decoder_snapshot": load.get("tiny_decoder_snapshot"),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,

@@ -4,7 +4,8 @@ Threat model (a shared GPU node): other users share /tmp and can read our comman
 socket, lock and log live in a directory only we can enter; every file there is opened without following
 symlinks and without truncating; the client checks that the process at the other end of the socket runs
 as our own uid before it sends anything; and the sampler's key covers everything that decides its pixels
-(model files, environment, the sampling code itself), so a warm sampler never serves stale code or weights.
+(the resolved model and its files, environment, the package's code), so a warm sampler never serves stale
+code or weights.
 Linux only (SO_PEERCRED, /proc), like the clusters this runs on.
 """
 
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from ..processes import alive, process_start_time, process_state
 
-SAMPLING_DIR = Path(__file__).resolve().parent
 # Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.
 MAX_SOCKET_PATH = 100
 
@@ -36,32 +36,34 @@ class RuntimeDirError(RuntimeError):
 # ---- the private runtime directory ------------------------------------------------------------------------
 
 
-def _check_private_dir(path: Path) -> None:
+def _not_private(path: Path) -> str | None:
+    """Why `path` is not a private directory of ours (checked with lstat: a symlink is not followed), or None."""
     st = os.lstat(path)
     uid = os.getuid()
-    why = None
     if stat.S_ISLNK(st.st_mode):
-        why = f"is a symbolic link (to {os.readlink(path)!r})"
-    elif not stat.S_ISDIR(st.st_mode):
-        why = "is not a directory"
-    elif st.st_uid != uid:
-        why = f"is owned by uid {st.st_uid}, not by you (uid {uid})"
-    elif st.st_mode & 0o077:
-        why = f"has mode {stat.S_IMODE(st.st_mode):o}: other users can enter it"
-    if why:
-        raise RuntimeDirError(
-            f"the sampler's runtime directory {path} {why}. Another user may have created it to intercept the "
-            f"sampler, so it is not used. Fix: if it is yours, `rm -r {path}` (or `chmod 700 {path}`); else set "
-            f"XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can write."
-        )
+        return f"is a symbolic link (to {os.readlink(path)!r})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != uid:
+        return f"is owned by uid {st.st_uid}, not by you (uid {uid})"
+    if st.st_mode & 0o077:
+        return f"has mode {stat.S_IMODE(st.st_mode):o}: other users can enter it"
+    return None
 
 
 def _ensure_private_dir(path: Path) -> Path:
+    """Create `path` 0700 if absent; raise RuntimeDirError if what is there is not a private directory of ours."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
-    _check_private_dir(path)
+    except OSError as e:
+        raise RuntimeDirError(f"{path} cannot be created ({e.strerror})") from None
+    if why := _not_private(path):
+        raise RuntimeDirError(
+            f"{path} {why}; it is not used (another user may have made it to intercept the sampler; if it is "
+            f"yours, `rm -r {path}` or `chmod 700 {path}`)"
+        )
     return path
 
 
@@ -74,26 +76,88 @@ def temp_dir() -> str:
     return "/tmp"
 
 
-def runtime_dir() -> Path:
-    """This user's private sampler directory: $XDG_RUNTIME_DIR/gendistill, else <temp dir>/gendistill-<uid>.
+def _fits(directory: Path) -> bool:
+    """Socket paths in `directory` fit in sun_path (the longest file name there: <key id>.sock)."""
+    return len(str(directory)) + len("/0123456789abcdef-slot00.sock") <= MAX_SOCKET_PATH
 
-    A temp dir so long that socket paths would not fit falls back to /tmp (TMPDIR on clusters can be deep).
-    """
+
+def _private_cache_dir() -> Path:
+    """<XDG_CACHE_HOME or ~/.cache>/gendistill/run-<host>: a directory no other user can pre-empt, since its
+    parent is ours and closed to others (the host in the name: a home directory may be shared by nodes, and a
+    Unix socket works only on the node that bound it)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(base)  # followed: ~/.cache is often a symlink to scratch space, which is fine if ours
+    except OSError as e:
+        raise RuntimeDirError(f"{base} cannot be created ({e.strerror})") from None
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise RuntimeDirError(
+            f"{base} is owned by uid {st.st_uid} or writable by other users (mode {stat.S_IMODE(st.st_mode):o}), "
+            f"so a directory in it could be replaced by them"
+        )
+    host = socket.gethostname().split(".")[0] or "localhost"
+    return _ensure_private_dir(_ensure_private_dir(base / "gendistill") / f"run-{host}")
+
+
+class RuntimeDir:
+    """The private directory the samplers of this user live in, and why earlier candidates were passed over."""
+
+    __slots__ = ("path", "passed_over")
+
+    def __init__(self, path: Path, passed_over: list[str]):
+        self.path, self.passed_over = path, passed_over
+
+    def note(self) -> str | None:
+        """What a job says when it had to fall back (None when the usual directory was used)."""
+        if not self.passed_over:
+            return None
+        return f"sampler runtime directory: {self.path}, because " + "; ".join(self.passed_over)
+
+
+def resolve_runtime_dir() -> RuntimeDir:
+    """This user's private sampler directory: $XDG_RUNTIME_DIR/gendistill, else <temp dir>/gendistill-<uid> (/tmp
+    when the temp dir is too long for socket paths), else, when another user has pre-empted that name in the
+    shared temp dir (or it is not private), <XDG_CACHE_HOME or ~/.cache>/gendistill/run-<host>. A directory that
+    is not ours and private is never used, and a job says which one it used instead and why."""
     uid = os.getuid()
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    passed_over: list[str] = []
     candidates = []
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         try:
             st = os.stat(xdg)
             if st.st_uid == uid and stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o077:
                 candidates.append(Path(xdg) / "gendistill")
+            else:
+                passed_over.append(f"XDG_RUNTIME_DIR={xdg} is not a private directory of yours")
         except OSError:
-            pass  # a stale XDG_RUNTIME_DIR (e.g. kept through sudo or su): use the temp dir
-    candidates += [Path(temp_dir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
+            passed_over.append(f"XDG_RUNTIME_DIR={xdg} does not exist")  # e.g. kept through sudo or su
+    shared = [Path(temp_dir()) / f"gendistill-{uid}", Path("/tmp") / f"gendistill-{uid}"]
+    candidates += [p for p in shared if _fits(p)][:1]
     for path in candidates:
-        if len(str(path)) + len("/0123456789abcdef.sock") <= MAX_SOCKET_PATH:
-            return _ensure_private_dir(path)
-    raise RuntimeDirError(f"no short runtime directory for the sampler's socket among {candidates}")
+        try:
+            return RuntimeDir(_ensure_private_dir(path), passed_over)
+        except RuntimeDirError as e:
+            passed_over.append(str(e))
+    try:
+        fallback = _private_cache_dir()
+    except RuntimeDirError as e:
+        passed_over.append(str(e))
+        fallback = None
+    if fallback is None or not _fits(fallback):
+        if fallback is not None:
+            passed_over.append(f"{fallback} is too long for a socket path")
+        raise RuntimeDirError(
+            "no private directory for the sampler's socket: "
+            + "; ".join(passed_over)
+            + ". Fix: set XDG_RUNTIME_DIR (or TMPDIR) to a directory only you can enter (mode 700)."
+        )
+    return RuntimeDir(fallback, passed_over)
+
+
+def runtime_dir() -> Path:
+    return resolve_runtime_dir().path
 
 
 def open_private(path: Path, flags: int) -> int:
@@ -195,25 +259,35 @@ class Lineage:
 # ---- the key: everything that decides a sampler's pixels ---------------------------------------------------
 
 
-def code_hash() -> str:
-    """sha256 over the sampling code (this subpackage, the families', the seed scheme, process liveness): what
-    runs in the sampler."""
-    h = hashlib.sha256()
-    families = sorted((SAMPLING_DIR.parent / "families").glob("*.py"))
-    shared = [SAMPLING_DIR.parent / "seeds.py", SAMPLING_DIR.parent / "processes.py"]
-    for f in sorted(SAMPLING_DIR.glob("*.py")) + families + shared:
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def model_fingerprint(source: str) -> str:
-    """Changes when a local model directory's files change, so a running sampler never serves stale weights."""
+def model_dir(source: str, snapshot: str | None = None) -> Path | None:
+    """The directory a model is loaded from: a local directory, or the hub cache's snapshot `snapshot` of a hub
+    id (client.full_load resolves it); None for a hub id not in the cache (the sampler downloads it)."""
     p = Path(source)
-    if not p.is_dir():
+    if p.is_dir():
+        return p
+    if snapshot:
+        from ..hf_cache import cached_snapshot
+
+        found = cached_snapshot(source, snapshot)
+        return found[1] if found else None
+    return None
+
+
+def files_fingerprint(directory: Path | None, source: str) -> str:
+    """Changes when any file of a model directory changes (added, removed, resized, touched, or a hub snapshot's
+    link pointed at another blob, whose name is its content hash), so a warm sampler never serves stale weights.
+    Stat-based: an in-place rewrite that keeps both size and mtime is not seen."""
+    if directory is None:
         return source
-    stamps = sorted(
-        (str(f.relative_to(p)), f.stat().st_mtime_ns, f.stat().st_size) for f in p.rglob("*") if f.is_file()
-    )
+    stamps = []
+    for f in sorted(directory.rglob("*")):
+        try:
+            st = f.stat()  # follows a snapshot's symlink to its blob
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            link = os.readlink(f) if f.is_symlink() else None
+            stamps.append((f.relative_to(directory).as_posix(), st.st_size, st.st_mtime_ns, link))
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
@@ -229,19 +303,22 @@ def environment_fingerprint() -> list:
 def sampler_key(load: dict, code: str) -> dict:
     """What a sampler is keyed by: two jobs share one sampler only if all of this is equal.
 
-    SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is not another
-    allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
+    `load` is the resolved load spec (client.full_load: absolute paths, a hub id's snapshot commit); the model's
+    files are fingerprinted wherever it is loaded from. `code`: the hash of the package's modules on disk
+    (code.tree_files). SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is
+    not another allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
     """
     key = {
         "load": load,
-        "model_files": model_fingerprint(load["source"]),
+        "model_files": files_fingerprint(model_dir(load["source"], load.get("snapshot")), load["source"]),
         "code": code,
         "python": environment_fingerprint(),
         "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "slurm_job": os.environ.get("SLURM_JOB_ID"),
     }
-    if load.get("tiny_decoder"):  # a local tiny decoder's files, like the model's
-        key["decoder_files"] = model_fingerprint(load["tiny_decoder"])
+    if load.get("tiny_decoder"):  # the tiny decoder's files, like the model's
+        directory = model_dir(load["tiny_decoder"], load.get("tiny_decoder_snapshot"))
+        key["decoder_files"] = files_fingerprint(directory, load["tiny_decoder"])
     return key
 
 
@@ -249,8 +326,9 @@ def key_id(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def paths(kid: str) -> dict[str, Path]:
-    d = runtime_dir()
+def paths(kid: str, directory: Path | None = None) -> dict[str, Path]:
+    """The sampler's files, named by its key id (a GPU slot, when there are several, joins the id)."""
+    d = runtime_dir() if directory is None else directory
     return {"socket": d / f"{kid}.sock", "lock": d / f"{kid}.lock", "log": d / f"{kid}.log"}
 
 

@@ -1,0 +1,211 @@
+"""Tier 1: the sampler's key is what decides the pixels. One test per reproduction of the issue "The sampler's key
+must be what decides the pixels" about the key, each with a warm sampler in use (the streams: test_sampler_streams.py):
+
+1. a hub id whose cache moved to a new snapshot is served from the new snapshot, and records say which
+2. an edit outside sampling/ (the PNG encoder in imageio.py) is never served stale
+3. a module edited while the sampler loads is not recorded under the clean tree's hash
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PIL import Image
+from sampler_helpers import CLS, client_cmd, read_meta
+
+from gendistill.hf_cache import cached_snapshot, hub_cache_dir
+from gendistill.sampling.code import digest, tree_files
+
+pytestmark = pytest.mark.usefixtures("private_runtime")
+
+
+def pixels(out) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(io.BytesIO(p.read_bytes()))) for p in sorted(out.glob("*.png"))])
+
+
+def run_job(load: dict, out, src=REPO / "src", env: dict | None = None, cls: dict = CLS) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        client_cmd(load, cls, out, {"idle": 60}, src=src),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def copy_src(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "gendistill", src / "gendistill", ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+# ---- 1. a hub id resolves to the snapshot the cache holds now --------------------------------------------------
+
+
+def add_snapshot(cache, repo_id: str, model_dir: str, commit: str) -> None:
+    """What `hf download` leaves for a new commit of a model: snapshots/<commit>/ and refs/main pointing at it."""
+    folder = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(model_dir, folder / "snapshots" / commit)
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+
+
+def test_a_hub_model_whose_cache_moved_is_served_from_the_new_snapshot(tiny_model_dir, tmp_path, monkeypatch):
+    """`model.source: org/name` from the local cache (HF_HUB_OFFLINE). The cache's refs/main then moves to a new
+    snapshot (an updated model, other weights) and the class is sampled again while the first sampler is warm:
+    the images are the new snapshot's, from a new sampler, and records.json names each snapshot. (The key used to
+    hold the id string, so the warm sampler served the old weights.)"""
+    from gendistill.generator.build import save_tiny_pipeline
+
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo, old, new = "someorg/tiny-model", "a" * 40, "b" * 40
+    add_snapshot(cache, repo, tiny_model_dir, old)
+    load = {"source": repo, "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
+    run_job(load, tmp_path / "a")
+    add_snapshot(cache, repo, str(save_tiny_pipeline(tmp_path / "other", {"seed": 1})), new)  # refs/main -> new
+    run_job(load, tmp_path / "b")
+    a, b = read_meta(tmp_path / "a"), read_meta(tmp_path / "b")
+    assert not np.array_equal(pixels(tmp_path / "a"), pixels(tmp_path / "b"))
+    assert a["server_pid"] != b["server_pid"] and b["started_sampler"]
+    assert (a.get("model_snapshot"), b.get("model_snapshot")) == (old, new)
+    # the new snapshot's images are what a local copy of its weights gives
+    run_job({**load, "source": str(cache / "models--someorg--tiny-model" / "snapshots" / new)}, tmp_path / "local")
+    assert np.array_equal(pixels(tmp_path / "b"), pixels(tmp_path / "local"))
+
+
+def test_the_cache_is_found_as_huggingface_hub_finds_it(tmp_path, monkeypatch):
+    """The job resolves a hub id without importing huggingface_hub: the same directory and snapshot as its own
+    functions, whichever of the cache variables is set."""
+    import importlib
+
+    import huggingface_hub.constants as hf_constants
+    from huggingface_hub import try_to_load_from_cache
+
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        for var, value in [
+            ("XDG_CACHE_HOME", tmp_path / "xdg"),
+            ("HF_HOME", tmp_path / "home"),
+            ("HUGGINGFACE_HUB_CACHE", tmp_path / "legacy"),
+            ("HF_HUB_CACHE", tmp_path / "hub"),
+        ]:
+            monkeypatch.setenv(var, str(value))
+            importlib.reload(hf_constants)
+            assert hub_cache_dir() == Path(hf_constants.HF_HUB_CACHE), var
+        cache = hub_cache_dir()
+        folder = cache / "models--org--m"
+        (folder / "snapshots" / ("c" * 40)).mkdir(parents=True)
+        (folder / "snapshots" / ("c" * 40) / "model_index.json").write_text("{}")
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text("c" * 40)
+        (folder / "refs" / "v1").write_text("c" * 40)
+        for revision in (None, "main", "v1", "c" * 40):
+            commit, snapshot = cached_snapshot("org/m", revision)
+            hub_file = try_to_load_from_cache("org/m", "model_index.json", revision=revision, cache_dir=cache)
+            assert commit == "c" * 40 and str(snapshot / "model_index.json") == hub_file
+        assert cached_snapshot("org/m", "v2") is None and cached_snapshot("org/other") is None
+    finally:
+        monkeypatch.undo()
+        importlib.reload(hf_constants)
+
+
+# ---- 2. an edit anywhere in the package starts a new sampler ------------------------------------------------
+
+
+def test_an_edit_outside_sampling_is_not_served_stale(load, tmp_path):
+    """The PNG encoder (gendistill/imageio.py, outside sampling/) is edited to invert the pixels and a class is
+    sampled again while the sampler is warm: a new sampler writes the inverted pixels, and each class's records
+    name the encoder it ran. (The key used to cover sampling/*.py and seeds.py only, so the warm sampler wrote
+    the old pixels under the same code hash.)"""
+    src = copy_src(tmp_path)
+    run_job(load, tmp_path / "a", src)
+    imageio = src / "gendistill" / "imageio.py"
+    text = imageio.read_text()
+    assert "def png_bytes(img" in text
+    imageio.write_text(text + INVERT)
+    run_job(load, tmp_path / "b", src)
+    a, b = read_meta(tmp_path / "a"), read_meta(tmp_path / "b")
+    assert np.array_equal(pixels(tmp_path / "b"), 255 - pixels(tmp_path / "a"))
+    assert a["server_pid"] != b["server_pid"] and a["code_hash"] != b["code_hash"]
+    assert b["code_files"]["gendistill/imageio.py"] == hashlib.sha256(imageio.read_bytes()).hexdigest()
+
+
+INVERT = """
+
+_png_bytes = png_bytes
+
+
+def png_bytes(img, *args, **kwargs):  # an edit: invert every image
+    return _png_bytes(255 - img, *args, **kwargs)
+"""
+
+
+# ---- 3. the code recorded is the code imported -------------------------------------------------------------
+
+
+GATE = """import os as _os, time as _time
+if _os.environ.get("GD_TEST_IMPORT_GATE"):  # the test holds the sampler here, between its start and this import
+    open(_os.environ["GD_TEST_IMPORT_GATE"] + ".waiting", "w").close()
+    while not _os.path.exists(_os.environ["GD_TEST_IMPORT_GATE"]):
+        _time.sleep(0.02)
+"""
+
+
+def test_a_module_edited_while_the_sampler_loads_is_not_recorded_under_the_old_hash(load, tmp_path):
+    """adapters.py is edited after the job has keyed its sampler but before the sampler's load thread imports it.
+    The sampler notices that it imported other bytes than its key's, retires, and the job is served by a sampler
+    for the code as it now is: records.json names the edited adapters.py, by the hash of its bytes. (The code
+    hash used to be taken at the sampler's import of server.py, before the load read adapters.py: the edited
+    code ran under the clean tree's hash.)"""
+    src = copy_src(tmp_path)
+    generate = src / "gendistill" / "sampling" / "generate.py"
+    future = "from __future__ import annotations\n"
+    assert future in generate.read_text()  # generate.py is imported in the load, before adapters.py
+    generate.write_text(generate.read_text().replace(future, future + GATE, 1))
+    gate = tmp_path / "gate"
+    job = subprocess.Popen(
+        client_cmd(load, CLS, tmp_path / "out", {"idle": 60}, src=src),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GD_TEST_IMPORT_GATE": str(gate)},
+    )
+    try:
+        waiting = tmp_path / "gate.waiting"
+        deadline = time.monotonic() + 120
+        while not waiting.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiting.exists(), job.communicate()
+        adapters = src / "gendistill" / "sampling" / "adapters.py"
+        adapters.write_text(adapters.read_text() + "\n# edited while the sampler loaded\n")
+        gate.touch()
+        out, err = job.communicate(timeout=300)
+    finally:
+        job.kill()
+        job.wait()
+    assert job.returncode == 0, out + err
+    assert "sampling/adapters.py in another version" in out and "starting a sampler for the code" in out, out
+    files = read_meta(tmp_path / "out").get("code_files", {})
+    on_disk = tree_files(src / "gendistill")
+    assert files.get("gendistill/sampling/adapters.py") == on_disk["gendistill/sampling/adapters.py"]
+    assert {f: on_disk[f] for f in files} == files  # every module recorded is the code as it ran
+    assert read_meta(tmp_path / "out")["code_hash"] == digest(files)
+
+
+@pytest.fixture
+def load(tiny_model_dir):
+    return {"source": tiny_model_dir, "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
