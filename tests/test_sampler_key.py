@@ -166,15 +166,15 @@ if _os.environ.get("GD_TEST_IMPORT_GATE"):  # the test holds the sampler here, b
 
 
 def test_a_module_edited_while_the_sampler_loads_is_not_recorded_under_the_old_hash(load, tmp_path):
-    """adapters.py is edited after the job has keyed its sampler but before the sampler's load thread imports it.
+    """families/sdxl.py (the SDXL family: its adapter) is edited after the job has keyed its sampler but before the sampler's load thread imports it.
     The sampler notices that it imported other bytes than its key's, retires, and the job is served by a sampler
-    for the code as it now is: records.json names the edited adapters.py, by the hash of its bytes. (The code
-    hash used to be taken at the sampler's import of server.py, before the load read adapters.py: the edited
+    for the code as it now is: records.json names the edited families/sdxl.py, by the hash of its bytes. (The code
+    hash used to be taken at the sampler's import of server.py, before the load read the adapter: the edited
     code ran under the clean tree's hash.)"""
     src = copy_src(tmp_path)
     generate = src / "gendistill" / "sampling" / "generate.py"
     future = "from __future__ import annotations\n"
-    assert future in generate.read_text()  # generate.py is imported in the load, before adapters.py
+    assert future in generate.read_text()  # generate.py is imported in the load, before the families
     generate.write_text(generate.read_text().replace(future, future + GATE, 1))
     gate = tmp_path / "gate"
     job = subprocess.Popen(
@@ -190,7 +190,7 @@ def test_a_module_edited_while_the_sampler_loads_is_not_recorded_under_the_old_h
         while not waiting.exists() and job.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert waiting.exists(), job.communicate()
-        adapters = src / "gendistill" / "sampling" / "adapters.py"
+        adapters = src / "gendistill" / "families" / "sdxl.py"
         adapters.write_text(adapters.read_text() + "\n# edited while the sampler loaded\n")
         gate.touch()
         out, err = job.communicate(timeout=300)
@@ -198,10 +198,10 @@ def test_a_module_edited_while_the_sampler_loads_is_not_recorded_under_the_old_h
         job.kill()
         job.wait()
     assert job.returncode == 0, out + err
-    assert "sampling/adapters.py in another version" in out and "starting a sampler for the code" in out, out
+    assert "families/sdxl.py in another version" in out and "starting a sampler for the code" in out, out
     files = read_meta(tmp_path / "out").get("code_files", {})
     on_disk = tree_files(src / "gendistill")
-    assert files.get("gendistill/sampling/adapters.py") == on_disk["gendistill/sampling/adapters.py"]
+    assert files.get("gendistill/families/sdxl.py") == on_disk["gendistill/families/sdxl.py"]
     assert {f: on_disk[f] for f in files} == files  # every module recorded is the code as it ran
     assert read_meta(tmp_path / "out")["code_hash"] == digest(files)
 

@@ -150,7 +150,7 @@ def test_records_name_the_code_and_batch_size(load, tmp_path):
     assert meta["code_hash"] == digest(files) and meta["batch_size_effective"] == 2 and meta["batch_sizes"] == [2]
     on_disk = tree_files()
     assert {f: on_disk[f] for f in files} == files
-    for module in ("imageio", "seeds", "cli", "sampling/server", "sampling/adapters", "sampling/generate"):
+    for module in ("imageio", "seeds", "cli", "sampling/server", "families/sdxl", "sampling/generate"):
         assert f"gendistill/{module}.py" in files, sorted(files)
     recs = json.loads((tmp_path / "o" / "records.json").read_text())["images"]
     assert [r["file"] for r in recs] == ["0000.png", "0001.png", "0002.png"]
