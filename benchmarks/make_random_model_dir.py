@@ -1,76 +1,80 @@
 #!/usr/bin/env python
-"""Write the full-size SDXL-Turbo architecture with RANDOM weights as a local diffusers directory.
+"""Write a supported family's full-size architecture with RANDOM weights as a local diffusers directory.
 
-For timing the whole workflow on a machine without the real weights: the workflow then loads this directory
-exactly as it loads the real checkpoint (model.source: <dir>), with the same compute and memory per image
-(the images are noise). Tokenizers are the project's character-level CLIP tokenizer (77 tokens, like CLIP).
+For timing and sizing the workflow on a machine without the real weights: the workflow then loads this directory
+exactly as it loads the checkpoint (model.source: <dir>), with the same compute and memory per image (the images
+are noise). Built from the component configs in benchmarks/model_configs/ (no download), one component at a time
+in the chosen dtype, seeded, and reused when already built from the same configs, dtype and seed
+(gendistill.generator.random_dir).
 
-    .venv/bin/python benchmarks/make_random_sdxl_dir.py --config-dir benchmarks/model_configs/sdxl-turbo \
-        --out models/sdxl-turbo-random            # fp16 safetensors, ~6.9 GB; building needs ~14 GB of RAM
+    python3 benchmarks/make_random_model_dir.py sdxl-turbo                 # -> models/sdxl-turbo-random-float16
+    python3 benchmarks/make_random_model_dir.py sd-turbo --dtype bfloat16 --out /scratch/sd-turbo-random
+    python3 benchmarks/make_random_model_dir.py --list
 
-The directory is written under a temporary name and renamed at the end (an interrupted run leaves nothing
-that looks complete), and carries a RANDOM_WEIGHTS.txt note.
+Prints the build record (seconds, parameters per component, size) and the process's peak resident memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import sys
 import time
 import warnings
 from pathlib import Path
 
 from _common import REPO
 
-DEFAULT_CONFIG_DIR = REPO / "benchmarks" / "model_configs" / "sdxl-turbo"
+CONFIGS = REPO / "benchmarks" / "model_configs"
+
+
+def families() -> list[str]:
+    return sorted(p.parent.name for p in CONFIGS.glob("*/model_index.json"))
+
+
+def random_model_dir(
+    name: str, dtype: str = "float16", out: str | Path | None = None, seed: int = 0, device: str = "cpu", log=print
+):
+    """(path, build record) of benchmarks/model_configs/<name> built with random weights (reused when built);
+    `device` draws the weights (cuda: seconds for billions)."""
+    from gendistill.generator.random_dir import build_random_model_dir
+
+    if name not in families():
+        raise SystemExit(f"{name}: not one of benchmarks/model_configs/: {', '.join(families())}")
+    out = Path(out or REPO / "models" / f"{name}-random-{dtype}")
+    return out, build_random_model_dir(CONFIGS / name, out, dtype, seed, device, log=log)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config-dir", default=str(DEFAULT_CONFIG_DIR))
-    ap.add_argument("--out", default=str(REPO / "models" / "sdxl-turbo-random"))
+    ap.add_argument("name", nargs="?", help="a folder of benchmarks/model_configs/ (--list)")
+    ap.add_argument("--out", default=None, help="default models/<name>-random-<dtype>")
     ap.add_argument(
         "--dtype",
         default="float16",
         choices=["float16", "bfloat16", "float32"],
-        help="dtype of the saved weights (the real hub checkpoint's fp16 variant is float16)",
+        help="dtype of the weights (the hub checkpoints' fp16 variants: float16; SD3.5, FLUX, SANA: bfloat16)",
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--force", action="store_true", help="replace an existing directory")
-    args = ap.parse_args(argv)
-
-    warnings.filterwarnings("ignore")
-    import torch
-
-    from gendistill.atomic import atomic_path
-    from gendistill.generator.build import build_full_random_pipeline
-
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        print(f"{out} exists; pass --force to rebuild it")
+    ap.add_argument("--device", default="cpu", help="where the weights are drawn (cuda: fast; other numbers)")
+    ap.add_argument("--list", action="store_true", help="list the architectures")
+    a = ap.parse_args(argv)
+    if a.list or not a.name:
+        print("\n".join(families()))
         return 0
+    warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
-    pipe = build_full_random_pipeline(Path(args.config_dir), torch_dtype=getattr(torch, args.dtype), seed=args.seed)
-    built = time.perf_counter() - t0
-    n_params = {
-        k: sum(p.numel() for p in getattr(pipe, k).parameters())
-        for k in ("unet", "vae", "text_encoder", "text_encoder_2")
-    }
-    with atomic_path(out) as tmp:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "RANDOM_WEIGHTS.txt").write_text(
-            "This pipeline has RANDOM weights: the SDXL-Turbo architecture built from the component configs in\n"
-            f"{Path(args.config_dir).resolve()} by benchmarks/make_random_sdxl_dir.py (seed {args.seed}, "
-            f"{args.dtype}).\nSame compute and memory per image as the real checkpoint; its images are noise.\n"
-            f"parameters: {json.dumps(n_params)}\n"
-        )
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    out, rec = random_model_dir(a.name, a.dtype, a.out, a.seed, a.device)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    print(json.dumps({k: v for k, v in rec.items() if k != "component_seconds"}, indent=1))
     print(
-        f"wrote {out} ({size / 2**30:.3g} GiB, {sum(n_params.values()) / 1e6:.5g} M parameters, {args.dtype}); "
-        f"built in {built:.0f} s, total {time.perf_counter() - t0:.0f} s. RANDOM weights: images are noise."
+        f"{out}: {'reused' if rec['reused'] else 'built'} in {time.perf_counter() - t0:.1f} s, "
+        f"{rec['bytes'] / 2**30:.2f} GiB, {sum(rec['parameters'].values()) / 1e6:.1f} M parameters ({a.dtype}); "
+        f"peak resident memory of this process {peak_gib:.2f} GiB. RANDOM weights: images are noise."
     )
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
