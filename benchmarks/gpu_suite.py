@@ -499,9 +499,8 @@ class Suite:
         md.write(_md_table(cols, measured) + "\n\n## Sections\n\n")
         sections = [r for r in self.rows if r["step"] == "section" or r["status"] != "ok" or r["img_per_s"] == ""]
         md.write(_md_table(["section", "step", "status", "note"], sections) + "\n")
-        md.write(
-            f"\nTotal {time.perf_counter() - self.t0:.1f} s. frac_of_peak: achieved / {self.peak or '?'} TFLOP/s.\n"
-        )
+        peak = f"achieved / {self.peak} TFLOP/s" if self.peak else "no peak known for this device (--peak-tflops)"
+        md.write(f"\nTotal {time.perf_counter() - self.t0:.1f} s. frac_of_peak: {peak}.\n")
         md_path.write_text(md.getvalue())
         return csv_path, md_path
 

@@ -130,7 +130,9 @@ def _random_model(library: str, cls_name: str, folder: Path, dtype, device: str)
     try:
         with torch.device(device):
             model = _construct(library, cls_name, folder, dtype)
-        return model.to(dtype).eval()  # a no-op unless a module chose its own dtype (a few small ones)
+        if any(p.dtype != dtype for p in model.parameters()):  # a module that chose its own dtype (a few small)
+            model.to(dtype)
+        return model.eval()
     finally:
         torch.set_default_dtype(previous)
 
