@@ -92,7 +92,7 @@ def build_random_model_dir(
                 torch.manual_seed(seed * 1000 + position)
                 model = _random_model(library, cls_name, config_dir / name, getattr(torch, dtype), device)
                 params[name] = sum(p.numel() for p in model.parameters())
-                model.save_pretrained(folder, safe_serialization=True)
+                model.to("cpu").save_pretrained(folder, safe_serialization=True)  # written from host memory
                 del model
                 if device == "cuda":
                     torch.cuda.empty_cache()
