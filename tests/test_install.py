@@ -160,10 +160,13 @@ def test_offline_install_from_the_no_torch_wheelhouse_plans_the_demo(wheelhouse,
     (site,) = venv.glob("lib/python*/site-packages")
     (site / "node_pytorch.pth").write_text(f"{node_site(tmp_path / 'node-site')}\n")
     py = venv / "bin" / "python"
+    # nothing from this process's path: a workflow loaded in-process (tests/test_envs.py) puts src/ on PYTHONPATH
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
     def install(*what: str) -> None:
         cmd = [sys.executable, "-m", "pip", "--python", str(py), "--isolated", "install", "-q", "--no-compile"]
-        proc = subprocess.run([*cmd, "--no-index", "--find-links", str(wheelhouse), *what], capture_output=True)
+        cmd += ["--no-index", "--find-links", str(wheelhouse), *what]
+        proc = subprocess.run(cmd, capture_output=True, env=clean)
         assert proc.returncode == 0, proc.stderr.decode()[-4000:]
 
     install("gendistill")  # the core, as a compute node installs it
@@ -174,6 +177,7 @@ def test_offline_install_from_the_no_torch_wheelhouse_plans_the_demo(wheelhouse,
         capture_output=True,
         text=True,
         check=True,
+        env=clean,
     ).stdout.split()
     assert "node-site" in where[0] and Path(where[1]).is_relative_to(site)
 
@@ -186,8 +190,7 @@ def test_offline_install_from_the_no_torch_wheelhouse_plans_the_demo(wheelhouse,
 
     def plan(config: str, *targets: str) -> subprocess.CompletedProcess:
         cmd = [venv / "bin" / "snakemake", *targets, "-n", "--quiet", "all", "--cores", "1", "--configfile", config]
-        env = {**os.environ, "PYTHONPATH": ""}
-        return subprocess.run(cmd, cwd=wf, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        return subprocess.run(cmd, cwd=wf, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
 
     names_cfg = wf / "names.yaml"
     names_cfg.write_text(
