@@ -1,5 +1,7 @@
 # Fresh machine: `make demo` (install + offline demo end to end), `make test` (install + test suite),
 # `make test-fast` (the unit tier, under a minute), `make lint` (ruff, snakefmt, snakemake --lint).
+# Offline compute nodes: `make wheelhouse` (README, Offline compute nodes). Every install uses the lock,
+# constraints.txt (exact versions of every distribution; `make lock` rewrites it).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,12 +11,13 @@ CORES ?= 2
 # pytest-xdist workers of `make test` (each runs its tests' workflows with --cores 2): one per core of a 2-core machine
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-ablation demo-teacher test test-fast test-slurm lint format report clean-demo bench-cpu
+.PHONY: demo demo-ablation demo-teacher test test-fast test-slurm lint format report clean-demo bench-cpu \
+	wheelhouse wheelhouse-no-torch lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,demo,report]"
 	$(BIN)/python -m compileall -q src  # every job imports gendistill: cached bytecode even under PYTHONDONTWRITEBYTECODE
 	touch $(STAMP)
 
@@ -53,7 +56,7 @@ test-slurm: $(SLURM_STAMP)
 	$(BIN)/python -m pytest -q -rs -s -m slurm tests/test_slurm.py
 
 $(SLURM_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -e ".[dev,slurm]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,demo,report,slurm]"
 	touch $(SLURM_STAMP)
 
 SNAKEFILES := Snakefile $(wildcard workflow/rules/*.smk)
@@ -72,6 +75,28 @@ format: $(STAMP)
 
 bench-cpu: $(STAMP)
 	$(BIN)/python benchmarks/bench_cpu_sampler.py
+
+# Wheels for installing on a node without internet, for one Python and platform (default: this machine's), into
+# wheelhouse/py<version>[-<extras>]/: full/ (torch included) and no-torch/ (for a node with its own CUDA PyTorch).
+# EXTRAS: the project's extras to include (report: the plots; demo: the digits demo), e.g. EXTRAS=report.
+#   make wheelhouse-no-torch PYTHON_VERSION=3.12 PLATFORM=manylinux_2_39_x86_64   # another machine's
+# NODE_HAS: what the node already has, left out of no-torch/ (default: torch torchvision numpy pillow; @FILE: a
+# list); WHEELHOUSE_DIR: another folder than wheelhouse/py<version>[-<extras>].
+PYTHON_VERSION ?=
+PLATFORM ?=
+EXTRAS ?=
+NODE_HAS ?= torch torchvision numpy pillow
+WHEELHOUSE_DIR ?=
+WHEELHOUSE_ARGS = --python-version "$(PYTHON_VERSION)" --platform "$(PLATFORM)" --extras "$(EXTRAS)" \
+	--node-has "$(NODE_HAS)" $(if $(WHEELHOUSE_DIR),--out "$(WHEELHOUSE_DIR)")
+wheelhouse: $(STAMP)
+	$(BIN)/python tools/wheelhouse.py build $(WHEELHOUSE_ARGS) --sets full,no-torch
+wheelhouse-no-torch: $(STAMP)
+	$(BIN)/python tools/wheelhouse.py build $(WHEELHOUSE_ARGS) --sets no-torch
+
+# Re-resolve every dependency afresh (the PyTorch stack held at the lock's versions) and rewrite constraints.txt.
+lock: $(STAMP)
+	$(BIN)/python tools/wheelhouse.py lock
 
 clean-demo:
 	rm -rf results/demo results/models

@@ -34,4 +34,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        list(dict.fromkeys(final_outputs() + measure_outputs())),
+        all_inputs,

@@ -11,7 +11,7 @@ What is compared (per class, images end as uint8 arrays at the dataset resolutio
 
 A tiny model is dominated by per-call overhead (Python, prompt encoding, PIL conversion), which is exactly
 what batching and encoding once remove; on a GPU with the full model the same overhead is the part of the
-time that is not UNet/VAE compute (see bench_gpu_sdxl.py). Figures here are NOT the GPU speed-up.
+time that is not UNet/VAE compute (see gpu_suite.py). Figures here are NOT the GPU speed-up.
 
 Method: warm-up calls first; then `--repeats` rounds, each round timing every method once (interleaved, so
 background load on a shared machine hits all methods alike); the median images/s is reported.

@@ -29,7 +29,7 @@ from pathlib import Path
 from _common import REPO, fmt_table
 
 CONFIGS = REPO / "benchmarks" / "model_configs"
-H100_TFLOPS = 989.4  # dense fp16/bf16 peak of an H100 SXM (bench_gpu_sdxl.py)
+H100_TFLOPS = 989.4  # dense fp16/bf16 peak of an H100 SXM (gpu_measure.py)
 
 EXAMPLES = REPO / "configs" / "models"
 SIZES = (1024, 512, 256)  # each family at its example's resolution and the smaller of these

@@ -156,7 +156,7 @@ def test_time_budget_record_must_match_n_generated(tmp_path):
     build_plan(deep_update(TINY_CONFIG, {"time_budget_record": str(rec), "generation": {"n_generated": 7}}))
     msg = plan_error(deep_update(TINY_CONFIG, {"time_budget_record": str(tmp_path / "none.json")}))
     assert "is not a readable record" in msg
-    # with candidate selection the budget must have paid for every candidate (time_budget --oversample)
+    # with candidate selection the budget must have paid for every candidate (time-budget reads the oversample)
     msg = plan_error(
         deep_update(
             TINY_CONFIG,
@@ -167,7 +167,7 @@ def test_time_budget_record_must_match_n_generated(tmp_path):
             },
         )
     )
-    assert "planned for selection.oversample 1" in msg and "--oversample 3" in msg
+    assert "planned for selection.oversample 1" in msg and "time-budget --configfile" in msg
 
 
 def test_absurd_counts_are_refused_with_an_estimate():

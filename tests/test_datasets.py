@@ -126,6 +126,16 @@ def test_malformed_tinyimagenet_and_imagefolder(tmp_path):
         get_adapter({"name": "imagefolder", "root": str(tmp_path / "f")}).check()
 
 
+def test_digits_without_scikit_learn_names_the_demo_extra(monkeypatch):
+    """A compute node's install leaves the demo extra out: the digits dataset says so before any job."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    with pytest.raises(DatasetError, match=r"scikit-learn.*pip install 'gendistill\[demo\]'"):
+        get_adapter({"name": "digits"}).check()
+
+
 def test_cifar_download_goes_through_torchvision(tmp_path, monkeypatch):
     """download: true hands the real files to torchvision's downloader (offline here: its error is reported)."""
     import torchvision

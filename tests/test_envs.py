@@ -1,9 +1,13 @@
-"""Conda environments (envs/*.yaml) against pyproject.toml, and every rule's `conda:` directive.
+"""The pins (pyproject.toml, the lock constraints.txt), the conda environments (envs/*.yaml) against them, and
+every rule's `conda:` directive.
 
-`snakemake --sdm conda` builds one environment per file in envs/. These tests check that the files cannot drift
-from pyproject.toml's exact pins, that every rule with a job names an existing env file, and (tier 3) that each
-stage's env holds every third-party package its jobs really import: the tiny workflow runs with an import
-tracer, and each job's imports must lie in the dependency closure of its rule's env.
+pyproject.toml pins every direct dependency exactly except the PyTorch stack (ranges, so that a compute node's own
+PyTorch installs); the lock pins every distribution the project and its extras install, and `make` installs with
+it. `snakemake --sdm conda` builds one environment per file in envs/. These tests check that the lock is complete
+and agrees with pyproject.toml and with this venv, that the env files cannot drift from the lock, that every rule
+with a job names an existing env file, and (tier 3) that each stage's env holds every third-party package its jobs
+really import: the tiny workflow runs with an import tracer, and each job's imports must lie in the dependency
+closure of its rule's env.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from packaging.version import Version
 ENV_DIR = REPO / "envs"
 ENV_FILES = sorted(ENV_DIR.glob("*.yaml"))
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+LOCK = REPO / "constraints.txt"
+# pyproject.toml gives these ranges (a node's own PyTorch, with its torchvision's numpy and pillow); the lock pins them
+PYTORCH_STACK = {"torch", "torchvision", "numpy", "pillow"}
 # conda-forge names that differ from the PyPI name (normalised PyPI name on the right)
 CONDA_TO_PYPI = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}  # the interpreter and the installer: conda entries, not pyproject deps
@@ -49,8 +56,12 @@ def exact_pin(spec: str, where: str) -> tuple[str, str]:
 
 
 @cache
-def pyproject_pins() -> dict[str, str]:
-    return dict(exact_pin(d, "pyproject.toml [project] dependencies") for d in PYPROJECT["dependencies"])
+def lock_pins() -> dict[str, str]:
+    """{name: version} of every distribution in the lock, constraints.txt."""
+    lines = [ln.split("#", 1)[0].strip() for ln in LOCK.read_text().splitlines()]
+    pins = [exact_pin(ln, LOCK.name) for ln in lines if ln]
+    assert len(dict(pins)) == len(pins), f"{LOCK.name}: a distribution is pinned twice"
+    return dict(pins)
 
 
 def parse_conda_spec(spec: str) -> tuple[str, str | None]:
@@ -121,12 +132,56 @@ def rule_env(rule) -> Path:
     return (Path(rule.snakefile).parent / rule.conda_env).resolve()
 
 
-def test_pyproject_pins_every_dependency_exactly():
-    pins = pyproject_pins()
-    assert len(pins) == len(PYPROJECT["dependencies"]), "a dependency is listed twice"
+def test_pyproject_pins_every_dependency_exactly_but_the_pytorch_stack():
+    names = [norm(Requirement(d).name) for d in PYPROJECT["dependencies"]]
+    assert len(set(names)) == len(names), "a dependency is listed twice"
+    assert PYTORCH_STACK <= set(names)
+    for d in PYPROJECT["dependencies"]:
+        req = Requirement(d)
+        if norm(req.name) in PYTORCH_STACK:
+            assert not any(s.operator == "==" for s in req.specifier) and req.specifier, (
+                f"pyproject.toml: {d!r}: the PyTorch stack takes a range (a node's own PyTorch), the lock its pin"
+            )
+        else:
+            exact_pin(d, "pyproject.toml [project] dependencies")
     for extra, deps in PYPROJECT["optional-dependencies"].items():
         for d in deps:
             exact_pin(d, f"pyproject.toml extra [{extra}]")
+
+
+def test_lock_pins_every_requirement_at_a_version_pyproject_admits():
+    pins = lock_pins()
+    every = PYPROJECT["dependencies"] + [d for deps in PYPROJECT["optional-dependencies"].values() for d in deps]
+    for d in every:
+        req = Requirement(d)
+        name = norm(req.name)
+        assert name in pins, f"{LOCK.name}: {name} is not pinned (make lock)"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{LOCK.name} pins {name}=={pins[name]}, outside pyproject.toml's {d!r}"
+        )
+
+
+def test_this_venv_is_the_lock():
+    """What `make` installed is what the lock says: every distribution the project and its installed extras
+    require (dev, demo, report), at the lock's version; the lock holds nothing pip would not install."""
+    env = default_environment()
+    seen, todo = set(), [("gendistill", frozenset({"dev", "demo", "report"}))]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for r in map(Requirement, metadata.requires(name) or []):
+            if r.marker is None or any(r.marker.evaluate({**env, "extra": e}) for e in {"", *extras}):
+                todo.append((norm(r.name), frozenset(r.extras)))
+    needed = {n for n, _ in seen} - {"gendistill"}
+    pins = lock_pins()
+    wrong = {n: (metadata.version(n), pins.get(n)) for n in needed if pins.get(n) != metadata.version(n)}
+    assert not wrong, f"installed vs {LOCK.name}: {wrong} (make: pip install -c constraints.txt)"
+    # the slurm extra is installed by `make test-slurm` only: its plugin and what only the plugin requires
+    slurm_only = {"snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
+    extra = set(pins) - needed - slurm_only
+    assert not extra, f"{LOCK.name} pins what nothing requires: {sorted(extra)} (make lock)"
 
 
 def test_slurm_executor_is_an_optional_exactly_pinned_extra():
@@ -147,17 +202,17 @@ def test_env_files_exist_and_parse():
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
-def test_env_pins_agree_with_pyproject(path):
-    pins, env = pyproject_pins(), read_env(path)
+def test_env_pins_agree_with_the_lock(path):
+    pins, env = lock_pins(), read_env(path)
     both = set(env["conda"]) & set(env["pip"])
     assert not both, f"{path.name}: {sorted(both)} both as conda and pip packages"
     for name, version in {**env["conda"], **env["pip"]}.items():
         if name in NOT_PACKAGES:
             continue
-        assert name in pins, f"{path.name}: {name} is not a dependency in pyproject.toml (add it there, pinned)"
-        assert version is not None, f"{path.name}: {name} is not pinned (pyproject.toml pins {pins[name]})"
+        assert name in pins, f"{path.name}: {name} is not in the lock (add it to pyproject.toml, then make lock)"
+        assert version is not None, f"{path.name}: {name} is not pinned (the lock pins {pins[name]})"
         assert Version(version) == Version(pins[name]), (
-            f"{path.name}: {name}=={version} but pyproject.toml pins {name}=={pins[name]}"
+            f"{path.name}: {name}=={version} but {LOCK.name} pins {name}=={pins[name]}"
         )
 
 

@@ -4,6 +4,7 @@ from the source tree validates configs and plans the workflow."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,4 +84,125 @@ def test_installed_package_plans_the_workflow(installed, tmp_path):
         text=True,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert not (wf / "src").exists()
+
+
+# ---- offline install on a compute node ----------------------------------------------------------------------
+
+# The PyTorch stack a compute node brings (tools/wheelhouse.py NODE_HAS): the no-torch wheelhouse leaves it out.
+NODE_STACK = ("torch", "torchvision", "numpy", "pillow")
+
+
+def node_site(directory: Path) -> Path:
+    """A stand-in for a compute node's own site-packages: this venv's torch, torchvision, numpy and pillow and
+    everything they require (with extras: the CUDA libraries), as symbolic links, and nothing else. Linked, not
+    copied (5 GB); a venv sees it through a .pth file as a venv made with --system-site-packages sees the node's."""
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    directory.mkdir(parents=True)
+    env = default_environment()
+    extras_of: dict[str, frozenset] = {}
+    todo = [(name, frozenset()) for name in NODE_STACK]
+    while todo:
+        name, extras = todo.pop()
+        key = canonicalize_name(name)
+        if key in extras_of and extras <= extras_of[key]:
+            continue
+        extras_of[key] = extras_of.get(key, frozenset()) | extras
+        dist = metadata.distribution(name)
+        for req in map(Requirement, dist.requires or []):
+            if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in {"", *extras_of[key]}):
+                todo.append((req.name, frozenset(req.extras)))
+        site = Path(dist.locate_file(""))
+        for top in {Path(str(f)).parts[0] for f in dist.files or []}:
+            if top not in ("..", "__pycache__") and not top.endswith(".pth") and not (directory / top).exists():
+                (directory / top).symlink_to(site / top)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def wheelhouse() -> Path:
+    """The no-torch wheelhouse of this machine with the demo and report extras (`make wheelhouse-no-torch
+    EXTRAS="demo report"`), in the checkout's git-ignored wheelhouse/: built from PyPI the first time, then only
+    the project's own wheel is rebuilt (seconds)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "wheelhouse.py"),
+            "build",
+            "--sets",
+            "no-torch",
+            "--extras",
+            "demo report",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (line,) = [ln for ln in proc.stdout.splitlines() if "/no-torch:" in ln]
+    return Path(line.split(":")[0])
+
+
+def test_offline_install_from_the_no_torch_wheelhouse_plans_the_demo(wheelhouse, tmp_path):
+    """A fresh venv that sees only a node's PyTorch stack installs the project with pip's index switched off,
+    every requirement from the wheelhouse, keeps the node's torch, and plans: the core install refuses the
+    default target without the report extra (and plans `package`), the extras then plan the demo."""
+    wheels = sorted(p.name for p in wheelhouse.glob("*.whl"))
+    assert not [w for w in wheels if re.match(r"(torch|torchvision|triton|nvidia_|cuda_)", w)], wheels
+    venv = tmp_path / "venv"
+    # --without-pip: this venv's pip installs into it (pip --python); the machine's own base Python has unrelated
+    # packages in its site-packages, so the node's is the stand-in above, added by a .pth file
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    (site / "node_pytorch.pth").write_text(f"{node_site(tmp_path / 'node-site')}\n")
+    py = venv / "bin" / "python"
+    # nothing from this process's path: a workflow loaded in-process (tests/test_envs.py) puts src/ on PYTHONPATH
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def install(*what: str) -> None:
+        cmd = [sys.executable, "-m", "pip", "--python", str(py), "--isolated", "install", "-q", "--no-compile"]
+        cmd += ["--no-index", "--find-links", str(wheelhouse), *what]
+        proc = subprocess.run(cmd, capture_output=True, env=clean)
+        assert proc.returncode == 0, proc.stderr.decode()[-4000:]
+
+    install("gendistill")  # the core, as a compute node installs it
+    names = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+    assert "gendistill" in names and "snakemake" in names and not names & {"torch", "torchvision", "numpy", "pillow"}
+    where = subprocess.run(
+        [py, "-c", "import torch, gendistill; print(torch.__file__); print(gendistill.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean,
+    ).stdout.split()
+    assert "node-site" in where[0] and Path(where[1]).is_relative_to(site)
+
+    wf = tmp_path / "wf"  # the workflow without src/: the installed package is what runs
+    wf.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, wf / name)
+    for name in ("workflow", "envs", "configs"):
+        shutil.copytree(REPO / name, wf / name)
+
+    def plan(config: str, *targets: str) -> subprocess.CompletedProcess:
+        cmd = [venv / "bin" / "snakemake", *targets, "-n", "--quiet", "all", "--cores", "1", "--configfile", config]
+        return subprocess.run(cmd, cwd=wf, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean)
+
+    names_cfg = wf / "names.yaml"
+    names_cfg.write_text(
+        "dataset: {name: classlist, class_names: [cat, dog], image_size: 32}\nmodel: {tiny: {seed: 0}}\n"
+        "generation: {resolution: 32}\n"
+    )
+    refused = plan(str(names_cfg))
+    assert refused.returncode != 0 and "the report needs matplotlib" in refused.stdout, refused.stdout[-3000:]
+    dataset_only = plan(str(names_cfg), "package")
+    assert dataset_only.returncode == 0, dataset_only.stdout[-3000:]
+
+    install("-r", str(wheelhouse / "requirements.txt"))  # + the demo and report extras
+    demo = plan("configs/demo.yaml")
+    assert demo.returncode == 0, demo.stdout[-3000:]
     assert not (wf / "src").exists()

@@ -166,11 +166,11 @@ if _os.environ.get("GD_TEST_IMPORT_GATE"):  # the test holds the sampler here, b
 
 
 def test_a_module_edited_while_the_sampler_loads_is_not_recorded_under_the_old_hash(load, tmp_path):
-    """families/sdxl.py (the SDXL family: its adapter) is edited after the job has keyed its sampler but before the sampler's load thread imports it.
-    The sampler notices that it imported other bytes than its key's, retires, and the job is served by a sampler
-    for the code as it now is: records.json names the edited families/sdxl.py, by the hash of its bytes. (The code
-    hash used to be taken at the sampler's import of server.py, before the load read the adapter: the edited
-    code ran under the clean tree's hash.)"""
+    """families/sdxl.py (the SDXL family: its adapter) is edited after the job has keyed its sampler but before
+    the sampler's load thread imports it. The sampler notices that it imported other bytes than its key's,
+    retires, and the job is served by a sampler for the code as it now is: records.json names the edited
+    families/sdxl.py, by the hash of its bytes. (The code hash used to be taken at the sampler's import of
+    server.py, before the load read the adapter: the edited code ran under the clean tree's hash.)"""
     src = copy_src(tmp_path)
     generate = src / "gendistill" / "sampling" / "generate.py"
     future = "from __future__ import annotations\n"

@@ -1,8 +1,9 @@
 """The one command line, `gendistill <subcommand>` (also `python -m gendistill`): the workflow's thin `shell:`
 jobs, the sampler process they start, and the tools people run (time budget, regenerate, sampler-stop).
 
-Kept import-light: every parser is defined here without importing the modules behind it, and each subcommand
-imports what it needs when it runs, so `sample` in server mode and `augment` start without importing torch.
+Kept import-light: each subcommand imports what it needs when it runs, so `sample` in server mode and `augment`
+start without importing torch. The parsers are defined here, except time-budget's options, which live with their
+code (`time_budget.add_arguments`, a light module imported only when argparse runs).
 """
 
 from __future__ import annotations
@@ -115,91 +116,6 @@ def _time_budget(a) -> int:
     return run(a, " ".join(["gendistill time-budget", *a.argv]))
 
 
-def _add_time_budget(sub) -> None:
-    s = sub.add_parser(
-        "time-budget",
-        help="the largest n_generated that fits a wall-clock budget, measured on "
-        "this device (cost model: gendistill/time_budget.py)",
-    )
-    s.add_argument(
-        "--model-source",
-        required=True,
-        help="hub id or local diffusers dir; 'tiny' = the tiny random-weight pipeline (smoke tests)",
-    )
-    s.add_argument("--revision", default=None)
-    s.add_argument("--tiny-spec", default="{}", help="JSON overrides of the tiny spec (with --model-source tiny)")
-    s.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
-    s.add_argument("--classes", type=int, required=True, help="number of classes (CIFAR-100: 100)")
-    s.add_argument("--n-aug", type=int, default=4, help="augmented copies per generated image (IPC = n x (1+n_aug))")
-    s.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    s.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
-    s.add_argument(
-        "--batch-size",
-        default="auto",
-        type=lambda v: v if v == "auto" else int(v),
-        help="images per pipeline call: auto (by device) or an integer",
-    )
-    s.add_argument(
-        "--resolution",
-        type=int,
-        default=None,
-        help="sampling resolution (default 512; a DiT: its native size; tiny: its sample_size)",
-    )
-    s.add_argument("--steps", type=int, default=1, help="inference steps, as generation.steps (configs/models/)")
-    s.add_argument("--guidance-scale", type=float, default=0.0, help="as generation.guidance_scale")
-    s.add_argument("--decoder", default="vae", choices=["vae", "tiny"], help="as generation.decoder")
-    s.add_argument(
-        "--tiny-decoder",
-        default=None,
-        help="as generation.tiny_decoder (with --model-source tiny: the tiny pipeline's own random one)",
-    )
-    s.add_argument(
-        "--prompt",
-        default="apple",
-        help="the prompt timed (a class-conditional model: one of its labels; its first label otherwise)",
-    )
-    s.add_argument("--out-size", type=int, default=32, help="dataset resolution the images are resized to")
-    s.add_argument("--compile", action="store_true", help="torch.compile the denoiser (compile time is counted)")
-    s.add_argument(
-        "--vae-dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="as generation.vae_dtype in the config",
-    )
-    s.add_argument("--warmup-batches", type=int, default=1)
-    s.add_argument("--timed-batches", type=int, default=2)
-    s.add_argument("--repeats", type=int, default=2)
-    s.add_argument(
-        "--job-overhead",
-        type=float,
-        default=0.3,
-        help="seconds per class added to the measured "
-        "per-class overhead for workflow job start-up and file writing (Snakemake shell jobs ~0.03 s "
-        "each + thin client start; see docs/design/sampler.md)",
-    )
-    s.add_argument(
-        "--extra-fixed", type=float, default=0.0, help="extra seconds once per run (e.g. workflow start, packaging)"
-    )
-    s.add_argument(
-        "--no-load-time",
-        action="store_true",
-        help="do not count the measured model load + warm-up "
-        "in the fixed overhead (when the budget starts with a loaded model)",
-    )
-    s.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per final image")
-    s.add_argument(
-        "--oversample",
-        type=int,
-        default=1,
-        help="candidates sampled per kept image (selection.oversample): the budget pays for all of them",
-    )
-    s.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
-    s.add_argument("--max-n-generated", type=int, default=None)
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    s.add_argument("--json", default=None, help="write the record here (default: print only)")
-    s.set_defaults(fn=_time_budget)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if opts := sample_fast_path(argv):
@@ -245,7 +161,16 @@ def main(argv=None) -> int:
     s.add_argument("run_dir", help="results/<run>")
     s.add_argument("file", help="the image's `file` column in dataset/manifest.csv, e.g. 003_cat/0001_0.png")
     s.set_defaults(fn=_regenerate)
-    _add_time_budget(sub)
+    # deferred, as every subcommand's module: the sample job's fast path above imports none of them
+    from .time_budget import add_arguments as time_budget_arguments
+
+    s = sub.add_parser(
+        "time-budget",
+        help="the largest n_generated that fits a wall-clock budget, measured on this device with the run's config "
+        "(cost model: gendistill/time_budget.py)",
+    )
+    time_budget_arguments(s)
+    s.set_defaults(fn=_time_budget)
     s = sub.add_parser(
         "sampler-serve",
         help="the resident sampler process (started by sample jobs; the load spec comes as one JSON line on stdin)",

@@ -116,8 +116,7 @@ def semantic_problems(cfg: dict) -> list[str]:
                 f"time_budget_record: the budget was planned for selection.oversample {planned} "
                 f"(candidates sampled per kept image) but the config has "
                 f"{cfg['selection']['oversample']}, so sampling would take another time. Fix: rerun "
-                f"`gendistill time-budget ... --oversample {cfg['selection']['oversample']}` "
-                f"or set selection.oversample: {planned}."
+                f"`gendistill time-budget --configfile <this config> ...` or set selection.oversample: {planned}."
             )
     for key in ("results_dir", "run"):  # every output path starts with <results_dir>/<run>/
         if "{" in cfg[key] or "}" in cfg[key]:
@@ -136,6 +135,41 @@ def read_time_budget_record(path: str) -> dict | None:
         return rec if rec.get("kind") == "gendistill.time_budget" else None
     except (OSError, ValueError):
         return None
+
+
+def merge_config(base: dict, update: dict) -> dict:
+    """`base` updated by `update` as Snakemake merges its config files: nested mappings key by key, anything else
+    replaced (a null replaces a mapping)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_config_files(paths: list[str | Path], overrides: list[str] = ()) -> dict:
+    """The config a workflow run gets from `--configfile paths...`: each file updates the ones before it, then
+    each `KEY=VALUE` override (a dotted key, a YAML value) sets one key. Not yet validated (load_and_validate)."""
+    cfg: dict = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([f"config file {path} does not exist. Fix: pass the run's config with --configfile."])
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"config file {path}: expected a mapping of keys, got {type(loaded).__name__}."])
+        cfg = merge_config(cfg, loaded)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"override {item!r}: expected KEY=VALUE, e.g. generation.resolution=256."])
+        nested = yaml.safe_load(value)
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        cfg = merge_config(cfg, nested)
+    return cfg
 
 
 def load_and_validate(config: dict) -> dict:

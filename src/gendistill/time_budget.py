@@ -11,17 +11,18 @@ encoding, job start, writing the class's files); throughput: images/s of batched
 per_output_image_seconds: augmentation/packaging per final image (CPU, usually negligible).
 IPC = n_generated x (1 + n_aug) (each generated image is kept plus n_aug augmented copies). With candidate
 selection (selection.oversample k) each class samples k x n_generated candidates and keeps n_generated: the
-sampling term counts all k x n_generated (--oversample); selection's own cost (one teacher forward per candidate)
-is small next to sampling and falls under per_class_overhead.
+sampling term counts all k x n_generated; selection's own cost (one teacher forward per candidate) is small next
+to sampling and falls under per_class_overhead.
 
-CLI (measures throughput on this machine's device with the project's Sampler, prints the recommendation and
-writes a JSON record for provenance; `python -m gendistill.time_budget` is the same command):
+CLI: reads the run's config exactly as the workflow does (`--configfile`, several merged in order, schema
+defaults; without one, ./config.yaml), loads its model through the sampler's own loader on its device, times
+class runs with the project's Sampler at the config's resolution, steps, guidance, decoder, dtypes, batch size and
+dataset image size, and plans its classes, n_aug and selection.oversample. It prints the recommendation and writes
+a JSON record for provenance (`python -m gendistill.time_budget` is the same command):
 
-    gendistill time-budget --model-source models/sdxl-turbo --budget 600 --classes 100 --n-aug 4 \
-        --json results/time_budget.json
-    gendistill time-budget --model-source models/FLUX.1-schnell --steps 4 --resolution 512 --budget 600 \
-        --classes 100 --decoder tiny --tiny-decoder models/taef1            # any supported family
-    gendistill time-budget --model-source tiny --resolution 32 --budget 60 --classes 10   # smoke test
+    gendistill time-budget --configfile my_run.yaml --budget 600 --json results/time_budget.json
+    gendistill time-budget --configfile config.yaml configs/models/flux.1-schnell.yaml --budget 600 \
+        --set generation.decoder=tiny --set generation.tiny_decoder=models/taef1      # a what-if, not saved
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def measure(
     (prompt encoding, per-class Python work). A class-conditional model that has no label `prompt` is timed
     on its first label (the cost is the same for every class).
     """
+    # deferred: torch and the sampler load only when a measurement runs (the planning arithmetic needs neither)
     import torch
 
     from .families.dit import dit_label_id
@@ -216,125 +218,160 @@ def measure(
     }
 
 
-def _load(a):
-    import torch
+def add_arguments(p) -> None:
+    """The `gendistill time-budget` options (cli.py adds them to its subcommand; main() below to its own parser).
+    What is generated, and how, comes from the run's config; these options only say how to measure and plan."""
+    p.add_argument(
+        "--configfile",
+        nargs="+",
+        default=["config.yaml"],
+        help="the run's config file(s), merged in order as Snakemake's --configfile (default: config.yaml)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key for this measurement (dotted key, YAML value; repeatable), "
+        "e.g. --set generation.resolution=256",
+    )
+    p.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
+    p.add_argument("--json", default=None, help="write the record here (default: print only)")
+    p.add_argument("--warmup-batches", type=int, default=1)
+    p.add_argument("--timed-batches", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument(
+        "--job-overhead",
+        type=float,
+        default=0.3,
+        help="seconds per class added to the measured per-class overhead for workflow job start-up and file "
+        "writing (Snakemake shell jobs ~0.03 s each + thin client start; see docs/design/sampler.md)",
+    )
+    p.add_argument(
+        "--extra-fixed", type=float, default=0.0, help="extra seconds once per run (e.g. workflow start, packaging)"
+    )
+    p.add_argument(
+        "--no-load-time",
+        action="store_true",
+        help="do not count the measured model load + warm-up in the fixed overhead (when the budget starts with "
+        "a loaded model)",
+    )
+    p.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per final image")
+    p.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
+    p.add_argument("--max-n-generated", type=int, default=None)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0 = what the sampler process uses: 1 for a small denoiser, every core otherwise)",
+    )
 
-    from .sampling.pipeline import configure_vae, load_pipeline, resolve_device, resolve_dtype
 
-    device = resolve_device(a.device)
-    dtype = resolve_dtype(a.dtype, device)
-    t0 = time.perf_counter()
-    if a.model_source == "tiny":
-        from .families import adapter_for
-        from .generator.build import build_tiny_decoder, build_tiny_pipeline
+def _run_config(configfiles: list[str], overrides: list[str]) -> dict:
+    """The run's config as the workflow reads it, less its time_budget_record (the record this command writes;
+    the workflow checks n_generated against it, which must not stop measuring a new one)."""
+    from .config import read_config_files
 
-        spec = json.loads(a.tiny_spec)
-        pipe = build_tiny_pipeline(spec)
-        if a.decoder == "tiny":
-            pipe.vae = build_tiny_decoder(spec)
-        pipe = pipe.to(device)
-        if dtype != torch.float32:
-            pipe = pipe.to(dtype=dtype)
-        pipe.set_progress_bar_config(disable=True)
-        configure_vae(pipe, a.vae_dtype)
-        if a.compile:
-            name = adapter_for(pipe).denoiser
-            setattr(pipe, name, torch.compile(getattr(pipe, name)))
-    else:
-        pipe = load_pipeline(
-            a.model_source,
-            a.revision,
-            device,
-            dtype,
-            a.compile,
-            vae_dtype=a.vae_dtype,
-            decoder=a.decoder,
-            tiny_decoder=a.tiny_decoder,
+    cfg = read_config_files(configfiles, overrides)
+    cfg.pop("time_budget_record", None)
+    return cfg
+
+
+def _load_pipeline(plan, tmp: Path):
+    """(pipe, device, dtype, seconds) through the sampler's own loader and load spec. A tiny random-weight model
+    the workflow has not built yet is written to `tmp` first, as rule build_tiny_model would write it."""
+    # deferred: torch, diffusers and the generator builders load only when a measurement runs
+    from .sampling.pipeline import load_from_spec
+
+    load = {**plan.load_spec, **{k: plan.sampler_runtime[k] for k in ("compile", "deterministic")}}
+    if plan.model_kind == "tiny" and not Path(load["source"]).is_dir():
+        from .generator.build import save_tiny_pipeline
+
+        built = save_tiny_pipeline(tmp / "tiny", plan.cfg["model"]["tiny"])
+        load = {**load, "source": str(built)}
+        if load.get("decoder") == "tiny" and not plan.cfg["generation"].get("tiny_decoder"):
+            load["tiny_decoder"] = str(built / "tiny_decoder")
+    elif plan.model_kind == "fitted" and not Path(load["source"]).is_dir():
+        raise SystemExit(
+            f"model.fitted: the fitted stand-in {load['source']} is not built yet. Fix: build it first with "
+            f"`snakemake --cores 2 {load['source']}` and this config."
         )
-    return pipe, device, dtype, time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pipe, device, dtype = load_from_spec(load)
+    return pipe, load, device, dtype, time.perf_counter() - t0
 
 
 def run(a, command: str) -> int:
-    """Measure, plan and report for the parsed `gendistill time-budget` arguments (cli.py holds the parser);
+    """Measure, plan and report for the parsed `gendistill time-budget` arguments (add_arguments);
     `command`: the command line, recorded. Exit status 1 when not even one image per class fits."""
-
     import platform
+    import tempfile
     import warnings
 
+    # deferred: the plan reads datasets, the measurement imports torch
     import torch
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    t_start = time.perf_counter()
-    pipe, device, dtype, load_s = _load(a)
-    if a.resolution is None:
-        from .families import adapter_for
+    from .config import ConfigError
+    from .datasets import DatasetError
+    from .plan import build_plan
+    from .sampling.pipeline import environment, set_cpu_threads
 
-        adapter = adapter_for(pipe)
-        a.resolution = (
-            adapter.native_resolution()
-            if hasattr(adapter, "native_resolution")
-            else json.loads(a.tiny_spec).get("sample_size", 32)
-            if a.model_source == "tiny"
-            else 512
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        plan = build_plan(_run_config(a.configfile, a.set))
+    except (ConfigError, DatasetError, OSError, ValueError) as err:
+        print(f"gendistill time-budget: {err}", file=sys.stderr)
+        return 2
+    cfg, gen = plan.cfg, plan.cfg["generation"]
+    n_aug, oversample = cfg["augmentation"]["n_aug"], cfg["selection"]["oversample"]
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gendistill-time-budget-") as tmp:
+        pipe, load, device, dtype, load_s = _load_pipeline(plan, Path(tmp))
+        threads = a.threads if a.threads > 0 else set_cpu_threads(pipe, device)
+        if a.threads > 0:
+            torch.set_num_threads(a.threads)
+        m = measure(
+            pipe,
+            device,
+            dtype,
+            batch_size=gen["batch_size"],
+            resolution=gen["resolution"],
+            out_size=plan.image_size,
+            prompt=plan.classes[0].prompt,
+            warmup_batches=a.warmup_batches,
+            timed_batches=a.timed_batches,
+            repeats=a.repeats,
+            steps=gen["steps"],
+            guidance_scale=gen["guidance_scale"],
         )
-    m = measure(
-        pipe,
-        device,
-        dtype,
-        batch_size=a.batch_size,
-        resolution=a.resolution,
-        out_size=a.out_size,
-        prompt=a.prompt,
-        warmup_batches=a.warmup_batches,
-        timed_batches=a.timed_batches,
-        repeats=a.repeats,
-        steps=a.steps,
-        guidance_scale=a.guidance_scale,
-    )
+    n_classes = len(plan.classes)
     fixed = a.extra_fixed + (0.0 if a.no_load_time else load_s + m["warmup_s"])
     per_class = m["per_class_overhead_s"] + a.job_overhead
-    plan = plan_n_generated(
+    cost = dict(
         throughput=m["throughput_img_s"],
-        budget_seconds=a.budget,
-        n_classes=a.classes,
-        n_aug=a.n_aug,
+        n_classes=n_classes,
+        n_aug=n_aug,
         per_class_overhead=per_class,
         fixed_overhead=fixed,
         per_output_image_seconds=a.per_output_image_seconds,
-        safety=a.safety,
-        max_n_generated=a.max_n_generated,
-        oversample=a.oversample,
+        oversample=oversample,
     )
-    from .sampling.pipeline import environment
-
-    env = environment(
-        {
-            "source": a.model_source,
-            "revision": a.revision,
-            "vae_dtype": a.vae_dtype,
-            "decoder": a.decoder,
-            "tiny_decoder": a.tiny_decoder,
-        },
-        device,
-        dtype,
-        pipe,
-    )
-    env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": a.compile})
+    plan_n = plan_n_generated(budget_seconds=a.budget, safety=a.safety, max_n_generated=a.max_n_generated, **cost)
+    env = environment(load, device, dtype, pipe, threads)
+    env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": load["compile"]})
     record = {
         "kind": "gendistill.time_budget",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "recommendation": asdict(plan),
+        "recommendation": asdict(plan_n),
         "model": {
             "fixed_overhead_s": round(fixed, 4),
             "per_class_overhead_s": round(per_class, 5),
             "throughput_img_s": round(m["throughput_img_s"], 4),
-            "n_classes": a.classes,
-            "n_aug": a.n_aug,
+            "n_classes": n_classes,
+            "n_aug": n_aug,
             "per_output_image_seconds": a.per_output_image_seconds,
             "safety": a.safety,
-            "oversample": a.oversample,
+            "oversample": oversample,
         },
         "measured": {
             **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()},
@@ -346,57 +383,51 @@ def run(a, command: str) -> int:
             "extra_fixed_s": a.extra_fixed,
             "load_time_counted": not a.no_load_time,
         },
+        "config": {"files": list(a.configfile), "set": list(a.set), "load": load, "generation": plan.gen_spec},
         "environment": env,
         "command": command,
     }
     fl = m["flops"]
     print(
-        f"{env['family']} ({env['pipeline']}), decoder {a.decoder}, {a.steps} step(s), guidance "
-        f"{a.guidance_scale}: {fl['per_image'] / 1e9:.4g} GFLOP per image ({fl['evals_per_image']} denoiser "
-        f"evaluation(s) of {fl['denoiser_per_eval'] / 1e9:.4g} + decode {fl['decoder'] / 1e9:.4g}); at the measured "
-        f"throughput {fl['per_image'] * m['throughput_img_s'] / 1e12:.3g} TFLOP/s"
+        f"{env['family']} ({env['pipeline']}), decoder {load.get('decoder', 'vae')}, {gen['steps']} step(s), "
+        f"guidance {gen['guidance_scale']}: {fl['per_image'] / 1e9:.4g} GFLOP per image ({fl['evals_per_image']} "
+        f"denoiser evaluation(s) of {fl['denoiser_per_eval'] / 1e9:.4g} + decode {fl['decoder'] / 1e9:.4g}); at "
+        f"the measured throughput {fl['per_image'] * m['throughput_img_s'] / 1e12:.3g} TFLOP/s"
     )
     print(
-        f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {a.resolution} px: "
+        f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {gen['resolution']} px: "
         f"{m['throughput_img_s']:.2f} images/s, per-class overhead {m['per_class_overhead_s']:.3f} s measured "
         f"+ {a.job_overhead} s assumed, fixed {fixed:.1f} s (load {load_s:.1f} s + warm-up {m['warmup_s']:.1f} s"
         f"{'' if not a.no_load_time else ', not counted'})"
     )
-    if plan.fits:
+    if plan_n.fits:
         print(
-            f"budget {a.budget:.0f} s x safety {a.safety} for {a.classes} classes: n_generated = {plan.n_generated}"
-            f" per class -> IPC {plan.ipc} (n_aug {a.n_aug}); predicted {plan.predicted_seconds:.1f} s "
-            f"(limited by {plan.limited_by})"
+            f"budget {a.budget:.0f} s x safety {a.safety} for {n_classes} classes: n_generated = "
+            f"{plan_n.n_generated} per class -> IPC {plan_n.ipc} (n_aug {n_aug}); predicted "
+            f"{plan_n.predicted_seconds:.1f} s (limited by {plan_n.limited_by})"
         )
     else:
-        one = predict_seconds(
-            1,
-            throughput=m["throughput_img_s"],
-            n_classes=a.classes,
-            n_aug=a.n_aug,
-            per_class_overhead=per_class,
-            fixed_overhead=fixed,
-            per_output_image_seconds=a.per_output_image_seconds,
-            oversample=a.oversample,
-        )
         print(
             f"budget {a.budget:.0f} s x safety {a.safety}: not even 1 image per class fits "
-            f"(predicted {one:.1f} s for 1)"
+            f"(predicted {predict_seconds(1, **cost):.1f} s for 1)"
         )
-    print(f"config: generation.n_generated: {plan.n_generated}, ipc: {plan.ipc}")
+    print(f"config: generation.n_generated: {plan_n.n_generated}, ipc: {plan_n.ipc}")
     if a.json:
         from .atomic import write_text
 
         write_text(Path(a.json), json.dumps(record, indent=1) + "\n")
         print(f"record written to {a.json}")
-    return 0 if plan.fits else 1
+    return 0 if plan_n.fits else 1
 
 
 def main(argv=None) -> int:
     """`python -m gendistill.time_budget ...`: the same as `gendistill time-budget ...`."""
-    from .cli import main as cli
+    import argparse
 
-    return cli(["time-budget", *(sys.argv[1:] if argv is None else argv)])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = argparse.ArgumentParser(prog="gendistill time-budget", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv), " ".join(["gendistill time-budget", *argv]))
 
 
 if __name__ == "__main__":

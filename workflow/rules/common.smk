@@ -10,6 +10,7 @@ from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
 from gendistill.plan import build_plan, teacher_uses
 from gendistill.sampling.request import write_request
+from gendistill.report import missing_packages as missing_report_packages
 
 try:
     PLAN = build_plan(config)
@@ -161,6 +162,20 @@ def pipeline_outputs():
     if soft_labels_active():
         out += [rules.soft_labels.output.soft_labels]
     return out
+
+
+def all_inputs(wildcards):
+    """The default target's inputs: the pipeline's outputs, the report and the measurements. The report's plots
+    need the `report` extra (matplotlib); checked here, when the DAG is built (dry runs too), because only then is
+    it known that this target is asked for: `snakemake ... package` on a compute node installed without the extra
+    needs none of it. Under --sdm conda each rule's env brings its own."""
+    if not uses_conda() and (missing := missing_report_packages()):
+        raise WorkflowError(
+            f"the report needs {', '.join(missing)}, which is not installed (the project's `report` extra). Fix: "
+            "pip install 'gendistill[report]' (offline: a wheelhouse made with EXTRAS=report), or ask for results "
+            "without the report: `snakemake ... package` (the dataset) or `results_table` (its evaluation)."
+        )
+    return list(dict.fromkeys(final_outputs() + measure_outputs()))
 
 
 def final_outputs():

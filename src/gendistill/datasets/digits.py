@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .base import ClassInfo, DatasetAdapter
+from .base import ClassInfo, DatasetAdapter, DatasetError
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -17,6 +17,16 @@ NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 class Digits(DatasetAdapter):
     name = "digits"
     default_template = "a handwritten digit {name}"
+
+    def check(self) -> None:
+        from importlib.util import find_spec
+
+        if find_spec("sklearn") is None:
+            raise DatasetError(
+                "dataset 'digits': scikit-learn, which ships these images, is not installed (it is the project's "
+                "`demo` extra, left out of a compute node's install). Fix: pip install 'gendistill[demo]' (offline: "
+                "a wheelhouse made with EXTRAS=demo)."
+            )
 
     def classes(self) -> list[ClassInfo]:
         return [ClassInfo(i, n, {"name": n}) for i, n in enumerate(NAMES)]
