@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
+from gendistill.evaluation.models import MODELS as EVAL_MODELS
 from gendistill.plan import build_plan, teacher_uses
 
 try:
@@ -57,7 +58,7 @@ def fixed(value):
 wildcard_constraints:
     cls="|".join(CLASS_IDS) or "NONE",
     set="distilled|random_subset|full",
-    model="convnet|resnet18",
+    model="|".join(EVAL_MODELS),  # the evaluation-model registry
     seed=r"\d+",
 
 

@@ -8,7 +8,7 @@ import json
 
 import torch
 
-from gendistill.evaluation.job import EpochProgress
+from gendistill.evaluation.progress import EpochProgress
 from gendistill.evaluation.recognition import train_classifier
 from gendistill.evaluation.train import pick_device
 from gendistill.logs import log_to
