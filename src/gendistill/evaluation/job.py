@@ -13,9 +13,17 @@ from .data import TensorSource
 from .models import model_label
 from .progress import EpochProgress
 from .real import real_source, select_subset, test_subset
+from .runs import REGIMES
 from .train import fit_and_test
 
 log = logging.getLogger("gendistill.evaluate")
+
+
+def _teacher(teacher_path: str, resolution: int):
+    teacher, meta = load_teacher(teacher_path)
+    if meta["resolution"] != resolution:
+        raise ValueError(f"teacher trained at {meta['resolution']} px, evaluation at {resolution} px")
+    return teacher
 
 
 def run_job(
@@ -37,19 +45,21 @@ def run_job(
     kd: dict | None = None,
     soft_labels_path: str | None = None,
     teacher_path: str | None = None,
+    eval_key: str | None = None,
 ) -> dict:
     """Train `model` on one set and test it on the real test set.
 
-    label_regime "soft": train with the KD loss (train.kd_loss, `kd`: temperature, alpha) on the teacher's
-    logits: the package's sidecar (`soft_labels_path`) for the distilled set; for the random real subset the
-    same teacher (`teacher_path`) labels the subset's images here, so both stand in the same regime."""
+    label_regime (evaluation/runs.py) "soft": fixed soft labels, trained with the KD loss (train.kd_loss, `kd`)
+    on the teacher's logits of each stored image: the package's sidecar (`soft_labels_path`) for the distilled
+    set; for a real set the same teacher (`teacher_path`) labels its images here, so both stand in the same
+    regime. "kd": the teacher (`teacher_path`) labels every augmented batch during training, for any set."""
     adapter = get_adapter(dataset)
     keep = list(labels)
     mean, std = adapter.mean, adapter.std
     resolution = resolution or adapter.image_size
-    soft, teacher_sha = None, None
-    if label_regime not in ("hard", "soft"):
-        raise ValueError(f"label regime {label_regime!r}; use hard or soft")
+    soft, teacher, teacher_sha = None, None, None
+    if label_regime not in REGIMES:
+        raise ValueError(f"label regime {label_regime!r}; use one of {', '.join(REGIMES)}")
     if set_name == "distilled":
         d = load_distilled(distilled_path)
         train = TensorSource(d["images"], d["labels"], resolution)
@@ -65,15 +75,14 @@ def run_job(
             select = lambda y: select_subset(y, counts, seed)  # noqa: E731
         train = real_source(adapter, "train", keep, resolution, mean, std, workers, select)
         if label_regime == "soft":
-            teacher, meta = load_teacher(teacher_path)
-            if meta["resolution"] != resolution:
-                raise ValueError(f"teacher trained at {meta['resolution']} px, evaluation at {resolution} px")
-            soft, _ = logits_and_features(teacher, train, device)
+            soft, _ = logits_and_features(_teacher(teacher_path, resolution), train, device)
             teacher_sha = sha256_file(teacher_path)
+    if label_regime == "kd":
+        teacher, teacher_sha = _teacher(teacher_path, resolution), sha256_file(teacher_path)
     test = real_source(adapter, "test", keep, resolution, mean, std, workers, test_subset(max_test_images))
     log.info(
         "%s/%s/seed %d: %d train images, %d test images at %d px (%s), recipe %s, labels %s%s",
-        set_name,
+        eval_key or set_name,
         model,
         seed,
         len(train),
@@ -82,10 +91,10 @@ def run_job(
         type(train).__name__,
         recipe,
         label_regime,
-        f" (KD {kd})" if soft is not None else "",
+        f" (KD {kd})" if label_regime != "hard" else "",
     )
 
-    progress = EpochProgress(recipe["epochs"], f"{set_name}/{model}/seed{seed}")
+    progress = EpochProgress(recipe["epochs"], f"{eval_key or set_name}/{model}/seed{seed}")
     try:
         res = fit_and_test(
             train,
@@ -98,7 +107,8 @@ def run_job(
             progress,
             label_set=keep,
             soft_logits=soft,
-            kd=kd if soft is not None else None,
+            kd=kd if label_regime != "hard" else None,
+            teacher=teacher,
         )
     finally:
         progress.close()
@@ -114,7 +124,9 @@ def run_job(
             "labels": label_regime,
         }
     )
-    if soft is not None:
+    if eval_key is not None:
+        res["eval_key"] = eval_key
+    if label_regime != "hard":
         res.update({"kd": kd, "teacher_sha256": teacher_sha})
-    log.info("accuracy %.4f", res["accuracy"])
+    log.info("accuracy %.4f (%s)", res["accuracy"], res["accuracy_kind"])
     return res
