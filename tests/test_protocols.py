@@ -189,3 +189,62 @@ def test_the_plan_applies_the_protocol_and_refuses_its_problems():
     assert plan.evaluation_protocol["protocol"] == "dd_ranking_soft"
     with pytest.raises(ConfigError, match="step_epoch"):
         build_plan(deep_update(raw, {"evaluation": {"protocol": "dd_ranking_hard", "step_epoch": 5000}}))
+
+
+# --- the workflow: a protocol, two regimes, runs without augmentation, the table and the provenance
+
+
+def test_a_protocol_with_regimes_and_ars_in_the_workflow(tiny_run, tmp_path):
+    """On a copy of the tiny run: RDED's protocol (teacher online, cutmix, AdamW) overridden to 2 epochs on
+    ConvNet-D3, labels [kd, hard] and ARS: every distilled run has its random subset in the same regime, with and
+    without augmentation; the rows carry the protocol, regime and recipe; the summary has LRS and ARS; the
+    provenance names the protocol, its sources and the overridden keys."""
+    import json
+
+    import pandas as pd
+    from conftest import TINY_CONFIG, run_snakemake
+    from test_workflow import copy_run
+
+    wd = copy_run(tiny_run, tmp_path / "run")
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "teacher": {"epochs": 1},
+            "evaluation": {
+                "protocol": "rded",
+                "models": ["convnet"],
+                "epochs": 2,
+                "labels": ["kd", "hard"],
+                "scores": {"ars": True},
+                "baselines": {"random_subset": True, "full": True, "full_epochs": 1},
+            },
+        },
+    )
+    run_snakemake(wd, cfg, targets=("results/t/results/results.csv",))
+    out = wd / "results" / "t"
+    rows = pd.read_csv(out / "results" / "results.csv")
+    assert sorted(rows["eval"]) == sorted(
+        [
+            "distilled",
+            "random_subset",
+            "distilled.noaug",
+            "random_subset.noaug",
+            "distilled.hard",
+            "random_subset.hard",
+            "distilled.hard.noaug",
+            "random_subset.hard.noaug",
+            "full",
+        ]
+    )
+    assert set(rows["protocol"]) == {"rded"} and set(rows["accuracy_kind"]) == {"final"}
+    kd = rows[rows["eval"] == "distilled"].iloc[0]
+    recipe = json.loads(kd["recipe"])
+    assert recipe["optimizer"] == "adamw" and recipe["mix"] == "cutmix" and recipe["epochs"] == 2
+    assert kd["labels"] == "kd" and 0 <= kd["lrs"] <= 1 and 0 <= kd["ars"] <= 1
+    summary = pd.read_csv(out / "results" / "summary.csv")
+    assert {"accuracy_ci_low", "vs_random", "lrs", "ars"} <= set(summary.columns)
+    prov = json.loads((out / "results" / "evaluation_provenance.json").read_text())
+    assert prov["protocol"] == "rded" and any("LINs-lab/RDED" in s for s in prov["sources"])
+    assert {"evaluation.models", "evaluation.epochs"} <= set(prov["overridden"])
+    assert prov["runs"]["random_subset.hard.noaug"]["recipe"]["train_augment"] is False
+    assert len(prov["teacher_sha256"]) == 1  # one teacher labelled every kd run

@@ -50,14 +50,14 @@ class Protocol(NamedTuple):
     title: str
     evaluation: Callable[[Context], dict]  # evaluation keys (nested: kd, baselines)
     teacher: dict  # teacher keys (the architecture; the checkpoint stays the user's)
-    teacher_recipe: dict | None  # how to train a teacher when no checkpoint is given (None: no teacher)
     reports: str  # which accuracy the source reports
     sources: tuple[str, ...]
     notes: tuple[str, ...]
 
 
-# The repository's own real-data recipe (the field's ConvNet recipe), used to train a protocol's teacher when no
-# teacher.checkpoint is given: none of the sources publishes how its teacher was trained (RDED issue #5).
+# How classifiers of the real data (the teacher when no teacher.checkpoint is given, the recogniser) train under
+# any protocol: the field's ConvNet recipe. A protocol's mixing, KD and test-set selection are for distilled sets,
+# and none of the sources publishes how its teacher was trained (RDED issue #5).
 REAL_DATA_RECIPE = {
     "optimizer": "sgd",
     "lr": 0.01,
@@ -192,7 +192,6 @@ PROTOCOLS = {
             "The First Dataset Distillation Challenge (ECCV 2024): the official evaluation script",
             _challenge,
             {},
-            None,
             "the final epoch's test accuracy, averaged over 3 runs (unseeded)",
             (
                 "DataDistillation/ECCV2024-Dataset-Distillation-Challenge @3bd9d13 (2024-07-15): evaluate.py "
@@ -218,7 +217,6 @@ PROTOCOLS = {
             "RDED / SRe2L-family soft-label evaluation (ResNet-18 student, teacher relabelling online)",
             _rded,
             {"model": "resnet18"},
-            REAL_DATA_RECIPE,
             "the best top-1 accuracy, tested every 10 epochs in the last 20 % of training",
             (
                 "LINs-lab/RDED @3f6453d: validation/main.py (train, scheduler), validation/utils.py (cutmix, "
@@ -246,7 +244,6 @@ PROTOCOLS = {
             "DD-Ranking's hard-label evaluation (LabelRobustScoreHard)",
             _dd_ranking_hard,
             {},
-            None,
             "the best test accuracy, tested every 10 epochs; mean and std over 5 runs seeded from the clock",
             (
                 f"{DDR} @b8b0966 (v0.2.0): ddranking/metrics/hard_label.py, ddranking/aug/dsa.py, "
@@ -269,7 +266,6 @@ PROTOCOLS = {
             "DD-Ranking's soft-label evaluation (LabelRobustScoreSoft, SRe2L's leaderboard settings)",
             _dd_ranking_soft,
             {"model": "resnet18"},
-            REAL_DATA_RECIPE,
             "the best test accuracy, tested every 20 epochs; mean and std over 5 runs seeded from the clock",
             (
                 f"{DDR} @b8b0966 (v0.2.0): ddranking/metrics/soft_label.py, aug_robust.py, loss/kl.py, "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .protocols import PROTOCOLS
+from .protocols import REAL_DATA_RECIPE
 from .protocols import record as protocol_record
 
 REGIMES = ("hard", "soft", "kd")
@@ -124,17 +124,22 @@ def kd_settings(cfg: dict) -> dict:
     return kd
 
 
-def teacher_recipe(cfg: dict) -> dict:
-    """How the teacher is trained on the real training split when no checkpoint is given: the evaluation's recipe
-    (the repository's own), or under a protocol the field's real-data recipe (protocols.REAL_DATA_RECIPE); epochs
-    teacher.epochs, else baselines.full_epochs, else evaluation.epochs."""
+def real_data_recipe(cfg: dict) -> dict:
+    """How a classifier of the real data (the teacher, the recogniser) trains, epochs aside: the evaluation's base
+    keys (the repository's own recipe), or under a protocol the field's real-data recipe
+    (protocols.REAL_DATA_RECIPE): a protocol's mixing, KD and model selection are for distilled sets."""
     ev = cfg["evaluation"]
-    name = ev.get("protocol")
-    if name and PROTOCOLS[name].teacher_recipe is not None:
-        base = {k: PROTOCOLS[name].teacher_recipe.get(k, ev[k]) for k in BASE_RECIPE_KEYS}
-    else:
-        base = {k: ev[k] for k in BASE_RECIPE_KEYS}
-    return {**base, "epochs": cfg["teacher"]["epochs"] or ev["baselines"]["full_epochs"] or ev["epochs"]}
+    if ev.get("protocol"):
+        return {k: REAL_DATA_RECIPE.get(k, ev[k]) for k in BASE_RECIPE_KEYS}
+    return {k: ev[k] for k in BASE_RECIPE_KEYS}
+
+
+def teacher_recipe(cfg: dict) -> dict:
+    """How the teacher is trained on the real training split when no checkpoint is given (real_data_recipe);
+    epochs teacher.epochs, else baselines.full_epochs, else evaluation.epochs."""
+    ev = cfg["evaluation"]
+    epochs = cfg["teacher"]["epochs"] or ev["baselines"]["full_epochs"] or ev["epochs"]
+    return {**real_data_recipe(cfg), "epochs": epochs}
 
 
 def evaluation_problems(cfg: dict, has_real_data: bool) -> list[str]:
