@@ -248,3 +248,28 @@ def test_a_protocol_with_regimes_and_ars_in_the_workflow(tiny_run, tmp_path):
     assert {"evaluation.models", "evaluation.epochs"} <= set(prov["overridden"])
     assert prov["runs"]["random_subset.hard.noaug"]["recipe"]["train_augment"] is False
     assert len(prov["teacher_sha256"]) == 1  # one teacher labelled every kd run
+
+
+def test_full_data_seeds_can_be_fewer_and_hlr_takes_their_mean():
+    from gendistill.evaluation.runs import seeds
+    from gendistill.evaluation.table import rows_frame
+
+    cfg = plain_cfg({"evaluation": {"seeds": [0, 1, 2], "baselines": {"full": True, "full_seeds": [0]}}})
+    runs = {r.key: r for r in eval_runs(cfg, has_real_data=True)}
+    assert seeds(cfg, runs["full"]) == [0] and seeds(cfg, runs["distilled"]) == [0, 1, 2]
+
+    def m(set_, seed, acc):
+        return {
+            "set": set_,
+            "model_label": "ConvNet-D3",
+            "seed": seed,
+            "accuracy": acc,
+            "n_train": 1,
+            "n_test": 1,
+            "recipe": {"epochs": 1},
+            "train_seconds": 0.0,
+            "chance": 0.1,
+        }
+
+    df = rows_frame([m("distilled", 0, 0.5), m("distilled", 1, 0.6), m("full", 0, 0.9), m("full", 1, 0.8)][:3])
+    assert list(df.loc[df["set"] == "distilled", "hlr"]) == pytest.approx([0.4, 0.3])  # seed 1: the full mean 0.9

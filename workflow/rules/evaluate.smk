@@ -59,12 +59,12 @@ rule evaluate:
 
 rule results_table:
     input:
-        metrics=lambda w: expand(
-            rules.evaluate.output.metrics,
-            set=[r.key for r in eval_runs()],
-            model=CFG["evaluation"]["models"],
-            seed=CFG["evaluation"]["seeds"],
-        ),
+        metrics=lambda w: [
+            LAYOUT.metrics(r.key, model, seed)
+            for r in eval_runs()
+            for model in CFG["evaluation"]["models"]
+            for seed in EVAL_RUNS.seeds(CFG, r)
+        ],
     output:
         table=report(
             LAYOUT.results("results.csv"),

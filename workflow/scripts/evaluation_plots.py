@@ -18,7 +18,7 @@ with log_to(sm.log[0]):
     html_table(
         display_frame(summary),
         sm.output.table,
-        "Test accuracy (%) per evaluation run and model: mean +- std and 95% interval over seeds",
+        "Test accuracy (%) per training set and model (label regime, augmentation): mean +- std, 95% interval",
         DISPLAY_NOTE,
     )
     per_class_plot(per_class, sm.output.per_class)

@@ -89,6 +89,14 @@ def eval_runs(cfg: dict, has_real_data: bool) -> list[EvalRun]:
     return [parse_key(k, cfg) for k in keys]
 
 
+def seeds(cfg: dict, run: EvalRun) -> list[int]:
+    """The training seeds of a run: evaluation.seeds, or baselines.full_seeds for the full data when given."""
+    ev = cfg["evaluation"]
+    if run.set == "full" and ev["baselines"].get("full_seeds"):
+        return list(ev["baselines"]["full_seeds"])
+    return list(ev["seeds"])
+
+
 def _optional(ev: dict) -> dict:
     out = {k: ev[k] for k, default in OPTIONAL_RECIPE_KEYS.items() if ev.get(k, default) != default}
     if ev.get("augment") == "rrc_flip":
@@ -185,7 +193,13 @@ def record(cfg: dict, protocol: dict | None, has_real_data: bool) -> dict:
         "kd": kd_settings(cfg),
         "teacher": {**cfg["teacher"], "recipe": teacher_recipe(cfg)} if uses_teacher(cfg) else None,
         "runs": {
-            r.key: {"set": r.set, "labels": r.labels, "train_augment": r.train_augment, "recipe": recipe(cfg, r)}
+            r.key: {
+                "set": r.set,
+                "labels": r.labels,
+                "train_augment": r.train_augment,
+                "seeds": seeds(cfg, r),
+                "recipe": recipe(cfg, r),
+            }
             for r in eval_runs(cfg, has_real_data)
         },
     }
