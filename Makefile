@@ -11,8 +11,8 @@ CORES ?= 2
 # pytest-xdist workers of `make test` (each runs its tests' workflows with --cores 2): one per core of a 2-core machine
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-ablation demo-teacher test test-fast test-slurm lint format report clean-demo bench-cpu \
-	wheelhouse wheelhouse-no-torch lock
+.PHONY: demo demo-ablation demo-teacher demo-protocols test test-fast test-slurm lint format report clean-demo \
+	bench-cpu wheelhouse wheelhouse-no-torch lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ demo-teacher: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile configs/demo.yaml configs/demo_ablation.yaml configs/demo_teacher.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile configs/demo.yaml configs/demo_ablation.yaml configs/demo_teacher.yaml --report results/demo/report.html
 	@PYTHONPATH=src $(BIN)/python -m gendistill.report.summary results/demo
+
+# Can the evaluation tell sets apart? 10 digit classes at IPC 10 and IPC 1 under the ECCV 2024 challenge's
+# protocol, in the three label regimes, each distilled set beside its random real subset, with and without training
+# augmentation, 6 seeds: intervals, differences and DD-Ranking's scores (README "Evaluation protocols"; about half an
+# hour on 2 cores). Evaluation jobs take one thread each so two run side by side. Ends with one table of both runs.
+demo-protocols: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml configs/demo_protocols_ipc1.yaml
+	@PYTHONPATH=src $(BIN)/python -m gendistill.report.summary --compare results/demo-protocols-ipc1 results/demo-protocols-ipc10
 
 test: $(STAMP)
 	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)

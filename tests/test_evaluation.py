@@ -13,8 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from gendistill.evaluation.job import EpochProgress, real_split, select_subset
-from gendistill.evaluation.models import ConvNet, build_model, convnet_depth, model_label
+from gendistill.evaluation.models import build_model, convnet_depth, model_label
+from gendistill.evaluation.networks import ConvNet
+from gendistill.evaluation.progress import EpochProgress
+from gendistill.evaluation.real import real_split, select_subset
 from gendistill.evaluation.table import per_class_frame, rows_frame, summarise
 from gendistill.evaluation.train import lr_at, random_crop_flip, train_and_test
 

@@ -85,7 +85,7 @@ def test_generated_images_are_recognised_as_their_prompts_class(fitted_run):
 def train_on(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> float:
     """Train the evaluation's ConvNet on (x, y) and return its accuracy on the real test split of the 5 classes."""
     from gendistill.datasets import get_adapter
-    from gendistill.evaluation.job import real_split
+    from gendistill.evaluation.real import real_split
     from gendistill.evaluation.train import normalise, train_and_test
 
     adapter = get_adapter({"name": "digits", "root": None, "image_size": None, "split_seed": 0})

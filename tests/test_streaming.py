@@ -17,7 +17,7 @@ from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
 
 from gendistill.datasets import get_adapter
 from gendistill.evaluation.data import FileSource, TensorSource
-from gendistill.evaluation.job import real_source, select_subset
+from gendistill.evaluation.real import real_source, select_subset
 from gendistill.evaluation.train import fit_and_test, normalise
 
 RECIPE = {
@@ -100,7 +100,7 @@ sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
 from gendistill.datasets import get_adapter
-from gendistill.evaluation.job import real_source
+from gendistill.evaluation.real import real_source
 from gendistill.evaluation.train import fit
 ad = get_adapter({"name": "imagenet", "root": sys.argv[2], "image_size": 64})
 before = hwm_kb()

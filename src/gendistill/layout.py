@@ -136,6 +136,11 @@ class RunLayout:
         return self.results("summary.csv")
 
     @property
+    def evaluation_provenance(self) -> str:
+        """What the evaluation ran: its protocol (sources, overridden keys), every run's recipe, the teacher."""
+        return self.results("evaluation_provenance.json")
+
+    @property
     def recognition(self) -> str:
         return self.results("recognition.csv")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .config import ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
+from .evaluation.protocols import Context, apply_protocol
+from .evaluation.runs import evaluation_problems, label_regimes, uses_teacher
 from .families import BY_NAME, UnsupportedModel
 from .families.facts import decoder_facts, generation_problems, model_facts, tiny_facts
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
@@ -61,6 +63,8 @@ class Plan:
     model_dir: str | None  # built model directory (tiny random-weight or fitted stand-in), else None
     model_source: str
     model_kind: str = "pretrained"  # "tiny" (random weights), "fitted" (stand-in fitted on the demo data), "pretrained"
+    # evaluation.protocol as resolved: its name and the keys the config overrode (evaluation/protocols.py)
+    evaluation_protocol: dict | None = None
 
     @property
     def out(self) -> Path:
@@ -423,8 +427,8 @@ def teacher_uses(cfg: dict) -> list[str]:
     uses = []
     if cfg["selection"]["oversample"] > 1:
         uses.append("selection.oversample > 1")
-    if cfg["evaluation"]["labels"] == "soft" and cfg["evaluation"]["activate"]:
-        uses.append("evaluation.labels: soft")
+    if uses_teacher(cfg) and cfg["evaluation"]["activate"]:
+        uses.append(f"evaluation.labels: {cfg['evaluation']['labels']}")
     if cfg["ablation"]["teacher"]:
         uses.append("ablation.teacher")
     return uses
@@ -483,11 +487,6 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
             f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
             f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
         )
-    if ev["labels"] == "soft" and not (has_real_data and ev["activate"]):
-        problems.append(
-            "evaluation.labels: soft changes how the evaluation trains, and no evaluation runs (no real "
-            "data or evaluation.activate: false). Fix: evaluation.labels: hard."
-        )
     ab = cfg["ablation"]
     if ab["teacher"]:
         if not (has_real_data and ev["activate"]):
@@ -496,7 +495,7 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
                 "set, so it needs real data and evaluation.activate: true. Fix: enable evaluation or "
                 "set ablation.teacher: false."
             )
-        if sel["oversample"] > 1 or ev["labels"] != "hard":
+        if sel["oversample"] > 1 or label_regimes(cfg) != ["hard"]:
             problems.append(
                 "ablation.teacher compares additions to the paper's method, so the run itself must be "
                 "the paper's method. Fix: selection.oversample: 1, selection.criterion: none and "
@@ -624,7 +623,12 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
                 f"(SDXL-Turbo's native 512; README, Small targets)."
             ]
         )
+    # evaluation.protocol: its preset under the config's explicit keys (it may depend on the data and IPC)
+    ipc = cfg["generation"]["n_generated"] * (1 + cfg["augmentation"]["n_aug"])
+    resolution = cfg["evaluation"]["resolution"] or image_size
+    cfg, protocol = apply_protocol(cfg, config or {}, Context(cfg["dataset"]["name"], resolution, ipc, len(classes)))
     problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
+    problems += evaluation_problems(cfg, adapter.has_real_data)
     if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
         problems.append(
             "ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
@@ -651,4 +655,5 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         model_dir=model_dir,
         model_source=model_dir or cfg["model"]["source"],
         model_kind=model_kind(cfg),
+        evaluation_protocol=protocol,
     )

@@ -131,3 +131,23 @@ def write_provenance(
         prov["selection"] = {Path(d).name: read_records(d)["meta"]["generated"].get("selection") for d in class_dirs}
     write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
     return prov
+
+
+def write_evaluation_provenance(path: str, record: dict, metrics: list[dict]) -> dict:
+    """results/evaluation_provenance.json: what the evaluation ran (evaluation/runs.record: the protocol with its
+    sources and notes, the keys the config overrode, every run's recipe) and what the runs report (the accuracy
+    kind, the teacher files' sha256), with the package versions. A file of its own: the packaged dataset's
+    provenance stays independent of how the set is evaluated, so changing the evaluation never repackages."""
+    from gendistill import __version__
+
+    prov = {
+        "gendistill": __version__,
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+        **record,
+        "accuracy_kinds": sorted({m.get("accuracy_kind", "final") for m in metrics}),
+        "teacher_sha256": sorted({m["teacher_sha256"] for m in metrics if m.get("teacher_sha256")}),
+        "evaluations": len(metrics),
+    }
+    write_text(Path(path), json.dumps(prov, indent=1, sort_keys=True))
+    return prov

@@ -8,6 +8,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
+from gendistill.evaluation.models import MODELS as EVAL_MODELS
+from gendistill.evaluation import runs as EVAL_RUNS
 from gendistill.plan import build_plan, teacher_uses
 from gendistill.sampling.request import write_request
 from gendistill.report import missing_packages as missing_report_packages
@@ -58,8 +60,8 @@ def fixed(value):
 
 wildcard_constraints:
     cls="|".join(CLASS_IDS) or "NONE",
-    set="distilled|random_subset|full",
-    model="convnet|resnet18",
+    set=EVAL_RUNS.KEY_PATTERN,  # evaluation runs: distilled, random_subset.kd, distilled.noaug, full, ...
+    model="|".join(EVAL_MODELS),  # the evaluation-model registry
     seed=r"\d+",
 
 
@@ -101,7 +103,8 @@ def selection_active():
 
 
 def soft_labels_active():
-    return evaluation_active() and CFG["evaluation"]["labels"] == "soft"
+    """The distilled set is evaluated with fixed soft labels: the package's soft-label sidecar is needed."""
+    return evaluation_active() and "soft" in EVAL_RUNS.label_regimes(CFG)
 
 
 def sample_request(cls, n_generated):
@@ -128,17 +131,24 @@ def class_images(cls):
     return LAYOUT.selected(cls) if selection_active() else LAYOUT.generated(cls)
 
 
-def eval_label_regime(set_name):
-    """The evaluation's label regime for a set: the config's, except that the full-data ceiling stays hard."""
-    return "hard" if set_name == "full" else CFG["evaluation"]["labels"]
+def eval_run(wildcards):
+    """The evaluation run of a job (set, label regime, training augmentation) from its {set} wildcard."""
+    return EVAL_RUNS.parse_key(wildcards.set, CFG)
 
 
-def eval_sets():
-    sets = ["distilled"]
-    if PLAN.has_real_data:
-        base = CFG["evaluation"]["baselines"]
-        sets += [s for s in ("random_subset", "full") if base[s]]
-    return sets
+def eval_runs():
+    """Every evaluation run of the config (gendistill.evaluation.runs)."""
+    return EVAL_RUNS.eval_runs(CFG, PLAN.has_real_data)
+
+
+def eval_recipe(run):
+    """The training recipe of an evaluation run (protocol preset, optional keys, full-data epochs, no-aug)."""
+    return EVAL_RUNS.recipe(CFG, run)
+
+
+def evaluation_record():
+    """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
+    return EVAL_RUNS.record(CFG, PLAN.evaluation_protocol, PLAN.has_real_data)
 
 
 def evaluation_active():

@@ -1,24 +1,28 @@
-# Evaluation: each (training set, model, training seed) is its own job, so adding a seed or a model reruns
-# only that job. Sets: the distilled set, a seeded random real subset of the same IPC, the full real set.
+# Evaluation: each (evaluation run, model, training seed) is its own job, so adding a seed or a model reruns
+# only that job. A run (gendistill.evaluation.runs, the {set} wildcard) is a set (the distilled set, a seeded
+# random real subset of the same IPC, the full real set) in one label regime, with or without training
+# augmentation; its recipe is the config's evaluation keys with evaluation.protocol's preset under them.
 
-RECIPE = {
-    k: CFG["evaluation"][k]
-    for k in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "train_augment")
-}
+RECIPE = eval_recipe(EVAL_RUNS.parse_key("distilled", CFG))  # the run's own recipe (the ablations train with it)
 DATASET = as_json(CFG["dataset"])
 
 
-KD = as_json(CFG["evaluation"]["kd"])
+KD = as_json(EVAL_RUNS.kd_settings(CFG))
 
 
 rule evaluate:
     input:
-        data=lambda w: rules.package.output.tensor if w.set == "distilled" else [],
+        data=lambda w: rules.package.output.tensor if eval_run(w).set == "distilled" else [],
         # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
         soft_labels=lambda w: (
-            LAYOUT.soft_labels if w.set == "distilled" and eval_label_regime(w.set) == "soft" else []
+            LAYOUT.soft_labels if eval_run(w).set == "distilled" and eval_run(w).labels == "soft" else []
         ),
-        teacher=lambda w: LAYOUT.teacher if w.set == "random_subset" and eval_label_regime(w.set) == "soft" else [],
+        # the teacher: run online (kd), or labelling a real set's images once (soft)
+        teacher=lambda w: (
+            LAYOUT.teacher
+            if eval_run(w).labels == "kd" or (eval_run(w).labels == "soft" and eval_run(w).set != "distilled")
+            else []
+        ),
     output:
         metrics=LAYOUT.metrics(),
     log:
@@ -32,24 +36,15 @@ rule evaluate:
         mem_mb=8000,
         runtime=120,
     params:
-        set_name=lambda w: w.set,
-        label_regime=lambda w: eval_label_regime(w.set),
-        kd=lambda w: KD if eval_label_regime(w.set) == "soft" else "",
-        recipe=lambda w: as_json(
-            {
-                **RECIPE,
-                "epochs": (
-                    (CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"])
-                    if w.set == "full"
-                    else RECIPE["epochs"]
-                ),
-            }
-        ),
+        set_name=lambda w: eval_run(w).set,
+        label_regime=lambda w: eval_run(w).labels,
+        kd=lambda w: KD if eval_run(w).labels != "hard" else "",
+        recipe=lambda w: as_json(eval_recipe(eval_run(w))),
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
         per_class_counts=lambda w: (
             as_json({c.index: c.n_generated * (1 + CFG["augmentation"]["n_aug"]) for c in PLAN.classes})
-            if w.set == "random_subset"
+            if eval_run(w).set == "random_subset"
             else ""
         ),
         num_classes=len(PLAN.all_class_names),
@@ -57,19 +52,19 @@ rule evaluate:
         resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
     message:
-        "Training {wildcards.model} (seed {wildcards.seed}) on the {wildcards.set} set"
+        "Training {wildcards.model} (seed {wildcards.seed}) on {wildcards.set}"
     script:
         "../scripts/evaluate.py"
 
 
 rule results_table:
     input:
-        metrics=lambda w: expand(
-            rules.evaluate.output.metrics,
-            set=eval_sets(),
-            model=CFG["evaluation"]["models"],
-            seed=CFG["evaluation"]["seeds"],
-        ),
+        metrics=lambda w: [
+            LAYOUT.metrics(r.key, model, seed)
+            for r in eval_runs()
+            for model in CFG["evaluation"]["models"]
+            for seed in EVAL_RUNS.seeds(CFG, r)
+        ],
     output:
         table=report(
             LAYOUT.results("results.csv"),
@@ -89,6 +84,7 @@ rule results_table:
             category="Evaluation",
             subcategory="Data (CSV)",
         ),
+        provenance=LAYOUT.evaluation_provenance,
     log:
         f"{OUT}/logs/results_table.log",
     benchmark:
@@ -99,6 +95,9 @@ rule results_table:
         mem_mb=1000,
     params:
         class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
+        # the protocol (its sources, notes, the keys the config overrode) and every run's resolved recipe
+        protocol=fixed(as_json(evaluation_record())),
+        scores=fixed(as_json(CFG["evaluation"]["scores"])),
     script:
         "../scripts/results_table.py"
 

@@ -39,7 +39,7 @@ rule package:
                             "teacher": CFG["teacher"],
                             "selection": CFG["selection"],
                             "labels": CFG["evaluation"]["labels"],
-                            "kd": CFG["evaluation"]["kd"],
+                            "kd": EVAL_RUNS.kd_settings(CFG),
                         }
                         if run_uses_teacher()
                         else {}

@@ -2,10 +2,7 @@
 # labelled as its prompt's class, per class and overall, is results/recognition.csv. The classifier is its own
 # job (cached): editing a prompt reruns only that class's sampling and the labelling.
 
-RECOGNITION_RECIPE = {
-    **RECIPE,
-    "epochs": CFG["recognition"]["epochs"],
-}
+RECOGNITION_RECIPE = {**EVAL_RUNS.real_data_recipe(CFG), "epochs": CFG["recognition"]["epochs"]}
 
 
 rule recognition_classifier:

@@ -3,10 +3,7 @@
 # per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the teacher
 # ablation (ablation.teacher).
 
-TEACHER_RECIPE = {
-    **RECIPE,
-    "epochs": CFG["teacher"]["epochs"] or CFG["evaluation"]["baselines"]["full_epochs"] or RECIPE["epochs"],
-}
+TEACHER_RECIPE = EVAL_RUNS.teacher_recipe(CFG)  # the evaluation's own recipe, or a protocol's real-data one
 
 
 rule teacher:

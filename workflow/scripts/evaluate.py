@@ -40,6 +40,7 @@ with log_to(sm.log[0]):
         kd=json.loads(p.kd) if p.kd else None,
         soft_labels_path=sm.input.get("soft_labels") or None,
         teacher_path=sm.input.get("teacher") or None,
+        eval_key=w.set if "set" in w.keys() else None,  # the evaluation run (evaluation/runs.py)
     )
     res["device"] = device
     if "variant" in w.keys():

@@ -6,6 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemak
 
 import pandas as pd
 
+from gendistill.evaluation.table import DISPLAY_NOTE, display_frame
 from gendistill.logs import log_to
 from gendistill.report.plots import accuracy_plot, html_table, per_class_plot
 
@@ -14,26 +15,11 @@ with log_to(sm.log[0]):
     summary = pd.read_csv(sm.input.summary)
     per_class = pd.read_csv(sm.input.per_class)
     accuracy_plot(summary, sm.output.accuracy, f"{sm.params.run}: test accuracy (mean +- std over seeds)")
-    cols = [
-        "set",
-        "model",
-        "accuracy",
-        "n_seeds",
-        "n_train",
-        "epochs",
-        "chance",
-        "minus_random_subset_points",
-        "fraction_of_full",
-        "accuracy_min",
-        "accuracy_max",
-        "train_seconds_mean",
-    ]
     html_table(
-        summary[cols],
+        display_frame(summary),
         sm.output.table,
-        "Test accuracy (%) per training set and model, mean +- std over seeds",
-        "std is over training seeds (ddof=0); minus_random_subset_points = accuracy minus the IPC-matched "
-        "random real subset's, in points; fraction_of_full = accuracy / full-data accuracy.",
+        "Test accuracy (%) per training set and model (label regime, augmentation): mean +- std, 95% interval",
+        DISPLAY_NOTE,
     )
     per_class_plot(per_class, sm.output.per_class)
     d = per_class[per_class["set"] == "distilled"].sort_values(["model", "accuracy_mean", "class_index"])

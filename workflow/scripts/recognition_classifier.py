@@ -9,7 +9,7 @@ import json
 import torch
 
 from gendistill.devices import resolve_device
-from gendistill.evaluation.job import EpochProgress
+from gendistill.evaluation.progress import EpochProgress
 from gendistill.evaluation.recognition import train_classifier
 from gendistill.logs import log_to
 

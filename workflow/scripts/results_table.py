@@ -5,11 +5,22 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
-from gendistill.evaluation.table import write_tables
+from gendistill.evaluation.table import load_metrics, write_tables
 from gendistill.logs import log_to
+from gendistill.provenance import write_evaluation_provenance
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
     names = {int(k): v for k, v in json.loads(sm.params.class_names).items()}
-    summary = write_tables(list(sm.input.metrics), sm.output.table, sm.output.summary, sm.output.per_class, names)
+    record = json.loads(sm.params.protocol)
+    summary = write_tables(
+        list(sm.input.metrics),
+        sm.output.table,
+        sm.output.summary,
+        sm.output.per_class,
+        names,
+        protocol=record["protocol"],
+        scores=json.loads(sm.params.scores),
+    )
+    write_evaluation_provenance(sm.output.provenance, record, load_metrics(list(sm.input.metrics)))
     print(summary.to_string(index=False))

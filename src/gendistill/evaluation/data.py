@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ..datasets import images
 
 
 class TensorSource:
@@ -57,8 +60,6 @@ class FileSource:
         return self.y
 
     def batches(self, order: torch.Tensor, bs: int):
-        from torch.utils.data import DataLoader
-
         ds = _Files(self.paths, self.y, self.resolution, self.mean, self.std)
         # The order is the loop's permutation, so the sequence of images does not depend on the workers.
         loader = DataLoader(
@@ -72,7 +73,7 @@ class FileSource:
         yield from loader
 
 
-class _Files(torch.utils.data.Dataset):
+class _Files(Dataset):
     def __init__(self, paths, labels, resolution, mean, std):
         self.paths, self.labels, self.resolution = paths, labels, resolution
         self.mean = torch.tensor(mean).view(3, 1, 1)
@@ -82,8 +83,6 @@ class _Files(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from ..datasets.images import read_images
-
-        img = read_images([self.paths[i]], self.resolution)[0]
+        img = images.read_images([self.paths[i]], self.resolution)[0]
         x = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)
         return (x - self.mean) / self.std, self.labels[i]

@@ -1,34 +1,19 @@
-"""Evaluation networks: the field's ConvNet-D{3,4} and ResNet-18 with a small-image stem."""
+"""The evaluation-model registry: every network an evaluation, the teacher or the recogniser can train, by name.
+
+The names drive the config schema's three model enums (evaluation.models, teacher.model, recognition.model; a test
+checks they agree) and the workflow's `{model}` wildcard constraint (common.smk derives it from MODELS). Adding a
+model = one entry here (its builder in evaluation/networks.py) + the three enum lines in the schema + a README row.
+This module imports no torch (the workflow reads the names when it builds the DAG); `build_model` imports the
+networks when it builds one.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections.abc import Callable
+from typing import NamedTuple
 
-
-class ConvNet(nn.Module):
-    """`depth` blocks of conv3x3(128) -> instance norm -> ReLU -> avg-pool 2, then one linear layer.
-
-    Instance norm is GroupNorm with one group per channel (affine), as in the dataset-distillation literature.
-    """
-
-    def __init__(self, num_classes: int, image_size: int, depth: int, width: int = 128, channels: int = 3):
-        super().__init__()
-        layers, c = [], channels
-        for _ in range(depth):
-            layers += [
-                nn.Conv2d(c, width, 3, padding=1),
-                nn.GroupNorm(width, width, affine=True),
-                nn.ReLU(inplace=True),
-                nn.AvgPool2d(2, 2),
-            ]
-            c = width
-        self.features = nn.Sequential(*layers)
-        side = image_size // 2**depth
-        self.classifier = nn.Linear(width * side * side, num_classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+# Below this resolution ResNet-18 uses the small-image stem (networks.IMAGENET_STEM_FROM, kept equal by a test).
+IMAGENET_STEM_FROM = 128
 
 
 def convnet_depth(image_size: int) -> int:
@@ -39,33 +24,64 @@ def convnet_depth(image_size: int) -> int:
     return depth
 
 
-# At and above this resolution ResNet-18 keeps torchvision's ImageNet stem (7x7 stride 2 + max-pool), as the
-# field evaluates ImageNet-1k at 224 px; below it, a 3x3 stride-1 stem without max-pool (CIFAR-style).
-IMAGENET_STEM_FROM = 128
+# The builders import the torch modules when they build one (deferred: the DAG reads names only, without torch).
+def _convnet(depth_of):
+    def build(num_classes: int, image_size: int):
+        from .networks import ConvNet
+
+        return ConvNet(num_classes, image_size, depth_of(image_size))
+
+    return build
 
 
-def resnet18(num_classes: int, image_size: int = 32) -> nn.Module:
-    import torchvision
+def _resnet18(num_classes: int, image_size: int):
+    from .networks import resnet18
 
-    m = torchvision.models.resnet18(weights=None, num_classes=num_classes)
-    if image_size < IMAGENET_STEM_FROM:
-        m.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # small images: no 7x7/stride-2 stem
-        m.maxpool = nn.Identity()
-    return m
+    return resnet18(num_classes, image_size)
 
 
-def build_model(name: str, num_classes: int, image_size: int) -> nn.Module:
-    if name == "convnet":
-        return ConvNet(num_classes, image_size, convnet_depth(image_size))
-    if name == "resnet18":
-        return resnet18(num_classes, image_size)
-    raise ValueError(f"unknown evaluation model {name!r}; use convnet or resnet18")
+class EvalModel(NamedTuple):
+    name: str
+    description: str
+    label: Callable[[int], str]  # image size -> the name printed in tables ("ConvNet-D3", "ResNet-18 (224 px)")
+    build: Callable[[int, int], object]  # (num_classes, image size) -> a freshly initialised torch module
+
+
+MODELS = {
+    m.name: m
+    for m in (
+        EvalModel(
+            "convnet",
+            "ConvNet-D3 at 32 px, D4 at 64 px (width 128, instance norm, avg-pool): the field's standard",
+            lambda size: f"ConvNet-D{convnet_depth(size)}",
+            _convnet(convnet_depth),
+        ),
+        EvalModel(
+            "convnet_d3",
+            "ConvNet-D3 at every resolution (the ECCV 2024 challenge's evaluation network, also at 64 px)",
+            lambda size: "ConvNet-D3 (fixed depth)",
+            _convnet(lambda size: 3),
+        ),
+        EvalModel(
+            "resnet18",
+            "torchvision's ResNet-18; below 128 px a 3x3 stride-1 stem without max-pool (CIFAR-style)",
+            lambda size: "ResNet-18" + (f" ({size} px)" if size >= IMAGENET_STEM_FROM else ""),
+            _resnet18,
+        ),
+    )
+}
+
+
+def _known(name: str) -> EvalModel:
+    if name not in MODELS:
+        raise ValueError(f"unknown evaluation model {name!r}; use one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, num_classes: int, image_size: int):
+    """A freshly initialised network (torch module) of registry entry `name`."""
+    return _known(name).build(num_classes, image_size)
 
 
 def model_label(name: str, image_size: int) -> str:
-    if name == "convnet":
-        return f"ConvNet-D{convnet_depth(image_size)}"
-    return "ResNet-18" + (f" ({image_size} px)" if image_size >= IMAGENET_STEM_FROM else "")
-
-
-__all__ = ["ConvNet", "build_model", "convnet_depth", "model_label", "resnet18", "torch"]
+    return _known(name).label(image_size)

@@ -22,10 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..atomic import atomic_path, write_text
 from ..datasets import get_adapter
+from ..datasets.images import read_images
+from ..imageio import load_png
 from ..layout import read_records
-from .job import fit_on_real, real_split
-from .models import model_label
+from .models import build_model, model_label
+from .real import fit_on_real, real_split
 from .train import normalise, predict
 
 log = logging.getLogger("gendistill.recognition")
@@ -46,8 +49,6 @@ def train_classifier(
     workers: int = 0,
 ) -> dict:
     """Train the recogniser on the real training split of the run's classes; save weights and what it is."""
-    from ..atomic import atomic_path, write_text
-
     adapter = get_adapter(dataset)
     keep = [int(c) for c in labels]
     size = adapter.image_size
@@ -88,8 +89,6 @@ def train_classifier(
 
 
 def load_classifier(model_path: str, info_path: str):
-    from .models import build_model
-
     meta = json.loads(Path(info_path).read_text())
     model = build_model(meta["model"], meta["num_classes"], meta["image_size"])
     model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
@@ -98,8 +97,6 @@ def load_classifier(model_path: str, info_path: str):
 
 def read_generated(class_dir: str) -> tuple[np.ndarray, list[dict]]:
     """A class's generated images (uint8 [N, H, W, 3]) and their records, from `generated/<class>/`."""
-    from ..imageio import load_png
-
     d = Path(class_dir)
     recs = read_records(d)["images"]
     if not recs:
@@ -127,7 +124,6 @@ def real_images_of(adapter, keep: list[int], n: int):
         return np.sort(np.random.default_rng([label, 17]).choice(pool, n, replace=False))
 
     if getattr(adapter, "streams", False):
-        from ..datasets.images import read_images
 
         def of(label: int) -> np.ndarray:
             paths, _ = adapter.files("train", [label])

@@ -29,18 +29,46 @@ def save_figure(path: str, fig) -> None:
     plt.close(fig)
 
 
+def _runs(summary: pd.DataFrame) -> list[tuple]:
+    """(set, labels, train_augment) of each summary row, in set order; runs in one label regime with augmentation
+    keep the plain set names."""
+    if "labels" not in summary.columns:
+        summary = summary.assign(labels="hard")
+    if "train_augment" not in summary.columns:
+        summary = summary.assign(train_augment=True)
+    runs = list(dict.fromkeys(zip(summary["set"], summary["labels"], summary["train_augment"].astype(bool))))
+    return sorted(runs, key=lambda r: list(SET_LABELS).index(r[0]) if r[0] in SET_LABELS else 99)
+
+
 def accuracy_plot(summary: pd.DataFrame, path: str, title: str = "") -> None:
-    """Grouped bars: x = evaluation model, one bar per training set, error bars = std over seeds."""
+    """Grouped bars: x = evaluation model, one bar per evaluation run (set; label regime and no augmentation when
+    the run has several), error bars = std over seeds."""
     models = list(dict.fromkeys(summary["model"]))
-    sets = [s for s in SET_LABELS if s in set(summary["set"])]
-    width = 0.8 / max(len(sets), 1)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(models) * max(len(sets), 1) / 2 + 2), 3.8))
+    runs = _runs(summary)
+    several = len({(r[1], r[2]) for r in runs if r[0] != "full"}) > 1
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(models) * max(len(runs), 1) / 2 + 2), 3.8))
     x = np.arange(len(models))
-    for i, s in enumerate(sets):
-        sub = summary[summary["set"] == s].set_index("model").reindex(models)
+    for i, (s, labels, aug) in enumerate(runs):
+        sub = summary[summary["set"] == s]
+        if "labels" in summary.columns:
+            sub = sub[(sub["labels"] == labels) & (sub["train_augment"].astype(bool) == aug)]
+        sub = sub.set_index("model").reindex(models)
         mean, std = 100 * sub["accuracy_mean"].to_numpy(), 100 * sub["accuracy_std"].to_numpy()
         pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, mean, width, yerr=std, capsize=4, color=SET_COLOURS[s], label=SET_LABELS[s])
+        label = SET_LABELS.get(s, s) + (f" [{labels}{'' if aug else ', no aug'}]" if several and s != "full" else "")
+        hatch = {"hard": None, "soft": "//", "kd": ".."}.get(labels) if several else None
+        ax.bar(
+            pos,
+            mean,
+            width,
+            yerr=std,
+            capsize=4,
+            color=SET_COLOURS.get(s, "#999999"),
+            alpha=1.0 if aug else 0.5,
+            hatch=hatch,
+            label=label,
+        )
         for p, m, sd in zip(pos, mean, std):
             if np.isfinite(m):
                 ax.text(p, m + sd + 1, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
@@ -58,6 +86,12 @@ def per_class_plot(per_class: pd.DataFrame, path: str, max_classes: int = 60) ->
     """Distilled-set accuracy per class (bars, error bars over seeds), sorted worst first, with the random real
     subset's accuracy on the same class as a marker: where the bar is far below the marker, the generator fails
     that class. Above `max_classes` classes only the worst and the best are shown."""
+    if "labels" in per_class.columns and len(per_class):  # the run's own regime, with augmentation
+        own = per_class[(per_class["set"] == "distilled") & per_class["train_augment"].astype(bool)]
+        if len(own):
+            per_class = per_class[
+                (per_class["labels"] == own["labels"].iloc[0]) & per_class["train_augment"].astype(bool)
+            ]
     models = list(dict.fromkeys(per_class.loc[per_class["set"] == "distilled", "model"]))
     fig, axes = plt.subplots(len(models) or 1, 1, figsize=(10, 3.4 * max(len(models), 1)), squeeze=False)
     for ax, model in zip(axes[:, 0], models):

@@ -9,6 +9,7 @@ Reads only the run's result CSVs (no torch), so `make demo` can end with it.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,13 +27,7 @@ def summary_text(run_dir: Path) -> str:
         if p.get("model_kind_means"):
             lines.append(f"generator: {p['model_kind_means']}")
     if Path(run.summary).is_file():
-        s = pd.read_csv(run.summary)
-        lines.append("\ntest accuracy (%), mean +- std over training seeds:")
-        for r in s.itertuples():
-            lines.append(
-                f"  {r.set:<14} {r.model:<11} {r.accuracy:>15}   ({r.n_seeds} seeds, {r.n_train} training "
-                f"images, chance {100 * r.chance:.0f}%)"
-            )
+        lines += accuracy_lines(pd.read_csv(run.summary, keep_default_na=False, na_values=[""]))
     if Path(run.recognition).is_file():
         t = pd.read_csv(run.recognition, keep_default_na=False, na_values=[""])
         if len(t):
@@ -69,15 +64,118 @@ def summary_text(run_dir: Path) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
+def _ci(low, high, scale: float = 100.0, digits: int = 1, sign: bool = False) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "[no interval]"
+    f = f"{{:{'+' if sign else ''}.{digits}f}}"
+    return f"[{f.format(scale * low)}, {f.format(scale * high)}]"
+
+
+def accuracy_lines(s: pd.DataFrame) -> list[str]:
+    """The summary per evaluation run: accuracy mean +- std with its 95 % interval; for every set but the random
+    subset, the difference to the random subset in the same regime with its interval and verdict; then
+    DD-Ranking's scores where the run has their components."""
+    if "accuracy_ci_low" not in s.columns:  # a summary written before intervals were added
+        lines = ["\ntest accuracy (%), mean +- std over training seeds:"]
+        for r in s.itertuples():
+            lines.append(
+                f"  {r.set:<14} {r.model:<11} {r.accuracy:>15}   ({r.n_seeds} seeds, {r.n_train} training "
+                f"images, chance {100 * r.chance:.0f}%)"
+            )
+        return lines
+    several = len({(r.labels, bool(r.train_augment)) for r in s.itertuples() if r.set != "full"}) > 1
+    lines = [
+        "\ntest accuracy (%), mean +- std over training seeds, 95% interval; minus the random real subset in the "
+        "same label regime (points, 95% interval):"
+    ]
+    for r in s.itertuples():
+        what = r.set + (f" [{r.labels}{'' if r.train_augment else ', no aug'}]" if several and r.set != "full" else "")
+        line = (
+            f"  {what:<32} {r.model:<11} {r.accuracy:>15} {_ci(r.accuracy_ci_low, r.accuracy_ci_high):>15}"
+            f"  ({r.n_seeds} seeds, {r.n_train} images)"
+        )
+        if r.set != "random_subset" and isinstance(r.vs_random, str) and r.vs_random:
+            line += (
+                f"  vs random {r.minus_random_subset_points:+.1f} "
+                f"{_ci(r.vs_random_ci_low_points, r.vs_random_ci_high_points, 1.0, sign=True)} {r.vs_random}"
+            )
+        lines.append(line)
+    scored = s[(s["set"] == "distilled") & s["train_augment"].astype(bool)] if "lrs" in s.columns else s.iloc[:0]
+    scored = scored[[math.isfinite(v) for v in scored["ior"]]] if len(scored) else scored
+    if len(scored):
+        w = f"weights {scored['lrs_weight'].iloc[0]:g} / {scored['ars_weight'].iloc[0]:g}" if "lrs_weight" in s else ""
+        lines.append(f"\nDD-Ranking's scores (accuracies as fractions; {w}; comparable only under the same protocol):")
+        for r in scored.itertuples():
+            lines.append(
+                f"  {r.labels:<5} {r.model:<11} HLR {r.hlr:.3f}  IOR {r.ior:+.3f}  LRS {r.lrs:.3f} "
+                f"{_ci(r.lrs_ci_low, r.lrs_ci_high, 1.0, 3)}  ARS "
+                + (f"{r.ars:.3f} {_ci(r.ars_ci_low, r.ars_ci_high, 1.0, 3)}" if math.isfinite(r.ars) else "-")
+            )
+    if "protocol" in s.columns and s["protocol"].notna().any() and str(s["protocol"].iloc[0]):
+        lines.append(f"evaluation protocol: {s['protocol'].iloc[0]} (results/evaluation_provenance.json)")
+    return lines
+
+
+def comparison_text(run_dirs: list[Path]) -> str:
+    """One table over runs (e.g. IPC 1 and IPC 10): per run, label regime and training augmentation, the distilled
+    set and the random real subset (accuracy %, 95 % interval), their difference (points, 95 % interval, paired
+    by seed) and verdict, and DD-Ranking's LRS and ARS."""
+    head = (
+        f"{'run':<22} {'labels':<6} {'aug':<4} {'distilled':>23} {'random subset':>23} "
+        f"{'distilled - random':>24}  {'verdict':<20} {'LRS':>6} {'ARS':>6}"
+    )
+    lines, protocols, seeds, weights = [head, "-" * len(head)], set(), set(), set()
+    regime_order = {"hard": 0, "soft": 1, "kd": 2}
+    for d in run_dirs:
+        s = pd.read_csv(RunLayout(str(d)).summary, keep_default_na=False, na_values=[""])
+        protocols |= set(s["protocol"].dropna().astype(str)) if "protocol" in s.columns else set()
+        seeds |= set(s["n_seeds"])
+        if "lrs_weight" in s.columns:
+            weights |= {f"{a:g} / {b:g}" for a, b in zip(s["lrs_weight"], s["ars_weight"])}
+        rand = {(r.model, r.labels, bool(r.train_augment)): r for r in s.itertuples() if r.set == "random_subset"}
+        dist = s[s["set"] == "distilled"]
+        dist = dist.assign(_r=dist["labels"].map(regime_order), _a=~dist["train_augment"].astype(bool))
+        for r in dist.sort_values(["model", "_r", "_a"], kind="stable").itertuples():
+            q = rand.get((r.model, r.labels, bool(r.train_augment)))
+            acc = f"{100 * r.accuracy_mean:5.1f} {_ci(r.accuracy_ci_low, r.accuracy_ci_high)}"
+            racc = f"{100 * q.accuracy_mean:5.1f} {_ci(q.accuracy_ci_low, q.accuracy_ci_high)}" if q else "-"
+            diff = (
+                f"{r.minus_random_subset_points:+5.1f} "
+                f"{_ci(r.vs_random_ci_low_points, r.vs_random_ci_high_points, 1.0, sign=True)}"
+                if q
+                else "-"
+            )
+            lrs = f"{r.lrs:.3f}" if "lrs" in s.columns and math.isfinite(r.lrs) else "-"
+            ars = f"{r.ars:.3f}" if "ars" in s.columns and math.isfinite(r.ars) else "-"
+            lines.append(
+                f"{Path(d).name:<22} {r.labels:<6} {'yes' if r.train_augment else 'no':<4} {acc:>23} {racc:>23} "
+                f"{diff:>24}  {(r.vs_random if q else ''):<20} {lrs:>6} {ars:>6}"
+            )
+    lines.append(
+        f"test accuracy (%) mean and 95% interval over {'/'.join(str(int(n)) for n in sorted(seeds))} training "
+        f"seeds; protocol {', '.join(sorted(protocols)) or 'none'}; LRS and ARS from fractions (weights "
+        f"{', '.join(sorted(weights)) or '0.5 / 0.5'}), comparable only under the same protocol; 'not "
+        "distinguishable': the difference's interval contains 0."
+    )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m gendistill.report.summary results/<run>", file=sys.stderr)
+    compare = bool(argv) and argv[0] == "--compare"
+    runs = argv[1:] if compare else argv
+    if not runs or (len(runs) != 1 and not compare):
+        print(
+            "usage: python -m gendistill.report.summary results/<run>\n"
+            "       python -m gendistill.report.summary --compare results/<run> results/<run> ...",
+            file=sys.stderr,
+        )
         return 2
-    if not Path(argv[0]).is_dir():
-        print(f"{argv[0]}: no such run directory (run the workflow first)", file=sys.stderr)
-        return 2
-    print(summary_text(Path(argv[0])))
+    for r in runs:
+        if not Path(r).is_dir():
+            print(f"{r}: no such run directory (run the workflow first)", file=sys.stderr)
+            return 2
+    print(comparison_text([Path(r) for r in runs]) if compare else summary_text(Path(runs[0])))
     return 0
 
 

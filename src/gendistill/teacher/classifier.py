@@ -16,6 +16,12 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, write_text
+from ..datasets import get_adapter
+from ..evaluation.data import TensorSource
+from ..evaluation.models import build_model
+from ..evaluation.progress import EpochProgress
+from ..evaluation.real import fit_on_real
+from ..evaluation.train import normalise
 from ..imageio import sha256_file
 
 FORMAT = "gendistill-teacher-v1"
@@ -48,9 +54,6 @@ def train_teacher(
 ) -> dict:
     """Train `model_name` on the real training split (classes `labels`) with the evaluation's recipe; test it on
     the real test split; write the teacher file and its record (sha256, test accuracy, recipe)."""
-    from ..datasets import get_adapter
-    from ..evaluation.job import EpochProgress, fit_on_real
-
     adapter = get_adapter(dataset)
     res = resolution or adapter.image_size
     progress = EpochProgress(recipe["epochs"], f"teacher/{model_name}/seed{seed}")
@@ -119,8 +122,6 @@ def import_checkpoint(
 
 
 def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: int) -> torch.nn.Module:
-    from ..evaluation.models import build_model
-
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"teacher.checkpoint: {path} does not exist. Fix: give the path of a state dict of "
@@ -153,8 +154,6 @@ def load_checkpoint(path: str, model_name: str, num_classes: int, resolution: in
 
 def load_teacher(path: str) -> tuple[torch.nn.Module, dict]:
     """The teacher written by train_teacher / import_checkpoint: (model in eval mode, meta)."""
-    from ..evaluation.models import build_model
-
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if not (isinstance(obj, dict) and obj.get("format") == FORMAT):
         raise ValueError(f"{path} is not a gendistill teacher file. Fix: delete it and rerun (rule teacher).")
@@ -187,8 +186,5 @@ def logits_and_features(
 
 def images_source(images_uint8_nhwc, mean, std, resolution: int):
     """uint8 [N, H, W, 3] images as a source at the teacher's resolution and normalisation."""
-    from ..evaluation.data import TensorSource
-    from ..evaluation.train import normalise
-
     x = normalise(images_uint8_nhwc, mean, std)
     return TensorSource(x, torch.zeros(len(x), dtype=torch.long), resolution)

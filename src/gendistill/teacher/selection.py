@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..imageio import load_png, sha256_file
 from ..layout import RECORDS, read_records
 
 CRITERIA = ("confidence", "diversity", "difficulty")
@@ -108,7 +109,8 @@ def select_class(
     device: str = "cpu",
 ) -> dict:
     """Score the first `n_candidates` candidates of one class with the teacher and keep `n_keep` of them."""
-    from ..imageio import load_png, sha256_file
+    # torch (through the classifier) only where candidates are scored: the plan imports this module's band
+    # arithmetic when it builds the DAG
     from .classifier import images_source, load_teacher, logits_and_features
 
     cand_dir = Path(cand_dir)

@@ -14,16 +14,15 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path
+from ..distilled.package import load_distilled
+from ..evaluation.data import TensorSource
+from ..imageio import sha256_file
+from .classifier import load_teacher, logits_and_features
 
 FORMAT = "gendistill-soft-labels-v1"
 
 
 def compute(distilled_path: str, teacher_path: str, temperature: float, out_path: str, device: str = "cpu") -> dict:
-    from ..distilled.package import load_distilled
-    from ..evaluation.data import TensorSource
-    from ..imageio import sha256_file
-    from .classifier import load_teacher, logits_and_features
-
     d = load_distilled(distilled_path)
     model, meta = load_teacher(teacher_path)
     if list(map(float, d["mean"])) != list(map(float, meta["mean"])) or list(map(float, d["std"])) != list(
@@ -66,8 +65,6 @@ def load_aligned(path: str, distilled: dict, distilled_path: str | None = None) 
     elif not torch.equal(s["labels"], distilled["labels"]):
         problems.append("hard labels differ")
     if not problems and distilled_path is not None:
-        from ..imageio import sha256_file
-
         if sha256_file(distilled_path) != s["distilled_sha256"]:
             problems.append("written for another distilled.pt (sha256 differs)")
     if problems:

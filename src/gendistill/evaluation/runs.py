@@ -1,0 +1,205 @@
+"""Which evaluation runs a config asks for, and the recipe, labels and inputs of each: the one definition the
+workflow's evaluate rule, the results table and the report read.
+
+An evaluation run is (set, label regime, training augmentation on/off) x model x seed. Its key names the
+`{set}` wildcard of `eval/{set}/{model}/seed{seed}.json`:
+
+- `distilled`, `random_subset`, `full`: the run's first label regime (evaluation.labels), with training
+  augmentation: the paths every config had before regimes were added, so their results stay cached;
+- `distilled.kd`, `random_subset.soft`, ...: another regime of evaluation.labels;
+- `... .noaug`: the same without training augmentation (evaluation.scores.ars: DD-Ranking's ARS).
+
+Label regimes ("Rethinking Dataset Distillation: Hard Truths about Soft Labels", arXiv 2604.18811: HL, SL, SL+KD):
+hard = cross-entropy on the stored labels; soft = the teacher's logits of each stored image, computed once
+(dataset/soft_labels.pt for the distilled set); kd = the teacher run online on every augmented batch the student
+sees (knowledge distillation). Every distilled run has its random real subset in the same regime and recipe. The
+full real training set (the ceiling, and DD-Ranking's acc(real, hard)) is trained with hard labels only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .protocols import REAL_DATA_RECIPE
+from .protocols import record as protocol_record
+
+REGIMES = ("hard", "soft", "kd")
+SETS = ("distilled", "random_subset", "full")
+NOAUG = "noaug"
+# every key evaluation runs can have (the `{set}` wildcard constraint)
+KEY_PATTERN = rf"({'|'.join(SETS)})(\.({'|'.join(REGIMES)}))?(\.{NOAUG})?"
+
+BASE_RECIPE_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "train_augment")
+# Recipe keys added to a run's recipe only when they differ from these defaults: a config that does not use them
+# keeps its params, so its evaluations stay cached (Snakemake reruns a job when its params change).
+OPTIONAL_RECIPE_KEYS = {
+    "augment": "crop_flip",
+    "mix": "none",
+    "step_epoch": None,
+    "decay_norm_and_bias": True,
+    "accuracy": "final",
+}
+KD_DEFAULTS = {"t_squared": True}
+
+
+class EvalRun(NamedTuple):
+    key: str
+    set: str  # distilled, random_subset, full
+    labels: str  # hard, soft, kd
+    train_augment: bool
+
+
+def label_regimes(cfg: dict) -> list[str]:
+    """evaluation.labels as a list (a string in the config means one regime); the first is the run's own."""
+    labels = cfg["evaluation"]["labels"]
+    return [labels] if isinstance(labels, str) else list(labels)
+
+
+def uses_teacher(cfg: dict) -> bool:
+    """The evaluation trains with the teacher's labels (soft or kd), so the teacher rule must run."""
+    return bool(set(label_regimes(cfg)) & {"soft", "kd"})
+
+
+def parse_key(key: str, cfg: dict) -> EvalRun:
+    m = re.fullmatch(KEY_PATTERN, key)
+    if not m:
+        raise ValueError(f"{key!r} is not an evaluation run key ({KEY_PATTERN})")
+    set_name, regime, noaug = m.group(1), m.group(3), m.group(4)
+    if set_name == "full":
+        regime = "hard"
+    return EvalRun(key, set_name, regime or label_regimes(cfg)[0], noaug is None)
+
+
+def key_of(set_name: str, regime: str, train_augment: bool, cfg: dict) -> str:
+    primary = label_regimes(cfg)[0]
+    key = set_name if set_name == "full" or regime == primary else f"{set_name}.{regime}"
+    return key if train_augment else f"{key}.{NOAUG}"
+
+
+def eval_runs(cfg: dict, has_real_data: bool) -> list[EvalRun]:
+    """Every evaluation run of the config, in table order: per regime the distilled set and its random real
+    subset (then the same without augmentation when ARS is on), then the full data."""
+    base = cfg["evaluation"]["baselines"]
+    sets = ["distilled"] + (["random_subset"] if has_real_data and base["random_subset"] else [])
+    augments = [True, False] if cfg["evaluation"]["scores"]["ars"] else [True]
+    keys = [key_of(s, r, a, cfg) for r in label_regimes(cfg) for a in augments for s in sets]
+    if has_real_data and base["full"]:
+        keys.append("full")
+    return [parse_key(k, cfg) for k in keys]
+
+
+def seeds(cfg: dict, run: EvalRun) -> list[int]:
+    """The training seeds of a run: evaluation.seeds, or baselines.full_seeds for the full data when given."""
+    ev = cfg["evaluation"]
+    if run.set == "full" and ev["baselines"].get("full_seeds"):
+        return list(ev["baselines"]["full_seeds"])
+    return list(ev["seeds"])
+
+
+def _optional(ev: dict) -> dict:
+    out = {k: ev[k] for k, default in OPTIONAL_RECIPE_KEYS.items() if ev.get(k, default) != default}
+    if ev.get("augment") == "rrc_flip":
+        out["rrc_scale"] = list(ev["rrc_scale"])
+    if ev.get("mix", "none") != "none":
+        out["mix_beta"] = ev["mix_beta"]
+    if ev.get("accuracy", "final") != "final":
+        out["eval_every"] = ev["eval_every"]
+    return out
+
+
+def recipe(cfg: dict, run: EvalRun) -> dict:
+    """The training recipe of one evaluation run: the base keys, the optional ones in use, the full set's
+    epochs (baselines.full_epochs, its lr step at half of them), and no augmentation for a .noaug run."""
+    ev = cfg["evaluation"]
+    out = {**{k: ev[k] for k in BASE_RECIPE_KEYS}, **_optional(ev)}
+    if run.set == "full":
+        out["epochs"] = ev["baselines"]["full_epochs"] or ev["epochs"]
+        out.pop("step_epoch", None)
+        out.pop("accuracy", None)
+        out.pop("eval_every", None)
+    if not run.train_augment:
+        out["train_augment"] = False
+    return out
+
+
+def kd_settings(cfg: dict) -> dict:
+    """The KD loss keys of the soft and kd regimes (t_squared only when it is not the default)."""
+    kd = dict(cfg["evaluation"]["kd"])
+    for k, default in KD_DEFAULTS.items():
+        if kd.get(k, default) == default:
+            kd.pop(k, None)
+    return kd
+
+
+def real_data_recipe(cfg: dict) -> dict:
+    """How a classifier of the real data (the teacher, the recogniser) trains, epochs aside: the evaluation's base
+    keys (the repository's own recipe), or under a protocol the field's real-data recipe
+    (protocols.REAL_DATA_RECIPE): a protocol's mixing, KD and model selection are for distilled sets."""
+    ev = cfg["evaluation"]
+    if ev.get("protocol"):
+        return {k: REAL_DATA_RECIPE.get(k, ev[k]) for k in BASE_RECIPE_KEYS}
+    return {k: ev[k] for k in BASE_RECIPE_KEYS}
+
+
+def teacher_recipe(cfg: dict) -> dict:
+    """How the teacher is trained on the real training split when no checkpoint is given (real_data_recipe);
+    epochs teacher.epochs, else baselines.full_epochs, else evaluation.epochs."""
+    ev = cfg["evaluation"]
+    epochs = cfg["teacher"]["epochs"] or ev["baselines"]["full_epochs"] or ev["epochs"]
+    return {**real_data_recipe(cfg), "epochs": epochs}
+
+
+def evaluation_problems(cfg: dict, has_real_data: bool) -> list[str]:
+    """Plan-time checks of the evaluation keys (protocol applied), each naming the fix."""
+    ev, problems = cfg["evaluation"], []
+    regimes = label_regimes(cfg)
+    if set(regimes) - {"hard"} and not (has_real_data and ev["activate"]):
+        problems.append(
+            f"evaluation.labels: {ev['labels']} trains with a teacher's labels, and no evaluation runs (no real "
+            f"data or evaluation.activate: false). Fix: evaluation.labels: hard."
+        )
+    if ev["scores"]["ars"] and not ev["train_augment"]:
+        problems.append(
+            "evaluation.scores.ars compares runs with and without training augmentation, and "
+            "evaluation.train_augment is false. Fix: train_augment: true, or scores.ars: false."
+        )
+    lo, hi = ev["rrc_scale"]
+    if lo > hi:
+        problems.append(f"evaluation.rrc_scale: [{lo}, {hi}] is not [low, high]. Fix: swap the two values.")
+    if ev["step_epoch"] is not None and not 0 < ev["step_epoch"] < ev["epochs"]:
+        problems.append(
+            f"evaluation.step_epoch: {ev['step_epoch']} is not within the {ev['epochs']} epochs, so the learning "
+            f"rate would never step. Fix: an epoch in 1..{ev['epochs'] - 1}, or null (half of the epochs)."
+        )
+    w = ev["scores"]
+    if w["full_accuracy"] is not None and ev["baselines"]["full"] and has_real_data:
+        problems.append(
+            "evaluation.scores.full_accuracy gives acc(real, hard) for HLR, and baselines.full measures it too. "
+            "Fix: keep one (full_accuracy: null to use the measured full-data run)."
+        )
+    return problems
+
+
+def record(cfg: dict, protocol: dict | None, has_real_data: bool) -> dict:
+    """The evaluation's provenance (before the runs): the protocol (title, sources, what it reports, notes, the keys
+    the config overrode), the resolved evaluation keys, the teacher, and each run's regime and recipe."""
+    ev = cfg["evaluation"]
+    return {
+        **protocol_record(ev.get("protocol")),
+        "overridden": (protocol or {}).get("overridden", []),
+        "evaluation": ev,
+        "label_regimes": label_regimes(cfg),
+        "kd": kd_settings(cfg),
+        "teacher": {**cfg["teacher"], "recipe": teacher_recipe(cfg)} if uses_teacher(cfg) else None,
+        "runs": {
+            r.key: {
+                "set": r.set,
+                "labels": r.labels,
+                "train_augment": r.train_augment,
+                "seeds": seeds(cfg, r),
+                "recipe": recipe(cfg, r),
+            }
+            for r in eval_runs(cfg, has_real_data)
+        },
+    }

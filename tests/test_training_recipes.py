@@ -1,0 +1,168 @@
+"""The protocols' training pieces (evaluation/augment.py, evaluation/train.py): augmentations keep shapes and are
+seeded, DSA's groups and the random resized crop do what they say, cutmix's lam is its box's area, the schedules'
+learning rates, AdamW's decay groups, the optimizer restart at the lr step, the teacher run online on the mixed
+batch, and best-during-training kept apart from the final accuracy. Tiny tensors: seconds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gendistill.evaluation import augment as A
+from gendistill.evaluation.data import TensorSource
+from gendistill.evaluation.models import build_model
+from gendistill.evaluation.train import fit, fit_and_test, lr_at, make_optimizer
+
+RECIPE = {
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.01,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "step",
+    "train_augment": True,
+}
+
+
+def batch(n=6, size=16, seed=0):
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", A.AUGMENTS)
+def test_every_augmentation_keeps_the_shape_and_is_seeded(kind):
+    x = batch()
+    a = A.augment(x, torch.Generator().manual_seed(1), {"augment": kind})
+    b = A.augment(x, torch.Generator().manual_seed(1), {"augment": kind})
+    c = A.augment(x, torch.Generator().manual_seed(2), {"augment": kind})
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, c) or kind == "dsa"  # DSA may draw the same group twice
+
+
+def test_dsa_draws_each_of_its_six_groups():
+    x = batch(4, 16)
+    seen = set()
+    for seed in range(40):
+        gen = torch.Generator().manual_seed(seed)
+        group = A.DSA_GROUPS[int(torch.randint(0, 6, (1,), generator=torch.Generator().manual_seed(seed)))]
+        out = A.dsa(x, gen)
+        seen.add(group)
+        if group == "flip":  # every image flipped or left as it is
+            assert all(torch.equal(o, i) or torch.equal(o, i.flip(2)) for o, i in zip(out, x))
+        if group == "cutout":  # a zeroed square of half the side, the rest untouched
+            zero = out == 0
+            assert zero.any() and torch.equal(out[~zero], x[~zero])
+    assert seen == set(A.DSA_GROUPS)
+
+
+def test_dsa_crop_shifts_with_zero_fill_within_an_eighth():
+    x = torch.ones(8, 3, 32, 32)
+    out = A._shift(x, torch.Generator().manual_seed(0), A.DSA["crop"])
+    for o in out:  # ones shifted by at most 4 px: at most 4 zero rows/columns per side
+        rows = (o[0].sum(1) == 0).sum().item()
+        cols = (o[0].sum(0) == 0).sum().item()
+        assert rows <= 4 and cols <= 4
+
+
+def test_random_resized_crop_of_the_whole_area_is_the_image_or_its_mirror():
+    x = batch(5, 16)
+    out = A.random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale=(1.0, 1.0))
+    for o, i in zip(out, x):
+        assert torch.allclose(o, i, atol=1e-5) or torch.allclose(o, i.flip(2), atol=1e-5)
+    zoomed = A.random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale=(0.1, 0.2))
+    assert not any(torch.allclose(o, i, atol=1e-3) for o, i in zip(zoomed, x))
+
+
+def test_cutmix_pastes_a_partners_box_and_lam_is_the_kept_area():
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 10, 10).clone()
+    for seed in range(10):
+        out, mixed = A.mix(x, torch.Generator().manual_seed(seed), "cutmix", 1.0)
+        for i in range(4):
+            own = (out[i, 0] == x[i, 0, 0, 0]).float().mean().item()
+            assert own == pytest.approx(mixed.lam) or mixed.perm[i] == i
+    out, mixed = A.mix(x, torch.Generator().manual_seed(0), "mixup", 0.8)
+    assert torch.allclose(out, mixed.lam * x + (1 - mixed.lam) * x[mixed.perm])
+    assert A.mix(x, torch.Generator(), "none", 1.0) == (x, None)
+
+
+def test_schedules():
+    assert lr_at(0, 100, 0.01, "cosine_half") == pytest.approx(0.01)
+    assert lr_at(100, 100, 0.01, "cosine_half") == pytest.approx(0.005)  # ends at half the lr
+    assert lr_at(50, 100, 0.01, "cosine_half") == pytest.approx(0.005 * (1 + math.cos(math.pi / 4)))
+    assert lr_at(50, 100, 0.01, "cosine") == pytest.approx(0.005)
+    assert [lr_at(e, 1001, 0.01, "step_restart", 502) for e in (501, 502)] == [0.01, pytest.approx(0.001)]
+    assert [lr_at(e, 10, 0.01, "step") for e in (4, 5)] == [0.01, pytest.approx(0.001)]  # default: half
+
+
+def test_adamw_without_decay_on_norms_and_biases():
+    net = build_model("resnet18", 10, 16)
+    opt = make_optimizer(net, {**RECIPE, "optimizer": "adamw", "weight_decay": 0.01, "decay_norm_and_bias": False})
+    assert isinstance(opt, torch.optim.AdamW)
+    decayed, free = opt.param_groups
+    assert all(p.ndim >= 2 for p in decayed["params"]) and decayed["weight_decay"] == 0.01
+    assert all(p.ndim < 2 for p in free["params"]) and free["weight_decay"] == 0.0
+    assert len(decayed["params"]) + len(free["params"]) == len(list(net.parameters()))
+
+
+def source(n=16, size=16, classes=4, seed=0):
+    return TensorSource(batch(n, size, seed), torch.arange(n) % classes)
+
+
+def test_step_restart_resets_momentum_at_the_step(monkeypatch):
+    made = []
+    real = make_optimizer
+
+    def counting(model, recipe):
+        made.append(recipe["schedule"])
+        return real(model, recipe)
+
+    monkeypatch.setattr("gendistill.evaluation.train.make_optimizer", counting)
+    fit(source(), 4, "convnet", 0, {**RECIPE, "epochs": 4, "schedule": "step_restart", "step_epoch": 2})
+    assert made == ["step_restart", "step_restart"]  # created, then re-created at epoch 2
+    made.clear()
+    fit(source(), 4, "convnet", 0, {**RECIPE, "epochs": 4})
+    assert made == ["step"]
+
+
+class Recorder(nn.Module):
+    """A teacher that remembers what it was shown (and prefers class 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        out = torch.zeros(len(x), 4)
+        out[:, 0] = 3.0
+        return out
+
+
+def test_the_kd_teacher_labels_the_mixed_images_the_student_sees():
+    teacher = Recorder()
+    recipe = {**RECIPE, "augment": "rrc_flip", "rrc_scale": [0.5, 1.0], "mix": "cutmix", "mix_beta": 1.0}
+    kd = {"temperature": 20.0, "alpha": 1.0, "t_squared": False}
+    src = source()
+    model, info = fit(src, 4, "convnet", 0, recipe, teacher=teacher, kd=kd)
+    assert len(teacher.seen) == 2 * 2  # 2 epochs x 2 batches of 8
+    originals = {tuple(x.flatten()[:5].tolist()) for x in src.x}
+    assert all(tuple(x.flatten()[:5].tolist()) not in originals for x in teacher.seen[0])  # augmented inputs
+    assert math.isfinite(info["final_loss"])
+    # the same with the teacher's soft targets fixed per stored image (regime soft) also trains on a mixed batch
+    soft = torch.randn(16, 4)
+    _, info = fit(src, 4, "convnet", 0, recipe, soft_logits=soft, kd={"temperature": 4.0, "alpha": 0.5})
+    assert math.isfinite(info["final_loss"])
+
+
+def test_best_during_training_is_labelled_and_keeps_the_final_accuracy():
+    recipe = {**RECIPE, "epochs": 4, "accuracy": "best_during_training", "eval_every": 2}
+    res = fit_and_test(source(), source(12, seed=1), 4, "convnet", 0, recipe)
+    assert res["accuracy_kind"] == "best_during_training"
+    history = res["test_accuracy_history"]
+    assert [h[0] for h in history] == [2, 4] and history[-1][1] == res["final_accuracy"]
+    assert res["accuracy"] == max(h[1] for h in history)
+    plain = fit_and_test(source(), source(12, seed=1), 4, "convnet", 0, {**RECIPE, "epochs": 4})
+    assert plain["accuracy_kind"] == "final" and plain["accuracy"] == res["final_accuracy"]
