@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         "--runtime",
         default="{}",
         help="JSON: server, idle, server_timeout, batch_size, compile, "
-        "deterministic, max_retries (knobs that do not decide pixels)",
+        "deterministic, max_retries, gpus (knobs that do not decide pixels)",
     )
     s.set_defaults(fn=_sample)
     s = sub.add_parser("augment", help="post data augmentation of every class")

@@ -108,6 +108,7 @@ class Plan:
             "compile": g["compile"],
             "deterministic": g["deterministic"],
             "max_retries": g["max_retries"],
+            "gpus": g["gpus"],
         }
 
     def __post_init__(self):

@@ -30,6 +30,7 @@ from .runtime import (
     runtime_dir,
     sampler_key,
 )
+from .slots import Slot, SlotError, SlotHold, resolve_slots
 from .writer import ClassWriter, Orphaned
 
 SRC_DIR = str(Path(__file__).resolve().parents[2])
@@ -90,24 +91,37 @@ def full_load(load: dict, runtime: dict) -> dict:
 class Reached:
     """A connected sampler. (A plain class: this module is imported by every sample job, keep it light.)"""
 
-    def __init__(self, sock: socket.socket, pid: int, started: bool, paths: dict, code: str):
+    def __init__(self, sock: socket.socket, pid: int, started: bool, paths: dict, code: str, slot: Slot | None = None):
         self.sock = sock
         self.pid = pid  # the sampler's pid, from the kernel (SO_PEERCRED), not from anything it says
         self.started = started  # this call started it
         self.paths = paths
         self.code = code  # the hash of the package's code as this job found it: the sampler's key
+        self.slot = slot  # the GPU slot whose sampler this is (None: the single slot, as without slots)
+
+    def name(self, short: bool = False) -> str:
+        """'the sampler (pid N)' ('sampler pid N'), with its GPU slot when there are several."""
+        if self.slot is not None and self.slot.pinned:
+            return (
+                f"{'' if short else 'the '}sampler of GPU slot {self.slot.index} (GPU {self.slot.gpu}, pid {self.pid})"
+            )
+        return f"sampler pid {self.pid}" if short else f"the sampler (pid {self.pid})"
 
 
-def _spawn(p: dict, load: dict, code_files: dict, idle: float, owner_pid: int | None, lock_fd: int):
+def _spawn(
+    p: dict, load: dict, code_files: dict, idle: float, owner_pid: int | None, lock_fd: int, slot: Slot | None = None
+):
     """Start the sampler for socket p['socket']. Detached (own session, no inherited pipes): it outlives the
     job that started it, so the next class's job finds the model loaded; it exits after `idle` seconds
     without requests, or as soon as `owner_pid` ends. It inherits the held start lock and lets go of it once
-    it listens."""
+    it listens. A GPU slot's sampler sees only that GPU (CUDA_VISIBLE_DEVICES)."""
     import subprocess
 
     log_fd = open_private(p["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     pythonpath = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
+    if slot is not None and slot.pinned:
+        env["CUDA_VISIBLE_DEVICES"] = slot.gpu
     owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
     try:
         proc = subprocess.Popen(
@@ -136,7 +150,8 @@ def _spawn(p: dict, load: dict, code_files: dict, idle: float, owner_pid: int | 
     finally:
         os.close(log_fd)
     # not in argv: other users can read command lines
-    proc.stdin.write(json.dumps({"load": load, "code_files": code_files}).encode() + b"\n")
+    spec = {"load": load, "code_files": code_files, "slot": slot.record() if slot is not None else None}
+    proc.stdin.write(json.dumps(spec).encode() + b"\n")
     proc.stdin.close()
     return proc
 
@@ -150,8 +165,11 @@ def _log_tail(path: Path, n: int = 4000) -> str:
         return f.read().decode(errors="replace")[-n:]
 
 
-def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=print) -> Reached:
-    """Connect to the sampler for `load` in this environment, starting it if none listens: the one start path.
+def ensure_sampler(
+    load: dict, runtime: dict, owner_pid: int | None = None, say=print, slot: Slot | None = None
+) -> Reached:
+    """Connect to the sampler for `load` in this environment (on `slot`'s GPU), starting it if none listens: the
+    one start path.
 
     Concurrent jobs start one sampler between them (a start lock, with a deadline). The sampler listens
     before it loads the model, so this returns within seconds; the model load happens while the job waits
@@ -162,14 +180,14 @@ def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=
     rdir = resolve_runtime_dir()
     if note := rdir.note():
         say(note, flush=True)
-    p = paths(key_id(sampler_key(load, code)), rdir.path)
+    p = paths(key_id(sampler_key(load, code, slot)), rdir.path, slot)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     if conn := connect(str(p["socket"])):
-        return Reached(conn[0], conn[1], False, p, code)
+        return Reached(conn[0], conn[1], False, p, code, slot)
     with StartLock(p["lock"], timeout, say) as lock:
         if conn := connect(str(p["socket"])):  # another job started it while we waited for the lock
-            return Reached(conn[0], conn[1], False, p, code)
-        proc = _spawn(p, load, files, runtime.get("idle", 120), owner_pid, lock.fd)
+            return Reached(conn[0], conn[1], False, p, code, slot)
+        proc = _spawn(p, load, files, runtime.get("idle", 120), owner_pid, lock.fd, slot)
         t0 = time.monotonic()
         while not (conn := connect(str(p["socket"]))):
             if proc.poll() is not None:
@@ -182,12 +200,14 @@ def ensure_sampler(load: dict, runtime: dict, owner_pid: int | None = None, say=
                     f"the sampler process (pid {proc.pid}) did not listen within {timeout:.0f}s; its log: {p['log']}"
                 )
             time.sleep(0.05)
-    return Reached(conn[0], conn[1], True, p, code)
+    return Reached(conn[0], conn[1], True, p, code, slot)
 
 
-def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter, say=print) -> dict:
+def _from_sampler(
+    load: dict, payload: dict, runtime: dict, writer: ClassWriter, slot: Slot | None = None, say=print
+) -> dict:
     """Send the request, write every batch as it arrives; return the sampler's meta for the class."""
-    r = ensure_sampler(load, runtime, say=say)
+    r = ensure_sampler(load, runtime, say=say, slot=slot)
     ch = Channel(r.sock)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     last_wait = None
@@ -209,10 +229,10 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
                         f"Nothing was written. Fix: rerun; a sampler with this code is started."
                     )
                 if r.started:
-                    say(f"started the sampler (pid {r.pid})", flush=True)
+                    say(f"started {r.name()}", flush=True)
             elif kind == "wait":
                 if h.get("why") != last_wait:
-                    say(f"sampler pid {r.pid}: {h.get('why')}", flush=True)
+                    say(f"{r.name(short=True)}: {h.get('why')}", flush=True)
                     last_wait = h.get("why")
             elif kind == "log":
                 say(h["line"], flush=True)
@@ -234,7 +254,7 @@ def _from_sampler(load: dict, payload: dict, runtime: dict, writer: ClassWriter,
 def _silent(r: Reached, timeout: float) -> str:
     """What a job says when its sampler has sent nothing, not even a heartbeat, for its timeout."""
     state = process_state(r.pid)
-    head = f"the sampler (pid {r.pid}, process state {state}) sent nothing for {timeout:.0f}s, not even a heartbeat"
+    head = f"{r.name()} (process state {state}) sent nothing for {timeout:.0f}s, not even a heartbeat"
     if state in ("T", "t"):
         return (
             f"{head}: it is stopped (Ctrl-Z, SIGSTOP or a debugger). Fix: `kill -CONT {r.pid}` if you stopped it, "
@@ -252,7 +272,7 @@ def _silent(r: Reached, timeout: float) -> str:
 def _broken_off(r: Reached, e: BaseException, received: int, expected: int) -> str:
     """What a job says when the connection ends before the class is done: what it knows, no guess."""
     head = (
-        f"the connection to the sampler (pid {r.pid}) ended before this class was done ({e}; {received} of "
+        f"the connection to {r.name()} ended before this class was done ({e}; {received} of "
         f"{expected} images received, nothing published)"
     )
     if alive(r.pid) and process_state(r.pid) not in ("Z", "?"):
@@ -262,12 +282,21 @@ def _broken_off(r: Reached, e: BaseException, received: int, expected: int) -> s
         )
     return (
         f"{head}. The sampler has ended (it exits after its idle time, on `gendistill sampler-stop` or "
-        f"SIGTERM, and when killed). Its log, if kept: {r.paths['log']}. Fix: rerun (a new sampler is started)."
+        f"SIGTERM, and when killed)"
+        + (
+            ", taking only this GPU slot's class with it: the other slots' jobs go on"
+            if r.slot and r.slot.pinned
+            else ""
+        )
+        + f". Its log, if kept: {r.paths['log']}. Fix: rerun (a new sampler is started)."
     )
 
 
-def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage) -> dict:
+def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage, slot: Slot | None = None) -> dict:
     import logging
+
+    if slot is not None and slot.pinned:  # before torch is imported: this job's process sees only its slot's GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
 
     from .generate import Sampler, sample_request
     from .pipeline import environment, load_from_spec, set_cpu_threads
@@ -284,7 +313,12 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
         env,
         lambda b: writer.add(b.indices, b.pngs, b.records),
         lineage.broken,
-        {"server_pid": None, "pipeline_loads": 1, "load_seconds": load_s},
+        {
+            "server_pid": None,
+            "pipeline_loads": 1,
+            "load_seconds": load_s,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        },
     )
     ran = imported_files_on_disk()  # no import hook in a job: the modules' files as they are now
     return {**meta, "code_hash": digest(ran), "code_files": ran, "requests_served": 1, "started_sampler": False}
@@ -315,25 +349,31 @@ def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict
     lineage = Lineage()
     try:
         validate_sample_request({**payload, "code": "-"})
-        for attempt in range(STALE_RETRIES + 1):
-            try:
-                with ClassWriter(out, cls["n_generated"], lineage) as writer:
-                    if runtime.get("server", True):
-                        meta = _from_sampler(load, payload, runtime, writer)
-                    else:
-                        meta = _in_process(load, payload, writer, lineage)
-                    writer.publish(meta)
-                break
-            except StaleSampler as e:
-                if attempt == STALE_RETRIES:
-                    raise
-                print(f"{e}; nothing was written: starting a sampler for the code as it is now", flush=True)
+        slots = resolve_slots(runtime.get("gpus", "auto"))
+        # Held until the class is published or the job fails (the kernel lets go if it is killed).
+        with SlotHold(slots, resolve_runtime_dir().path if len(slots) > 1 else None) as slot:
+            if slot.pinned:
+                print(f"sampling on {slot.label()}", flush=True)
+            for attempt in range(STALE_RETRIES + 1):
+                try:
+                    with ClassWriter(out, cls["n_generated"], lineage) as writer:
+                        if runtime.get("server", True):
+                            meta = _from_sampler(load, payload, runtime, writer, slot)
+                        else:
+                            meta = _in_process(load, payload, writer, lineage, slot)
+                        meta["slot"] = slot.record()  # which GPU made this class (not a pixel decider)
+                        writer.publish(meta)
+                    break
+                except StaleSampler as e:
+                    if attempt == STALE_RETRIES:
+                        raise
+                    print(f"{e}; nothing was written: starting a sampler for the code as it is now", flush=True)
     except SamplerError as e:
         if e.detail:
             print(e.detail, file=sys.stderr)
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    except (Orphaned, RequestError, RuntimeDirError, FileExistsError, TimeoutError) as e:
+    except (Orphaned, RequestError, RuntimeDirError, SlotError, FileExistsError, TimeoutError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     sizes = "->".join(map(str, meta["batch_sizes"]))
@@ -341,7 +381,8 @@ def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict
         f"done: {cls['n_generated']} images in {meta['seconds']:.2f}s; sampler pid {meta['server_pid']}, "
         f"pipeline loads {meta['pipeline_loads']}, requests served {meta['requests_served']}, batch size "
         f"{sizes} (requested {meta['batch_size_requested']}), code {meta['code_hash'][:12]}"
-        + (", started the sampler" if meta["started_sampler"] else ""),
+        + (", started the sampler" if meta["started_sampler"] else "")
+        + (f"; GPU slot {slot.index} of {slot.count} (GPU {slot.gpu})" if slot.pinned else ""),
         flush=True,
     )
     return 0
@@ -357,21 +398,25 @@ def start_for_slurm_batch_step(load: dict, runtime: dict) -> bool:
     """
     if not os.environ.get("SLURM_JOB_ID") or os.environ.get("SLURM_STEP_ID"):
         return False
-    r = ensure_sampler(full_load(load, runtime), runtime, owner_pid=os.getpid(), say=lambda *a, **k: None)
-    r.sock.close()
-    if r.started:
-        print(
-            f"gendistill: started the sampler (pid {r.pid}) for the sample jobs of SLURM job "
-            f"{os.environ['SLURM_JOB_ID']}",
-            file=sys.stderr,
-            flush=True,
-        )
-    return r.started
+    started = False
+    full = full_load(load, runtime)
+    # one sampler per GPU slot of the allocation (CUDA_VISIBLE_DEVICES, set by SLURM): each loads on its GPU at once
+    for slot in resolve_slots(runtime.get("gpus", "auto")):
+        r = ensure_sampler(full, runtime, owner_pid=os.getpid(), say=lambda *a, **k: None, slot=slot)
+        r.sock.close()
+        if r.started:
+            print(
+                f"gendistill: started {r.name()} for the sample jobs of SLURM job {os.environ['SLURM_JOB_ID']}",
+                file=sys.stderr,
+                flush=True,
+            )
+        started |= r.started
+    return started
 
 
-def sampler_paths(load: dict, runtime: dict) -> dict:
-    """Socket, lock and log paths of the sampler this process's jobs would use for `load`."""
-    return paths(key_id(sampler_key(full_load(load, runtime), digest(tree_files()))))
+def sampler_paths(load: dict, runtime: dict, slot: Slot | None = None) -> dict:
+    """Socket, lock and log paths of the sampler this process's jobs would use for `load` (on `slot`)."""
+    return paths(key_id(sampler_key(full_load(load, runtime), digest(tree_files()), slot)), slot=slot)
 
 
 def stop_sampler(sock: Path, timeout: float = 10.0) -> str | None:

@@ -300,20 +300,22 @@ def environment_fingerprint() -> list:
     return [sys.prefix] + [(d, os.stat(d).st_mtime_ns) for d in dirs if os.path.isdir(d)]
 
 
-def sampler_key(load: dict, code: str) -> dict:
+def sampler_key(load: dict, code: str, slot=None) -> dict:
     """What a sampler is keyed by: two jobs share one sampler only if all of this is equal.
 
     `load` is the resolved load spec (client.full_load: absolute paths, a hub id's snapshot commit); the model's
     files are fingerprinted wherever it is loaded from. `code`: the hash of the package's modules on disk
     (code.tree_files). SLURM_JOB_ID: inside a SLURM job, only that job's sample jobs share a sampler (its GPU is
-    not another allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds.
+    not another allocation's, and SLURM ends it with the job). CUDA_VISIBLE_DEVICES: which GPU it holds: the GPU
+    of the job's slot (`slot`, slots.py) when there are several, so each GPU has a sampler of its own; with a
+    single slot, the job's own CUDA_VISIBLE_DEVICES, as without slots.
     """
     key = {
         "load": load,
         "model_files": files_fingerprint(model_dir(load["source"], load.get("snapshot")), load["source"]),
         "code": code,
         "python": environment_fingerprint(),
-        "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "cuda_visible": slot.gpu if slot is not None and slot.pinned else os.environ.get("CUDA_VISIBLE_DEVICES"),
         "slurm_job": os.environ.get("SLURM_JOB_ID"),
     }
     if load.get("tiny_decoder"):  # the tiny decoder's files, like the model's
@@ -326,10 +328,12 @@ def key_id(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def paths(kid: str, directory: Path | None = None) -> dict[str, Path]:
-    """The sampler's files, named by its key id (a GPU slot, when there are several, joins the id)."""
+def paths(kid: str, directory: Path | None = None, slot=None) -> dict[str, Path]:
+    """The sampler's files, named by its key id (a GPU slot's sampler: the slot's number joins the id, for people
+    reading the directory; the key already holds its GPU)."""
     d = runtime_dir() if directory is None else directory
-    return {"socket": d / f"{kid}.sock", "lock": d / f"{kid}.lock", "log": d / f"{kid}.log"}
+    name = f"{kid}-slot{slot.index:02d}" if slot is not None and slot.pinned else kid
+    return {"socket": d / f"{name}.sock", "lock": d / f"{name}.lock", "log": d / f"{name}.log"}
 
 
 def _same_file(fd: int, path: Path) -> bool:

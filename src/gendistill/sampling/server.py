@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -61,9 +63,52 @@ class _ChannelLogHandler(logging.Handler):
                 ch.closed = True
 
 
-def summarize_error(e: BaseException) -> str:
+def summarize_error(e: BaseException, slot: dict | None = None) -> str:
     text = f"{type(e).__name__}: {e}".strip()
-    return text if len(text) < 2000 else text[:2000] + " ..."
+    text = text if len(text) < 2000 else text[:2000] + " ..."
+    note = out_of_memory_note(e, slot)
+    return f"{text}\n{note}" if note else text
+
+
+def out_of_memory_note(e: BaseException, slot: dict | None = None) -> str | None:
+    """What a job is told when its GPU ran out of memory (None for any other error): how full the GPU is and which
+    processes hold it. Memory that another user's process holds is not this sampler's to free, so nothing is
+    retried (the batch size is halved down to 1 first, generate.py); the class fails and says so."""
+    if type(e).__name__ != "OutOfMemoryError" and "out of memory" not in str(e).lower():
+        return None
+    gpu = (slot or {}).get("gpu") or os.environ.get("CUDA_VISIBLE_DEVICES") or "0"
+    where = f"GPU {gpu}" + (f" (GPU slot {slot['index']} of {slot['of']})" if slot and slot.get("gpu") else "")
+    return (
+        f"{where} is out of memory{gpu_memory_report(gpu)}. Memory held by another process (another user's job) "
+        f"is not the sampler's to free, so it does not retry: this class failed. Fix: leave this GPU out "
+        f"(generation.gpus: the other GPUs' indices), or rerun once it is free (`gendistill sampler-stop` first, "
+        f"so that a failed load is not kept)."
+    )
+
+
+def gpu_memory_report(gpu: str) -> str:
+    """': X GiB free of Y GiB; processes on it: pid (MiB), ...' as far as torch and nvidia-smi can tell."""
+    parts = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            parts.append(f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB")
+    except Exception:  # noqa: BLE001 - a report, never a second failure
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        query = [smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader", "-i", gpu]
+        try:
+            out = subprocess.run(query, capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        apps = [line.strip() for line in out.splitlines() if line.strip()]
+        others = [a for a in apps if a.split(",")[0].strip() != str(os.getpid())]
+        if others:
+            parts.append("other processes on it (nvidia-smi: pid, memory): " + "; ".join(others))
+    return ": " + "; ".join(parts) if parts else ""
 
 
 class Reason(str):
@@ -84,8 +129,17 @@ GONE = "its job went away (its connection closed: the job was cancelled or kille
 
 
 class Server:
-    def __init__(self, sock_path: str, load: dict, idle: float, owner_pid: int | None, key_files: dict | None = None):
+    def __init__(
+        self,
+        sock_path: str,
+        load: dict,
+        idle: float,
+        owner_pid: int | None,
+        key_files: dict | None = None,
+        slot: dict | None = None,
+    ):
         self.sock_path, self.load, self.idle = sock_path, load, idle
+        self.slot = slot  # the GPU slot this sampler serves (slots.Slot.record()), None as without slots
         # The package's files as the job that started this sampler found them (its key), and their hash.
         self.key_files = key_files if key_files is not None else {}
         self.key_code = digest(self.key_files)
@@ -151,7 +205,7 @@ class Server:
             self.env = environment(self.load, device, dtype, pipe, threads)
             self.stats.update(loads=1, load_seconds=round(time.perf_counter() - t0, 3))
             log.info(
-                "pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s, cpu threads %s)",
+                "pipeline load #1 from %s on %s/%s in %.2fs (pid %d, code %s, cpu threads %s, CUDA_VISIBLE_DEVICES=%s)",
                 self.load["source"],
                 device,
                 dtype,
@@ -159,9 +213,10 @@ class Server:
                 os.getpid(),
                 digest(self.code_ran())[:12],
                 threads,
+                os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
             )
         except BaseException as e:  # noqa: BLE001 - kept and reported to every request
-            self.load_error = (summarize_error(e), traceback.format_exc())
+            self.load_error = (summarize_error(e, self.slot), traceback.format_exc())
             log.error("pipeline load from %s failed:\n%s", self.load["source"], self.load_error[1])
         finally:
             self.check_code()
@@ -372,13 +427,15 @@ class Server:
                         "server_pid": os.getpid(),
                         "pipeline_loads": self.stats["loads"],
                         "load_seconds": self.stats["load_seconds"],
+                        # the GPU this sampler saw (its slot's, when there are several)
+                        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                     },
                 )
             except Cancelled as e:
                 return self._drop(ch, req, e.args[0])
             except Exception as e:  # noqa: BLE001 - reported to the job, which fails
                 log.error("request for class %s failed:\n%s", req["cls"]["id"], traceback.format_exc())
-                return self._error(ch, summarize_error(e), traceback.format_exc())
+                return self._error(ch, summarize_error(e, self.slot), traceback.format_exc())
             if not self.check_code():  # a module first imported by this request was not the key's
                 return self._stale_reply(ch)
             ran = self.code_ran()  # what made these pixels, hashed from the bytes imported
@@ -478,7 +535,7 @@ def run_sampler(socket_path: str, idle: float, owner_pid: int | None, lock_fd: i
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s [sampler pid %(process)d] %(message)s"
     )
-    server = Server(socket_path, load, idle, owner_pid, spec["code_files"])
+    server = Server(socket_path, load, idle, owner_pid, spec["code_files"], spec.get("slot"))
 
     def on_signal(signum, _frame):  # a user's `kill`, a node shutting down: exit as a stop does, tidily
         server.request_stop(f"the sampler was terminated ({signal.Signals(signum).name})")
@@ -486,7 +543,15 @@ def run_sampler(socket_path: str, idle: float, owner_pid: int | None, lock_fd: i
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     srv = server.bind(lock_fd)
-    log.info("listening at %s (code %s); loading %s", socket_path, server.key_code[:12], load["source"])
+    log.info(
+        "listening at %s (code %s, GPU slot %s); loading %s",
+        socket_path,
+        server.key_code[:12],
+        "single"
+        if not server.slot or server.slot.get("gpu") is None
+        else f"{server.slot['index']}: GPU {server.slot['gpu']}",
+        load["source"],
+    )
     why = "?"
     try:
         why = server.serve(srv)

@@ -1,0 +1,229 @@
+"""GPU slots: the GPUs of a node that its sample jobs spread over, one class per GPU at a time.
+
+A sample job holds one slot while it runs and talks to that slot's sampler, which runs with only that GPU visible
+(CUDA_VISIBLE_DEVICES=<the slot's GPU>), so each GPU loads the model once and `--resources gpu=N` samples N classes
+at once. The slots are `generation.gpus`: `auto` (the GPUs CUDA_VISIBLE_DEVICES names if it is set, else every GPU
+of the node) or a list of GPU indices. With one slot (a machine with one GPU or none) nothing changes: no slot
+lock, the sampler's key and socket as without slots, and the sampler queues the jobs.
+
+A job holds its slot by an flock on the slot's file in the private runtime directory: taken without a race
+(LOCK_NB on each slot in turn), and released by the kernel when the job ends, however it ends, so a killed job's
+slot is free at once; the file only names the last holder, for the log of a job that waits.
+
+Standard library only: every sample job imports this, and the job must stay light (importing torch costs about
+1.7 s a job), so GPUs are counted from CUDA_VISIBLE_DEVICES, /proc/driver/nvidia/gpus (one directory per GPU the
+NVIDIA driver manages) or `nvidia-smi -L`, never through torch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from ..processes import process_state
+
+AUTO = "auto"
+
+
+class SlotError(ValueError):
+    """generation.gpus names GPUs this node does not have (or is not a list of indices)."""
+
+
+class Slot:
+    """One GPU slot: its position among the slots, how many there are, and the GPU its sampler sees (a
+    CUDA_VISIBLE_DEVICES value: an index, a UUID or a MIG id), or None for the single slot that keeps the
+    environment as it is (the sampler sees what the job sees, as without slots)."""
+
+    __slots__ = ("index", "count", "gpu", "fake")
+
+    def __init__(self, index: int, count: int, gpu: str | None, fake: bool = False):
+        self.index, self.count, self.gpu, self.fake = index, count, gpu, fake
+
+    @property
+    def pinned(self) -> bool:
+        """Its sampler is started with CUDA_VISIBLE_DEVICES=gpu and keyed by it."""
+        return self.gpu is not None
+
+    def label(self) -> str:
+        if not self.pinned:
+            return (
+                "the only GPU slot (CUDA_VISIBLE_DEVICES as set: "
+                + os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+                + ")"
+            )
+        where = (
+            "no GPU on this machine: its sampler runs on the CPU" if self.fake else f"CUDA_VISIBLE_DEVICES={self.gpu}"
+        )
+        return f"GPU slot {self.index} of {self.count} (GPU {self.gpu}; {where})"
+
+    def record(self) -> dict:
+        """What records.json says about the slot that made a class."""
+        return {"index": self.index, "of": self.count, "gpu": self.gpu, "fake": self.fake}
+
+    def __repr__(self):
+        return f"Slot({self.index}, {self.count}, {self.gpu!r}, fake={self.fake})"
+
+
+def _cuda_visible(value: str) -> list[str]:
+    """The GPUs a CUDA_VISIBLE_DEVICES value names, in order. CUDA stops at the first entry that is not a device
+    (so "-1", or "", hides every GPU)."""
+    out = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry or entry.startswith("-"):
+            break
+        out.append(entry)
+    return out
+
+
+def count_node_gpus() -> int:
+    """The NVIDIA GPUs of this machine, without torch or CUDA: the driver's /proc entries, else `nvidia-smi -L`
+    when it is installed; 0 on a machine without the driver."""
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            return 0
+        return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    return 0
+
+
+def visible_gpus(environ=None) -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES values: the entries of CUDA_VISIBLE_DEVICES when it
+    is set (SLURM sets it to the allocation's GPUs), else 0..n-1 for the node's n GPUs."""
+    env = os.environ if environ is None else environ
+    if "CUDA_VISIBLE_DEVICES" in env:
+        return _cuda_visible(env["CUDA_VISIBLE_DEVICES"])
+    return [str(i) for i in range(count_node_gpus())]
+
+
+def resolve_slots(setting=AUTO, visible: list[str] | None = None) -> list[Slot]:
+    """The slots for generation.gpus. `auto`: one per visible GPU, or a single unpinned slot when there are fewer
+    than two. A list of indices: one slot per index, an index into the visible GPUs (CUDA_VISIBLE_DEVICES's
+    entries when it is set, else the node's GPUs); on a machine without GPUs the indices are fake slots, whose
+    samplers run on the CPU but which are held, keyed and recorded as on a GPU node."""
+    visible = visible_gpus() if visible is None else visible
+    if setting == AUTO:
+        if len(visible) < 2:
+            return [Slot(0, 1, None)]
+        return [Slot(i, len(visible), gpu) for i, gpu in enumerate(visible)]
+    if (
+        not isinstance(setting, list)
+        or not setting
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in setting)
+        or len(set(setting)) != len(setting)
+    ):
+        raise SlotError(
+            f"generation.gpus: {setting!r} is not 'auto' or a list of distinct GPU indices (0, 1, ...). "
+            f"Fix: gpus: auto, or e.g. gpus: [0, 1]."
+        )
+    if not visible:
+        return [Slot(k, len(setting), str(i), fake=True) for k, i in enumerate(setting)]
+    if missing := [i for i in setting if i >= len(visible)]:
+        seen = (
+            "CUDA_VISIBLE_DEVICES=" + os.environ["CUDA_VISIBLE_DEVICES"]
+            if "CUDA_VISIBLE_DEVICES" in os.environ
+            else "the node's GPUs"
+        )
+        raise SlotError(
+            f"generation.gpus: {setting} names GPU index {missing[0]}, but this job sees {len(visible)} GPU(s) "
+            f"({seen}: indices 0 to {len(visible) - 1}). Fix: list indices below {len(visible)}, or gpus: auto."
+        )
+    return [Slot(k, len(setting), visible[i]) for k, i in enumerate(setting)]
+
+
+# ---- holding a slot -----------------------------------------------------------------------------------------
+
+
+def _file_name(gpu: str) -> str:
+    """A slot's lock file: per GPU (a UUID or MIG id made safe for a file name), and per SLURM job, whose
+    allocation's GPUs are its own even where two jobs on one node both call theirs 0."""
+    job = os.environ.get("SLURM_JOB_ID")
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", gpu)
+    return f"slot-{job}-gpu{safe}.lock" if job else f"slot-gpu{safe}.lock"
+
+
+def slot_lock_path(directory: Path, slot: Slot) -> Path:
+    return Path(directory) / _file_name(slot.gpu or "default")
+
+
+class SlotHold:
+    """Hold one free slot of `slots` while the job runs (`with SlotHold(...) as slot:`); waits, saying for whom,
+    while every slot is held by another job. A single slot is not locked (nothing to choose; its sampler queues
+    the jobs, as without slots)."""
+
+    def __init__(self, slots: list[Slot], directory: Path | None, say=print, poll: float = 0.1):
+        self.slots, self.directory, self.say, self.poll = slots, directory, say, poll
+        self.fd: int | None = None
+        self.slot: Slot | None = None
+        self.waited = 0.0
+
+    def _holders(self, fds: list[int]) -> str:
+        parts = []
+        for slot, fd in zip(self.slots, fds):
+            parts.append(f"slot {slot.index} (GPU {slot.gpu}) by {holder(fd)}")
+        return "; ".join(parts)
+
+    def __enter__(self) -> Slot:
+        if len(self.slots) == 1:
+            self.slot = self.slots[0]
+            return self.slot
+        from .runtime import open_private  # the private, symlink-refusing open of every runtime file
+
+        fds = [open_private(slot_lock_path(self.directory, s), os.O_RDWR | os.O_CREAT) for s in self.slots]
+        t0, told = time.monotonic(), None
+        try:
+            while True:
+                for slot, fd in zip(self.slots, fds):
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    self.fd, self.slot = fd, slot
+                    self.waited = time.monotonic() - t0
+                    if told:
+                        self.say(f"waited {self.waited:.1f}s for a free GPU slot", flush=True)
+                    return slot
+                holders = self._holders(fds)
+                if holders != told:  # said when it starts waiting, and again when the holders change
+                    self.say(
+                        f"waiting for a free GPU slot: all {len(self.slots)} are held by other sample jobs "
+                        f"({holders}); a slot is never shared",
+                        flush=True,
+                    )
+                    told = holders
+                time.sleep(self.poll)
+        finally:
+            for fd in fds:
+                if fd != self.fd:
+                    os.close(fd)
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # releases the slot (as the kernel does when the job ends any other way)
+            self.fd = None
+        return False
+
+
+def holder(fd: int) -> str:
+    """Who holds a slot lock, from the pid its holder wrote after taking it (honest when it cannot tell)."""
+    try:
+        pid = int(os.pread(fd, 32, 0).decode().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "a job that has not yet written its pid"
+    state = process_state(pid)
+    if state == "?":
+        return f"a job that has not yet written its pid (the file still names pid {pid}, which has ended)"
+    return f"pid {pid} (state {state})"

@@ -1,0 +1,157 @@
+"""GPU slots without a sampler (fast tier): which slots `generation.gpus` gives, counted without torch; the single
+slot keeps the sampler's key and files as without slots; a job holds one slot at a time, waits (saying for whom)
+while all are held, and never waits for a job that has ended."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gendistill.sampling import slots as slots_mod
+from gendistill.sampling.runtime import key_id, paths, sampler_key
+from gendistill.sampling.server import out_of_memory_note
+from gendistill.sampling.slots import Slot, SlotError, SlotHold, resolve_slots, slot_lock_path, visible_gpus
+
+LOAD = {"source": "/models/tiny", "revision": None, "device": "cpu", "dtype": "float32", "vae_dtype": "auto"}
+
+
+@pytest.mark.parametrize(
+    ("value", "gpus"),
+    [
+        ("2,3", ["2", "3"]),
+        ("GPU-8f3c1a2b,GPU-77aa0e1d", ["GPU-8f3c1a2b", "GPU-77aa0e1d"]),
+        ("", []),
+        ("-1", []),  # CUDA stops at the first entry that is not a device
+        ("0,-1,2", ["0"]),
+        (" 1 , 0 ", ["1", "0"]),
+    ],
+)
+def test_visible_gpus_follow_cuda_visible_devices(value, gpus):
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": value}) == gpus
+
+
+def test_without_cuda_visible_devices_the_node_gpus_are_counted_without_torch(monkeypatch):
+    monkeypatch.setattr(slots_mod, "count_node_gpus", lambda: 4)
+    assert visible_gpus({}) == ["0", "1", "2", "3"]
+    # no driver on this machine: no /proc/driver/nvidia/gpus, no nvidia-smi, so no GPU, and torch is not needed
+    code = (
+        "import sys; sys.path.insert(0, 'src'); from gendistill.sampling.slots import count_node_gpus; "
+        "print(count_node_gpus(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False"
+    if not os.path.isdir("/proc/driver/nvidia/gpus"):
+        assert out[0] == "0"
+
+
+def test_auto_gives_one_slot_per_visible_gpu_and_one_unpinned_slot_below_two():
+    assert [(s.index, s.count, s.gpu) for s in resolve_slots("auto", ["0", "1", "2"])] == [
+        (0, 3, "0"),
+        (1, 3, "1"),
+        (2, 3, "2"),
+    ]
+    for visible in ([], ["0"], ["5"]):
+        (single,) = resolve_slots("auto", visible)
+        assert not single.pinned and single.count == 1  # as without slots: the sampler sees what the job sees
+
+
+def test_a_list_indexes_the_visible_gpus_and_gives_cpu_slots_without_gpus():
+    assert [s.gpu for s in resolve_slots([1, 3], ["4", "5", "6", "7"])] == ["5", "7"]  # SLURM: CVD=4,5,6,7
+    fake = resolve_slots([0, 1], [])
+    assert [(s.index, s.gpu, s.fake, s.pinned) for s in fake] == [(0, "0", True, True), (1, "1", True, True)]
+    assert fake[1].record() == {"index": 1, "of": 2, "gpu": "1", "fake": True}
+    with pytest.raises(SlotError, match=r"names GPU index 2, but this job sees 2 GPU\(s\).*Fix: list indices below 2"):
+        resolve_slots([0, 2], ["0", "1"])
+    for bad in ([], [0, 0], [-1], "0,1", [True]):
+        with pytest.raises(SlotError, match="not 'auto' or a list of distinct GPU indices"):
+            resolve_slots(bad, ["0", "1"])
+
+
+def test_single_slot_keeps_the_key_and_files_of_a_sampler_without_slots(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    (single,) = resolve_slots("auto", ["3"])
+    assert sampler_key(LOAD, "c", single) == sampler_key(LOAD, "c")
+    kid = key_id(sampler_key(LOAD, "c"))
+    assert paths(kid, tmp_path, single) == paths(kid, tmp_path)
+    a, b = resolve_slots([0, 1], ["0", "1"])
+    keys = [sampler_key(LOAD, "c", s) for s in (a, b)]
+    assert [k["cuda_visible"] for k in keys] == ["0", "1"]  # each GPU its own sampler
+    socks = [paths(key_id(k), tmp_path, s)["socket"].name for k, s in zip(keys, (a, b))]
+    assert socks[0].endswith("-slot00.sock") and socks[1].endswith("-slot01.sock") and socks[0] != socks[1]
+
+
+def test_jobs_take_free_slots_and_wait_for_one_saying_for_whom(tmp_path):
+    two = resolve_slots([0, 1], [])
+    lines = []
+    with SlotHold(two, tmp_path) as first, SlotHold(two, tmp_path) as second:
+        assert (first.index, second.index) == (0, 1)
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(take_and_release(two, tmp_path, lines)))
+        waiter.start()
+        time.sleep(0.5)
+        assert not got, "a job took a slot that another job holds"
+        assert lines and lines[0].startswith("waiting for a free GPU slot: all 2 are held by other sample jobs")
+        assert f"slot 0 (GPU 0) by pid {os.getpid()}" in lines[0] and "a slot is never shared" in lines[0]
+    waiter.join(10)
+    assert got == [0] and lines[-1].startswith("waited ")
+
+
+def take_and_release(slots, directory, lines):
+    with SlotHold(slots, directory, say=lambda line, **_: lines.append(line)) as slot:
+        return slot.index
+
+
+def test_a_single_slot_takes_no_lock(tmp_path):
+    (single,) = resolve_slots("auto", [])
+    with SlotHold([single], None) as a, SlotHold([single], None) as b:
+        assert a is b is single  # its sampler queues the jobs, as without slots
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_dead_jobs_slot_lock_does_not_block(tmp_path):
+    """A job killed while it held slot 0 (SIGKILL: no cleanup) leaves its lock file naming it; the kernel released
+    the lock, so the next job takes slot 0 at once."""
+    two = resolve_slots([0, 1], [])
+    path = slot_lock_path(tmp_path, two[0])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid()); print('held', flush=True); "
+            "time.sleep(600)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    lines = []
+    # while it lives, it holds the slot
+    with SlotHold(two, tmp_path) as slot:
+        assert slot.index == 1
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert path.read_text() == f"{holder.pid}\n"  # the file still names the dead job
+    t0 = time.monotonic()
+    with SlotHold(two, tmp_path, say=lambda line, **_: lines.append(line)) as slot:
+        assert slot.index == 0 and time.monotonic() - t0 < 1
+    assert not lines  # no wait
+
+
+def test_an_out_of_memory_gpu_is_reported_with_the_fix_and_other_errors_are_not():
+    class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError's name, without a GPU
+        pass
+
+    note = out_of_memory_note(
+        OutOfMemoryError("CUDA out of memory. Tried to allocate 20 MiB"), Slot(1, 2, "3").record()
+    )
+    assert note.startswith("GPU 3 (GPU slot 1 of 2) is out of memory")
+    assert "does not retry: this class failed" in note and "generation.gpus" in note
+    assert out_of_memory_note(ValueError("bad weights")) is None
