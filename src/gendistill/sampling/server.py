@@ -90,9 +90,8 @@ def gpu_memory_report(gpu: str) -> str:
     """': X GiB free of Y GiB; processes on it: pid (MiB), ...' as far as torch and nvidia-smi can tell."""
     parts = []
     try:
-        import torch
-
-        if torch.cuda.is_available():
+        torch = sys.modules.get("torch")  # loaded by the time a GPU runs out of memory; not imported for a report
+        if torch is not None and torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
             parts.append(f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB")
     except Exception:  # noqa: BLE001 - a report, never a second failure
