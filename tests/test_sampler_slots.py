@@ -15,6 +15,7 @@ import pytest
 from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
 from sampler_helpers import CLS, client_cmd, pid_gone, ping, read_meta, wait_for_tmp_pngs
 
+from gendistill.sampling import client
 from gendistill.sampling.client import sampler_paths, stop_samplers
 from gendistill.sampling.slots import resolve_slots
 
@@ -73,6 +74,24 @@ def test_two_jobs_at_once_use_two_samplers_one_per_slot_each_loaded_once(load, t
     socks = sorted(p.name.rsplit("-", 1)[1] for p in private_runtime.glob("*.sock"))
     assert socks == ["slot00.sock", "slot01.sock"]
     assert len(stop_samplers(directory=private_runtime)) == 2  # `gendistill sampler-stop`: every slot's sampler
+
+
+def test_a_slurm_batch_step_starts_one_sampler_per_gpu_of_its_allocation(monkeypatch, load, private_runtime):
+    """In the batch step of a SLURM job with several GPUs (CUDA_VISIBLE_DEVICES set by SLURM), the workflow's hook
+    starts one sampler per GPU, each owned by the batch step and seeing only its GPU, with the keys its classes'
+    steps compute (they load while the steps start)."""
+    monkeypatch.setenv("SLURM_JOB_ID", "5150")
+    monkeypatch.delenv("SLURM_STEP_ID", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # two fake GPUs, as SLURM would name an allocation's
+    runtime = {"gpus": "auto", "idle": 60}
+    slots = resolve_slots("auto")
+    assert [s.gpu for s in slots] == ["0", "1"]
+    assert client.start_for_slurm_batch_step(load, runtime) is True
+    assert client.start_for_slurm_batch_step(load, runtime) is False  # both already run
+    for slot in slots:
+        status = ping(sampler_paths(load, runtime, slot)["socket"])
+        assert environ_of(status["pid"])["CUDA_VISIBLE_DEVICES"] == slot.gpu
+    assert len(list(private_runtime.glob("*.sock"))) == 2
 
 
 def test_a_killed_sampler_fails_only_its_slots_class_and_a_rerun_completes_it(load, tmp_path):
