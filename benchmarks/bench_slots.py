@@ -1,0 +1,126 @@
+"""Sample-stage wall time with 1 and 2 GPU slots: the tiny pipeline on 20 class-list classes, run by the workflow
+up to the sampled classes (`--until sample`), each sampler on one CPU thread.
+
+On a machine without a GPU, `generation.gpus: [0, 1]` gives two CPU slots: two samplers, each on one thread, as
+two GPUs would each have one sampler. One slot is the default (`gpus: auto` on a machine without GPUs) with
+`--resources gpu=1`; two slots are `gpus: [0, 1]` with `--resources gpu=2`. Each run starts cold (a new results
+directory, no sampler running), so its wall time includes starting the samplers and loading the model in each;
+the tiny model itself is built once beforehand, untimed. Prints the wall time of each run, the summed per-class
+sampling time from the classes' records.json, and the speed-up.
+
+    .venv/bin/python benchmarks/bench_slots.py                   # 20 classes x 200 images, 2 repeats (~5 min)
+    .venv/bin/python benchmarks/bench_slots.py --classes 8 --images 16 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO
+
+SLOTS = {1: "auto", 2: [0, 1]}
+
+
+def workflow_config(run: str, classes: int, images: int, gpus) -> dict:
+    return {
+        "run": run,
+        "seed": 0,
+        "dataset": {"name": "classlist", "class_names": [f"class {i:03d}" for i in range(classes)], "image_size": 32},
+        "model": {"tiny": {"seed": 0}},
+        "generation": {"n_generated": images, "resolution": 32, "server_idle_seconds": 30, "gpus": gpus},
+        "augmentation": {"n_aug": 0},
+        "evaluation": {"activate": False},
+    }
+
+
+def snakemake(wd: Path, configfile: Path, gpus: int, env: dict, *extra: str) -> tuple[float, str]:
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-s",
+        str(REPO / "Snakefile"),
+        *extra,
+        "--cores",
+        "2",
+        "--resources",
+        f"gpu={gpus}",
+        "--configfile",
+        str(configfile),
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=wd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout + proc.stderr
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--classes", type=int, default=20)
+    ap.add_argument("--images", type=int, default=200, help="images per class (32 px)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--workdir", default=None, help="keep the work directory here (default: a temp dir)")
+    a = ap.parse_args(argv)
+    import yaml
+
+    sys.path.insert(0, str(REPO / "src"))
+    from gendistill.plan import tiny_model_dir
+    from gendistill.sampling.client import stop_samplers
+
+    wd = Path(a.workdir or tempfile.mkdtemp(prefix="gendistill-slots-")).resolve()
+    wd.mkdir(parents=True, exist_ok=True)
+    xdg = Path(tempfile.mkdtemp(prefix="gendistill-slots-run-"))  # this benchmark's samplers, nobody else's
+    xdg.chmod(0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(xdg), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    os.environ["XDG_RUNTIME_DIR"] = str(xdg)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=True)
+
+    prebuild = wd / "prebuild.yaml"
+    cfg = workflow_config("prebuild", 1, 1, "auto")
+    prebuild.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(wd, prebuild, 1, env, tiny_model_dir({**cfg, "results_dir": "results"}))
+
+    print(
+        f"{a.classes} classes x {a.images} images (tiny pipeline, 32 px), one CPU thread per sampler, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start"
+    )
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    for rep in range(a.repeats):
+        for n in (1, 2):
+            run = f"slots{n}-r{rep}"
+            configfile = wd / f"{run}.yaml"
+            configfile.write_text(yaml.safe_dump(workflow_config(run, a.classes, a.images, SLOTS[n]), sort_keys=False))
+            wall, _ = snakemake(wd, configfile, n, env, "--until", "sample")
+            stop_samplers(directory=xdg / "gendistill")
+            metas = [
+                json.loads((d / "records.json").read_text())["meta"]
+                for d in sorted((wd / "results" / run / "generated").iterdir())
+            ]
+            assert len(metas) == a.classes, len(metas)
+            pids = {m["server_pid"] for m in metas}
+            threads = {m.get("cpu_threads") for m in metas}
+            sampling = sum(m["seconds"] for m in metas)
+            loads = [m["load_seconds"] for m in metas if m["started_sampler"]]
+            walls[n].append(wall)
+            print(
+                f"  {n} slot(s), repeat {rep + 1}: sample stage {wall:6.2f} s wall; {len(pids)} sampler(s), "
+                f"cpu threads {sorted(threads)}, model loads {[round(x, 2) for x in loads]} s, sampling summed "
+                f"over classes {sampling:.2f} s",
+                flush=True,
+            )
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    print(f"median wall: 1 slot {one:.2f} s, 2 slots {two:.2f} s, speed-up {one / two:.2f}x")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
