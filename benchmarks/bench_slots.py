@@ -10,6 +10,7 @@ sampling time from the classes' records.json, and the speed-up.
 
     .venv/bin/python benchmarks/bench_slots.py                   # 20 classes x 200 images, 2 repeats (~5 min)
     .venv/bin/python benchmarks/bench_slots.py --classes 8 --images 16 --repeats 1
+    .venv/bin/python benchmarks/bench_slots.py --arithmetic      # the expected 8-GPU figures (arithmetic only)
 """
 
 from __future__ import annotations
@@ -62,13 +63,45 @@ def snakemake(wd: Path, configfile: Path, gpus: int, env: dict, *extra: str) -> 
     return wall, proc.stdout + proc.stderr
 
 
+# Arithmetic, not a measurement: the sample stage of ImageNet-1k on G GPUs from FLOP counts and measured per-job costs.
+# SDXL-Turbo at 512 px, one step, no guidance (BENCHMARKS.md sections 2 and 5, flops_families.py's sdxl row):
+TEXT_GFLOP = 111.2  # both text encoders, once per class
+IMAGE_GFLOP = 1588.8 + 2514.5  # one UNet step + the VAE decode, per image
+PEAK_TFLOPS = 989.4  # H100 SXM / H200 dense fp16 peak
+JOB_S = 0.043  # one sample job's own cost per class, in parallel per slot (BENCHMARKS.md section 7)
+SNAKEMAKE_S = 0.012  # Snakemake's own cost per job, serial in its one process (section 7)
+
+
+def expected(classes: int, images: int, gpus: int, fraction: float) -> float:
+    """Seconds for the sample stage without the model load: each GPU samples ceil(C / G) classes one after
+    another, T = ceil(C / G) x (text + n x image + job), and never less than Snakemake's serial C x 12 ms."""
+    flops = TEXT_GFLOP + images * IMAGE_GFLOP
+    per_class = flops / (PEAK_TFLOPS * 1e3 * fraction) + JOB_S
+    return max(-(-classes // gpus) * per_class, classes * SNAKEMAKE_S)
+
+
+def print_expected() -> None:
+    print("ARITHMETIC, not a measurement: ImageNet-1k (1,000 classes), SDXL-Turbo 512 px, 1 step; model load excluded")
+    print("| IPC | generated per class | fraction of peak | 1 GPU | 8 GPUs | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for ipc, n_aug in ((10, 4), (50, 4), (10, 0), (50, 0)):
+        n = ipc // (n_aug + 1)
+        for f in (1.0, 0.5):
+            one, eight = expected(1000, n, 1, f), expected(1000, n, 8, f)
+            print(f"| {ipc} | {n} (n_aug {n_aug}) | {f:.0%} | {one:.1f} s | {eight:.1f} s | {one / eight:.1f}x |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", type=int, default=20)
     ap.add_argument("--images", type=int, default=200, help="images per class (32 px)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workdir", default=None, help="keep the work directory here (default: a temp dir)")
+    ap.add_argument("--arithmetic", action="store_true", help="print the expected 8-GPU figures only (no run)")
     a = ap.parse_args(argv)
+    if a.arithmetic:
+        print_expected()
+        return 0
     import yaml
 
     sys.path.insert(0, str(REPO / "src"))
