@@ -100,13 +100,18 @@ def make_config(
 
 
 def stop_our_sampler(cfg: dict) -> bool:
-    """Stop the sampler the run's jobs would use (this interpreter, this code, the config's load spec), if one
-    runs; True if one was running. Other samplers of this user are left alone."""
+    """Stop the samplers the run's jobs would use (this interpreter, this code, the config's load spec; one per GPU
+    slot), if any runs; True if one was running. Other samplers of this user are left alone."""
     from gendistill.plan import build_plan
     from gendistill.sampling.client import sampler_paths, stop_sampler
+    from gendistill.sampling.slots import resolve_slots
 
     plan = build_plan(cfg)
-    return stop_sampler(sampler_paths(plan.load_spec, plan.sampler_runtime)["socket"]) is not None
+    runtime = plan.sampler_runtime
+    stopped = [
+        stop_sampler(sampler_paths(plan.load_spec, runtime, slot)["socket"]) for slot in resolve_slots(runtime["gpus"])
+    ]
+    return any(line is not None for line in stopped)
 
 
 def run_workflow(cfg: dict, workdir: Path, cores: int, timeout: float | None = None, keep_warm: bool = False) -> dict:

@@ -400,8 +400,12 @@ def start_for_slurm_batch_step(load: dict, runtime: dict) -> bool:
         return False
     started = False
     full = full_load(load, runtime)
+    try:
+        slots = resolve_slots(runtime.get("gpus", "auto"))
+    except SlotError:
+        return False  # each class's job fails with it, in its log
     # one sampler per GPU slot of the allocation (CUDA_VISIBLE_DEVICES, set by SLURM): each loads on its GPU at once
-    for slot in resolve_slots(runtime.get("gpus", "auto")):
+    for slot in slots:
         r = ensure_sampler(full, runtime, owner_pid=os.getpid(), say=lambda *a, **k: None, slot=slot)
         r.sock.close()
         if r.started:

@@ -180,9 +180,11 @@ class SlotHold:
             return self.slot
         from .runtime import open_private  # the private, symlink-refusing open of every runtime file
 
-        fds = [open_private(slot_lock_path(self.directory, s), os.O_RDWR | os.O_CREAT) for s in self.slots]
+        fds: list[int] = []
         t0, told = time.monotonic(), None
         try:
+            for s in self.slots:
+                fds.append(open_private(slot_lock_path(self.directory, s), os.O_RDWR | os.O_CREAT))
             while True:
                 for slot, fd in zip(self.slots, fds):
                     try:
