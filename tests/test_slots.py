@@ -119,6 +119,22 @@ def test_a_dead_jobs_slot_lock_does_not_block(tmp_path):
     the lock, so the next job takes slot 0 at once."""
     two = resolve_slots([0, 1], [])
     path = slot_lock_path(tmp_path, two[0])
+    holder = hold_in_a_process(path)
+    lines = []
+    # while it lives, it holds the slot
+    with SlotHold(two, tmp_path) as slot:
+        assert slot.index == 1
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert path.read_text() == f"{holder.pid}\n"  # the file still names the dead job
+    t0 = time.monotonic()
+    with SlotHold(two, tmp_path, say=lambda line, **_: lines.append(line)) as slot:
+        assert slot.index == 0 and time.monotonic() - t0 < 1
+    assert not lines  # no wait
+
+
+def hold_in_a_process(path) -> subprocess.Popen:
+    """A job holding the slot lock at `path` (its pid written, as SlotHold does) until it is killed."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -132,17 +148,29 @@ def test_a_dead_jobs_slot_lock_does_not_block(tmp_path):
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    lines = []
-    # while it lives, it holds the slot
-    with SlotHold(two, tmp_path) as slot:
-        assert slot.index == 1
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
-    assert path.read_text() == f"{holder.pid}\n"  # the file still names the dead job
-    t0 = time.monotonic()
-    with SlotHold(two, tmp_path, say=lambda line, **_: lines.append(line)) as slot:
-        assert slot.index == 0 and time.monotonic() - t0 < 1
-    assert not lines  # no wait
+    return holder
+
+
+def test_a_stopped_jobs_slot_is_used_beside_it_after_a_grace(tmp_path):
+    """Every slot held, one by a stopped job (Ctrl-Z): after STOPPED_HOLDER_S the waiting job uses that slot (its
+    sampler drops the stopped job's request), so a stopped run does not hold up another run's classes."""
+    two = resolve_slots([0, 1], [])
+    holders = [hold_in_a_process(slot_lock_path(tmp_path, s)) for s in two]
+    try:
+        holders[1].send_signal(signal.SIGSTOP)
+        lines = []
+        t0 = time.monotonic()
+        with SlotHold(two, tmp_path, say=lambda line, **_: lines.append(line)) as slot:
+            waited = time.monotonic() - t0
+            assert slot.index == 1 and slots_mod.STOPPED_HOLDER_S <= waited < slots_mod.STOPPED_HOLDER_S + 3
+        assert "(state S)" in lines[0] or "(state R)" in lines[0]
+        assert f"pid {holders[1].pid} (state T)" in lines[0]
+        assert lines[-1].startswith(f"GPU slot 1 (GPU 1) is held by pid {holders[1].pid}, which has been stopped")
+    finally:
+        for h in holders:
+            h.kill()
+            h.send_signal(signal.SIGCONT)
+            h.wait()
 
 
 def test_an_out_of_memory_gpu_is_reported_with_the_fix_and_other_errors_are_not():

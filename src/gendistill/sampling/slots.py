@@ -157,16 +157,24 @@ def slot_lock_path(directory: Path, slot: Slot) -> Path:
     return Path(directory) / _file_name(slot.gpu or "default")
 
 
+# A slot whose holder has been stopped (state T: Ctrl-Z, SIGSTOP, a debugger) this long is used beside it: a stopped
+# job would otherwise hold its GPU for every other run until it is continued. Its sampler drops the stopped job's
+# request within a second of its writes blocking (server.STOPPED_GRACE_S), so the two never sample at once.
+STOPPED_HOLDER_S = 2.0
+
+
 class SlotHold:
     """Hold one free slot of `slots` while the job runs (`with SlotHold(...) as slot:`); waits, saying for whom,
-    while every slot is held by another job. A single slot is not locked (nothing to choose; its sampler queues
-    the jobs, as without slots)."""
+    while every slot is held by another job, and never shares one with a running job (a stopped holder's slot is
+    used beside it). A single slot is not locked (nothing to choose; its sampler queues the jobs, as without
+    slots)."""
 
     def __init__(self, slots: list[Slot], directory: Path | None, say=print, poll: float = 0.1):
         self.slots, self.directory, self.say, self.poll = slots, directory, say, poll
         self.fd: int | None = None
         self.slot: Slot | None = None
         self.waited = 0.0
+        self.beside_stopped: int | None = None  # the stopped job whose slot this one uses, if any
 
     def _holders(self, fds: list[int]) -> str:
         parts = []
@@ -182,6 +190,7 @@ class SlotHold:
 
         fds: list[int] = []
         t0, told = time.monotonic(), None
+        stopped_since: dict[int, tuple[int, float]] = {}  # slot index -> (its holder's pid, first seen stopped)
         try:
             for s in self.slots:
                 fds.append(open_private(slot_lock_path(self.directory, s), os.O_RDWR | os.O_CREAT))
@@ -198,11 +207,29 @@ class SlotHold:
                     if told:
                         self.say(f"waited {self.waited:.1f}s for a free GPU slot", flush=True)
                     return slot
+                now = time.monotonic()
+                for slot, fd in zip(self.slots, fds):
+                    pid = holder_pid(fd)
+                    if pid is None or process_state(pid) not in ("T", "t"):
+                        stopped_since.pop(slot.index, None)
+                        continue
+                    if stopped_since.setdefault(slot.index, (pid, now))[0] != pid:
+                        stopped_since[slot.index] = (pid, now)
+                    elif now - stopped_since[slot.index][1] >= STOPPED_HOLDER_S:
+                        self.slot, self.beside_stopped = slot, pid
+                        self.waited = now - t0
+                        self.say(
+                            f"GPU slot {slot.index} (GPU {slot.gpu}) is held by pid {pid}, which has been stopped "
+                            f"(state T) for {STOPPED_HOLDER_S:.0f}s: using that slot beside it (its sampler drops a "
+                            f"stopped job's request, which fails when it is continued)",
+                            flush=True,
+                        )
+                        return slot
                 holders = self._holders(fds)
                 if holders != told:  # said when it starts waiting, and again when the holders change
                     self.say(
                         f"waiting for a free GPU slot: all {len(self.slots)} are held by other sample jobs "
-                        f"({holders}); a slot is never shared",
+                        f"({holders}); a slot is never shared with a running job",
                         flush=True,
                     )
                     told = holders
@@ -219,11 +246,18 @@ class SlotHold:
         return False
 
 
+def holder_pid(fd: int) -> int | None:
+    """The pid a slot lock's holder wrote into it after taking it (None if none is written)."""
+    try:
+        return int(os.pread(fd, 32, 0).decode().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def holder(fd: int) -> str:
     """Who holds a slot lock, from the pid its holder wrote after taking it (honest when it cannot tell)."""
-    try:
-        pid = int(os.pread(fd, 32, 0).decode().split()[0])
-    except (OSError, ValueError, IndexError):
+    pid = holder_pid(fd)
+    if pid is None:
         return "a job that has not yet written its pid"
     state = process_state(pid)
     if state == "?":
