@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO
+from _common import REPO, RESULTS, append_csv, git_commit, machine_info
 
 SLOTS = {1: "auto", 2: [0, 1]}
 
@@ -98,6 +98,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workdir", default=None, help="keep the work directory here (default: a temp dir)")
     ap.add_argument("--arithmetic", action="store_true", help="print the expected 8-GPU figures only (no run)")
+    ap.add_argument("--csv", default=str(RESULTS / "slots.csv"))
+    ap.add_argument("--no-csv", action="store_true")
     a = ap.parse_args(argv)
     if a.arithmetic:
         print_expected()
@@ -126,11 +128,13 @@ def main(argv=None) -> int:
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start"
     )
     walls: dict[int, list[float]] = {1: [], 2: []}
+    rows, info = [], {**machine_info(), "commit": git_commit()}
     for rep in range(a.repeats):
         for n in (1, 2):
             run = f"slots{n}-r{rep}"
             configfile = wd / f"{run}.yaml"
             configfile.write_text(yaml.safe_dump(workflow_config(run, a.classes, a.images, SLOTS[n]), sort_keys=False))
+            load_before = os.getloadavg()[0]
             wall, _ = snakemake(wd, configfile, n, env, "--until", "sample")
             stop_samplers(directory=xdg / "gendistill")
             metas = [
@@ -143,6 +147,20 @@ def main(argv=None) -> int:
             sampling = sum(m["seconds"] for m in metas)
             loads = [m["load_seconds"] for m in metas if m["started_sampler"]]
             walls[n].append(wall)
+            rows.append(
+                {
+                    **info,
+                    "classes": a.classes,
+                    "images_per_class": a.images,
+                    "slots": n,
+                    "repeat": rep + 1,
+                    "loadavg_1m_before": round(load_before, 2),
+                    "wall_s": round(wall, 2),
+                    "samplers": len(pids),
+                    "model_load_s": ";".join(str(round(x, 2)) for x in loads),
+                    "sampling_summed_s": round(sampling, 2),
+                }
+            )
             print(
                 f"  {n} slot(s), repeat {rep + 1}: sample stage {wall:6.2f} s wall; {len(pids)} sampler(s), "
                 f"cpu threads {sorted(threads)}, model loads {[round(x, 2) for x in loads]} s, sampling summed "
@@ -152,6 +170,9 @@ def main(argv=None) -> int:
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
     print(f"median wall: 1 slot {one:.2f} s, 2 slots {two:.2f} s, speed-up {one / two:.2f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    if not a.no_csv:
+        append_csv(Path(a.csv), rows)
+        print(f"rows appended to {a.csv}")
     return 0
 
 
