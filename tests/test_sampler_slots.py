@@ -19,7 +19,15 @@ from gendistill.sampling import client
 from gendistill.sampling.client import sampler_paths, stop_samplers
 from gendistill.sampling.slots import resolve_slots
 
-pytestmark = pytest.mark.usefixtures("private_runtime")
+pytestmark = pytest.mark.usefixtures("private_runtime", "no_gpu_visible")
+
+
+@pytest.fixture
+def no_gpu_visible(monkeypatch):
+    """CPU slots on any machine: with no GPU visible, gpus: [0, 1] gives two fake slots (a GPU node would give
+    real ones, whose samplers would still run on the CPU: the tests' load spec says so)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
 
 TWO = {"gpus": [0, 1], "idle": 60}
 
@@ -61,7 +69,7 @@ def test_two_jobs_at_once_use_two_samplers_one_per_slot_each_loaded_once(load, t
         gpu = m["slot"]["gpu"]
         assert m["cuda_visible_devices"] == gpu and m["slot"]["fake"] is True  # the sampler saw its slot's GPU only
         assert environ_of(m["server_pid"])["CUDA_VISIBLE_DEVICES"] == gpu
-        assert f"sampling on GPU slot {m['slot']['index']} of 2 (GPU {gpu}; no GPU on this machine" in out
+        assert f"sampling on GPU slot {m['slot']['index']} of 2 (GPU {gpu}; no GPU visible" in out
     # later classes go to a free slot's sampler, which is already loaded: no third sampler, no second load
     for k in (2, 3):
         (job,) = start_jobs(load, [cls(k)], tmp_path, TWO)

@@ -56,9 +56,7 @@ class Slot:
                 + os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
                 + ")"
             )
-        where = (
-            "no GPU on this machine: its sampler runs on the CPU" if self.fake else f"CUDA_VISIBLE_DEVICES={self.gpu}"
-        )
+        where = "no GPU visible: its sampler runs on the CPU" if self.fake else f"CUDA_VISIBLE_DEVICES={self.gpu}"
         return f"GPU slot {self.index} of {self.count} (GPU {self.gpu}; {where})"
 
     def record(self) -> dict:
