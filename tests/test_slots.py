@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from gendistill.processes import process_state
 from gendistill.sampling import slots as slots_mod
 from gendistill.sampling.runtime import key_id, paths, sampler_key
 from gendistill.sampling.server import out_of_memory_note
@@ -158,6 +159,9 @@ def test_a_stopped_jobs_slot_is_used_beside_it_after_a_grace(tmp_path):
     holders = [hold_in_a_process(slot_lock_path(tmp_path, s)) for s in two]
     try:
         holders[1].send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while process_state(holders[1].pid) != "T" and time.monotonic() < deadline:  # a signal is asynchronous
+            time.sleep(0.01)
         lines = []
         t0 = time.monotonic()
         with SlotHold(two, tmp_path, say=lambda line, **_: lines.append(line)) as slot:
