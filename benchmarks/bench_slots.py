@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,19 @@ def print_expected() -> None:
             print(f"| {ipc} | {n} (n_aug {n_aug}) | {f:.0%} | {one:.1f} s | {eight:.1f} s | {one / eight:.1f}x |")
 
 
+def sample_jobs_span(run_dir: Path) -> float:
+    """Seconds from the first sample job's start to the last one's end: the stage without Snakemake's start and the
+    prompts job. Each job's end is its benchmark file's mtime (written as it ends), its start that minus the
+    job's own duration from the same file."""
+    ends, starts = [], []
+    for tsv in (run_dir / "benchmarks" / "sample").glob("*.tsv"):
+        seconds = float(tsv.read_text().splitlines()[1].split("\t")[0])
+        end = tsv.stat().st_mtime
+        ends.append(end)
+        starts.append(end - seconds)
+    return max(ends) - min(starts)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", type=int, default=20)
@@ -128,6 +142,7 @@ def main(argv=None) -> int:
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start"
     )
     walls: dict[int, list[float]] = {1: [], 2: []}
+    spans: dict[int, list[float]] = {1: [], 2: []}
     rows, info = [], {**machine_info(), "commit": git_commit()}
     for rep in range(a.repeats):
         for n in (1, 2):
@@ -147,6 +162,8 @@ def main(argv=None) -> int:
             sampling = sum(m["seconds"] for m in metas)
             loads = [m["load_seconds"] for m in metas if m["started_sampler"]]
             walls[n].append(wall)
+            span = sample_jobs_span(wd / "results" / run)
+            spans[n].append(span)
             rows.append(
                 {
                     **info,
@@ -156,20 +173,27 @@ def main(argv=None) -> int:
                     "repeat": rep + 1,
                     "loadavg_1m_before": round(load_before, 2),
                     "wall_s": round(wall, 2),
+                    "sample_jobs_span_s": round(span, 2),
                     "samplers": len(pids),
                     "model_load_s": ";".join(str(round(x, 2)) for x in loads),
                     "sampling_summed_s": round(sampling, 2),
                 }
             )
             print(
-                f"  {n} slot(s), repeat {rep + 1}: sample stage {wall:6.2f} s wall; {len(pids)} sampler(s), "
+                f"  {n} slot(s), repeat {rep + 1}: sample stage {wall:6.2f} s wall, sample jobs first start to last "
+                f"end {span:6.2f} s; {len(pids)} sampler(s), "
                 f"cpu threads {sorted(threads)}, model loads {[round(x, 2) for x in loads]} s, sampling summed "
                 f"over classes {sampling:.2f} s",
                 flush=True,
             )
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
     print(f"median wall: 1 slot {one:.2f} s, 2 slots {two:.2f} s, speed-up {one / two:.2f}x")
+    one, two = statistics.median(spans[1]), statistics.median(spans[2])
+    print(f"median sample jobs span: 1 slot {one:.2f} s, 2 slots {two:.2f} s, speed-up {one / two:.2f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    if not a.workdir:
+        shutil.rmtree(wd, ignore_errors=True)
+    shutil.rmtree(xdg, ignore_errors=True)
     if not a.no_csv:
         append_csv(Path(a.csv), rows)
         print(f"rows appended to {a.csv}")
