@@ -180,7 +180,10 @@ def ensure_sampler(
     rdir = resolve_runtime_dir()
     if note := rdir.note():
         say(note, flush=True)
-    p = paths(key_id(sampler_key(load, code, slot)), rdir.path, slot)
+    if slot is not None and slot.pinned:
+        p = paths(key_id(sampler_key(load, code, slot)), rdir.path, slot)
+    else:  # the single slot: the key and files of a sampler without slots, by the same calls
+        p = paths(key_id(sampler_key(load, code)), rdir.path)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
     if conn := connect(str(p["socket"])):
         return Reached(conn[0], conn[1], False, p, code, slot)
@@ -420,7 +423,9 @@ def start_for_slurm_batch_step(load: dict, runtime: dict) -> bool:
 
 def sampler_paths(load: dict, runtime: dict, slot: Slot | None = None) -> dict:
     """Socket, lock and log paths of the sampler this process's jobs would use for `load` (on `slot`)."""
-    return paths(key_id(sampler_key(full_load(load, runtime), digest(tree_files()), slot)), slot=slot)
+    if slot is not None and slot.pinned:
+        return paths(key_id(sampler_key(full_load(load, runtime), digest(tree_files()), slot)), slot=slot)
+    return paths(key_id(sampler_key(full_load(load, runtime), digest(tree_files()))))
 
 
 def stop_sampler(sock: Path, timeout: float = 10.0) -> str | None:
