@@ -30,12 +30,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import REPO, RESULTS, append_csv, machine_info
@@ -78,22 +76,28 @@ def parameters_from_configs(stem: str) -> dict[str, int]:
     return out
 
 
+BUILD = """
+import json, resource, sys, warnings
+warnings.filterwarnings("ignore")
+from gendistill.generator.random_dir import build_random_model_dir
+record = build_random_model_dir(sys.argv[1], sys.argv[2], sys.argv[3], log=lambda line: print(line, flush=True))
+record["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print("BUILD " + json.dumps(record))
+"""
+
+
 def build(stem: str, weights: str, out: Path) -> dict:
     """Build (or reuse) the random-weight directory in a child process (its memory is freed when it ends)."""
-    cmd = [sys.executable, str(REPO / "benchmarks" / "make_random_model_dir.py"), stem, "--dtype", weights]
-    t0 = time.perf_counter()
-    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", BUILD, str(CONFIGS / stem), str(out), weights]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise SystemExit(f"building {stem} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    record = json.loads((out / "build.json").read_text())
-    peak = re.search(r"peak resident memory of this process ([\d.]+) GiB", proc.stdout)
-    reused = " reused in " in proc.stdout
+    record = json.loads(proc.stdout.split("BUILD ", 1)[1])
     return {
         "build_s": record["seconds"],
-        "build_reused": reused,
-        "build_wall_s": round(wall, 1),
-        "build_peak_gib": float(peak.group(1)) if peak else None,
+        "build_reused": record["reused"],
+        "build_peak_gib": None if record["reused"] else round(record["peak_rss_bytes"] / GIB, 2),
         "params_m": round(sum(record["parameters"].values()) / 1e6, 1),
         "disk_gib": round(record["bytes"] / GIB, 2),
     }
@@ -126,12 +130,15 @@ def run_config(stem: str, root: Path, work: Path, settings: dict, resolution: in
             "device": "cpu",
             "dtype": settings["dtype"],
             "vae_dtype": settings["vae_dtype"],
+            "batch_size": "auto",
+            "compile": False,
             "server": True,
             "server_idle_seconds": 300,
             "server_timeout_seconds": 900,
         },
         "augmentation": {"n_aug": 0},
         "evaluation": {
+            "activate": True,
             "models": ["convnet"],
             "seeds": [0],
             "epochs": 2,
