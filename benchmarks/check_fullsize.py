@@ -134,7 +134,6 @@ def run_config(stem: str, root: Path, work: Path, settings: dict, resolution: in
             "compile": False,
             "server": True,
             "server_idle_seconds": 300,
-            "server_timeout_seconds": 900,
         },
         "augmentation": {"n_aug": 0},
         "evaluation": {
