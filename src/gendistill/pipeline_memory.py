@@ -11,11 +11,14 @@ The estimate, per component listed in model_index.json:
 * activations of one pipeline call: the decoder's full-resolution feature maps (its first block's channels x
   pixels x DECODER_MAPS live maps) and the denoiser's tokens (width x DENOISER_MAPS maps, plus one attention
   score matrix per head), per image of the batch, twice for the denoiser under classifier-free guidance;
-* the process itself (Python, torch, diffusers, transformers) and load transients: FIXED_OVERHEAD plus
-  LOAD_OVERHEAD of the weights.
+* the process itself (Python, torch, diffusers, transformers: FIXED_OVERHEAD) and the load's transient: the
+  largest component's weight files stored in another dtype than the load's, which from_pretrained maps into
+  memory while it copies their tensors into the load dtype (measured: the sampler's peak exceeds its resident
+  memory after the load by about that file). Files already in the load dtype are used in place (their mapped
+  pages are the weights: resident, but as page cache, not anonymous memory).
 
-The constants were set from the full-size architectures measured on a CPU (BENCHMARKS.md, make check-fullsize:
-the estimate there is compared with each sampler's peak resident memory).
+The constants were set from the full-size architectures measured on a CPU (BENCHMARKS.md, section 8: each
+sampler's peak resident memory beside this estimate).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ DEFAULT_BATCH = {"cuda": 32, "cpu": 8}  # images per pipeline call of generation
 DECODER_MAPS = 12  # live full-resolution feature maps of an autoencoder's decoder (norm, conv, residual, upsample)
 DENOISER_MAPS = 30  # live token-width activations of a denoiser call
 FIXED_OVERHEAD = int(1.0 * GIB)  # the sampler process before any weight: interpreter, torch, diffusers, transformers
-LOAD_OVERHEAD = 0.05  # of the weights: tensors converted to the load dtype, allocator slack
 # Components of a diffusers pipeline that have no weights of their own.
 WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
 
@@ -67,14 +69,18 @@ class MemoryEstimate:
         )
 
 
-def tensor_elements(path: Path) -> tuple[int, int]:
-    """(floating-point elements, bytes of the other tensors) of one weight file, from its header (safetensors)
-    or its size (.bin: elements of 4 bytes, 2 for a variant's file)."""
+SAFETENSORS_DTYPE = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
+def tensor_elements(path: Path) -> tuple[int, int, set]:
+    """(floating-point elements, bytes of the other tensors, the float dtypes stored) of one weight file, from its
+    header (safetensors) or its size (.bin: elements of 4 bytes, 2 for a variant's file; always converted)."""
     if path.name.endswith(".bin"):
         width = 2 if "." in path.name[: -len(".bin")] else 4
-        return path.stat().st_size // width, 0
+        return path.stat().st_size // width, 0, {"pickle"}
     header, _, _ = read_safetensors_header(path)
     floats = other = 0
+    stored = set()
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -83,9 +89,10 @@ def tensor_elements(path: Path) -> tuple[int, int]:
             count *= int(d)
         if info["dtype"] in FLOAT_DTYPES:
             floats += count
+            stored.add(info["dtype"])
         else:
             other += count * DTYPE_BYTES.get(info["dtype"], 8)
-    return floats, other
+    return floats, other, stored
 
 
 def _read(path: Path) -> dict:
@@ -155,19 +162,23 @@ def estimate(
     root = Path(root)
     index = _read(root / "model_index.json")
     est = MemoryEstimate(dtype=dtype, batch=batch, resolution=resolution)
+    largest_files = 0
     for name, spec in sorted(index.items()):
         if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
             continue
         if spec[1].endswith(WEIGHTLESS):
             continue
         held = vae_load_dtype(dtype, vae_dtype, _read(root / name / "config.json")) if name == "vae" else dtype
-        nbytes = 0
+        nbytes = files = 0
         for f in chosen_weight_files(root / name, variant):
-            floats, other = tensor_elements(f)
+            floats, other, stored = tensor_elements(f)
             nbytes += floats * DTYPE_SIZE.get(held, 4) + other
+            if stored - {SAFETENSORS_DTYPE.get(held)}:  # copied into the load dtype while the file is mapped
+                files += f.stat().st_size
         est.components[name] = nbytes
+        largest_files = max(largest_files, files)
     est.activations = activation_bytes(root, resolution, batch, dtype, guidance, decoder)
-    est.overhead = FIXED_OVERHEAD + int(LOAD_OVERHEAD * est.weights)
+    est.overhead = FIXED_OVERHEAD + largest_files
     return est
 
 
