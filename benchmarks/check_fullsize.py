@@ -238,7 +238,7 @@ def table(rows: list[dict]) -> str:
     )
     lines = [head]
     for r in rows:
-        cfg = 2 if r["guidance"] > 1 else 1
+        cfg = 2 if r["guidance"] > 1 and not r["family"].startswith("sana") else 1  # SANA-Sprint embeds guidance
         reused = " (reused)" if r["build_reused"] else ""
         lines.append(
             f"| {r['family']} | {r['weights']} -> {r['dtype']}"
