@@ -12,7 +12,7 @@ CORES ?= 2
 TEST_WORKERS ?= 2
 
 .PHONY: demo demo-ablation demo-teacher demo-protocols test test-fast test-slurm lint format report clean-demo \
-	bench-cpu wheelhouse wheelhouse-no-torch lock
+	bench-cpu check-fullsize wheelhouse wheelhouse-no-torch lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,14 @@ format: $(STAMP)
 
 bench-cpu: $(STAMP)
 	$(BIN)/python benchmarks/bench_cpu_sampler.py
+
+# Every supported family's full-size architecture that fits this machine's memory, with random weights, through the
+# workflow on the CPU (3 classes x 2 images, a minimal evaluation): build s, load s, the sampler's peak memory beside
+# the plan's estimate, s per image (BENCHMARKS.md section 9). The directories are built once into
+# results/fullsize-models/ and reused. FAMILIES="sd-turbo dit-xl-2-256": only those.
+FAMILIES ?=
+check-fullsize: $(STAMP)
+	$(BIN)/python benchmarks/check_fullsize.py $(if $(FAMILIES),--families $(FAMILIES))
 
 # Wheels for installing on a node without internet, for one Python and platform (default: this machine's), into
 # wheelhouse/py<version>[-<extras>]/: full/ (torch included) and no-torch/ (for a node with its own CUDA PyTorch).

@@ -11,8 +11,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import ConfigError, load_and_validate
+from .config import CPU_FLOAT16, ConfigError, load_and_validate
 from .datasets import DatasetError, get_adapter
+from .devices import gpu_visible
 from .evaluation.protocols import Context, apply_protocol
 from .evaluation.runs import evaluation_problems, label_regimes, uses_teacher
 from .families import BY_NAME, UnsupportedModel
@@ -20,6 +21,7 @@ from .families.facts import decoder_facts, generation_problems, model_facts, tin
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
 from .layout import RunLayout
 from .naming import class_ids
+from .pipeline_memory import available_bytes, memory_problem
 from .sampling.load_spec import load_spec
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
@@ -109,6 +111,7 @@ class Plan:
             "deterministic": g["deterministic"],
             "max_retries": g["max_retries"],
             "gpus": g["gpus"],
+            "check_memory": self.cfg["limits"]["check_memory"],
         }
 
     def __post_init__(self):
@@ -391,6 +394,35 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     if facts:
         problems += generation_problems(facts, g, classes, decoder)
     return problems
+
+
+def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[str]:
+    """What keeps this machine from sampling the run when its sample jobs run here (a local executor; the
+    workflow calls this where it knows, workflow/rules/common.smk): on the CPU (generation.device cpu, or auto
+    with no GPU visible), float16, and a pipeline whose estimated memory (pipeline_memory) is above what the
+    host has. `sampler_running`: this run's sampler is already up (its model is in memory, not to be counted
+    twice). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
+    g = plan.cfg["generation"]
+    device = g["device"] if g["device"] != "auto" else ("cuda" if gpu_visible() else "cpu")
+    if device != "cpu":
+        return []
+    problems = []
+    if g["device"] == "auto" and g["dtype"] == "float16":  # device: cpu with float16 is refused by the config
+        problems.append(
+            f"{CPU_FLOAT16}, and no GPU is visible here for generation.device: auto. Fix: generation.dtype: "
+            f"bfloat16 (the same memory as float16), or auto (float32), or run on a GPU node."
+        )
+    if not plan.cfg["limits"]["check_memory"] or sampler_running:
+        return problems
+    if plan.model_kind == "pretrained":
+        root = model_root(plan.model_source, plan.cfg["model"]["revision"])
+    else:
+        root = Path(plan.model_source) if (Path(plan.model_source) / "model_index.json").is_file() else None
+    if root is None:
+        return problems  # not there yet (a model the workflow builds, a hub model to download)
+    variant = "fp16" if not _is_local(plan.model_source) and g["dtype"] == "float16" else None
+    problem = memory_problem(root, plan.model_source, g, "cpu", available_bytes(), variant)
+    return problems + ([problem] if problem else [])
 
 
 def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, limits: dict) -> list[str]:

@@ -40,6 +40,15 @@ def package_versions() -> dict:
     return out
 
 
+def file_sha256(path: Path, chunk: int = 16 * 2**20) -> bytes:
+    """sha256 of a file read in chunks: a full-size weight file may be larger than the job's memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.digest()
+
+
 def model_identity(source: str, revision: str | None, snapshot: str | None = None) -> dict:
     """Hub id, revision and the cache's snapshot commit it was loaded from, or for a local directory a sha256 over
     its weight files (so a run names its weights)."""
@@ -50,7 +59,7 @@ def model_identity(source: str, revision: str | None, snapshot: str | None = Non
     for f in sorted(p.rglob("*")):
         if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"):
             h.update(str(f.relative_to(p)).encode())
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+            h.update(file_sha256(f))
     return {"source": str(p), "local_sha256": h.hexdigest()}
 
 

@@ -283,7 +283,7 @@ def _load_pipeline(plan, tmp: Path):
     # deferred: torch, diffusers and the generator builders load only when a measurement runs
     from .sampling.pipeline import load_from_spec
 
-    load = {**plan.load_spec, **{k: plan.sampler_runtime[k] for k in ("compile", "deterministic")}}
+    load = {**plan.load_spec, **{k: plan.sampler_runtime[k] for k in ("compile", "deterministic", "check_memory")}}
     if plan.model_kind == "tiny" and not Path(load["source"]).is_dir():
         from .generator.build import save_tiny_pipeline
 

@@ -38,25 +38,43 @@ def weight_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.name.endswith(WEIGHT_EXTS)) if folder.is_dir() else []
 
 
-def safetensors_problem(path: Path) -> str | None:
-    """Why a .safetensors file cannot be loaded, from its header alone (None if it looks whole): the 8-byte
-    header length, the JSON header, and the file size the tensors' offsets imply."""
+class HeaderError(ValueError):
+    """A .safetensors file whose header cannot be read; str() says why."""
+
+
+def read_safetensors_header(path: Path) -> tuple[dict, int, int]:
+    """(header, header length, file size) of a .safetensors file, reading only its first bytes; HeaderError
+    when the header cannot be read (too short, a length beyond the file, not a JSON object)."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(8)
             if len(head) < 8:
-                return f"{size} bytes, shorter than a safetensors header"
+                raise HeaderError(f"{size} bytes, shorter than a safetensors header")
             (n,) = struct.unpack("<Q", head)
             if n > min(MAX_HEADER, size - 8):
-                return f"its header claims {n:,} bytes but the file has {size:,}: truncated or not safetensors"
+                raise HeaderError(
+                    f"its header claims {n:,} bytes but the file has {size:,}: truncated or not safetensors"
+                )
             header = json.loads(f.read(n))
     except OSError as e:
-        return f"cannot be read ({e.strerror or e})"
+        raise HeaderError(f"cannot be read ({e.strerror or e})") from None
+    except HeaderError:
+        raise
     except ValueError as e:  # JSON, UTF-8
-        return f"its header is not valid JSON ({e}): corrupt"
+        raise HeaderError(f"its header is not valid JSON ({e}): corrupt") from None
     if not isinstance(header, dict):
-        return "its header is not a JSON object: corrupt"
+        raise HeaderError("its header is not a JSON object: corrupt")
+    return header, n, size
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file cannot be loaded, from its header alone (None if it looks whole): the 8-byte
+    header length, the JSON header, and the file size the tensors' offsets imply."""
+    try:
+        header, n, size = read_safetensors_header(path)
+    except HeaderError as e:
+        return str(e)
     end = 0
     for name, info in header.items():
         if name == "__metadata__":
@@ -102,21 +120,38 @@ def file_problem(path: Path) -> str | None:
     return safetensors_problem(path) if path.name.endswith(".safetensors") else bin_problem(path)
 
 
-def component_problems(folder: Path, label: str, variants: set, no_variant_why: str = "") -> list[str]:
-    """What keeps a component's weights in `folder` from loading, for each variant the load may ask for (None:
-    none asked for): missing files, shards its index names that are absent, and files whose headers say they
-    are truncated or corrupt. Each problem names the file; `no_variant_why` says why no variant is asked for."""
+def _by_variant(folder: Path) -> dict:
     files = weight_files(folder)
     indexes = sorted(folder.glob("*.index*.json")) if folder.is_dir() else []
     by_variant: dict = {}
     for f in files + indexes:
         by_variant.setdefault(variant_of(f.name), []).append(f)
+    return by_variant
+
+
+def _chosen(by_variant: dict, variant: str | None) -> list[Path]:
+    """The files diffusers loads for `variant`: its own, else (a component without them) the plain ones."""
+    chosen = by_variant.get(variant) if variant else None
+    if not chosen or not any(f.name.endswith(WEIGHT_EXTS) for f in chosen):
+        chosen = by_variant.get(None, [])  # diffusers falls back to the plain files
+    return chosen
+
+
+def chosen_weight_files(folder: Path, variant: str | None = None) -> list[Path]:
+    """The weight files (shards included, no index) diffusers would load from a component's folder."""
+    return [f for f in _chosen(_by_variant(folder), variant) if f.name.endswith(WEIGHT_EXTS)]
+
+
+def component_problems(folder: Path, label: str, variants: set, no_variant_why: str = "") -> list[str]:
+    """What keeps a component's weights in `folder` from loading, for each variant the load may ask for (None:
+    none asked for): missing files, shards its index names that are absent, and files whose headers say they
+    are truncated or corrupt. Each problem names the file; `no_variant_why` says why no variant is asked for."""
+    files = weight_files(folder)
+    by_variant = _by_variant(folder)
     problems = []
     used: list[Path] = []
     for variant in sorted(variants, key=str):
-        chosen = by_variant.get(variant) if variant else None
-        if not chosen or not any(f.name.endswith(WEIGHT_EXTS) for f in chosen):
-            chosen = by_variant.get(None, [])  # diffusers falls back to the plain files
+        chosen = _chosen(by_variant, variant)
         if not any(f.name.endswith(WEIGHT_EXTS) for f in chosen):
             others = sorted({v for v in by_variant if v})
             if others and variant is None:

@@ -72,6 +72,8 @@ def sample_model_input(wildcards):
     an input function is the only workflow code that runs there before the job's `srun` steps (Snakemake runs
     spawned jobs with --no-hooks, so `onstart:` does not). Elsewhere it does nothing; once per process.
     """
+    if not _SLURM_SAMPLER_CHECKED:
+        check_sampling_here()
     if not _SLURM_SAMPLER_CHECKED and CFG["generation"]["server"] and not uses_conda() and not workflow.dryrun:
         from gendistill.sampling.client import start_for_slurm_batch_step
 
@@ -81,6 +83,36 @@ def sample_model_input(wildcards):
 
 
 _SLURM_SAMPLER_CHECKED = []
+
+
+def check_sampling_here():
+    """Refuse, before any job (`-n` too), a run this machine cannot sample: the pipeline's estimated memory above
+    what the host has, float16 on a CPU (plan.sampling_problems_here). Here, not where the plan is built: only
+    now does Snakemake know whether its jobs run on this machine (a local executor) or on others (SLURM, whose
+    nodes the sampler checks when it loads)."""
+    if not (workflow.local_exec and workflow.is_main_process):
+        return
+    from gendistill.plan import sampling_problems_here
+
+    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running())
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise WorkflowError(f"\nthis machine cannot sample this run (nothing was started):\n{lines}\n")
+
+
+def our_sampler_running():
+    """This run's sampler is up (its model already in memory)."""
+    from gendistill.sampling.client import sampler_paths
+    from gendistill.sampling.runtime import RuntimeDirError, connect
+
+    try:
+        conn = connect(str(sampler_paths(PLAN.load_spec, PLAN.sampler_runtime)["socket"]))
+    except (OSError, RuntimeDirError):
+        return False
+    if conn is None:
+        return False
+    conn[0].close()
+    return True
 
 
 def model_input():

@@ -78,6 +78,7 @@ def full_load(load: dict, runtime: dict) -> dict:
         "source": absolute(load["source"]),
         "compile": runtime.get("compile", False),
         "deterministic": runtime.get("deterministic", False),
+        "check_memory": runtime.get("check_memory", True),
     }
     if snapshot := _snapshot(out["source"], load.get("revision")):
         out["snapshot"] = snapshot

@@ -27,11 +27,10 @@ import torch.nn.functional as F
 
 from ..families import adapter_for
 from ..imageio import png_bytes
+from ..pipeline_memory import DEFAULT_BATCH
 from ..seeds import image_seed
 
 log = logging.getLogger("gendistill.sampler")
-
-DEFAULT_BATCH = {"cuda": 32, "cpu": 8}
 
 
 class Cancelled(RuntimeError):

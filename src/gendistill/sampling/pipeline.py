@@ -12,6 +12,8 @@ import torch
 from ..devices import resolve_device
 from ..families import adapter_for, family_of
 from ..families.base import autoencoder_facts
+from ..pipeline_memory import GIB, available_bytes, estimate
+from ..weights import HeaderError
 
 log = logging.getLogger("gendistill.sampler")
 
@@ -35,10 +37,13 @@ def load_pipeline(
     decoder: str = "vae",
     tiny_decoder: str | None = None,
     tiny_decoder_revision: str | None = None,
+    check_memory: bool = True,
 ):
     """Load a diffusers pipeline of a supported family (gendistill.families) from a hub id or a local directory
     (HF_HUB_OFFLINE honoured). decoder "tiny": the pipeline's VAE is replaced by the AutoencoderTiny at
     `tiny_decoder` (a local directory or hub id). compile_unet: torch.compile the denoiser (UNet or transformer).
+    check_memory: refuse, before loading, a pipeline whose weights do not fit in the device's memory
+    (check_memory_fits).
     """
     from diffusers import DiffusionPipeline  # deferred (here and below): heavy; the other helpers need only torch
 
@@ -50,6 +55,8 @@ def load_pipeline(
         kwargs["revision"] = revision
     if dtype == torch.float16 and not Path(source).exists():
         kwargs["variant"] = "fp16"  # the hub checkpoint ships fp16 weights: half the download and load time
+    if check_memory:
+        check_memory_fits(source, revision, device, dtype, vae_dtype, kwargs.get("variant"))
     try:
         pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
@@ -76,6 +83,52 @@ def load_pipeline(
             pipe, name, torch.compile(getattr(pipe, name), mode="max-autotune-no-cudagraphs", fullgraph=name == "unet")
         )
     return pipe
+
+
+class DeviceMemoryError(MemoryError):
+    """The pipeline would not fit in the device's memory; str() gives the figures and the fixes."""
+
+
+def device_room(device: str) -> tuple[int, str] | None:
+    """(bytes, what) the pipeline may take on `device`: the GPU's free memory, or the host's available memory."""
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        return free, f"free on {torch.cuda.get_device_name()}"
+    return available_bytes()
+
+
+def check_memory_fits(source: str, revision: str | None, device: str, dtype, vae_dtype: str, variant) -> None:
+    """Refuse, before from_pretrained, a pipeline whose weights and the process (pipeline_memory: no activations,
+    which depend on each request's resolution and batch) exceed the device's room; DeviceMemoryError names both
+    figures and the fixes. A hub id not in the local cache is not checked (nothing to read yet)."""
+    from .runtime import model_dir
+
+    root = model_dir(source, revision)
+    if root is None or device not in ("cpu", "cuda"):
+        return
+    name = str(dtype).removeprefix("torch.")
+    try:
+        est = estimate(root, name, 0, 0, 0.0, vae_dtype, variant)
+    except (HeaderError, KeyError, TypeError, ValueError):
+        return  # from_pretrained names the file
+    room = device_room(device)
+    if room is None or est.total <= room[0]:
+        log.info(
+            "memory: the pipeline needs about %s; %s", est.describe(), room and f"{room[0] / GIB:.1f} GiB {room[1]}"
+        )
+        return
+    cheaper = ""
+    if name == "float32":
+        bf16 = estimate(root, "bfloat16", 0, 0, 0.0, vae_dtype, variant)
+        cheaper = f"generation.dtype: bfloat16 (about {bf16.total / GIB:.1f} GiB); "
+    raise DeviceMemoryError(
+        f"{source} needs about {est.total / GIB:.1f} GiB on {device} in {name} before sampling anything (weights "
+        f"{est.weights / GIB:.1f} GiB: "
+        + ", ".join(f"{k} {v / GIB:.1f}" for k, v in sorted(est.components.items(), key=lambda kv: -kv[1]))
+        + f"; the process {est.overhead / GIB:.1f}), but {room[0] / GIB:.1f} GiB are {room[1]}: loading it would "
+        f"get this process killed by the kernel (or run out of GPU memory). Fix: {cheaper}a machine or job with "
+        f"more memory; or limits.check_memory: false to load it anyway."
+    )
 
 
 def use_tiny_decoder(pipe, source: str | None, dtype: torch.dtype, revision: str | None = None) -> None:
@@ -117,6 +170,7 @@ def load_from_spec(load: dict):
         load.get("decoder", "vae"),
         load.get("tiny_decoder"),
         load.get("tiny_decoder_snapshot"),
+        load.get("check_memory", True),
     )
     return pipe, device, dtype
 
