@@ -10,18 +10,14 @@ triggers, so they stay as the cached runs have them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..evaluation.runs import EvalJob, full_epochs, parse_key, recipe
-
-if TYPE_CHECKING:  # type hints only: plan.py imports this module
-    from ..plan import ClassPlan, Plan
 
 
 class Ablations:
-    """The ablations of one plan (ablation.pda, ablation.teacher)."""
+    """The ablations of one plan (ablation.pda, ablation.teacher). `plan` is a gendistill.plan.Plan and each `c` a
+    ClassPlan of it (not imported: plan.py imports this module)."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan):
         self.plan = plan
         self.cfg = plan.cfg
         self.layout = plan.layout
@@ -62,7 +58,7 @@ class Ablations:
     def pda_variant(self, name: str) -> dict:
         return next(v for v in self.pda_variants if v["name"] == name)
 
-    def pool_size(self, c: ClassPlan) -> int:
+    def pool_size(self, c) -> int:
         """Images sampled per class for the ablations (the pool): the largest PDA variant's count and the teacher
         ablation's candidates; smaller uses take a prefix (image i has the same seed whatever the count), so the
         two ablations share one pool."""
@@ -76,7 +72,7 @@ class Ablations:
     def criteria(self) -> list[str]:
         return list(self.cfg["ablation"]["criteria"])
 
-    def n_candidates(self, c: ClassPlan) -> int:
+    def n_candidates(self, c) -> int:
         """Candidates a criterion chooses among for class `c`: the pool's first ablation.oversample x kept."""
         return c.candidates(self.cfg["ablation"]["oversample"])
 
