@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .ablation.variants import Ablations
-from .config import ConfigError, load_and_validate
+from .config import ConfigError, load_and_validate, nominal_ipc
 from .datasets import DatasetError, get_adapter
 from .evaluation.protocols import Context, apply_protocol
 from .evaluation.runs import EvalJob, evaluation_problems, label_regimes, parse_key, recipe, uses_teacher
@@ -56,11 +56,6 @@ class ClassPlan:
         """Images sampled so that a criterion keeps n_generated, `oversample` candidates per kept image (candidate
         i has image i's seed, so the first n_generated are the images a run without selection samples)."""
         return oversample * self.n_generated
-
-
-def nominal_ipc(cfg: dict) -> int:
-    """Images per class of the packaged set, n_generated x (1 + n_aug) (a class's override aside)."""
-    return cfg["generation"]["n_generated"] * (1 + cfg["augmentation"]["n_aug"])
 
 
 @dataclass
