@@ -96,6 +96,19 @@ def test_the_runs_evaluations():
     assert p.evaluation(RUN, "distilled.kd").reads_teacher and p.soft_labels_active
 
 
+def test_the_results_tables_evaluations():
+    p = plan({"evaluation": {"seeds": [0, 1], "baselines": {"random_subset": True, "full": True, "full_seeds": [3]}}})
+    assert [r.key for r in p.eval_runs] == ["distilled", "random_subset", "full"]
+    assert p.run_metrics() == [
+        f"{OUT}/eval/distilled/convnet/seed0.json",
+        f"{OUT}/eval/distilled/convnet/seed1.json",
+        f"{OUT}/eval/random_subset/convnet/seed0.json",
+        f"{OUT}/eval/random_subset/convnet/seed1.json",
+        f"{OUT}/eval/full/convnet/seed3.json",  # baselines.full_seeds
+    ]
+    assert set(p.evaluation_record["runs"]) == {"distilled", "random_subset", "full"}
+
+
 def test_pda_variants_pool_and_their_evaluations():
     p = plan({"ablation": {"pda": True}, "evaluation": {"epochs": 12, "baselines": {"random_subset": True}}})
     a = p.ablations

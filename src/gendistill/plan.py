@@ -16,7 +16,18 @@ from .ablation.variants import Ablations
 from .config import ConfigError, load_and_validate, nominal_ipc
 from .datasets import DatasetError, get_adapter
 from .evaluation.protocols import Context, apply_protocol
-from .evaluation.runs import EvalJob, evaluation_problems, label_regimes, parse_key, recipe, uses_teacher
+from .evaluation.runs import (
+    EvalJob,
+    EvalRun,
+    eval_runs,
+    evaluation_problems,
+    label_regimes,
+    parse_key,
+    recipe,
+    record,
+    seeds,
+    uses_teacher,
+)
 from .families import BY_NAME, UnsupportedModel
 from .families.facts import decoder_facts, generation_problems, model_facts, tiny_facts
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
@@ -197,6 +208,21 @@ class Plan:
         return {"criterion": criterion, "candidates": pool, "n_candidates": n, "n_keep": c.n_generated}
 
     # --- evaluations ---
+    @property
+    def eval_runs(self) -> list[EvalRun]:
+        """Every evaluation run of the config, in table order (gendistill.evaluation.runs)."""
+        return eval_runs(self.cfg, self.has_real_data)
+
+    def run_metrics(self) -> list[str]:
+        """The evaluation JSON of every (run, model, seed) the results table reads."""
+        models = self.cfg["evaluation"]["models"]
+        return [self.layout.metrics(r.key, m, s) for r in self.eval_runs for m in models for s in seeds(self.cfg, r)]
+
+    @property
+    def evaluation_record(self) -> dict:
+        """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
+        return record(self.cfg, self.evaluation_protocol, self.has_real_data)
+
     def evaluation(self, scope: str, key: str) -> EvalJob:
         """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), or
         of an ablation variant (scope ABLATION; `key` its name)."""

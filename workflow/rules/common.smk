@@ -103,16 +103,6 @@ def sample_request(scope, cls):
     return write_request(LAYOUT.requests, cls, request)
 
 
-def eval_runs():
-    """Every evaluation run of the config (gendistill.evaluation.runs)."""
-    return EVAL_RUNS.eval_runs(CFG, PLAN.has_real_data)
-
-
-def evaluation_record():
-    """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
-    return EVAL_RUNS.record(CFG, PLAN.evaluation_protocol, PLAN.has_real_data)
-
-
 # The functions below read rules.<name>.output: they run once every rule is defined (rule all, job inputs).
 
 

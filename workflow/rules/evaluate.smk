@@ -57,12 +57,7 @@ rule evaluate:
 
 rule results_table:
     input:
-        metrics=lambda w: [
-            LAYOUT.metrics(r.key, model, seed)
-            for r in eval_runs()
-            for model in CFG["evaluation"]["models"]
-            for seed in EVAL_RUNS.seeds(CFG, r)
-        ],
+        metrics=lambda w: PLAN.run_metrics(),
     output:
         table=report(
             LAYOUT.results("results.csv"),
@@ -94,7 +89,7 @@ rule results_table:
     params:
         class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
         # the protocol (its sources, notes, the keys the config overrode) and every run's resolved recipe
-        protocol=fixed(as_json(evaluation_record())),
+        protocol=fixed(as_json(PLAN.evaluation_record)),
         scores=fixed(as_json(CFG["evaluation"]["scores"])),
     script:
         "../scripts/results_table.py"
