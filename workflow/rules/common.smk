@@ -10,7 +10,7 @@ from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
 from gendistill.evaluation.models import MODELS as EVAL_MODELS
 from gendistill.evaluation import runs as EVAL_RUNS
-from gendistill.layout import ABLATION, TEACHER_ABLATION
+from gendistill.layout import ABLATION, TEACHER_ABLATION  # the {scope}s of rules serving the run and ablations
 from gendistill.plan import build_plan
 from gendistill.sampling.request import write_request
 from gendistill.report import missing_packages as missing_report_packages
