@@ -1,8 +1,8 @@
 # Generative dataset distillation: class names -> prompts -> per-class sampling -> post data augmentation
 # -> packaged dataset -> evaluation (train on it, test on the real test set) -> results table and report;
 # plus class recognition of the generated images and, optionally, the PDA ablation.
-# Thin on purpose: the plan (classes, prompts, seeds) is resolved in workflow/rules/common.smk, logic lives
-# in src/gendistill/.
+# Thin on purpose: the plan (classes, prompts, seeds, every count, the ablations' variants) is resolved by
+# src/gendistill/plan.py, read in workflow/rules/common.smk; logic lives in src/gendistill/.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,7 +18,6 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/measure_common.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/sample.smk"

@@ -119,10 +119,13 @@ def planned_jobs(dag_output: str) -> list[tuple[str, dict]]:
 
 
 def job_counts(dag_output: str) -> dict[str, int]:
-    """{rule: jobs that would run} from `snakemake --dag`; empty when there is nothing to do."""
+    """{rule: jobs that would run} from `snakemake --dag`; empty when there is nothing to do. A rule that serves
+    the run and its ablations counts the ablations' jobs under its scope: `ablation/sample` (the ablations' pool),
+    `ablation/evaluate`, `ablation/teacher/select` (gendistill.layout's scopes)."""
     counts = {}
-    for rule, _ in planned_jobs(dag_output):
-        counts[rule] = counts.get(rule, 0) + 1
+    for rule, wildcards in planned_jobs(dag_output):
+        name = f"{wildcards.get('scope', '')}{rule}"
+        counts[name] = counts.get(name, 0) + 1
     return counts
 
 

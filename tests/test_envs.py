@@ -121,8 +121,8 @@ def workflow_rules(tmp_path_factory):
         "fit_model",
         "recognition_classifier",
         "recognise",
-        "ablation_sample",
-        "ablation_evaluate",
+        "ablation_package",
+        "ablation_table",
     }
     return [r for r in rules.values() if not r.norun]  # `rule all` runs nothing and needs no env
 
@@ -327,7 +327,7 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     run_snakemake(tmp_path / "wd", fitted, env=env, targets=(build_plan(fitted).model_dir,))
 
     # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
-    # (sample and ablation_sample run the same `gendistill sample` command in the same env: a trace counts for both)
+    # (a script or command may serve several rules: a trace counts for each)
     by_cmd, by_script = {}, {}
     for rule in workflow_rules:
         if rule.is_script:

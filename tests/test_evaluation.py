@@ -217,7 +217,7 @@ def test_adding_a_seed_or_model_reruns_only_those_evaluation_jobs(tiny_run, tmp_
     counts = job_counts(run_snakemake(wd, two_seeds, "--dag").stdout)
     assert counts == {"evaluate": 1, "results_table": 1, "evaluation_plots": 1, "runtimes": 1, "all": 1}, counts
     planned = [w for rule, w in planned_jobs(run_snakemake(wd, two_seeds, "--dag").stdout) if rule == "evaluate"]
-    assert planned == [{"model": "convnet", "seed": "1", "set": "distilled"}], planned
+    assert planned == [{"model": "convnet", "scope": "", "seed": "1", "set": "distilled"}], planned
     cfg = deep_update(TINY_CONFIG, {"evaluation": {"models": ["convnet", "resnet18"]}})
     counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     assert counts.get("evaluate") == 1 and "sample" not in counts and "package" not in counts, counts

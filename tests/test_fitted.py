@@ -263,7 +263,7 @@ def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evalua
     counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     # a pool of 3 per class; 2 new sets (2 x (1+2) is the run's own set); evaluations: the 2 new sets and real
     # subsets of IPC 3, 4 and 6 (the tiny run has no random-subset evaluation to reuse)
-    assert counts["ablation_sample"] == 3 and counts["ablation_package"] == 2 and counts["ablation_evaluate"] == 5
+    assert counts["ablation/sample"] == 3 and counts["ablation_package"] == 2 and counts["ablation/evaluate"] == 5
     assert "sample" not in counts and "evaluate" not in counts, counts
     run_snakemake(wd, cfg)
     t = wd / "results" / "t"

@@ -309,7 +309,7 @@ def test_teacher_ablation_plans_its_rows_and_reuses_the_runs_jobs(tiny_run, tmp_
     )
     counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     assert counts.get("sample", 0) == 0 and counts.get("package", 0) == 0  # the run's own set is untouched
-    assert counts["teacher"] == 1 and counts["ablation_sample"] == 3 and counts["soft_labels"] == 1
-    assert counts["ablation_select"] == 9 and counts["ablation_teacher_package"] == 3
+    assert counts["teacher"] == 1 and counts["ablation/sample"] == 3 and counts["soft_labels"] == 1
+    assert counts["ablation/teacher/select"] == 9 and counts["ablation_teacher_package"] == 3
     # 3 selected sets + the paper's set soft + the real subset soft + full data (not a baseline of this run)
-    assert counts["ablation_evaluate"] == 6 and counts["teacher_ablation_table"] == 1
+    assert counts["ablation/evaluate"] == 6 and counts["teacher_ablation_table"] == 1

@@ -76,12 +76,18 @@ def validate_schema(config: dict) -> dict:
     return cfg
 
 
+def nominal_ipc(cfg: dict) -> int:
+    """Images per class of the packaged set, generation.n_generated x (1 + augmentation.n_aug) (the run's IPC; a
+    class's prompts.overrides count aside: gendistill.plan.Plan.images_per_class)."""
+    return cfg["generation"]["n_generated"] * (1 + cfg["augmentation"]["n_aug"])
+
+
 def semantic_problems(cfg: dict) -> list[str]:
     """Checks a schema cannot express (cross-key consistency). Dataset/model presence is checked elsewhere."""
     problems = []
     gen, aug = cfg["generation"], cfg["augmentation"]
     if cfg.get("ipc") is not None:
-        made = gen["n_generated"] * (1 + aug["n_aug"])
+        made = nominal_ipc(cfg)
         if made != cfg["ipc"]:
             problems.append(
                 f"ipc: {cfg['ipc']} but generation.n_generated x (1 + augmentation.n_aug) = "

@@ -5,12 +5,20 @@ later) and by library code that reads a finished run (regenerate, the summary).
 Paths are strings, as Snakemake takes them; arguments default to the rules' wildcards ("{cls}", ...). An
 ablation's packaged set is a SetLayout (its files in one directory).
 A stage that holds classes has one subdirectory per class, named by the class id (gendistill.naming).
+
+One rule serves a stage for the run and its ablations: a scope puts the ablations' files under their own
+directory (RUN: the run's own files; ABLATION, TEACHER_ABLATION), and is the rules' `{scope}` wildcard.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+# Scopes: where a stage's files for the run itself, or for an ablation beside it, live (a path prefix)
+RUN = ""
+ABLATION = "ablation/"  # the PDA ablation's pool, sets and evaluations (the teacher ablation's evaluations too)
+TEACHER_ABLATION = "ablation/teacher/"  # the teacher ablation's selections and sets
 
 # In every class directory (generated, augmented): {"meta": what made the class, "images": one record per file}
 RECORDS = "records.json"
@@ -49,7 +57,8 @@ class RunLayout:
         return self._at(".requests")
 
     def generated(self, cls: str = "{cls}") -> str:
-        return class_dir(self._at("generated"), cls)
+        """A class's sampled images (its candidates, with selection)."""
+        return self.scoped_generated(RUN, cls)
 
     # The teacher (teacher.py), when something uses it: the model, and its record (sha256, source, test accuracy)
     @property
@@ -62,10 +71,10 @@ class RunLayout:
 
     # Selection (selection.oversample > 1): a class's kept candidates, and every candidate's scores
     def selected(self, cls: str = "{cls}") -> str:
-        return class_dir(self._at("selected"), cls)
+        return self.scoped_selected(RUN, "", cls)
 
     def selection_scores(self, cls: str = "{cls}") -> str:
-        return self._at("selection", f"{cls}.csv")
+        return self.scoped_selection_scores(RUN, "", cls)
 
     @property
     def augmented(self) -> str:
@@ -93,7 +102,7 @@ class RunLayout:
         return self._at("dataset", "soft_labels.pt")
 
     def metrics(self, set: str = "{set}", model: str = "{model}", seed: str = "{seed}") -> str:
-        return self._at("eval", set, model, f"seed{seed}.json")
+        return self.scoped_metrics(RUN, set, model, seed)
 
     # Class recognition: the classifier trained on the real training split, and its record
     @property
@@ -107,21 +116,43 @@ class RunLayout:
     # The PDA ablation: one pool of generated images per class (shared with the teacher ablation), a packaged set
     # per variant, an evaluation per (variant, model, seed) (the teacher ablation's variants too)
     def ablation_generated(self, cls: str = "{cls}") -> str:
-        return class_dir(self._at("ablation", "generated"), cls)
+        return self.scoped_generated(ABLATION, cls)
 
     def ablation_set(self, variant: str = "{variant}") -> SetLayout:
         return SetLayout(self._at("ablation", "sets", variant))
 
     def ablation_metrics(self, variant: str = "{variant}", model: str = "{model}", seed: str = "{seed}") -> str:
-        return self._at("ablation", "eval", variant, model, f"seed{seed}.json")
+        return self.scoped_metrics(ABLATION, variant, model, seed)
 
     # The teacher ablation: per selection criterion, each class's kept candidates of the ablation pool and their
     # scores, and the packaged set they make
     def teacher_ablation_selected(self, criterion: str = "{criterion}", cls: str = "{cls}") -> str:
-        return class_dir(self._at("ablation", "teacher", "selected", criterion), cls)
+        return self.scoped_selected(TEACHER_ABLATION, f"{criterion}/", cls)
 
     def teacher_ablation_scores(self, criterion: str = "{criterion}", cls: str = "{cls}") -> str:
-        return self._at("ablation", "teacher", "selection", criterion, f"{cls}.csv")
+        return self.scoped_selection_scores(TEACHER_ABLATION, f"{criterion}/", cls)
+
+    # The outputs of a rule that serves a stage for the run and an ablation: `scope` RUN or an ablation's (its
+    # {scope} wildcard; the files above are these at one scope). The teacher ablation selects per criterion:
+    # `criterion_dir` "<criterion>/" (the run's selection: "")
+    def scoped_generated(self, scope: str = "{scope}", cls: str = "{cls}") -> str:
+        return class_dir(self._at(f"{scope}generated"), cls)
+
+    def scoped_selected(
+        self, scope: str = "{scope}", criterion_dir: str = "{criterion_dir}", cls: str = "{cls}"
+    ) -> str:
+        return class_dir(self._at(f"{scope}selected"), f"{criterion_dir}{cls}")
+
+    def scoped_selection_scores(
+        self, scope: str = "{scope}", criterion_dir: str = "{criterion_dir}", cls: str = "{cls}"
+    ) -> str:
+        return self._at(f"{scope}selection", f"{criterion_dir}{cls}.csv")
+
+    def scoped_metrics(
+        self, scope: str = "{scope}", set: str = "{set}", model: str = "{model}", seed: str = "{seed}"
+    ) -> str:
+        """An evaluation's accuracy: of one of the run's evaluations (set: its key), or an ablation variant's."""
+        return self._at(f"{scope}eval", set, model, f"seed{seed}.json")
 
     def teacher_ablation_set(self, criterion: str = "{criterion}") -> SetLayout:
         return SetLayout(self._at("ablation", "teacher", "sets", criterion))

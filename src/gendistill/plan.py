@@ -9,17 +9,30 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
-from .config import CPU_FLOAT16, ConfigError, load_and_validate
+from .ablation.variants import Ablations
+from .config import CPU_FLOAT16, ConfigError, load_and_validate, nominal_ipc
 from .datasets import DatasetError, get_adapter
 from .devices import gpu_visible
 from .evaluation.protocols import Context, apply_protocol
-from .evaluation.runs import evaluation_problems, label_regimes, uses_teacher
+from .evaluation.runs import (
+    EvalJob,
+    EvalRun,
+    eval_runs,
+    evaluation_problems,
+    label_regimes,
+    parse_key,
+    recipe,
+    record,
+    seeds,
+    uses_teacher,
+)
 from .families import BY_NAME, UnsupportedModel
 from .families.facts import decoder_facts, generation_problems, model_facts, tiny_facts
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
-from .layout import RunLayout
+from .layout import ABLATION, TEACHER_ABLATION, RunLayout
 from .naming import class_ids
 from .pipeline_memory import available_bytes, memory_problem
 from .sampling.load_spec import load_spec
@@ -47,10 +60,15 @@ class ClassPlan:
     id: str  # file-safe, unique, sorts in label order
     prompt: str
     seed: int
-    n_generated: int
+    n_generated: int  # images the class keeps: generation.n_generated, or its prompts.overrides count
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def candidates(self, oversample: int) -> int:
+        """Images sampled so that a criterion keeps n_generated, `oversample` candidates per kept image (candidate
+        i has image i's seed, so the first n_generated are the images a run without selection samples)."""
+        return oversample * self.n_generated
 
 
 @dataclass
@@ -116,6 +134,112 @@ class Plan:
 
     def __post_init__(self):
         self._index = {c.id: c for c in self.classes}
+
+    # --- what runs (the rules' conditions) ---
+    @property
+    def evaluation_active(self) -> bool:
+        return bool(self.cfg["evaluation"]["activate"]) and self.has_real_data
+
+    @property
+    def recognition_active(self) -> bool:
+        return bool(self.cfg["recognition"]["activate"]) and self.has_real_data
+
+    @property
+    def selection_active(self) -> bool:
+        return self.cfg["selection"]["oversample"] > 1
+
+    @property
+    def soft_labels_active(self) -> bool:
+        """The distilled set is evaluated with fixed soft labels: the package's soft-label sidecar is needed."""
+        return self.evaluation_active and "soft" in label_regimes(self.cfg)
+
+    @property
+    def run_uses_teacher(self) -> bool:
+        """The run's own dataset or evaluation uses the teacher (not only the teacher ablation beside it)."""
+        return self.selection_active or self.soft_labels_active
+
+    @property
+    def teacher_active(self) -> bool:
+        """Something needs the teacher: selection, soft labels or the teacher ablation (teacher_uses)."""
+        return bool(teacher_uses(self.cfg))
+
+    # --- counts per class: a class keeps c.n_generated images; its sample job samples n_candidates of them
+    # (oversample x kept, with selection), the ablations' pool job pool_size; PDA makes images_per_class ---
+    def n_candidates(self, c: ClassPlan) -> int:
+        """Images the run's sample job of class `c` generates: selection.oversample x its kept count."""
+        return c.candidates(self.cfg["selection"]["oversample"])
+
+    def images_per_class(self, c: ClassPlan) -> int:
+        """Images of class `c` in the packaged set: its kept images, each followed by n_aug augmented copies."""
+        return c.n_generated * (1 + self.cfg["augmentation"]["n_aug"])
+
+    @property
+    def images_per_class_by_label(self) -> dict[int, int]:
+        """label -> images_per_class: the random real subset that matches the distilled set, class by class."""
+        return {c.index: self.images_per_class(c) for c in self.classes}
+
+    @property
+    def ipc(self) -> int:
+        return nominal_ipc(self.cfg)
+
+    @cached_property
+    def ablations(self) -> Ablations:
+        """The PDA and teacher ablations' variants, pool and evaluations (gendistill.ablation.variants)."""
+        return Ablations(self)
+
+    def sampled(self, scope: str, cid: str) -> int:
+        """Images a sample job generates for class `cid`: the run's candidates (scope RUN), or the ablations' pool."""
+        c = self.by_id(cid)
+        return self.ablations.pool_size(c) if scope == ABLATION else self.n_candidates(c)
+
+    def sample_class(self, scope: str, cid: str) -> dict:
+        """A sample job's class: the class plan with `n_generated` the count the job samples (its wire name)."""
+        return {**self.by_id(cid).as_dict(), "n_generated": self.sampled(scope, cid)}
+
+    def kept_images(self, cid: str) -> str:
+        """Where PDA reads class `cid`'s images: its kept candidates with selection, else its sampled images."""
+        return self.layout.selected(cid) if self.selection_active else self.layout.generated(cid)
+
+    def selection(self, scope: str, criterion_dir: str, cid: str) -> dict:
+        """A select job (scope RUN: the run's selection; TEACHER_ABLATION: criterion_dir's over the ablations'
+        pool): criterion, the candidates directory, n_candidates, n_keep."""
+        c = self.by_id(cid)
+        if scope == TEACHER_ABLATION:
+            criterion = criterion_dir.rstrip("/")
+            pool, n = self.layout.ablation_generated(cid), self.ablations.n_candidates(c)
+        else:
+            criterion, pool, n = self.cfg["selection"]["criterion"], self.layout.generated(cid), self.n_candidates(c)
+        return {"criterion": criterion, "candidates": pool, "n_candidates": n, "n_keep": c.n_generated}
+
+    # --- evaluations ---
+    @property
+    def eval_runs(self) -> list[EvalRun]:
+        """Every evaluation run of the config, in table order (gendistill.evaluation.runs)."""
+        return eval_runs(self.cfg, self.has_real_data)
+
+    def run_metrics(self) -> list[str]:
+        """The evaluation JSON of every (run, model, seed) the results table reads."""
+        models = self.cfg["evaluation"]["models"]
+        return [self.layout.metrics(r.key, m, s) for r in self.eval_runs for m in models for s in seeds(self.cfg, r)]
+
+    @property
+    def evaluation_record(self) -> dict:
+        """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
+        return record(self.cfg, self.evaluation_protocol, self.has_real_data)
+
+    def evaluation(self, scope: str, key: str) -> EvalJob:
+        """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), or
+        of an ablation variant (scope ABLATION; `key` its name)."""
+        if scope == ABLATION:
+            return self.ablations.evaluation(key)
+        run = parse_key(key, self.cfg)
+        return EvalJob(
+            run.set,
+            run.labels,
+            recipe(self.cfg, run),
+            data=self.layout.distilled if run.set == "distilled" else None,
+            counts=self.images_per_class_by_label if run.set == "random_subset" else None,
+        )
 
 
 def tiny_model_dir(cfg: dict) -> str | None:
@@ -496,16 +620,16 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
         for key, k in checks:
             for c in classes:
                 try:
-                    difficulty_band_ranks(k * c.n_generated, c.n_generated, (lo, hi))
+                    difficulty_band_ranks(c.candidates(k), c.n_generated, (lo, hi))
                 except ValueError as e:
                     problems.append(f"class {c.name!r} with {key} {k}: {e}")
                     break
     k, cap = sel["oversample"], cfg["limits"]["max_images_per_class"]
-    over = [c for c in classes if c.n_generated <= cap < k * c.n_generated]
+    over = [c for c in classes if c.n_generated <= cap < c.candidates(k)]
     if over:
         problems.append(
             f"selection.oversample {k} x n_generated {over[0].n_generated} of class {over[0].name!r} = "
-            f"{k * over[0].n_generated:,} candidates to sample, above limits.max_images_per_class "
+            f"{over[0].candidates(k):,} candidates to sample, above limits.max_images_per_class "
             f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it."
         )
     uses = teacher_uses(cfg)
@@ -657,9 +781,9 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
             ]
         )
     # evaluation.protocol: its preset under the config's explicit keys (it may depend on the data and IPC)
-    ipc = cfg["generation"]["n_generated"] * (1 + cfg["augmentation"]["n_aug"])
     resolution = cfg["evaluation"]["resolution"] or image_size
-    cfg, protocol = apply_protocol(cfg, config or {}, Context(cfg["dataset"]["name"], resolution, ipc, len(classes)))
+    context = Context(cfg["dataset"]["name"], resolution, nominal_ipc(cfg), len(classes))
+    cfg, protocol = apply_protocol(cfg, config or {}, context)
     problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
     problems += evaluation_problems(cfg, adapter.has_real_data)
     if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):

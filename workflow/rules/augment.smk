@@ -7,7 +7,7 @@
 
 rule augment:
     input:
-        generated=[class_images(c) for c in CLASS_IDS],  # selected/ with selection
+        generated=[PLAN.kept_images(c) for c in CLASS_IDS],  # selected/ with selection
     output:
         images=directory(LAYOUT.augmented),
     log:

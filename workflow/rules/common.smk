@@ -10,7 +10,8 @@ from gendistill.config import ConfigError, read_time_budget_record
 from gendistill.datasets import DatasetError
 from gendistill.evaluation.models import MODELS as EVAL_MODELS
 from gendistill.evaluation import runs as EVAL_RUNS
-from gendistill.plan import build_plan, teacher_uses
+from gendistill.layout import ABLATION, TEACHER_ABLATION  # the {scope}s of rules serving the run and ablations
+from gendistill.plan import build_plan
 from gendistill.sampling.request import write_request
 from gendistill.report import missing_packages as missing_report_packages
 
@@ -120,71 +121,18 @@ def model_input():
     return PLAN.model_dir or []
 
 
-def teacher_active():
-    """Something needs the teacher: selection, soft labels or the teacher ablation (plan.teacher_uses)."""
-    return bool(teacher_uses(CFG))
-
-
-def run_uses_teacher():
-    """The run's own dataset or evaluation uses the teacher (not only the teacher ablation beside it)."""
-    return selection_active() or soft_labels_active()
-
-
-def selection_active():
-    return CFG["selection"]["oversample"] > 1
-
-
-def soft_labels_active():
-    """The distilled set is evaluated with fixed soft labels: the package's soft-label sidecar is needed."""
-    return evaluation_active() and "soft" in EVAL_RUNS.label_regimes(CFG)
-
-
-def sample_request(cls, n_generated):
-    """The sample job's request file (gendistill.sampling.request): the class with `n_generated` images, the load
-    spec, the generation settings and the output size, written now, private and named by its content. The job
-    reads it, so no prompt or model path is on its command line (readable by every user of the machine); the
-    same values are the job's params, the rerun triggers."""
+def sample_request(scope, cls):
+    """The sample job's request file (gendistill.sampling.request): the class with the images to sample (its
+    `n_generated`: plan.sample_class), the load spec, the generation settings and the output size, written now,
+    private and named by its content. The job reads it, so no prompt or model path is on its command line
+    (readable by every user of the machine); the same values are the job's params, the rerun triggers."""
     request = {
-        "cls": {**PLAN.by_id(cls).as_dict(), "n_generated": n_generated},
+        "cls": PLAN.sample_class(scope, cls),
         "load": PLAN.load_spec,
         "gen": PLAN.gen_spec,
         "out_size": PLAN.image_size,
     }
     return write_request(LAYOUT.requests, cls, request)
-
-
-def n_candidates(c):
-    """Images the sample job of class plan `c` generates: oversample x n_generated (candidate i = image i)."""
-    return c.n_generated * CFG["selection"]["oversample"]
-
-
-def class_images(cls):
-    """Where PDA reads class `cls`'s images: its kept candidates with selection, else its sampled images."""
-    return LAYOUT.selected(cls) if selection_active() else LAYOUT.generated(cls)
-
-
-def eval_run(wildcards):
-    """The evaluation run of a job (set, label regime, training augmentation) from its {set} wildcard."""
-    return EVAL_RUNS.parse_key(wildcards.set, CFG)
-
-
-def eval_runs():
-    """Every evaluation run of the config (gendistill.evaluation.runs)."""
-    return EVAL_RUNS.eval_runs(CFG, PLAN.has_real_data)
-
-
-def eval_recipe(run):
-    """The training recipe of an evaluation run (protocol preset, optional keys, full-data epochs, no-aug)."""
-    return EVAL_RUNS.recipe(CFG, run)
-
-
-def evaluation_record():
-    """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
-    return EVAL_RUNS.record(CFG, PLAN.evaluation_protocol, PLAN.has_real_data)
-
-
-def evaluation_active():
-    return CFG["evaluation"]["activate"] and PLAN.has_real_data
 
 
 # The functions below read rules.<name>.output: they run once every rule is defined (rule all, job inputs).
@@ -197,11 +145,11 @@ def pipeline_outputs():
         rules.package.output.manifest,
         rules.package.output.provenance,
     ]
-    if evaluation_active():
+    if PLAN.evaluation_active:
         out += [rules.results_table.output.table]
-    if selection_active():
-        out += expand(rules.select.output.scores, cls=CLASS_IDS)
-    if soft_labels_active():
+    if PLAN.selection_active:
+        out += [LAYOUT.selection_scores(c) for c in CLASS_IDS]
+    if PLAN.soft_labels_active:
         out += [rules.soft_labels.output.soft_labels]
     return out
 
@@ -231,10 +179,22 @@ REPORT = LAYOUT.report
 def report_items():
     """Everything the run-time summary waits for, besides the pipeline's own outputs."""
     items = [*rules.sample_grids.output, *rules.prompts_table.output]
-    if evaluation_active():
+    if PLAN.evaluation_active:
         items += [*rules.results_table.output, *rules.evaluation_plots.output]
     return items
 
 
 def report_outputs():
     return report_items() + list(rules.runtimes.output)
+
+
+def measure_outputs():
+    """Final outputs (and report items) of the recognition and the ablations, when active."""
+    out = []
+    if PLAN.recognition_active:
+        out += [*rules.recognise.output, *rules.recognition_plots.output]
+    if PLAN.ablations.pda_active:
+        out += list(rules.ablation_table.output)
+    if PLAN.ablations.teacher_active:
+        out += list(rules.teacher_ablation_table.output)
+    return out

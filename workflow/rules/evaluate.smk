@@ -2,8 +2,9 @@
 # only that job. A run (gendistill.evaluation.runs, the {set} wildcard) is a set (the distilled set, a seeded
 # random real subset of the same IPC, the full real set) in one label regime, with or without training
 # augmentation; its recipe is the config's evaluation keys with evaluation.protocol's preset under them.
+# The same rule evaluates the ablations' variants ({scope} ablation/, {set} the variant's name: ablation/eval/):
+# what a job trains on and how is the plan's (Plan.evaluation: a gendistill.evaluation.runs.EvalJob).
 
-RECIPE = eval_recipe(EVAL_RUNS.parse_key("distilled", CFG))  # the run's own recipe (the ablations train with it)
 DATASET = as_json(CFG["dataset"])
 
 
@@ -12,23 +13,21 @@ KD = as_json(EVAL_RUNS.kd_settings(CFG))
 
 rule evaluate:
     input:
-        data=lambda w: rules.package.output.tensor if eval_run(w).set == "distilled" else [],
+        data=lambda w: PLAN.evaluation(w.scope, w.set).data or [],
         # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
-        soft_labels=lambda w: (
-            LAYOUT.soft_labels if eval_run(w).set == "distilled" and eval_run(w).labels == "soft" else []
-        ),
+        soft_labels=lambda w: LAYOUT.soft_labels if PLAN.evaluation(w.scope, w.set).reads_soft_labels else [],
         # the teacher: run online (kd), or labelling a real set's images once (soft)
-        teacher=lambda w: (
-            LAYOUT.teacher
-            if eval_run(w).labels == "kd" or (eval_run(w).labels == "soft" and eval_run(w).set != "distilled")
-            else []
-        ),
+        teacher=lambda w: LAYOUT.teacher if PLAN.evaluation(w.scope, w.set).reads_teacher else [],
     output:
-        metrics=LAYOUT.metrics(),
+        metrics=LAYOUT.scoped_metrics(),
     log:
-        f"{OUT}/logs/evaluate/{{set}}/{{model}}/seed{{seed}}.log",
+        f"{OUT}/logs/{{scope}}evaluate/{{set}}/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{set}}/{{model}}/seed{{seed}}.tsv"
+        f"{OUT}/benchmarks/{{scope}}evaluate/{{set}}/{{model}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        scope=f"({ABLATION})?",
+        # the run's evaluation keys, or (scope ablation/) the ablations' variant names
+        set="|".join([EVAL_RUNS.KEY_PATTERN, *PLAN.ablations.evaluated]),
     conda:
         "../../envs/evaluation.yaml"
     threads: 2
@@ -36,35 +35,29 @@ rule evaluate:
         mem_mb=8000,
         runtime=120,
     params:
-        set_name=lambda w: eval_run(w).set,
-        label_regime=lambda w: eval_run(w).labels,
-        kd=lambda w: KD if eval_run(w).labels != "hard" else "",
-        recipe=lambda w: as_json(eval_recipe(eval_run(w))),
+        set_name=lambda w: PLAN.evaluation(w.scope, w.set).set,
+        label_regime=lambda w: PLAN.evaluation(w.scope, w.set).labels,
+        kd=lambda w: KD if PLAN.evaluation(w.scope, w.set).labels != "hard" else "",
+        recipe=lambda w: as_json(PLAN.evaluation(w.scope, w.set).recipe),
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
+        # label -> images of a random real subset (its set's images per class), else none
         per_class_counts=lambda w: (
-            as_json({c.index: c.n_generated * (1 + CFG["augmentation"]["n_aug"]) for c in PLAN.classes})
-            if eval_run(w).set == "random_subset"
-            else ""
+            as_json(PLAN.evaluation(w.scope, w.set).counts) if PLAN.evaluation(w.scope, w.set).counts else ""
         ),
         num_classes=len(PLAN.all_class_names),
         max_test_images=CFG["evaluation"]["max_test_images"],
         resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
     message:
-        "Training {wildcards.model} (seed {wildcards.seed}) on {wildcards.set}"
+        "Training {wildcards.model} (seed {wildcards.seed}) on {wildcards.scope}{wildcards.set}"
     script:
         "../scripts/evaluate.py"
 
 
 rule results_table:
     input:
-        metrics=lambda w: [
-            LAYOUT.metrics(r.key, model, seed)
-            for r in eval_runs()
-            for model in CFG["evaluation"]["models"]
-            for seed in EVAL_RUNS.seeds(CFG, r)
-        ],
+        metrics=lambda w: PLAN.run_metrics(),
     output:
         table=report(
             LAYOUT.results("results.csv"),
@@ -96,7 +89,7 @@ rule results_table:
     params:
         class_names=fixed(as_json(dict(enumerate(PLAN.all_class_names)))),
         # the protocol (its sources, notes, the keys the config overrode) and every run's resolved recipe
-        protocol=fixed(as_json(evaluation_record())),
+        protocol=fixed(as_json(PLAN.evaluation_record)),
         scores=fixed(as_json(CFG["evaluation"]["scores"])),
     script:
         "../scripts/results_table.py"

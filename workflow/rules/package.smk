@@ -5,7 +5,7 @@ rule package:
     input:
         augmented=rules.augment.output.images,
         prompts=rules.prompts.output.table,
-        teacher=LAYOUT.teacher_json if run_uses_teacher() else [],  # its record (sha256) goes into the provenance
+        teacher=LAYOUT.teacher_json if PLAN.run_uses_teacher else [],  # its record (sha256) goes into the provenance
     output:
         tensor=LAYOUT.distilled,
         manifest=LAYOUT.manifest,
@@ -41,7 +41,7 @@ rule package:
                             "labels": CFG["evaluation"]["labels"],
                             "kd": EVAL_RUNS.kd_settings(CFG),
                         }
-                        if run_uses_teacher()
+                        if PLAN.run_uses_teacher
                         else {}
                     ),
                 }

@@ -38,7 +38,7 @@ rule recognise:
     input:
         model=rules.recognition_classifier.output.model,
         info=rules.recognition_classifier.output.info,
-        generated=expand(rules.sample.output.images, cls=CLASS_IDS),
+        generated=[LAYOUT.generated(c) for c in CLASS_IDS],
     output:
         table=report(
             LAYOUT.recognition,

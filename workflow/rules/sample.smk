@@ -5,17 +5,21 @@
 # rounding: README, Reproducibility).
 # The job is a thin client of the resident sampler (src/gendistill/sampling/; docs/design/sampler.md). It reads
 # what it samples from a request file (params.request), not from its command line, which other users can read.
+# One rule for the run's images ({scope} empty: generated/<cls>, its candidates with selection) and the ablations'
+# pool (scope ablation/: ablation/generated/<cls>); the plan says how many each samples (Plan.sampled).
 
 
 rule sample:
     input:
         model=sample_model_input,
     output:
-        images=directory(LAYOUT.generated()),
+        images=directory(LAYOUT.scoped_generated()),
     log:
-        f"{OUT}/logs/sample/{{cls}}.log",
+        f"{OUT}/logs/{{scope}}sample/{{cls}}.log",
     benchmark:
-        f"{OUT}/benchmarks/sample/{{cls}}.tsv"
+        f"{OUT}/benchmarks/{{scope}}sample/{{cls}}.tsv"
+    wildcard_constraints:
+        scope=f"({ABLATION})?",
     conda:
         "../../envs/generation.yaml"
     resources:
@@ -23,15 +27,15 @@ rule sample:
         mem_mb=16000,
         runtime=30,
     params:
-        # n_generated: the candidates (oversample x n_generated; the same dict without selection)
-        cls=lambda w: as_json({**PLAN.by_id(w.cls).as_dict(), "n_generated": n_candidates(PLAN.by_id(w.cls))}),
+        # the class plan, its n_generated the images this job samples (candidates, or the ablations' pool)
+        cls=lambda w: as_json(PLAN.sample_class(w.scope, w.cls)),
         load=fixed(as_json(PLAN.load_spec)),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
         # the same values in a private file: the job's command line (public) carries no prompt or model path
-        request=lambda w: sample_request(w.cls, n_candidates(PLAN.by_id(w.cls))),
+        request=lambda w: sample_request(w.scope, w.cls),
     message:
-        "Sampling class {wildcards.cls}"
+        "Sampling {wildcards.scope}generated/{wildcards.cls}"
     shell:
         '"$GENDISTILL_PYTHON" -m gendistill sample --request {params.request:q} --out {output.images:q}'
         ' --runtime "$GENDISTILL_SAMPLER_RUNTIME" > {log:q} 2>&1'

@@ -45,31 +45,36 @@ rule teacher:
 
 
 # Per class: keep n_generated of the class's oversample x n_generated candidates. The criterion is a param here
-# and nowhere upstream, so changing it reruns selection and what follows, never sampling.
+# and nowhere upstream, so changing it reruns selection and what follows, never sampling. The same rule selects
+# for the teacher ablation ({scope} ablation/teacher/, {criterion_dir} "<criterion>/"): per criterion and class,
+# among the ablations' pool's first ablation.oversample x n_generated candidates (Plan.selection).
 rule select:
     input:
-        candidates=rules.sample.output.images,
+        candidates=lambda w: PLAN.selection(w.scope, w.criterion_dir, w.cls)["candidates"],
         teacher=rules.teacher.output.model,
     output:
-        images=directory(LAYOUT.selected()),
-        scores=LAYOUT.selection_scores(),
+        images=directory(LAYOUT.scoped_selected()),
+        scores=LAYOUT.scoped_selection_scores(),
     log:
-        f"{OUT}/logs/select/{{cls}}.log",
+        f"{OUT}/logs/{{scope}}select/{{criterion_dir}}{{cls}}.log",
     benchmark:
-        f"{OUT}/benchmarks/select/{{cls}}.tsv"
+        f"{OUT}/benchmarks/{{scope}}select/{{criterion_dir}}{{cls}}.tsv"
+    wildcard_constraints:
+        scope=f"({TEACHER_ABLATION})?",
+        criterion_dir="({})?".format("|".join(f"{c}/" for c in PLAN.ablations.criteria)),
     conda:
         "../../envs/evaluation.yaml"
     resources:
         mem_mb=2000,
     params:
-        criterion=CFG["selection"]["criterion"],
-        n_keep=lambda w: PLAN.by_id(w.cls).n_generated,
-        n_candidates=lambda w: n_candidates(PLAN.by_id(w.cls)),
+        criterion=lambda w: PLAN.selection(w.scope, w.criterion_dir, w.cls)["criterion"],
+        n_keep=lambda w: PLAN.selection(w.scope, w.criterion_dir, w.cls)["n_keep"],
+        n_candidates=lambda w: PLAN.selection(w.scope, w.criterion_dir, w.cls)["n_candidates"],
         band=CFG["selection"]["difficulty_band"],
         labels=[c.index for c in PLAN.classes],
         device=CFG["evaluation"]["device"],
     message:
-        "Selecting class {wildcards.cls}'s images among its candidates ({params.criterion})"
+        "Selecting {wildcards.scope}selected/{wildcards.criterion_dir}{wildcards.cls} among its candidates ({params.criterion})"
     script:
         "../scripts/select.py"
 
@@ -96,40 +101,12 @@ rule soft_labels:
         "../scripts/soft_labels.py"
 
 
-# The teacher ablation (ablation.teacher): per criterion and class, the same selection over the ablation pool's
-# first ablation.oversample x n_generated candidates (shared with the PDA ablation), then PDA and packaging with
-# the augment stage's code and seeds; evaluated by ablation_evaluate, summarised in one table.
-rule ablation_select:
-    input:
-        candidates=rules.ablation_sample.output.images,
-        teacher=rules.teacher.output.model,
-    output:
-        images=directory(LAYOUT.teacher_ablation_selected()),
-        scores=LAYOUT.teacher_ablation_scores(),
-    log:
-        f"{OUT}/logs/ablation/select/{{criterion}}/{{cls}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/ablation/select/{{criterion}}/{{cls}}.tsv"
-    wildcard_constraints:
-        criterion="|".join(TEACHER_CRITERIA),
-    conda:
-        "../../envs/evaluation.yaml"
-    resources:
-        mem_mb=2000,
-    params:
-        criterion=lambda w: w.criterion,
-        n_keep=lambda w: PLAN.by_id(w.cls).n_generated,
-        n_candidates=lambda w: CFG["ablation"]["oversample"] * PLAN.by_id(w.cls).n_generated,
-        band=CFG["selection"]["difficulty_band"],
-        labels=[c.index for c in PLAN.classes],
-        device=CFG["evaluation"]["device"],
-    script:
-        "../scripts/select.py"
-
-
+# The teacher ablation (ablation.teacher): per criterion and class, the select rule's choice among the ablation
+# pool's first ablation.oversample x n_generated candidates (shared with the PDA ablation), then PDA and packaging
+# with the augment stage's code and seeds; evaluated by the evaluate rule, summarised in one table.
 rule ablation_teacher_package:
     input:
-        pool=lambda w: expand(rules.ablation_select.output.images, criterion=w.criterion, cls=CLASS_IDS),
+        pool=lambda w: [LAYOUT.teacher_ablation_selected(w.criterion, c) for c in CLASS_IDS],
     output:
         augmented=directory(LAYOUT.teacher_ablation_set().augmented),
         tensor=LAYOUT.teacher_ablation_set().distilled,
@@ -140,22 +117,13 @@ rule ablation_teacher_package:
     benchmark:
         f"{OUT}/benchmarks/ablation/teacher_package/{{criterion}}.tsv"
     wildcard_constraints:
-        criterion="|".join(TEACHER_CRITERIA),
+        criterion="|".join(PLAN.ablations.criteria),
     conda:
         "../../envs/generation.yaml"
     resources:
         mem_mb=2000,
     params:
-        # every class keeps its n_generated (the selected directory holds exactly those)
-        variant=lambda w: as_json(
-            {
-                "name": f"select_{w.criterion}",
-                "n_generated": max(c.n_generated for c in PLAN.classes),
-                "n_aug": CFG["augmentation"]["n_aug"],
-                "selection": w.criterion,
-                "oversample": CFG["ablation"]["oversample"],
-            }
-        ),
+        variant=lambda w: as_json(PLAN.ablations.teacher_set_variant(w.criterion)),
         aug=as_json(CFG["augmentation"]),
         seeds=fixed(as_json({c.id: c.seed for c in PLAN.classes})),
         class_names=fixed(PLAN.all_class_names),
@@ -167,7 +135,7 @@ rule ablation_teacher_package:
 
 rule teacher_ablation_table:
     input:
-        metrics=teacher_ablation_metrics,
+        metrics=lambda w: [r["path"] for r in PLAN.ablations.teacher_metric_rows()],
         teacher=rules.teacher.output.record,
     output:
         table=report(
@@ -197,8 +165,8 @@ rule teacher_ablation_table:
     resources:
         mem_mb=1000,
     params:
-        variants=as_json(teacher_ablation_variants()),
-        rows=as_json(teacher_ablation_metric_rows()),
+        variants=as_json(PLAN.ablations.teacher_variants),
+        rows=as_json(PLAN.ablations.teacher_metric_rows()),
         model_kind=PLAN.model_kind,
     script:
         "../scripts/teacher_ablation_table.py"

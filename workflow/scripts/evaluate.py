@@ -1,5 +1,5 @@
-"""Snakemake script for rules `evaluate` and `ablation_evaluate` (thin: decodes the params; the logic is
-gendistill.evaluation.job)."""
+"""Snakemake script for rule `evaluate`, the run's evaluations and the ablations' (thin: decodes the params; the
+logic is gendistill.evaluation.job)."""
 
 import json
 import sys

@@ -1,4 +1,5 @@
-"""Snakemake script for rules `select` and `ablation_select` (thin: the logic is gendistill.teacher.selection)."""
+"""Snakemake script for rule `select`, the run's and the teacher ablation's (thin: the logic is
+gendistill.teacher.selection)."""
 
 import json
 import sys

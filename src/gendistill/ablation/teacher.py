@@ -1,6 +1,6 @@
 """The teacher ablation's table: one row per (variant, model), accuracy mean +- std over training seeds.
 
-Variants (workflow/rules/measure_common.smk, teacher_ablation_variants): the paper's method (hard labels); + each
+Variants (gendistill.ablation.variants, Ablations.teacher_variants): the paper's method (hard labels); + each
 selection criterion (hard); + soft labels (the paper's set, KD on the teacher's logits); the random real subset of
 the same IPC, hard and soft (labelled by the same teacher); the full real training set (hard).
 """

@@ -41,7 +41,7 @@ def real_source(adapter, split: str, keep: list[int], resolution: int, mean, std
     """A real split as a source: image files streamed from disk where the adapter lists them (ImageNet: never
     loaded whole), else arrays in memory. `select(labels) -> indices` picks a subset (the random real subset
     reads only its own files)."""
-    if getattr(adapter, "streams", False):
+    if adapter.streams:
         paths, y = adapter.files(split, keep)
         if select is not None:
             sel = select(y)

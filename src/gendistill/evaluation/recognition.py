@@ -123,7 +123,7 @@ def real_images_of(adapter, keep: list[int], n: int):
             return pool
         return np.sort(np.random.default_rng([label, 17]).choice(pool, n, replace=False))
 
-    if getattr(adapter, "streams", False):
+    if adapter.streams:
 
         def of(label: int) -> np.ndarray:
             paths, _ = adapter.files("train", [label])

@@ -50,6 +50,26 @@ class EvalRun(NamedTuple):
     train_augment: bool
 
 
+class EvalJob(NamedTuple):
+    """What one evaluation job (the evaluate rule: a run's, or an ablation variant's) trains on and how."""
+
+    set: str  # distilled, random_subset, full
+    labels: str  # hard, soft, kd
+    recipe: dict
+    data: str | None = None  # the packaged set it trains on (a distilled set)
+    counts: dict | None = None  # label -> real images per class (a random real subset)
+
+    @property
+    def reads_soft_labels(self) -> bool:
+        """Soft labels of a distilled set are the package's sidecar (dataset/soft_labels.pt)."""
+        return self.set == "distilled" and self.labels == "soft"
+
+    @property
+    def reads_teacher(self) -> bool:
+        """The teacher itself: run online (kd), or labelling a real set's images once (soft)."""
+        return self.labels == "kd" or (self.labels == "soft" and self.set != "distilled")
+
+
 def label_regimes(cfg: dict) -> list[str]:
     """evaluation.labels as a list (a string in the config means one regime); the first is the run's own."""
     labels = cfg["evaluation"]["labels"]
@@ -114,13 +134,19 @@ def recipe(cfg: dict, run: EvalRun) -> dict:
     ev = cfg["evaluation"]
     out = {**{k: ev[k] for k in BASE_RECIPE_KEYS}, **_optional(ev)}
     if run.set == "full":
-        out["epochs"] = ev["baselines"]["full_epochs"] or ev["epochs"]
+        out["epochs"] = full_epochs(cfg)
         out.pop("step_epoch", None)
         out.pop("accuracy", None)
         out.pop("eval_every", None)
     if not run.train_augment:
         out["train_augment"] = False
     return out
+
+
+def full_epochs(cfg: dict) -> int:
+    """Epochs of a training on the full real training set: baselines.full_epochs, else evaluation.epochs."""
+    ev = cfg["evaluation"]
+    return ev["baselines"]["full_epochs"] or ev["epochs"]
 
 
 def kd_settings(cfg: dict) -> dict:
@@ -145,9 +171,7 @@ def real_data_recipe(cfg: dict) -> dict:
 def teacher_recipe(cfg: dict) -> dict:
     """How the teacher is trained on the real training split when no checkpoint is given (real_data_recipe);
     epochs teacher.epochs, else baselines.full_epochs, else evaluation.epochs."""
-    ev = cfg["evaluation"]
-    epochs = cfg["teacher"]["epochs"] or ev["baselines"]["full_epochs"] or ev["epochs"]
-    return {**real_data_recipe(cfg), "epochs": epochs}
+    return {**real_data_recipe(cfg), "epochs": cfg["teacher"]["epochs"] or full_epochs(cfg)}
 
 
 def evaluation_problems(cfg: dict, has_real_data: bool) -> list[str]:

@@ -245,7 +245,7 @@ def validate_sample_request(req: dict) -> None:
         ("id", lambda v: isinstance(v, str) and v and "/" not in v, "a non-empty string without '/'"),
         ("prompt", lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
         ("seed", _int, "an integer"),
-        ("n_generated", lambda v: _int(v) and v >= 1, "an integer >= 1"),
+        ("n_generated", lambda v: _int(v) and v >= 1, "an integer >= 1"),  # the images this job samples
     ):
         if cls and not ok(cls.get(key)):
             problems.append(f"cls.{key}: {cls.get(key)!r} is not {want}")
