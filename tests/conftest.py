@@ -21,6 +21,19 @@ sys.path.insert(0, str(REPO / "src"))
 
 # A tiny, fast config: the digits dataset bundled with scikit-learn, 3 classes, random-weight tiny model.
 # No class recognition (a classifier trained per run; tests/test_fitted.py covers it with the fitted generator).
+# A training recipe small enough for a unit test (the evaluation's recipe keys, two epochs).
+TINY_RECIPE = {
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.01,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "step",
+    "train_augment": True,
+}
+
+
 TINY_CONFIG = {
     "run": "t",
     "seed": 0,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_RECIPE
 from torch import nn
 
 from gendistill.evaluation.models import build_model, convnet_depth, model_label
@@ -20,16 +21,7 @@ from gendistill.evaluation.real import real_split, select_subset
 from gendistill.evaluation.table import per_class_frame, rows_frame, summarise
 from gendistill.evaluation.train import lr_at, random_crop_flip, train_and_test
 
-RECIPE = {
-    "epochs": 4,
-    "batch_size": 8,
-    "lr": 0.01,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "schedule": "step",
-    "train_augment": True,
-}
+RECIPE = {**TINY_RECIPE, "epochs": 4}
 
 
 def separable(labels: list[int], per_class: int, size: int, seed: int):

@@ -13,23 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
+from conftest import REPO, TINY_CONFIG, TINY_RECIPE, deep_update, run_snakemake
 
 from gendistill.datasets import get_adapter
 from gendistill.evaluation.data import FileSource, TensorSource
 from gendistill.evaluation.real import real_source, select_subset
 from gendistill.evaluation.train import fit_and_test, normalise
 
-RECIPE = {
-    "epochs": 2,
-    "batch_size": 8,
-    "lr": 0.01,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "schedule": "step",
-    "train_augment": True,
-}
+RECIPE = TINY_RECIPE
 
 
 def test_streamed_training_equals_training_in_memory(tmp_path):

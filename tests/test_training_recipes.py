@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from conftest import TINY_RECIPE
 from torch import nn
 
 from gendistill.evaluation import augment as A
@@ -16,16 +17,7 @@ from gendistill.evaluation.data import TensorSource
 from gendistill.evaluation.models import build_model
 from gendistill.evaluation.train import fit, fit_and_test, lr_at, make_optimizer
 
-RECIPE = {
-    "epochs": 2,
-    "batch_size": 8,
-    "lr": 0.01,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "schedule": "step",
-    "train_augment": True,
-}
+RECIPE = TINY_RECIPE
 
 
 def batch(n=6, size=16, seed=0):
