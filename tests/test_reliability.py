@@ -92,7 +92,10 @@ def test_second_run_on_same_directory_is_refused(tmp_path):
     try:
         locks = tmp_path / ".snakemake" / "locks"
         wait_for(lambda: locks.is_dir() and any(locks.glob("*")))
-        second = run_snakemake(tmp_path, SLOW, check=False)
+        # --rerun-incomplete: the first run's running job is marked incomplete, and without the flag the second
+        # run may stop at that marker before it reaches the lock. With it, only the lock stands between the
+        # second run and deleting the first run's outputs in progress.
+        second = run_snakemake(tmp_path, SLOW, "--rerun-incomplete", check=False)
         assert second.returncode != 0
         assert "cannot be locked" in second.stdout + second.stderr
         out, _ = first.communicate(timeout=600)
