@@ -1,5 +1,5 @@
 """Snakemake script for rule `evaluate`, the run's evaluations and the ablations' (thin: decodes the params; the
-logic is gendistill.evaluation.job)."""
+logic is gendistill.evaluate)."""
 
 import json
 import sys
@@ -10,7 +10,7 @@ import torch
 
 from gendistill.atomic import write_text
 from gendistill.devices import resolve_device
-from gendistill.evaluation.job import run_job
+from gendistill.evaluate import run_job
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821

@@ -1,20 +1,24 @@
-"""One evaluation job: build the training set (distilled / random real subset / full real), train, test."""
+"""One evaluation job (the evaluate rule): build the training set (distilled / random real subset / full real),
+train, test.
+
+It sits above both evaluation/ (training, models, real data) and teacher/ (the teacher's logits and the soft labels
+that the kd and soft regimes train on), which itself trains with evaluation/'s low modules."""
 
 from __future__ import annotations
 
 import logging
 
-from ..datasets import get_adapter
-from ..distilled.package import load_distilled
-from ..imageio import sha256_file
-from ..teacher.classifier import load_teacher, logits_and_features
-from ..teacher.soft_labels import load_aligned
-from .data import TensorSource
-from .models import model_label
-from .progress import EpochProgress
-from .real import real_source, select_subset, test_subset
-from .runs import REGIMES
-from .train import fit_and_test
+from .datasets import get_adapter
+from .distilled.package import load_distilled
+from .evaluation.data import TensorSource
+from .evaluation.models import model_label
+from .evaluation.progress import EpochProgress
+from .evaluation.real import real_source, select_subset, test_subset
+from .evaluation.runs import REGIMES
+from .evaluation.train import fit_and_test
+from .imageio import sha256_file
+from .teacher.classifier import load_teacher, logits_and_features
+from .teacher.soft_labels import load_aligned
 
 log = logging.getLogger("gendistill.evaluate")
 
