@@ -55,7 +55,7 @@ def test_fitted_model_is_an_sdxl_turbo_shaped_diffusers_directory_marked_as_stan
     marker = (model / "FITTED_ON_DEMO_DATA.txt").read_text()
     assert "STAND-IN" in marker and "TRAINING split" in marker and "not a pretrained model" in marker
     report = json.loads((model / "fit_report.json").read_text())
-    assert report["spec"]["vae_steps"] == 150 and report["train_images"] == 1257 and report["classes"] == 10
+    assert report["spec"]["vae_steps"] == FIT_SPEC["vae_steps"] and report["train_images"] == 1257 and report["classes"] == 10
     assert report["sigma"] == pytest.approx(14.6146, abs=1e-3)
     print(f"\nfit (test spec {FIT_SPEC}): {report['seconds']}")
     prov = json.loads((out(fitted_run) / "dataset" / "provenance.json").read_text())
@@ -107,18 +107,26 @@ def train_on(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> float:
 def test_negative_control_permuted_labels_train_to_chance(fitted_run):
     """The packaged set with its own labels trains far above chance (20 %); with the labels shuffled among its
     images it trains to about chance; with the classes renamed (label c -> c+1) the model predicts the wrong
-    name for every class, far below chance. So the accuracy comes from the labels the pipeline attached."""
+    name for every class, far below chance. So the accuracy comes from the labels the pipeline attached.
+
+    Shuffled: the mean over 5 seeded permutations. One permutation of 40 labels keeps 17-28 % of them right by
+    chance (seeds 0-4), and a set trained on it scores anywhere from 5 % to 46 %: one draw says little."""
     from gendistill.distilled.package import load_distilled
 
     d = load_distilled(str(out(fitted_run) / "dataset" / "distilled.pt"))
     x, y = d["images"], d["labels"]
     assert y.tolist() == sorted(y.tolist()) and set(y.tolist()) == set(range(5)) and len(y) == 40
     own = train_on(x, y)
-    shuffled = train_on(x, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))])
+    shuffled = [
+        train_on(x, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))]) for seed in range(5)
+    ]
     renamed = train_on(x, (y + 1) % 5)
-    print(f"\naccuracy: own labels {own:.3f}, shuffled {shuffled:.3f}, classes renamed {renamed:.3f} (chance 0.2)")
+    print(
+        f"\naccuracy: own labels {own:.3f}, shuffled {np.mean(shuffled):.3f} (each: "
+        f"{', '.join(f'{a:.3f}' for a in shuffled)}), classes renamed {renamed:.3f} (chance 0.2)"
+    )
     assert own >= 0.6
-    assert shuffled <= 0.45
+    assert np.mean(shuffled) <= 0.35
     assert renamed <= 0.1
 
 
