@@ -55,7 +55,11 @@ def test_fitted_model_is_an_sdxl_turbo_shaped_diffusers_directory_marked_as_stan
     marker = (model / "FITTED_ON_DEMO_DATA.txt").read_text()
     assert "STAND-IN" in marker and "TRAINING split" in marker and "not a pretrained model" in marker
     report = json.loads((model / "fit_report.json").read_text())
-    assert report["spec"]["vae_steps"] == FIT_SPEC["vae_steps"] and report["train_images"] == 1257 and report["classes"] == 10
+    assert (
+        report["spec"]["vae_steps"] == FIT_SPEC["vae_steps"]
+        and report["train_images"] == 1257
+        and report["classes"] == 10
+    )
     assert report["sigma"] == pytest.approx(14.6146, abs=1e-3)
     print(f"\nfit (test spec {FIT_SPEC}): {report['seconds']}")
     prov = json.loads((out(fitted_run) / "dataset" / "provenance.json").read_text())
