@@ -6,8 +6,8 @@ PyTorch installs); the lock pins every distribution the project and its extras i
 it. `snakemake --sdm conda` builds one environment per file in envs/. These tests check that the lock is complete
 and agrees with pyproject.toml and with this venv, that the env files cannot drift from the lock, that every rule
 with a job names an existing env file, and (tier 3) that each stage's env holds every third-party package its jobs
-really import: the tiny workflow runs with an import tracer, and each job's imports must lie in the dependency
-closure of its rule's env.
+really import: the session's shared workflow runs trace every process they start (conftest.traced), and each
+job's imports must lie in the dependency closure of its rule's env.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import textwrap
 import time
 from functools import cache
 from importlib import metadata
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
-from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake
+from conftest import REPO, TRACE_DIR
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -248,17 +247,6 @@ def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
 
 # ---- tier 3: the envs hold what the jobs import -------------------------------------------------------------
 
-TRACER = textwrap.dedent("""
-    import atexit, json, os, sys
-    def _dump():
-        out = os.environ.get("GENDISTILL_IMPORT_TRACE")
-        if out:
-            with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
-                json.dump({"argv": sys.argv, "modules": sorted({m.split(".")[0] for m in list(sys.modules)})}, f)
-    atexit.register(_dump)
-""")
-
-
 # Imported only because this venv happens to have them; the importers fall back when they are absent.
 OPTIONAL_IMPORTS = {
     "tabulate": "torch._dynamo.utils.tabulate: try: import tabulate / except ImportError (plain text instead)",
@@ -286,45 +274,12 @@ def dependency_closure(names: set[str]) -> set[str]:
     return seen
 
 
-@pytest.mark.workflow
-def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
-    """Run the tiny workflow (all evaluation sets) with an import tracer in every Python process, then check
-    that each job's third-party imports are installed by its rule's env file (or their dependencies)."""
-    site, trace = tmp_path / "tracer", tmp_path / "trace"
-    site.mkdir()
-    trace.mkdir()
-    (site / "sitecustomize.py").write_text(TRACER)
-    cfg = deep_update(
-        TINY_CONFIG,
-        {
-            "generation": {"server_idle_seconds": 2},
-            "evaluation": {"baselines": {"random_subset": True, "full": True, "full_epochs": 1}},
-            "recognition": {"activate": True, "epochs": 1},
-            "ablation": {
-                "pda": True,
-                "variants": [{"n_generated": 2, "n_aug": 2}, {"n_generated": 2, "n_aug": 0}],
-                # teacher, selection (one criterion: the rules), soft labels
-                "teacher": True,
-                "oversample": 2,
-                "criteria": ["difficulty"],
-            },
-            "teacher": {"epochs": 1},
-        },
-    )
-    env = {"PYTHONPATH": str(site), "GENDISTILL_IMPORT_TRACE": str(trace)}
-    run_snakemake(tmp_path / "wd", cfg, env=env)
-    # the fitted stand-in's rule, alone (a 2-step fit: only its imports matter here)
-    fitted = deep_update(
-        cfg,
-        {
-            "model": {"tiny": None, "fitted": {"vae_steps": 2, "unet_steps": 2}},
-            "recognition": {"activate": False},
-            "ablation": {"pda": False, "teacher": False},
-        },
-    )
-    from gendistill.plan import build_plan
-
-    run_snakemake(tmp_path / "wd", fitted, env=env, targets=(build_plan(fitted).model_dir,))
+def test_each_stage_env_provides_what_its_jobs_import(tiny_run, ablation_run, fitted_run, workflow_rules):
+    """The session's shared runs trace every Python process they start (conftest.traced): the tiny run (prompts,
+    the tiny model, sampling, augmentation, packaging, evaluation, report items), both ablations on a copy of it,
+    and the fitted stand-in's run (its fit, recognition). Each job's third-party imports must be installed by its
+    rule's env file (or their dependencies), and every rule must have run in one of them."""
+    traces = [run / TRACE_DIR for run in (tiny_run, ablation_run, fitted_run)]
 
     # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
     # (a script or command may serve several rules: a trace counts for each)
@@ -344,9 +299,13 @@ def test_each_stage_env_provides_what_its_jobs_import(tmp_path, workflow_rules):
     free |= set(OPTIONAL_IMPORTS)
     snakemake_side = dependency_closure({"snakemake"})  # script jobs import it from Snakemake's own install
     deadline, seen_rules, problems = time.time() + 30, set(), []
-    while time.time() < deadline and not any("sampler-serve" in p.read_text() for p in trace.glob("*.json")):
-        time.sleep(0.5)  # the sampler process writes its trace when it idles out
-    for f in sorted(trace.glob("*.json")):
+
+    def records():
+        return sorted(f for trace in traces for f in trace.glob("*.json"))
+
+    while time.time() < deadline and not any("sampler-serve" in p.read_text() for p in records()):
+        time.sleep(0.5)  # a sampler process writes its trace when it idles out
+    for f in records():
         rec = json.loads(f.read_text())
         argv = rec["argv"]
         rules = None

@@ -18,7 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT_SPEC, FITTED_CONFIG, TINY_CONFIG, deep_update, job_counts, run_snakemake
+from conftest import (
+    ABLATION_CONFIG,
+    FIT_SPEC,
+    FITTED_CONFIG,
+    PDA_VARIANTS,
+    TINY_CONFIG,
+    deep_update,
+    job_counts,
+    run_snakemake,
+)
 
 NAMES = ["zero", "one", "two", "three", "four"]
 RECIPE = {
@@ -256,29 +265,18 @@ def test_fitted_and_ablation_config_errors_name_the_fix(patch, expected):
 # ---- the PDA ablation's plumbing (tiny random-weight model: speed; the demo measures the finding) -------------
 
 
-def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evaluation(tiny_run, tmp_path):
-    wd = tmp_path / "run"
+def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evaluation(tiny_run, ablation_run, tmp_path):
+    """Planned on a copy of the tiny run with the PDA ablation alone; its outputs are the shared ablation run's
+    (conftest.ABLATION_CONFIG: the same variants, and the teacher ablation beside them)."""
+    wd = tmp_path / "plan"
     shutil.copytree(tiny_run, wd, symlinks=True)
-    cfg = deep_update(
-        TINY_CONFIG,
-        {
-            "ablation": {
-                "pda": True,
-                "variants": [
-                    {"n_generated": 2, "n_aug": 2},
-                    {"n_generated": 2, "n_aug": 1},
-                    {"n_generated": 3, "n_aug": 0},
-                ],
-            }
-        },
-    )
+    cfg = deep_update(TINY_CONFIG, {"ablation": {"pda": True, "variants": PDA_VARIANTS}})
     counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
     # a pool of 3 per class; 2 new sets (2 x (1+2) is the run's own set); evaluations: the 2 new sets and real
     # subsets of IPC 3, 4 and 6 (the tiny run has no random-subset evaluation to reuse)
     assert counts["ablation/sample"] == 3 and counts["ablation_package"] == 2 and counts["ablation/evaluate"] == 5
     assert "sample" not in counts and "evaluate" not in counts, counts
-    run_snakemake(wd, cfg)
-    t = wd / "results" / "t"
+    t = ablation_run / "results" / "t"
     for cls in ("000_zero", "001_one", "002_two"):
         for i in (0, 1):  # image i is the same whatever the number generated
             assert (t / "ablation" / "generated" / cls / f"{i:04d}.png").read_bytes() == (
@@ -297,6 +295,8 @@ def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evalua
     assert np.isfinite(row.loc["gen3_aug0", "minus_real_same_ipc_points"])
     assert (t / "results" / "ablation.png").stat().st_size > 1000
     # in the report, as its own category (the report's rendering is checked in tests/test_report.py)
-    run_snakemake(wd, cfg, "--report", str(wd / "report.html"))
+    wd = tmp_path / "run"
+    shutil.copytree(ablation_run, wd, symlinks=True)
+    run_snakemake(wd, ABLATION_CONFIG, "--report", str(wd / "report.html"))
     page = (wd / "report.html").read_text()
     assert "Ablation: PDA" in page and "results/t/results/ablation.html" in page and "ablation.png" in page
