@@ -215,6 +215,14 @@ def tiny_run(tmp_path_factory):
     return built_once(tmp_path_factory, "tiny_run", lambda wd: run_snakemake(wd, TINY_CONFIG, env=traced(wd)))
 
 
+def with_tiny_model(wd: Path, tiny_run: Path) -> Path:
+    """Give a fresh working directory the session's tiny model (tiny_run's results/models/, made by its
+    build_tiny_model job; copy2 keeps the mtimes), so a run there does not build it again (~10 s a run). The
+    directory's name is keyed by the tiny spec: a config with another spec still builds its own."""
+    shutil.copytree(tiny_run / "results" / "models", wd / "results" / "models", symlinks=True, dirs_exist_ok=True)
+    return wd
+
+
 # Both ablations on top of the tiny run: the PDA ablation's variants (a pool of 3 per class; the first is the run's
 # own set) and the teacher ablation (one teacher, a selection per criterion over a pool of 2 x 2 per class, soft
 # labels). tests/test_fitted.py reads the PDA ablation's outputs, tests/test_teacher.py the teacher ablation's,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_CONFIG, deep_update, run_snakemake
+from conftest import TINY_CONFIG, deep_update, run_snakemake, with_tiny_model
 
 from gendistill.datasets import DatasetError, get_adapter
 from gendistill.naming import class_ids
@@ -196,8 +196,9 @@ def _check_packaged_labels(out, names, selected):
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("name", list(E2E))
-def test_workflow_on_each_dataset_format(tmp_path, name):
+def test_workflow_on_each_dataset_format(tmp_path, name, tiny_run):
     fix = MAKERS[name](tmp_path / "data")
+    with_tiny_model(tmp_path, tiny_run)
     dataset, resolution = E2E[name]
     cfg = _e2e_config({"name": name, "root": str(fix.root), **dataset}, resolution)
     run_snakemake(tmp_path, cfg)
@@ -217,7 +218,8 @@ def test_workflow_on_each_dataset_format(tmp_path, name):
 
 
 @pytest.mark.workflow
-def test_workflow_classlist_mode_skips_evaluation_with_a_note(tmp_path):
+def test_workflow_classlist_mode_skips_evaluation_with_a_note(tmp_path, tiny_run):
+    with_tiny_model(tmp_path, tiny_run)
     names = ["snow leopard", "cat/dog", "Crème brûlée"]
     cfg = _e2e_config({"name": "classlist", "class_names": names, "image_size": 32}, 32)
     proc = run_snakemake(tmp_path, cfg)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, deep_update, job_counts, run_snakemake, write_config
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, deep_update, job_counts, run_snakemake, with_tiny_model, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -68,7 +68,7 @@ def assert_no_output_looks_valid_but_is_not(wd: Path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_sampling_then_rerun_equals_uninterrupted(sig, tiny_run, tmp_path):
-    proc = start(tmp_path, SLOW)
+    proc = start(with_tiny_model(tmp_path, tiny_run), SLOW)
     try:
         wait_for(lambda: len(finished_classes(tmp_path)) >= 1 or proc.poll() is not None)
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -87,8 +87,8 @@ def test_interrupted_sampling_then_rerun_equals_uninterrupted(sig, tiny_run, tmp
         assert (tmp_path / "results" / "t" / rel).read_bytes() == (tiny_run / "results" / "t" / rel).read_bytes()
 
 
-def test_second_run_on_same_directory_is_refused(tmp_path):
-    first = start(tmp_path, SLOW)
+def test_second_run_on_same_directory_is_refused(tiny_run, tmp_path):
+    first = start(with_tiny_model(tmp_path, tiny_run), SLOW)
     try:
         locks = tmp_path / ".snakemake" / "locks"
         wait_for(lambda: locks.is_dir() and any(locks.glob("*")))
@@ -158,14 +158,15 @@ def test_deterministic_mode_turns_on_deterministic_kernels(tiny_run):
         torch.use_deterministic_algorithms(False)
 
 
-def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(tiny_run, tmp_path):
+def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(tiny_run, tmp_path, private_runtime):
     """The reproduction, with the sampler in use: one class set to 40,000 images by mistake, Ctrl-C while it
     samples, the typo fixed, and the run repeated under another sampler key (CUDA_VISIBLE_DEVICES). The
     orphaned request is dropped by its sampler (it never wrote output anyway: jobs publish their own), the
-    packaged dataset equals the uninterrupted run's, and a later plain rerun finds nothing to do."""
-    fixed = deep_update(TINY_CONFIG, {"evaluation": {"activate": False}})
+    packaged dataset equals the uninterrupted run's, and a later plain rerun finds nothing to do. Its samplers are
+    its own (private_runtime), and idle for 2 minutes (a runtime knob), so the log read below outlives the rerun."""
+    fixed = deep_update(TINY_CONFIG, {"evaluation": {"activate": False}, "generation": {"server_idle_seconds": 120}})
     typo = deep_update(fixed, {"prompts": {"overrides": {"one": {"n_generated": 40000}}}})
-    proc = start(tmp_path, typo)
+    proc = start(with_tiny_model(tmp_path, tiny_run), typo)
     gen = tmp_path / "results" / "t" / "generated"
     try:
         wait_for(
@@ -178,10 +179,8 @@ def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(t
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     run_snakemake(tmp_path, fixed, env={"CUDA_VISIBLE_DEVICES": ""})
-    from conftest import RUNTIME_DIR
-
     wait_for(
-        lambda: any("dropped: its job went away" in p.read_text() for p in (RUNTIME_DIR / "gendistill").glob("*.log")),
+        lambda: any("dropped: its job went away" in p.read_text() for p in private_runtime.glob("*.log")),
         timeout=60,
     )
     time.sleep(2)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
+from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake, with_tiny_model
 from sampler_helpers import CLS, client_cmd, pid_gone, ping, read_meta, wait_for_tmp_pngs
 
 from gendistill.sampling import client
@@ -142,7 +142,7 @@ def test_two_slots_give_the_same_packaged_bytes_as_one_and_rerun_nothing(tiny_ru
     one-slot config finds nothing to rerun in the two-slot run."""
     two = deep_update(TINY_CONFIG, {"generation": {"gpus": [0, 1]}})
     target = ("results/t/dataset/distilled.pt",)
-    run_snakemake(tmp_path, two, "--resources", "gpu=2", targets=target)
+    run_snakemake(with_tiny_model(tmp_path, tiny_run), two, "--resources", "gpu=2", targets=target)
     run = tmp_path / "results" / "t"
     metas = [read_meta(d) for d in sorted((run / "generated").iterdir())]
     assert len(metas) == 3 and {m["slot"]["index"] for m in metas} == {0, 1}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_CONFIG, TINY_RECIPE, deep_update, run_snakemake
+from conftest import REPO, TINY_CONFIG, TINY_RECIPE, deep_update, run_snakemake, with_tiny_model
 
 from gendistill.datasets import get_adapter
 from gendistill.evaluation.data import FileSource, TensorSource
@@ -141,7 +141,8 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
 
 
 @pytest.mark.workflow
-def test_workflow_on_a_20_class_imagenet_fixture_with_streaming_evaluation(tmp_path):
+def test_workflow_on_a_20_class_imagenet_fixture_with_streaming_evaluation(tmp_path, tiny_run):
+    with_tiny_model(tmp_path, tiny_run)
     fix = fx.make_imagenet(
         tmp_path / "data", n_classes=20, layout="kaggle", train_per_class=4, val_per_class=2, size=48
     )
