@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import deep_update, job_counts, run_snakemake
+from conftest import built_once, deep_update, job_counts, run_snakemake
 
 from gendistill.families import FAMILIES
 from gendistill.families.tiny import TINY_DEFAULTS
@@ -37,14 +38,36 @@ def family_config(family: str, **generation) -> dict:
     return deep_update(FAMILY_RUN, {"model": {"tiny": {"seed": 0, "family": family}}, "generation": generation})
 
 
+@pytest.fixture(scope="session")
+def family_models(tmp_path_factory) -> Path:
+    """Every family's tiny pipeline as its build_tiny_model job writes it (save_tiny_pipeline with the validated
+    model.tiny spec, at the plan's results/models/ path), built once per session in one process: one import of
+    diffusers' pipelines instead of one per run (a run's build job is ~8 s, mostly imports)."""
+    from gendistill.config import load_and_validate
+    from gendistill.generator.build import save_tiny_pipeline
+    from gendistill.plan import build_plan
+
+    def build(root: Path) -> None:
+        for family in PIPELINES:
+            cfg = family_config(family)
+            save_tiny_pipeline(root / build_plan(cfg).model_dir, load_and_validate(cfg)["model"]["tiny"])
+
+    return built_once(tmp_path_factory, "family_models", build)
+
+
 @pytest.fixture(scope="module")
-def family_run(tmp_path_factory):
-    """family -> a finished workflow run of that family's tiny pipeline (made once per test module)."""
+def family_run(tmp_path_factory, family_models):
+    """family -> a finished workflow run of that family's tiny pipeline (made once per test module), its model
+    directory copied from family_models (copy2 keeps the mtimes: the build job does not run again)."""
+    from gendistill.plan import build_plan
+
     runs = {}
 
     def get(family: str):
         if family not in runs:
             wd = tmp_path_factory.mktemp(f"run-{family}")
+            model = build_plan(family_config(family)).model_dir
+            shutil.copytree(family_models / model, wd / model)
             run_snakemake(wd, family_config(family), *TARGET)
             runs[family] = wd
         return runs[family]
