@@ -24,22 +24,14 @@ from conftest import (
     FITTED_CONFIG,
     PDA_VARIANTS,
     TINY_CONFIG,
+    TINY_RECIPE,
     deep_update,
     job_counts,
     run_snakemake,
 )
 
 NAMES = ["zero", "one", "two", "three", "four"]
-RECIPE = {
-    "epochs": 30,
-    "batch_size": 64,
-    "lr": 0.01,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "schedule": "step",
-    "train_augment": True,
-}
+RECIPE = {**TINY_RECIPE, "epochs": 30, "batch_size": 64}  # the negative controls' training: long enough to learn
 
 
 def out(wd: Path) -> Path:
