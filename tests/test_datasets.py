@@ -8,18 +8,23 @@ fixture and checks that label i in the packaged dataset is the dataset's class i
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import dataset_fixtures as fx
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_CONFIG, deep_update, run_snakemake, with_tiny_model
+from conftest import REPO, TINY_CONFIG, deep_update, run_snakemake, with_tiny_model
 
 from gendistill.datasets import DatasetError, get_adapter
 from gendistill.naming import class_ids
 from gendistill.plan import build_plan
+
+SRC_ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 # The paper's reference script hard-codes CIFAR-100 classes in its own order; our fixtures use yet another
 # order, so only an adapter that reads the dataset's meta file gets the labels right.
@@ -134,6 +139,36 @@ def test_digits_without_scikit_learn_names_the_demo_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
     with pytest.raises(DatasetError, match=r"scikit-learn.*pip install 'gendistill\[demo\]'"):
         get_adapter({"name": "digits"}).check()
+
+
+@pytest.mark.parametrize("classes", [10, 3])
+def test_digits_split_is_scikit_learns_without_importing_it(classes):
+    """The digits adapter reads scikit-learn's data file and splits it itself: the same images and labels as
+    load_digits and the same indices as train_test_split(stratify=...), for several seeds and class subsets."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from gendistill.datasets.digits import TEST_FRACTION, read_digits, stratified_split
+
+    images, target = read_digits()
+    ref = load_digits()
+    assert np.array_equal(images, ref.images) and np.array_equal(target, ref.target)
+    keep = target < classes
+    y = target[keep]
+    for seed in range(8):
+        train, test = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, random_state=seed, stratify=y)
+        ours = stratified_split(y, TEST_FRACTION, seed)
+        assert np.array_equal(ours[0], train) and np.array_equal(ours[1], test), seed
+
+
+def test_digits_are_read_without_importing_scikit_learn():
+    code = (
+        "import sys; from gendistill.datasets import get_adapter; "
+        "a = get_adapter({'name': 'digits', 'image_size': 16}); a.check(); x, y = a.load_split('test'); "
+        "print(len(y), 'sklearn' in sys.modules, 'scipy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=SRC_ENV)
+    assert out.stdout.split() == ["540", "False", "False"]
 
 
 def test_cifar_download_goes_through_torchvision(tmp_path, monkeypatch):
