@@ -82,11 +82,19 @@ def test_random_subset_reads_only_its_files(tmp_path, monkeypatch):
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a child of a large pytest process
 # would report the parent's peak; VmHWM belongs to the new address space.
 PEAK_RSS = """
-import sys, json
-def hwm_kb():
+import sys, json, threading, time
+def status_kb(field):
     for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
+def hwm_kb():
+    return status_kb("VmHWM")
+peak_anon = [0]
+def watch_anon():  # the process's own memory, sampled every 5 ms (VmHWM also counts mapped library pages)
+    while True:
+        peak_anon[0] = max(peak_anon[0], status_kb("RssAnon"))
+        time.sleep(0.005)
+threading.Thread(target=watch_anon, daemon=True).start()
 sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
@@ -103,7 +111,8 @@ if sys.argv[3] == "memory":  # the same images loaded whole, as a dataset withou
     src = TensorSource(normalise(x, ad.mean, ad.std), torch.from_numpy(y))
 fit(src, 20, "convnet", 0, {"epochs": int(sys.argv[4]), "batch_size": 16, "lr": 0.01, "optimizer": "sgd",
                             "momentum": 0.9, "weight_decay": 0.0, "schedule": "step", "train_augment": False})
-print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024,
+time.sleep(0.05)
+print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024, "peak_anon_mb": peak_anon[0] / 1024,
                   "before_mb": before / 1024}))
 """
 
@@ -114,7 +123,11 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
     the same number of steps and images read, so what the allocator grows per step (tens of MiB on some
     machines) is the same in both and only the size of the set differs. Streamed, 16x the images cost no more
     memory; the same 1,280 images held in memory (the control; 63 MB as float32) cost more, and the measurement
-    must see it (measured on 2 cores: 893 and 895 MiB streamed, 970 MiB held)."""
+    must see it. The measure is the peak of the process's own (anonymous) memory: VmHWM also counts the mapped
+    pages of torch's libraries, and moved by up to 47 MiB between identical runs when the other core was busy.
+    Measured on 2 cores: 558 and 570 MiB streamed, 635 MiB held (idle); 578, 571 and 642 MiB beside two busy
+    processes. The bound on the growth is half the control's cost: a streamed set that held its images would
+    grow by all of it."""
 
     small = fx.make_imagenet(tmp_path / "small", n_classes=20, train_per_class=4, size=64)
     large = fx.make_imagenet(tmp_path / "large", n_classes=20, train_per_class=64, size=64)
@@ -129,15 +142,19 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
         for root, mode, epochs in ((small.root, "stream", 16), (large.root, "stream", 1), (large.root, "memory", 1))
     ]
     peaks = []
-    for proc in procs:
+    for proc, label in zip(procs, ("80 streamed", "1,280 streamed", "1,280 held")):
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
-        peaks.append(json.loads(out.strip().splitlines()[-1])["peak_mb"])
+        m = json.loads(out.strip().splitlines()[-1])
+        peaks.append(m["peak_anon_mb"])
+        print(f"\n{label}: peak anonymous {m['peak_anon_mb']:.0f} MiB, VmHWM {m['peak_mb']:.0f} MiB")
     stream_small, stream_large, memory_large = peaks
     held = memory_large - stream_large  # what holding the 1,280 images costs
-    print(f"\npeak MiB: streamed 80 images {stream_small:.0f}, 1,280 {stream_large:.0f}; held {memory_large:.0f}")
+    print(
+        f"peak anonymous MiB: streamed 80 images {stream_small:.0f}, 1,280 {stream_large:.0f}; held {memory_large:.0f}"
+    )
     assert held > 40, (stream_small, stream_large, memory_large)  # the control: the measurement sees it
-    assert stream_large - stream_small < 0.25 * held, (stream_small, stream_large, memory_large)
+    assert stream_large - stream_small < 0.5 * held, (stream_small, stream_large, memory_large)
 
 
 @pytest.mark.workflow
