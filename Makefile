@@ -44,8 +44,8 @@ demo-teacher: $(STAMP)
 
 # Can the evaluation tell sets apart? 10 digit classes at IPC 10 and IPC 1 under the ECCV 2024 challenge's
 # protocol, in the three label regimes, each distilled set beside its random real subset, with and without training
-# augmentation, 6 seeds: intervals, differences and DD-Ranking's scores (README "Evaluation protocols"; about half an
-# hour on 2 cores). Evaluation jobs take one thread each so two run side by side. Ends with one table of both runs.
+# augmentation, 6 seeds: intervals, differences and DD-Ranking's scores (README "Evaluation protocols"; about 57
+# CPU-minutes, 30-40 min on 2 idle cores). Evaluation jobs take one thread each so two run side by side. Ends with one table of both runs.
 demo-protocols: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml configs/demo_protocols_ipc1.yaml
