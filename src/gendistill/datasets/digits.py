@@ -24,14 +24,7 @@ class Digits(DatasetAdapter):
     default_template = "a handwritten digit {name}"
 
     def check(self) -> None:
-        from importlib.util import find_spec
-
-        if find_spec("sklearn") is None:
-            raise DatasetError(
-                "dataset 'digits': scikit-learn, which ships these images, is not installed (it is the project's "
-                "`demo` extra, left out of a compute node's install). Fix: pip install 'gendistill[demo]' (offline: "
-                "a wheelhouse made with EXTRAS=demo)."
-            )
+        sklearn_dir()
 
     def classes(self) -> list[ClassInfo]:
         return [ClassInfo(i, n, {"name": n}) for i, n in enumerate(NAMES)]
@@ -59,16 +52,25 @@ class Digits(DatasetAdapter):
 TEST_FRACTION = 0.3
 
 
-def read_digits() -> tuple[np.ndarray, np.ndarray]:
-    """(images 1797 x 8 x 8 in 0..16 as float64, targets) from scikit-learn's `datasets/data/digits.csv.gz` (one
-    row per image: 64 pixel values, then the class), found without importing scikit-learn."""
+def sklearn_dir() -> Path:
+    """The installed scikit-learn package's directory, found without importing it; its absence is refused with the
+    fix."""
     from importlib.util import find_spec
 
     spec = find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("dataset 'digits': scikit-learn, which ships these images, is not installed.")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
-    data = np.loadtxt(path, delimiter=",")
+        raise DatasetError(
+            "dataset 'digits': scikit-learn, which ships these images, is not installed (it is the project's "
+            "`demo` extra, left out of a compute node's install). Fix: pip install 'gendistill[demo]' (offline: "
+            "a wheelhouse made with EXTRAS=demo)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(images 1797 x 8 x 8 in 0..16 as float64, targets) from scikit-learn's `datasets/data/digits.csv.gz` (one
+    row per image: 64 pixel values, then the class), read without importing scikit-learn."""
+    data = np.loadtxt(sklearn_dir() / "datasets" / "data" / "digits.csv.gz", delimiter=",")
     return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
 
 
