@@ -1,5 +1,6 @@
 # Fresh machine: `make demo` (install + offline demo end to end), `make test` (install + test suite),
-# `make test-fast` (the unit tier, under a minute), `make lint` (ruff, snakefmt, snakemake --lint).
+# `make test-fast` (the unit tier, under a minute), `make test-long` (the long tier, which CI runs too),
+# `make lint` (ruff, snakefmt, snakemake --lint).
 # Offline compute nodes: `make wheelhouse` (README, Offline compute nodes). Every install uses the lock,
 # constraints.txt (exact versions of every distribution; `make lock` rewrites it).
 PYTHON ?= python3
@@ -8,10 +9,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SLURM_STAMP := $(VENV)/.slurm-extra-stamp
 CORES ?= 2
-# pytest-xdist workers of `make test` (each runs its tests' workflows with --cores 2): one per core of a 2-core machine
+# pytest-xdist workers of `make test` (each runs its tests' workflows with --cores 2): one per core of a 2-core
+# machine (3 were slower: their jobs took ~10 % more CPU time from each other than the waiting they filled)
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-ablation demo-teacher demo-protocols test test-fast test-slurm lint format report clean-demo \
+.PHONY: demo demo-ablation demo-teacher demo-protocols test test-long test-fast test-slurm lint format report clean-demo \
 	bench-cpu check-fullsize wheelhouse wheelhouse-no-torch lock
 
 $(STAMP): pyproject.toml constraints.txt
@@ -53,7 +55,13 @@ demo-protocols: $(STAMP)
 
 test: $(STAMP)
 	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
-	$(BIN)/python -m pytest -q tests -m "not slurm" -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q tests -m "not slurm and not long" -n $(TEST_WORKERS) --dist worksteal
+
+# The long tier (marker `long`: a minute or more of CPU each: the fitted stand-in's tests, the memory
+# measurement, interrupted and concurrent runs, every family end to end); CI runs it after `make test`.
+test-long: $(STAMP)
+	bash tests/ensure_chromium.sh
+	$(BIN)/python -m pytest -q tests -m "long and not slurm" -n $(TEST_WORKERS) --dist worksteal
 
 # The unit tier: no Snakemake run, no sampler process, no model fit (markers in pyproject.toml).
 test-fast: $(STAMP)

@@ -45,7 +45,9 @@ TINY_CONFIG = {
     "seed": 0,
     "dataset": {"name": "digits", "classes": [0, 1, 2]},
     "model": {"tiny": {"seed": 0}},
-    "generation": {"n_generated": 2, "resolution": 32, "server_idle_seconds": 60},
+    # the session's one warm sampler of the tiny model outlives the gaps between the tests that use it (a start is
+    # ~8 s of CPU); stop_samplers_at_end stops it
+    "generation": {"n_generated": 2, "resolution": 32, "server_idle_seconds": 600},
     "augmentation": {"n_aug": 2},
     "evaluation": {
         "models": ["convnet"],
@@ -59,11 +61,14 @@ TINY_CONFIG = {
 }
 
 
-# Tiers (pyproject.toml markers; `make test-fast` runs what is neither): a test that uses a whole workflow run
+# Tiers (pyproject.toml markers; `make test-fast` runs what is none of them): a test that uses a whole workflow run
 # is `workflow`; one that starts sampler processes or builds and runs a diffusion pipeline is `slow`, whatever
-# file it is in. Tests that do so without these fixtures carry the marker themselves.
-WORKFLOW_FIXTURES = {"tiny_run", "fitted_run", "ablation_run"}
+# file it is in; one that costs a minute or more of CPU on its own (the fitted stand-in's fit, the memory
+# measurement, interrupted and concurrent runs, every family end to end) is also `long`: `make test-long`, which CI
+# runs beside `make test`. Tests that do so without these fixtures carry the marker themselves.
+WORKFLOW_FIXTURES = {"tiny_run", "fitted_run", "ablation_run", "teacher_ablation_run"}
 SLOW_FIXTURES = {"private_runtime", "tiny_model_dir", "pipe"}
+LONG_FIXTURES = {"fitted_run", "teacher_ablation_run"}  # the fit alone is ~100 s of CPU
 
 
 def pytest_collection_modifyitems(items):
@@ -73,17 +78,43 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.workflow)
         if used & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
-    items[:] = start_order(items)
+        if used & LONG_FIXTURES:
+            item.add_marker(pytest.mark.long)
 
 
-def start_order(items: list) -> list:
-    """The order that keeps both of `make test`'s workers busy from the start. pytest-xdist's worksteal gives the
-    first worker the first half of the list and the second the rest (then moves tests from the longer queue to an
-    idle worker). So the first half opens with the tests of the fitted run (its fit, about a minute, is the
-    suite's longest single build), then the other slow tests; the second half opens with the tests of the tiny and
-    ablation runs, the suite's other shared builds. Neither worker then waits at the start for a run the other
-    is building, and the quick unit tests come last, where they fill the gaps. Within each group the collection
-    order is kept."""
+class StartOrder:
+    """Orders the tests after `-m` has deselected (a plugin's trylast hook; conftest's own hook runs before the
+    deselection, which needs the markers set above)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items):
+        items[:] = start_order(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(StartOrder(), "gendistill-start-order")
+
+
+# The tests of `make test` that take longest (wall time on 2 cores, 2 workers): started first in their group, so no
+# worker is left with a long test at the end while the others are idle. Only the order depends on this list.
+LONGEST = [
+    "test_a_protocol_with_regimes_and_ars_in_the_workflow",  # ~115 s (with the tiny run, which it waits for)
+    "test_rerun_is_byte_identical_across_runs_batch_sizes_and_sampler_modes",  # ~50 s
+    "test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evaluation",  # ~45 s (the ablation run)
+    "test_a_non_sdxl_family_caches_per_class_and_the_decoder_decides_pixels",  # ~45 s
+    "test_selection_and_soft_labels_in_the_workflow",  # ~40 s
+    "test_editing_one_class_reruns_only_that_class",  # ~25 s
+]
+
+
+def start_order(items: list, workers: int) -> list:
+    """The order that keeps every pytest-xdist worker busy from the start. worksteal gives worker k the k-th of
+    `workers` contiguous shares of the list (then moves tests from the longest queue to an idle worker). The
+    suite's shared builds are the fitted run (its fit, over a minute, is the longest), the tiny run (which
+    every test of the tiny and ablation runs waits for) and the tests that build nothing shared; each opens a
+    share of its own (those that share no build are dealt over the workers left), so no worker waits at the start
+    for a run another is building, and the quick unit tests come last in each share, where they fill the gaps.
+    Within a group the LONGEST tests come first, then the collection order."""
 
     def uses(item, names):
         return bool(set(getattr(item, "fixturenames", ())) & names)
@@ -91,14 +122,30 @@ def start_order(items: list) -> list:
     def heavy(item):
         return item.get_closest_marker("workflow") or item.get_closest_marker("slow")
 
-    shared = [i for i in items if uses(i, {"tiny_run", "ablation_run"})]
-    shared.sort(key=lambda i: uses(i, {"fitted_run"}))  # the test that reads all three runs last
+    def first(item):  # the longest tests first in their group, then the collection order (sort is stable)
+        return next((k for k, name in enumerate(LONGEST) if item.nodeid.endswith(name)), len(LONGEST))
+
+    items = sorted(items, key=first)
+    shared = [i for i in items if uses(i, {"tiny_run", "ablation_run", "teacher_ablation_run"})]
+    shared.sort(key=lambda i: uses(i, {"fitted_run"}))  # the test that reads every shared run last
     fitted = [i for i in items if uses(i, {"fitted_run"}) and i not in shared]
     rest = [i for i in items if i not in shared and i not in fitted]
-    first = fitted + [i for i in rest if heavy(i)]
+    alone = [i for i in rest if heavy(i)]
     light = [i for i in rest if not heavy(i)]
-    cut = max(0, len(items) // 2 - len(first))
-    return first + light[:cut] + shared + light[cut:]
+    workers = max(1, workers)
+    spare = max(1, workers - bool(fitted) - bool(shared))  # workers left for the tests that share no build
+    groups = [g for g in (fitted, shared) if g] + [alone[k::spare] for k in range(spare) if alone[k::spare]]
+    shares = [[] for _ in range(workers)]
+    for k, g in enumerate(groups):  # more groups than workers: the extra ones follow in turn
+        shares[k % workers].extend(g)
+    order, left = [], len(items)
+    for k, share in enumerate(shares):  # worksteal's split: the k-th worker gets left // (workers - k)
+        size = left // (workers - k)
+        pad = max(0, size - len(share))
+        order += share + light[:pad]
+        light = light[pad:]
+        left -= len(share) + pad
+    return order + light
 
 
 def deep_update(base: dict, new: dict) -> dict:
@@ -209,9 +256,9 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> 
 
 
 # Import tracing, for tests/test_envs.py (each stage's conda env holds what its jobs import): the session's shared
-# runs (tiny_run, ablation_run, fitted_run) record, for every Python process they start, the top-level modules it
-# imported. A sitecustomize on the runs' PYTHONPATH, inert unless GENDISTILL_IMPORT_TRACE names a directory; a
-# process's record is written when it exits (a sampler's when it idles out or is stopped).
+# runs (tiny_run, ablation_run, teacher_ablation_run, fitted_run) record, for every Python process they start, the
+# top-level modules it imported. A sitecustomize on the runs' PYTHONPATH, inert unless GENDISTILL_IMPORT_TRACE names a
+# directory; a process's record is written when it exits (a sampler's when it idles out or is stopped).
 TRACER = """
 import atexit, json, os, sys
 def _dump():
@@ -268,35 +315,38 @@ def with_tiny_model(wd: Path, tiny_run: Path) -> Path:
     return link_models(wd, (tiny_run / "results" / "models").resolve())
 
 
-# Both ablations on top of the tiny run: the PDA ablation's variants (a pool of 3 per class; the first is the run's
-# own set) and the teacher ablation (one teacher, a selection per criterion over a pool of 2 x 2 per class, soft
-# labels). tests/test_fitted.py reads the PDA ablation's outputs, tests/test_teacher.py the teacher ablation's,
-# tests/test_envs.py the imports of both.
+# The PDA ablation on top of the tiny run (its variants: a pool of 3 per class; the first is the run's own set), read by
+# tests/test_fitted.py; and the teacher ablation on top of that (one teacher, a selection per criterion over a pool
+# of 2 x 2 per class, soft labels), whose jobs' imports tests/test_envs.py checks (test-long: ~55 s of CPU more).
 PDA_VARIANTS = [{"n_generated": 2, "n_aug": 2}, {"n_generated": 2, "n_aug": 1}, {"n_generated": 3, "n_aug": 0}]
-ABLATION_CONFIG = deep_update(
-    TINY_CONFIG,
-    {
-        "ablation": {
-            "pda": True,
-            "variants": PDA_VARIANTS,
-            "teacher": True,
-            "oversample": 2,
-            "criteria": ["difficulty"],
-        },
-        "teacher": {"epochs": 1},
-    },
+ABLATION_CONFIG = deep_update(TINY_CONFIG, {"ablation": {"pda": True, "variants": PDA_VARIANTS}})
+TEACHER_ABLATION_CONFIG = deep_update(
+    ABLATION_CONFIG,
+    {"ablation": {"teacher": True, "oversample": 2, "criteria": ["difficulty"]}, "teacher": {"epochs": 1}},
 )
 
 
 @pytest.fixture(scope="session")
 def ablation_run(tmp_path_factory, tiny_run):
-    """A copy of the tiny run with both ablations run on it (ABLATION_CONFIG), shared by read-only tests."""
+    """A copy of the tiny run with the PDA ablation run on it (ABLATION_CONFIG), shared by read-only tests."""
 
     def build(wd: Path) -> None:
         shutil.copytree(tiny_run, wd, symlinks=True, dirs_exist_ok=True)  # copy2 keeps mtimes: nothing reruns
         run_snakemake(wd, ABLATION_CONFIG, env=traced(wd))
 
     return built_once(tmp_path_factory, "ablation_run", build)
+
+
+@pytest.fixture(scope="session")
+def teacher_ablation_run(tmp_path_factory, ablation_run):
+    """A copy of the ablation run with the teacher ablation run on it too (TEACHER_ABLATION_CONFIG)."""
+
+    def build(wd: Path) -> None:
+        shutil.copytree(ablation_run, wd, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(wd / TRACE_DIR, ignore_errors=True)  # its own processes only (the copied are ablation_run's)
+        run_snakemake(wd, TEACHER_ABLATION_CONFIG, env=traced(wd))
+
+    return built_once(tmp_path_factory, "teacher_ablation_run", build)
 
 
 @pytest.fixture(scope="session")

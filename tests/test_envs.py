@@ -274,12 +274,15 @@ def dependency_closure(names: set[str]) -> set[str]:
     return seen
 
 
-def test_each_stage_env_provides_what_its_jobs_import(tiny_run, ablation_run, fitted_run, workflow_rules):
+def test_each_stage_env_provides_what_its_jobs_import(
+    tiny_run, ablation_run, teacher_ablation_run, fitted_run, workflow_rules
+):
     """The session's shared runs trace every Python process they start (conftest.traced): the tiny run (prompts,
-    the tiny model, sampling, augmentation, packaging, evaluation, report items), both ablations on a copy of it,
-    and the fitted stand-in's run (its fit, recognition). Each job's third-party imports must be installed by its
-    rule's env file (or their dependencies), and every rule must have run in one of them."""
-    traces = [run / TRACE_DIR for run in (tiny_run, ablation_run, fitted_run)]
+    the tiny model, sampling, augmentation, packaging, evaluation, report items), the PDA ablation on a copy of it
+    and the teacher ablation on a copy of that, and the fitted stand-in's run (its fit, recognition). Each job's
+    third-party imports must be installed by its rule's env file (or their dependencies), and every rule must have
+    run in one of them."""
+    traces = [run / TRACE_DIR for run in (tiny_run, ablation_run, teacher_ablation_run, fitted_run)]
 
     # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
     # (a script or command may serve several rules: a trace counts for each)

@@ -79,6 +79,7 @@ def records(wd, cls_id: str) -> dict:
     return json.loads((wd / "results" / "f" / "generated" / cls_id / "records.json").read_text())
 
 
+@pytest.mark.long  # a run and a sampler per family: ~10 s of CPU each, 70 s for the seven
 @pytest.mark.parametrize("family", sorted(PIPELINES))
 def test_family_samples_end_to_end(family, family_run):
     wd = family_run(family)

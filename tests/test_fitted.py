@@ -22,8 +22,6 @@ from conftest import (
     ABLATION_CONFIG,
     FIT_SPEC,
     FITTED_CONFIG,
-    PDA_VARIANTS,
-    TINY_CONFIG,
     TINY_RECIPE,
     deep_update,
     job_counts,
@@ -259,11 +257,10 @@ def test_fitted_and_ablation_config_errors_name_the_fix(patch, expected):
 
 def test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evaluation(tiny_run, ablation_run, tmp_path):
     """Planned on a copy of the tiny run with the PDA ablation alone; its outputs are the shared ablation run's
-    (conftest.ABLATION_CONFIG: the same variants, and the teacher ablation beside them)."""
+    (conftest.ABLATION_CONFIG: the same variants)."""
     wd = tmp_path / "plan"
     shutil.copytree(tiny_run, wd, symlinks=True)
-    cfg = deep_update(TINY_CONFIG, {"ablation": {"pda": True, "variants": PDA_VARIANTS}})
-    counts = job_counts(run_snakemake(wd, cfg, "--dag").stdout)
+    counts = job_counts(run_snakemake(wd, ABLATION_CONFIG, "--dag").stdout)
     # a pool of 3 per class; 2 new sets (2 x (1+2) is the run's own set); evaluations: the 2 new sets and real
     # subsets of IPC 3, 4 and 6 (the tiny run has no random-subset evaluation to reuse)
     assert counts["ablation/sample"] == 3 and counts["ablation_package"] == 2 and counts["ablation/evaluate"] == 5

@@ -18,6 +18,7 @@ SECTIONS = ["setup", "components", "compiled", "tiny_256", "sd_turbo", "referenc
 
 
 @pytest.mark.slow
+@pytest.mark.long  # every section, a workflow run and the time-budget measurement: ~45 s of CPU
 def test_smoke_runs_every_section_and_writes_the_table(tmp_path, private_runtime):
     out, work = tmp_path / "out", tmp_path / "work"
     proc = subprocess.run(

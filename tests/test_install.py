@@ -147,6 +147,7 @@ def wheelhouse() -> Path:
     return Path(line.split(":")[0])
 
 
+@pytest.mark.long  # a venv, two pip installs from the wheelhouse and three plans in it: ~35 s of CPU
 def test_offline_install_from_the_no_torch_wheelhouse_plans_the_demo(wheelhouse, tmp_path):
     """A fresh venv that sees only a node's PyTorch stack installs the project with pip's index switched off,
     every requirement from the wheelhouse, keeps the node's torch, and plans: the core install refuses the

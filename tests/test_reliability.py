@@ -66,6 +66,7 @@ def assert_no_output_looks_valid_but_is_not(wd: Path):
         assert sorted(p.name for p in d.glob("*.png")) == sorted(r["file"] for r in recs)
 
 
+@pytest.mark.long  # in-process sampling, a run and its rerun: ~35 s of CPU each
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_sampling_then_rerun_equals_uninterrupted(sig, tiny_run, tmp_path):
     proc = start(with_tiny_model(tmp_path, tiny_run), SLOW)
@@ -87,6 +88,7 @@ def test_interrupted_sampling_then_rerun_equals_uninterrupted(sig, tiny_run, tmp
         assert (tmp_path / "results" / "t" / rel).read_bytes() == (tiny_run / "results" / "t" / rel).read_bytes()
 
 
+@pytest.mark.long  # a whole in-process run beside a refused one: ~30 s of CPU
 def test_second_run_on_same_directory_is_refused(tiny_run, tmp_path):
     first = start(with_tiny_model(tmp_path, tiny_run), SLOW)
     try:
@@ -158,6 +160,7 @@ def test_deterministic_mode_turns_on_deterministic_kernels(tiny_run):
         torch.use_deterministic_algorithms(False)
 
 
+@pytest.mark.long  # two samplers and three runs: ~20 s of CPU
 def test_ctrl_c_then_rerun_under_another_sampler_key_never_changes_the_dataset(tiny_run, tmp_path, private_runtime):
     """The reproduction, with the sampler in use: one class set to 40,000 images by mistake, Ctrl-C while it
     samples, the typo fixed, and the run repeated under another sampler key (CUDA_VISIBLE_DEVICES). The

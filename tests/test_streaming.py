@@ -118,6 +118,7 @@ print(json.dumps({"n": len(src), "peak_mb": hwm_kb() / 1024, "peak_anon_mb": pea
 
 
 @pytest.mark.slow
+@pytest.mark.long  # three trainings over 1,280 images at 64 px: ~130 s of CPU
 def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
     """Peak memory of training on 20 classes x 4 images for 16 epochs and x 64 images for one epoch at 64 px:
     the same number of steps and images read, so what the allocator grows per step (tens of MiB on some
@@ -158,6 +159,7 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
 
 
 @pytest.mark.workflow
+@pytest.mark.long  # 20 classes, ResNet-18 and ConvNet on every set: ~50 s of CPU
 def test_workflow_on_a_20_class_imagenet_fixture_with_streaming_evaluation(tmp_path, tiny_run):
     with_tiny_model(tmp_path, tiny_run)
     fix = fx.make_imagenet(
