@@ -66,12 +66,15 @@ TINY_CONFIG = {
 # file it is in; one that costs a minute or more of CPU on its own (the fitted stand-in's fit, the memory
 # measurement, interrupted and concurrent runs, every family end to end) is also `long`: `make test-long`, which CI
 # runs beside `make test`. Tests that do so without these fixtures carry the marker themselves.
-WORKFLOW_FIXTURES = {"tiny_run", "fitted_run", "ablation_run", "teacher_ablation_run"}
+TINY_RUNS = {"tiny_run", "ablation_run", "teacher_ablation_run"}  # the tiny run and the copies built on it
+WORKFLOW_FIXTURES = TINY_RUNS | {"fitted_run"}
 SLOW_FIXTURES = {"private_runtime", "tiny_model_dir", "pipe"}
-LONG_FIXTURES = {"fitted_run", "teacher_ablation_run"}  # the fit alone is ~100 s of CPU
+LONG_FIXTURES = {"fitted_run", "teacher_ablation_run"}  # the fit alone is ~100 s of CPU, the teacher ablation ~55 s
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(items):
+    """The markers before `-m` deselects by them (pytest's own hook, inside this wrapper), the start order after."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & WORKFLOW_FIXTURES:
@@ -80,19 +83,8 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         if used & LONG_FIXTURES:
             item.add_marker(pytest.mark.long)
-
-
-class StartOrder:
-    """Orders the tests after `-m` has deselected (a plugin's trylast hook; conftest's own hook runs before the
-    deselection, which needs the markers set above)."""
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items):
-        items[:] = start_order(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-
-
-def pytest_configure(config):
-    config.pluginmanager.register(StartOrder(), "gendistill-start-order")
+    yield
+    items[:] = start_order(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 # The tests of `make test` that take longest (wall time on 2 cores, 2 workers): started first in their group, so no
@@ -126,7 +118,7 @@ def start_order(items: list, workers: int) -> list:
         return next((k for k, name in enumerate(LONGEST) if item.nodeid.endswith(name)), len(LONGEST))
 
     items = sorted(items, key=first)
-    shared = [i for i in items if uses(i, {"tiny_run", "ablation_run", "teacher_ablation_run"})]
+    shared = [i for i in items if uses(i, TINY_RUNS)]
     shared.sort(key=lambda i: uses(i, {"fitted_run"}))  # the test that reads every shared run last
     fitted = [i for i in items if uses(i, {"fitted_run"}) and i not in shared]
     rest = [i for i in items if i not in shared and i not in fitted]
