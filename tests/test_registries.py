@@ -2,7 +2,7 @@
 
 A family is one module of gendistill.families (its facts, adapter and tiny builder); a dataset is one adapter of
 gendistill.datasets. What else names them (the config schema's enums, the example configs and their
-architecture configs, the README's tables) must agree with the registries.
+architecture configs, the docs' tables) must agree with the registries.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from gendistill.families import BY_NAME, BY_PIPELINE, FAMILIES
 from gendistill.families.base import Adapter
 
 SCHEMA = yaml.safe_load((REPO / "src" / "gendistill" / "schemas" / "config.schema.yaml").read_text())
-README = (REPO / "README.md").read_text()
+DOCS = REPO / "docs"
 
 
-def readme_table_names(section: str) -> set[str]:
-    """The backticked names in the first column of the table under the README heading `section`."""
-    text = README.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+def docs_table_names(page: str) -> set[str]:
+    """The backticked names in the first column of the first table of the docs page `page` (docs/<page>.md)."""
+    text = (DOCS / f"{page}.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("|")]
     first_cells = [line.split("|")[1] for line in table[2:]]  # below the header and its separator
     return {name for cell in first_cells for name in re.findall(r"`([^`]+)`", cell)}
@@ -66,8 +66,8 @@ def test_the_schemas_family_enum_is_the_registry():
     assert len(names) == len(set(names)) and set(names) == set(BY_NAME)
 
 
-def test_the_readme_lists_every_family():
-    assert readme_table_names("Supported generators") == set(BY_NAME)
+def test_the_docs_list_every_family():
+    assert docs_table_names("generators") == set(BY_NAME)
 
 
 def test_example_configs_and_architecture_configs_are_the_families():
@@ -113,5 +113,5 @@ def test_dataset_adapters_that_stream_list_their_files():
         assert not adapter.streams or adapter.files is not DatasetAdapter.files, name
 
 
-def test_the_readme_lists_every_dataset():
-    assert readme_table_names("Datasets") == set(DATASETS)
+def test_the_docs_list_every_dataset():
+    assert docs_table_names("datasets") == set(DATASETS)
