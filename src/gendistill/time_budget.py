@@ -225,7 +225,7 @@ def add_arguments(p) -> None:
         "--configfile",
         nargs="+",
         default=["config.yaml"],
-        help="the run's config file(s), merged in order as Snakemake's --configfile (default: config.yaml)",
+        help="the run's config file(s), merged in order as Snakemake's --configfile",
     )
     p.add_argument(
         "--set",
@@ -236,10 +236,16 @@ def add_arguments(p) -> None:
         "e.g. --set generation.resolution=256",
     )
     p.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
-    p.add_argument("--json", default=None, help="write the record here (default: print only)")
-    p.add_argument("--warmup-batches", type=int, default=1)
-    p.add_argument("--timed-batches", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", default=None, help="write the record here (none: print it only)")
+    p.add_argument(
+        "--warmup-batches", type=int, default=1, help="batches sampled and not timed first (kernel selection, caches)"
+    )
+    p.add_argument(
+        "--timed-batches", type=int, default=2, help="the longer timed class run's batches (the shorter has one)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=2, help="times each class run is timed; a line fitted through all of them"
+    )
     p.add_argument(
         "--job-overhead",
         type=float,
@@ -258,7 +264,9 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per final image")
     p.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
-    p.add_argument("--max-n-generated", type=int, default=None)
+    p.add_argument(
+        "--max-n-generated", type=int, default=None, help="cap the recommendation (none: only the budget caps it)"
+    )
     p.add_argument(
         "--threads",
         type=int,
