@@ -16,7 +16,6 @@ from gendistill.sampling.request import write_request
 from gendistill.report import missing_packages as missing_report_packages
 
 
-
 def refuse(message):
     """Stop before any job with `message` alone: printed once, without the file, line and traceback of this code
     around it (a WorkflowError adds them), which is not where the problem is."""
