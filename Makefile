@@ -13,7 +13,7 @@ CORES ?= 2
 # machine (3 were slower: their jobs took ~10 % more CPU time from each other than the waiting they filled)
 TEST_WORKERS ?= 2
 
-.PHONY: install docs demo demo-ablation demo-teacher demo-protocols test test-long test-fast test-slurm lint format report clean-demo \
+.PHONY: install docs slurm demo demo-ablation demo-teacher demo-protocols test test-long test-fast test-slurm lint format report clean-demo \
 	bench-cpu check-fullsize wheelhouse wheelhouse-no-torch lock
 
 $(STAMP): pyproject.toml constraints.txt
@@ -75,6 +75,11 @@ test-fast: $(STAMP)
 # demo through profiles/slurm must equal a local run (tests/slurm/run_slurm_test.sh).
 test-slurm: $(SLURM_STAMP)
 	$(BIN)/python -m pytest -q -rs -s -m slurm tests/test_slurm.py
+
+# The run through profiles/slurm, the SLURM executor plugin installed first: make slurm CONFIG=my.yaml
+CONFIG ?=
+slurm: $(SLURM_STAMP)
+	$(BIN)/snakemake --profile profiles/slurm $(if $(CONFIG),--configfile $(CONFIG))
 
 $(SLURM_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,demo,report,slurm]"
