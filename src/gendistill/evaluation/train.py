@@ -273,7 +273,6 @@ class Trainer:
                 self.teacher = self.teacher.to(memory_format=torch.channels_last)
         self.opt = make_optimizer(self.model, recipe)
         self.scaler = torch.amp.GradScaler(torch.device(rt.device).type) if rt.amp == "fp16" else None
-        self.mix_kind, self.mix_beta = recipe.get("mix", "none"), float(recipe.get("mix_beta", 1.0))
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
 
     def new_optimizer(self) -> None:
@@ -286,10 +285,7 @@ class Trainer:
     def prepare(self, xb, yb, idx, gen: torch.Generator, cached: torch.Tensor | None = None) -> _Local:
         """Augment and mix a global batch (identically on every process: the same draws from `gen`) and cut this
         process's share of it and of its targets."""
-        mixed = None
-        if self.recipe["train_augment"]:
-            xb = augment(xb, gen, self.recipe)
-            xb, mixed = mix(xb, gen, self.mix_kind, self.mix_beta)
+        xb, mixed = augmented(xb, gen, self.recipe)
         dev = self.rt.device
         xb, yb = xb.to(dev), yb.to(dev)
         part = self.rt.share(len(yb)) if self.rt.distributed else slice(None)
@@ -351,6 +347,15 @@ class Trainer:
         return total / max(n, 1)
 
 
+def augmented(xb: torch.Tensor, gen: torch.Generator, recipe: dict):
+    """A global batch augmented (recipe augment) and mixed (recipe mix), every choice drawn from `gen`: (images,
+    Mixed or None). No augmentation with train_augment false. The kd cache replays exactly these draws."""
+    if not recipe["train_augment"]:
+        return xb, None
+    xb = augment(xb, gen, recipe)
+    return mix(xb, gen, recipe.get("mix", "none"), float(recipe.get("mix_beta", 1.0)))
+
+
 def global_batches(source, order: torch.Tensor, bs: int, rt: Runtime):
     """The global batches of `order` on the device, the same on every process: a source in memory gives each
     process the whole batch; a streamed one (FileSource) reads each process's share and gathers them."""
@@ -394,6 +399,8 @@ def fit(
             f"{num_classes} classes; they must be aligned with the images"
         )
     rt = runtime or Runtime(device=device)
+    if kd_cache is not None:
+        kd_cache.check(recipe, num_classes, len(train), kd["temperature"])
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(kd_cache.seed if kd_cache is not None else seed)
     trainer = Trainer(model_name, num_classes, train.resolution, recipe, rt, soft_logits, kd, teacher)
