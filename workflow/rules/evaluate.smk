@@ -16,7 +16,8 @@ KD_ONLINE = as_json(EVAL_RUNS.kd_settings(CFG, "kd"))  # with evaluation.kd.cach
 EVAL_PROCESSES = int(CFG["evaluation"]["processes"])
 EVAL_GPUS = EVAL_RUNS.job_gpus(CFG, workflow.local_exec)
 if workflow.is_main_process:
-    _gpu_limit = workflow.global_resources.get("gpu")
+    _gpu_limit = workflow.global_resources.get("gpu")  # --resources gpu=N, a Resource (or absent)
+    _gpu_limit = getattr(_gpu_limit, "value", _gpu_limit)
     _problems = EVAL_RUNS.machine_problems(CFG, workflow.local_exec, _gpu_limit)
     if _problems and PLAN.evaluation_active:
         refuse(ConfigError(_problems))

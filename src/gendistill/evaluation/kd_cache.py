@@ -99,6 +99,7 @@ def build(
         "top_k": k,
         "num_classes": num_classes,
         "seed": int(seed),
+        "storage_bytes": nbytes,
         "storage_mb": round(nbytes / 1e6, 3),
         "file_mb": round(Path(out_path).stat().st_size / 1e6, 3),
         "teacher_forwards": epochs * n,

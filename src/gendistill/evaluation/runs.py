@@ -300,12 +300,11 @@ def machine_problems(cfg: dict, local: bool, gpu_limit: int | None) -> list[str]
     ev, problems = cfg["evaluation"], []
     n = int(ev["processes"])
     if local and trains_on_gpu(cfg, local):
-        available = gpu_limit if gpu_limit is not None else gpu_count()
-        source = (
-            f"--resources gpu={gpu_limit} (or the profile's `resources: gpu`)"
-            if gpu_limit is not None
-            else ("the GPUs visible here (CUDA_VISIBLE_DEVICES, the driver)")
-        )
+        visible = gpu_count()
+        limits = [(visible, "the GPUs visible here (CUDA_VISIBLE_DEVICES, the driver)")]
+        if gpu_limit is not None:
+            limits.append((int(gpu_limit), f"--resources gpu={gpu_limit} (or the profile's `resources: gpu`)"))
+        available, source = min(limits, key=lambda lim: lim[0])
         if n > available:
             problems.append(
                 f"evaluation.processes: {n} trains each evaluation on {n} GPUs, and a job here can have "
