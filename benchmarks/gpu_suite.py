@@ -516,7 +516,7 @@ class Suite:
                     cache = kd_cache.load(str(path))
                     loop = OurLoop(source, recipe, model, classes, kd=kd, cache=cache, runtime=rt)
                     student = self._train_step_flops(model, classes, px, recipe, None, None)
-                    note = f"kd cache: {rec['storage_mb'] / (epochs * b) * 1e3:.1f} kB per image and epoch"
+                    note = f"kd cache: {rec['storage_bytes'] / (epochs * b):.0f} B per image and epoch (top 100)"
                     kw = dict(precision=half, channels_last=True, compiled=False, **common)
                     self.measure(section, "train_step_kd_cache", loop.epoch, b, student, note=note, **kw)
                 if dev == "cuda":

@@ -337,3 +337,44 @@ def test_processes_above_the_gpus_are_refused_by_a_dry_run(tmp_path):
     proc = run_snakemake(tmp_path, cfg, "-n", check=False)  # (run_snakemake gives Snakemake --resources gpu=1)
     assert proc.returncode != 0 and "evaluation.processes: 2 trains each evaluation on 2 GPUs" in proc.stderr
     assert "Fix:" in proc.stderr and not (tmp_path / "results").exists()  # refused before any job
+
+
+def test_kd_cache_in_the_workflow_is_computed_once_per_set_and_read_by_every_seed(tiny_run, tmp_path):
+    """On a copy of the tiny run: labels kd with the cache, two seeds: one cache for the distilled set, one per
+    seed for the random subset (its images are the seed's); the evaluations read it, not the teacher."""
+    from test_workflow import copy_run
+
+    wd = copy_run(tiny_run, tmp_path / "run")
+    cfg = deep_update(
+        TINY_CONFIG,
+        {
+            "teacher": {"epochs": 1, "model": "convnet"},
+            "evaluation": {
+                "labels": "kd",
+                "seeds": [0, 1],
+                "mix": "cutmix",
+                "kd": {"cache": True, "cache_top_k": 2},
+                "baselines": {"random_subset": True},
+            },
+        },
+    )
+    metrics = [f"results/t/eval/{s}/convnet/seed{k}.json" for s in ("distilled", "random_subset") for k in (0, 1)]
+    run_snakemake(wd, cfg, targets=tuple(metrics))
+    caches = wd / "results" / "t" / "eval" / "kd_cache"
+    assert sorted(p.relative_to(caches).as_posix() for p in caches.rglob("*.pt")) == [
+        "distilled/set.pt",
+        "random_subset/subset0.pt",
+        "random_subset/subset1.pt",
+    ]
+    rec = json.loads((caches / "distilled" / "set.json").read_text())
+    assert rec["top_k"] == 2 and rec["epochs"] == 2 and rec["images"] == 18
+    assert rec["storage_bytes"] == 2 * 18 * (2 * 2 + 2 * 2 + 4)  # float16 values, int16 classes, int32 order
+    for path in metrics:
+        res = json.loads((wd / path).read_text())
+        assert res["labels"] == "kd" and res["kd"]["cache"] is True and res["kd_cache"]["top_k"] == 2
+        assert res["teacher_sha256"] == rec["teacher_sha256"]
+    log = (wd / "results/t/logs/evaluate/distilled/convnet/seed1.log").read_text()
+    assert "cached" in log
+    online = deep_update(cfg, {"evaluation": {"kd": {"cache": False}}})
+    counts = job_counts(run_snakemake(wd, online, "--dag", targets=tuple(metrics)).stdout)
+    assert counts.get("evaluate") == 4 and "kd_cache" not in counts and "teacher" not in counts, counts
