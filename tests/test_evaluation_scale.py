@@ -53,6 +53,22 @@ def test_device_images_give_the_floats_of_the_normalised_package():
         DeviceImages(x8.float(), torch.arange(10), MEAN, STD)
 
 
+def test_a_streamed_set_read_once_into_uint8_gives_the_batches_of_its_files(tmp_path):
+    import dataset_fixtures as fx
+
+    from gendistill.datasets import get_adapter
+    from gendistill.evaluation.real import real_source
+
+    fix = fx.make_imagenet(tmp_path, n_classes=3, train_per_class=4)
+    ad = get_adapter({"name": "imagenet", "root": str(fix.root), "image_size": 32})
+    streamed = real_source(ad, "train", [0, 1, 2], 24, ad.mean, ad.std, 0)
+    held = streamed.held_on("cpu", bs=5)
+    assert held.x.dtype == torch.uint8 and held.nbytes == streamed.nbytes == 12 * 3 * 24 * 24
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(0))
+    for (a, ya), (b, yb) in zip(streamed.batches(order, 5), held.batches(order, 5)):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
 def _crop_flip_per_image(x, gen, pad=4):  # the per-image definition the batched code replaced
     n, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
@@ -265,6 +281,31 @@ def test_two_processes_train_the_model_one_process_trains(tmp_path):
     assert two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)  # the same steps, other sum orders
     assert two["accuracy"] == pytest.approx(one["accuracy"], abs=0.02)
     assert "rank 0/2" in (tmp_path / "log").read_text()
+
+
+@pytest.mark.slow  # torchrun and two workers on an ImageNet-layout fixture (~15 s of CPU)
+def test_two_processes_read_their_shares_of_a_streamed_set(tmp_path):
+    import dataset_fixtures as fx
+
+    from gendistill.evaluate import EvalSpec, run_job
+    from gendistill.evaluate_torchrun import run
+
+    fix = fx.make_imagenet(tmp_path, n_classes=3, train_per_class=7, val_per_class=3)
+    spec = EvalSpec(
+        "full",
+        "convnet",
+        0,
+        dataset={"name": "imagenet", "root": str(fix.root), "image_size": 32},
+        labels=[0, 1, 2],
+        num_classes=3,
+        recipe={**MIXED, "epochs": 2, "batch_size": 8},  # 21 images: shares of 4 and 4, then 3 and 2
+    )
+    one = run_job(spec)
+    with (tmp_path / "log").open("w") as log:
+        two = run(spec, 2, 2, log)
+    assert one["n_train"] == two["n_train"] == 21 and two["world_size"] == 2
+    assert two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)
+    assert two["accuracy"] == pytest.approx(one["accuracy"], abs=0.12)
 
 
 PROCESSES_CONFIG = deep_update(

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from .datasets import get_adapter
 from .distilled.package import load_distilled
 from .evaluation import kd_cache as kd_cache_file
-from .evaluation.data import DeviceImages
+from .evaluation.data import DeviceImages, FileSource
 from .evaluation.models import model_label
 from .evaluation.progress import EpochProgress
 from .evaluation.real import real_source, select_subset, test_subset
@@ -120,6 +120,8 @@ def training_set(spec: EvalSpec, device: str) -> TrainingSet:
         mean, std = list(adapter.mean), list(adapter.std)
         keep = list(spec.labels)
         source = real_source(adapter, "train", keep, resolution, mean, std, spec.workers, select, device=device)
+        if isinstance(source, FileSource) and fits_on_gpu(source.nbytes, device):
+            source = source.held_on(device)  # a random subset of ImageNet: decoded once, not every epoch
         out = TrainingSet(source, mean, std, resolution, kd)
         if spec.label_regime == "soft":
             out.soft, _ = logits_and_features(_teacher(spec.teacher_path, resolution), source, device)
@@ -131,6 +133,20 @@ def training_set(spec: EvalSpec, device: str) -> TrainingSet:
     elif spec.label_regime == "kd":
         out.teacher, out.teacher_sha = _teacher(spec.teacher_path, resolution), sha256_file(spec.teacher_path)
     return out
+
+
+# A streamed real training set is held on the GPU as uint8 when it takes at most this share of its memory.
+HELD_SHARE = 0.25
+
+
+def fits_on_gpu(nbytes: int, device: str) -> bool:
+    """Whether images of `nbytes` (uint8) fit beside the training on GPU `device` (never on the CPU, whose
+    memory the job's mem_mb bounds: a streamed set stays streamed there)."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return False
+    return nbytes <= HELD_SHARE * torch.cuda.get_device_properties(torch.device(device)).total_memory
 
 
 def test_set(spec: EvalSpec, train: TrainingSet, device: str):

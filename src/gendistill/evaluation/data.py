@@ -118,6 +118,25 @@ class FileSource:
         )
         yield from loader
 
+    @property
+    def nbytes(self) -> int:
+        """Its images' size as uint8 at the resolution (what `held_on` takes)."""
+        return len(self) * 3 * self.resolution * self.resolution
+
+    def held_on(self, device: str, bs: int = 256) -> DeviceImages:
+        """These images read once (by the workers, a batch at a time) into uint8 on `device`: the same floats
+        per batch as reading the files every epoch (each file's resize and centre crop are fixed), one decode per
+        image instead of one per image and epoch. For a set that fits the device (a random real subset)."""
+        r = self.resolution
+        x8 = torch.empty((len(self), 3, r, r), dtype=torch.uint8, device=device)
+        ds = _Files(self.paths, self.y, r, self.mean, self.std, self.resize, raw=True)
+        loader = DataLoader(ds, batch_size=bs, num_workers=self.workers)
+        offset = 0
+        for xb, _ in loader:
+            x8[offset : offset + len(xb)] = xb.to(device)
+            offset += len(xb)
+        return DeviceImages(x8, self.y, self.mean, self.std, r, None, device)
+
     def share_batches(self, order: torch.Tensor, bs: int, rank: int, world_size: int):
         """With several processes: this process's share of each global batch of `order` (runtime.share_of), read
         by its own workers; the processes gather the shares into the global batch (train.global_batches)."""
@@ -141,15 +160,18 @@ def _collate(items):
 
 
 class _Files(Dataset):
-    def __init__(self, paths, labels, resolution, mean, std, resize=None):
+    def __init__(self, paths, labels, resolution, mean, std, resize=None, raw: bool = False):
         self.paths, self.labels, self.resolution, self.resize = paths, labels, resolution, resize
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
+        self.raw = raw  # uint8 [3, H, W] instead of normalised floats
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
         img = images.read_images([self.paths[i]], self.resolution, self.resize)[0]
+        if self.raw:
+            return torch.from_numpy(img).permute(2, 0, 1).contiguous(), self.labels[i]
         x = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)
         return (x - self.mean) / self.std, self.labels[i]
