@@ -52,7 +52,7 @@ rule evaluate:
     resources:
         mem_mb=8000 * EVAL_PROCESSES,
         runtime=120,
-        gpu=EVAL_GPUS if workflow.local_exec else 0,
+        gpu=EVAL_GPUS if workflow.local_exec else None,
         gres=f"gpu:{EVAL_GPUS}" if EVAL_GPUS and not workflow.local_exec else None,
     params:
         set_name=lambda w: PLAN.evaluation(w.scope, w.set).set,
@@ -97,7 +97,7 @@ rule kd_cache:
     resources:
         mem_mb=8000,
         runtime=120,
-        gpu=min(EVAL_GPUS, 1) if workflow.local_exec else 0,
+        gpu=min(EVAL_GPUS, 1) if workflow.local_exec else None,
         gres="gpu:1" if EVAL_GPUS and not workflow.local_exec else None,
     params:
         set_name=lambda w: PLAN.kd_cache_job(w.set, w.images)[0].set,

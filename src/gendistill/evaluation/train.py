@@ -320,7 +320,7 @@ class Trainer:
             return F.cross_entropy(out, b.y)
         return kd_loss(out, b.soft, b.y, kd["temperature"], kd["alpha"], kd.get("t_squared", True))
 
-    def step(self, xb, yb, idx, gen: torch.Generator, cached: torch.Tensor | None = None, n_global=None) -> None:
+    def step(self, xb, yb, idx, gen: torch.Generator, cached: torch.Tensor | None = None) -> None:
         """One optimizer step on the global batch (xb, yb): `idx` its images' positions in the training set."""
         b = self.prepare(xb, yb, idx, gen, cached)
         with self.rt.autocast():
