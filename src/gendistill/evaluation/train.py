@@ -10,8 +10,12 @@ biases and normalisation weights, as SRe2L and RDED train), accuracy (final, or 
 eval_every and eval_after), test_resize (read by the caller that builds the test source).
 
 Labels: hard (cross-entropy), fixed soft labels (the teacher's logits of each stored image, `soft_logits`) or the
-teacher run online on every augmented batch (`teacher`, knowledge distillation as RDED/SRe2L evaluate); both soft
-regimes train with kd_loss.
+teacher run online on every augmented batch (`teacher`, knowledge distillation as RDED/SRe2L evaluate), or its
+outputs for those batches stored once (`kd_cache`, evaluation/kd_cache.py); the soft regimes train with kd_loss.
+
+How it runs is a Runtime (evaluation/runtime.py: device, processes, mixed precision, layout, compile): a Trainer
+augments and mixes each global batch on the device, identically on every process, and trains on its process's
+share; the default Runtime (one process, float32) computes what a plain loop on the device computes.
 """
 
 from __future__ import annotations
