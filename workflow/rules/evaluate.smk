@@ -11,8 +11,9 @@
 DATASET = as_json(CFG["dataset"])
 
 
-KD = as_json(EVAL_RUNS.kd_settings(CFG))
-KD_ONLINE = as_json(EVAL_RUNS.kd_settings(CFG, "kd"))  # with evaluation.kd.cache: the cache's keys too
+# the KD loss keys of the soft regime, and of the kd regime (with evaluation.kd.cache: the cache's keys too)
+KD_SOFT = as_json(EVAL_RUNS.kd_settings(CFG, "soft"))
+KD_KD = as_json(EVAL_RUNS.kd_settings(CFG, "kd"))
 EVAL_PROCESSES = int(CFG["evaluation"]["processes"])
 EVAL_GPUS = EVAL_RUNS.job_gpus(CFG, workflow.local_exec)
 if workflow.is_main_process:
@@ -57,7 +58,7 @@ rule evaluate:
     params:
         set_name=lambda w: PLAN.evaluation(w.scope, w.set).set,
         label_regime=lambda w: PLAN.evaluation(w.scope, w.set).labels,
-        kd=lambda w: {"hard": "", "soft": KD, "kd": KD_ONLINE}[PLAN.evaluation(w.scope, w.set).labels],
+        kd=lambda w: {"hard": "", "soft": KD_SOFT, "kd": KD_KD}[PLAN.evaluation(w.scope, w.set).labels],
         recipe=lambda w: as_json(PLAN.evaluation(w.scope, w.set).recipe),
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
@@ -103,7 +104,7 @@ rule kd_cache:
         set_name=lambda w: PLAN.kd_cache_job(w.set, w.images)[0].set,
         subset_seed=lambda w: PLAN.kd_cache_job(w.set, w.images)[1],
         recipe=lambda w: as_json(PLAN.kd_cache_job(w.set, w.images)[0].recipe),
-        kd=KD_ONLINE,
+        kd=KD_KD,
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
         per_class_counts=lambda w: as_json(PLAN.kd_cache_job(w.set, w.images)[0].counts or {}),
