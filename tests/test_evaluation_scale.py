@@ -380,6 +380,7 @@ def test_processes_above_the_gpus_are_refused_by_a_dry_run(tmp_path):
     assert "Fix:" in proc.stderr and not (tmp_path / "results").exists()  # refused before any job
 
 
+@pytest.mark.long  # a teacher, three caches and four evaluations on a copy of the tiny run: about a minute of CPU
 def test_kd_cache_in_the_workflow_is_computed_once_per_set_and_read_by_every_seed(tiny_run, tmp_path):
     """On a copy of the tiny run: labels kd with the cache, two seeds: one cache for the distilled set, one per
     seed for the random subset (its images are the seed's); the evaluations read it, not the teacher."""
