@@ -35,7 +35,7 @@ from .generator.fit import FIT_VERSION, full_spec, spec_problems
 from .layout import ABLATION, TEACHER_ABLATION, RunLayout
 from .naming import class_ids
 from .pipeline_memory import available_bytes, memory_problem
-from .sampling.load_spec import load_spec
+from .sampling.load_spec import load_spec, resolve
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
 PIXEL_KEYS = (
@@ -97,10 +97,19 @@ class Plan:
     def by_id(self, cid: str) -> ClassPlan:
         return self._index[cid]
 
-    @property
+    @cached_property
     def load_spec(self) -> dict:
-        """What the sampler loads (it keys the sampler; a change reloads, never reruns jobs by itself)."""
-        return load_spec(self.cfg, self.model_source)
+        """What the sampler loads (the sample jobs' `load` param), its model resolved to the weights it names now:
+        a hub id's cached snapshot, a local directory's content hash (sampling.load_spec.resolve). So a replaced
+        model, or a hub cache moved to an updated snapshot, reruns every class; a directory the workflow builds is
+        an input of the sample rule instead."""
+        return resolve(load_spec(self.cfg, self.model_source), self.model_dir, self.file_hashes)
+
+    @property
+    def file_hashes(self) -> Path:
+        """The cache of the model files' content hashes (model_files.content_sha256), shared by the results
+        directory's runs."""
+        return Path(self.cfg["results_dir"]) / ".model-file-hashes.json"
 
     @property
     def gen_spec(self) -> dict:

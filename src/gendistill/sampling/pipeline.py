@@ -219,6 +219,17 @@ def configure_vae(pipe, mode: str = "auto") -> None:
     vae.decode = decode_in_vae_dtype
 
 
+def local_sha256(source: str | None, planned: str | None) -> str | None:
+    """What identifies a local model directory's weights: the content hash the plan put in the load spec (the
+    job's params), or, for a directory the workflow built (the demo models, not hashed by the plan), the hash of
+    its files now (model_files.content_sha256: small files, once per load). None for a hub id."""
+    if planned or not source or not Path(source).is_dir():
+        return planned
+    from ..model_files import content_sha256
+
+    return content_sha256(Path(source))
+
+
 def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_threads: int | None = None) -> dict:
     """What a class's images were made with (recorded in records.json and the provenance)."""
     import diffusers
@@ -228,12 +239,14 @@ def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_thre
         "model_source": load["source"],
         "model_revision": load.get("revision"),
         "model_snapshot": load.get("snapshot"),  # the hub cache's commit it was loaded from (None: a local dir)
+        "model_sha256": local_sha256(load["source"], load.get("sha256")),  # a local directory's files (None: hub)
         "device": device,
         "dtype": str(dtype),
         "vae_dtype": load.get("vae_dtype", "auto"),
         "decoder": load.get("decoder", "vae"),
         "tiny_decoder": load.get("tiny_decoder"),
         "tiny_decoder_snapshot": load.get("tiny_decoder_snapshot"),
+        "tiny_decoder_sha256": local_sha256(load.get("tiny_decoder"), load.get("tiny_decoder_sha256")),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,
