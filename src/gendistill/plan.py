@@ -318,10 +318,6 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
     return problems
 
 
-# Components of a diffusers pipeline that have no weights of their own.
-_WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
-
-
 def load_variants(cfg: dict, source: str) -> tuple[set, str]:
     """The weight variants the sampler's load may ask diffusers for ({None}: the plain files; {'fp16'}; or both
     when generation.device is auto and the plan cannot know whether the jobs get a GPU), and why none is asked
@@ -342,19 +338,12 @@ def load_variants(cfg: dict, source: str) -> tuple[set, str]:
 def _weights_problem(root: Path, label: str, variants: set = frozenset({None}), no_variant_why: str = "") -> str | None:
     """None when every weighted component listed in root/model_index.json has weights that load (the files
     diffusers would choose, their headers whole); else what is wrong, file by file."""
-    from .weights import component_problems
+    from .weights import pipeline_problems
 
     try:
-        index = json.loads((root / "model_index.json").read_text())
+        problems = pipeline_problems(root, variants, no_variant_why)
     except (OSError, ValueError) as e:
         return f"model.source: {label}: model_index.json cannot be read ({e}). Fix: re-download the model."
-    problems = []
-    for name, spec in sorted(index.items()):
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
-            continue
-        if spec[1].endswith(_WEIGHTLESS):
-            continue
-        problems += component_problems(root / name, name, set(variants), no_variant_why)
     if not problems:
         return None
     variant_only = [p for p in problems if "only as the" in p]
