@@ -214,8 +214,25 @@ def available_bytes() -> tuple[int, str] | None:
     return found
 
 
-def _cgroup_room() -> int | None:
-    """memory.max - memory.current of this process's cgroup (v2), or None without a limit."""
+def total_bytes() -> tuple[int, str] | None:
+    """(bytes, where from) of memory this process could have with nothing else running: /proc/meminfo's MemTotal,
+    lowered by a cgroup limit when one is set; None where neither can be read."""
+    found = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                found = (int(line.split()[1]) * 1024, "MemTotal")
+    except (OSError, ValueError, IndexError):
+        pass
+    limit = _cgroup_room(used=False)
+    if limit is not None and (found is None or limit < found[0]):
+        found = (limit, "the cgroup's memory.max")
+    return found
+
+
+def _cgroup_room(used: bool = True) -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2; memory.max alone when not `used`), or None
+    without a limit."""
     try:
         rel = next(
             line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if line[:3] == "0::"
@@ -224,7 +241,7 @@ def _cgroup_room() -> int | None:
         raw = (base / "memory.max").read_text().strip()
         if raw == "max":
             return None
-        return int(raw) - int((base / "memory.current").read_text().strip())
+        return int(raw) - (int((base / "memory.current").read_text().strip()) if used else 0)
     except (OSError, ValueError, StopIteration):
         return None
 

@@ -8,6 +8,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +35,7 @@ from .families.facts import decoder_facts, generation_problems, model_facts, tin
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
 from .layout import ABLATION, TEACHER_ABLATION, RunLayout
 from .naming import class_ids
-from .pipeline_memory import available_bytes, memory_problem
+from .pipeline_memory import available_bytes, memory_problem, total_bytes
 from .sampling.load_spec import load_spec, resolve
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
@@ -518,12 +519,14 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     return problems
 
 
-def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[str]:
+def sampling_problems_here(plan: Plan, sampler_running: bool | Callable[[], bool] = False) -> list[str]:
     """What keeps this machine from sampling the run when its sample jobs run here (a local executor; the
     workflow calls this where it knows, workflow/rules/common.smk): on the CPU (generation.device cpu, or auto
     with no GPU visible), float16, and a pipeline whose estimated memory (pipeline_memory) is above what the
     host has. `sampler_running`: this run's sampler is already up (its model is in memory, not to be counted
-    twice). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
+    twice); a callable is asked only when the pipeline is above what is available but within the machine's
+    whole memory (finding the sampler hashes the model's files: a model no machine here could hold is refused
+    without reading it). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
     g = plan.cfg["generation"]
     device = g["device"] if g["device"] != "auto" else ("cuda" if gpu_visible() else "cpu")
     if device != "cpu":
@@ -534,7 +537,7 @@ def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[st
             f"{CPU_FLOAT16}, and no GPU is visible here for generation.device: auto. Fix: generation.dtype: "
             f"bfloat16 (the same memory as float16), or auto (float32), or run on a GPU node."
         )
-    if not plan.cfg["limits"]["check_memory"] or sampler_running:
+    if not plan.cfg["limits"]["check_memory"] or sampler_running is True:
         return problems
     if plan.model_kind == "pretrained":
         root = model_root(plan.model_source, plan.cfg["model"]["revision"])
@@ -544,6 +547,9 @@ def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[st
         return problems  # not there yet (a model the workflow builds, a hub model to download)
     variant = "fp16" if not _is_local(plan.model_source) and g["dtype"] == "float16" else None
     problem = memory_problem(root, plan.model_source, g, "cpu", available_bytes(), variant)
+    if problem and callable(sampler_running):
+        whole = memory_problem(root, plan.model_source, g, "cpu", total_bytes(), variant)
+        problem = None if whole is None and sampler_running() else problem
     return problems + ([problem] if problem else [])
 
 

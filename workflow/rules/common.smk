@@ -96,7 +96,7 @@ def check_sampling_here():
         return
     from gendistill.plan import sampling_problems_here
 
-    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running())
+    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise WorkflowError(f"\nthis machine cannot sample this run (nothing was started):\n{lines}\n")
