@@ -190,10 +190,10 @@ BEAT_S = 1.0
 class SlotHold:
     """Hold one free slot of `slots` while the job runs (`with SlotHold(...) as slot:`); waits, saying for whom,
     while every slot is held by another job, and never shares one with a running job (a stopped holder's slot is
-    used beside it). A wait ends with SlotWaitTimeout, naming the holders, once none of them has shown progress
-    for `timeout` seconds (twice generation.server_timeout_seconds: a holder fails by itself when its sampler's
-    start lock, then its sampler, is silent for that long, so one silent longer has hung). A single slot is not
-    locked (nothing to choose; its sampler queues the jobs, as without slots)."""
+    used beside it). A wait ends with SlotWaitTimeout, naming the holders, once it has lasted `timeout` seconds
+    and none of them has shown progress for as long (twice generation.server_timeout_seconds: a holder fails by
+    itself when its sampler's start lock, then its sampler, is silent for that long, so one silent longer has
+    hung). A single slot is not locked (nothing to choose; its sampler queues the jobs, as without slots)."""
 
     def __init__(
         self, slots: list[Slot], directory: Path | None, say=print, poll: float = 0.1, timeout: float | None = None
@@ -276,7 +276,7 @@ class SlotHold:
                             flush=True,
                         )
                         return slot
-                if hung := self._all_silent(fds):
+                if now - t0 >= (self.timeout or 0) and (hung := self._all_silent(fds)):
                     raise SlotWaitTimeout(
                         f"waited {now - t0:.0f}s for a free GPU slot, and no holder has shown progress for "
                         f"{self.timeout:.0f}s (twice generation.server_timeout_seconds): {hung}. A job whose sampler "
