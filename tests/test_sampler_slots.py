@@ -136,6 +136,19 @@ def test_a_killed_sampler_fails_only_its_slots_class_and_a_rerun_completes_it(lo
     assert meta["server_pid"] != victim
 
 
+@pytest.mark.workflow
+def test_a_dry_run_says_when_resources_leave_slots_idle(tmp_path):
+    """Issue 31, item 6: `generation.gpus: [0, 1]` with `--resources gpu=1` sampled one class at a time on slot 0,
+    slot 1 idle without a word. `snakemake -n` says so, and with `--resources gpu=2` says nothing."""
+    two = deep_update(TINY_CONFIG, {"generation": {"gpus": [0, 1]}})
+    one = run_snakemake(tmp_path / "a", two, "-n")  # run_snakemake passes --resources gpu=1
+    assert "but --resources gpu=1 lets Snakemake run 1 sample job(s) at once, so slot(s) 1 (GPU 1) stay idle" in (
+        one.stderr
+    ), one.stderr[-3000:]
+    both = run_snakemake(tmp_path / "b", two, "-n", "--resources", "gpu=2")
+    assert "stay idle" not in both.stderr + both.stdout
+
+
 def test_two_slots_give_the_same_packaged_bytes_as_one_and_rerun_nothing(tiny_run, tmp_path):
     """The tiny run again with generation.gpus: [0, 1] and --resources gpu=2: classes sampled two at a time on two
     samplers, and the packaged dataset byte-identical to the one-slot run's. The setting is a runtime knob: the
