@@ -316,7 +316,7 @@ _DD_RANKING_HARD = (
     Pin("run[full].schedule", "step_every", f"{DDR}:ddranking/utils/train_and_eval.py:117", "return StepLR(optimizer"),
     Pin("run[full].step_epoch", 100, f"{DDR}:ddranking/utils/train_and_eval.py:62", '"step_size": 100,'),
     Pin("run[full].lr", 0.01, f"{DDR}:ddranking/utils/train_and_eval.py:61", '"lr": 0.01,'),
-    Pin("run[full].weight_decay", 0.0005, f"{DDR}:ddranking/utils/train_and_eval.py:56", '"weight_decay": 0.0005,'),
+    Pin("run[full].weight_decay", 0.0005, f"{DDR}:ddranking/utils/train_and_eval.py:57", '"weight_decay": 0.0005,'),
     Pin(
         "run[full].accuracy",
         "best_during_training",
@@ -580,8 +580,9 @@ def format_table(name: str, ctx: Context | None = None) -> str:
 
 
 def _split(where: str) -> tuple[str, str, str, int]:
-    repo, _, rest = where.partition("@")
-    commit, path, line = rest.split(":")
+    """ "owner/name@commit:path:line" (or "package==version:path:line") -> (repo, commit, path, line)."""
+    source, path, line = where.rsplit(":", 2)
+    repo, _, commit = source.partition("@")
     return repo, commit, path, int(line)
 
 
