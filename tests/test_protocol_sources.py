@@ -74,7 +74,9 @@ def test_the_printed_presets_and_tables(capsys):
     protocols.main(["dd_ranking_soft", "--dataset", "cifar100"])
     out = json.loads(capsys.readouterr().out)
     assert out["evaluation"]["baselines"]["full"] is True and "full_accuracy" not in out["evaluation"]["baselines"]
-    protocols.main(["dd_ranking_hard", "--sources"])
+    from gendistill.evaluation.protocol_sources import main as sources
+
+    sources(["dd_ranking_hard"])
     table = capsys.readouterr().out
     line = "| run[full].epochs | 1000 | 1000 | NUS-HPC-AI-Lab/DD-Ranking@b8b0966:ddranking/metrics/hard_label.py:266"
     assert line in table

@@ -2,7 +2,7 @@
 repository @ commit : file : line and that line's text), which the preset as it resolves must equal; where ours
 differs on purpose (or the source cannot run), the entry holds our value and why. tests/test_protocol_sources.py
 checks every entry, so a change that drifts from a source fails with the line to read;
-`python -m gendistill.evaluation.protocols rded --sources` prints a table. The commits are the ones
+`python -m gendistill.evaluation.protocol_sources rded [--dataset imagenet]` prints the tables. The commits are the ones
 evaluation/protocols.py cites; `verify_quotes` checks each quoted line against clones of the sources.
 
 A setting names one value of the resolved configuration (`evaluation.<key>`, `teacher.<key>`), of an evaluation
@@ -14,9 +14,11 @@ constants; `patch_shuffle`).
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,7 +41,7 @@ class Pin(NamedTuple):
     where: str  # "owner/repo@commit:path:line"
     quote: str  # (a piece of) that line
     ours: object = SAME  # our value where it differs from the source's
-    why: str = ""  # why it differs
+    why: str = ""  # why ours differs (or a note where it does not)
 
     @property
     def expected(self):
@@ -506,7 +508,7 @@ def value_of(setting: str, cfg: dict, ctx: Context):
         from .train import lr_at
 
         step = int(m.group(4)) if m.group(4) else None
-        return lr_at(int(m.group(2)), int(m.group(3)), 1.0, m.group(1), step)
+        return float(lr_at(int(m.group(2)), int(m.group(3)), 1.0, m.group(1), step))
     if head in ("evaluation", "teacher"):
         value = cfg[head]
         for key in rest.split("."):
@@ -569,7 +571,7 @@ def format_table(name: str, ctx: Context | None = None) -> str:
         lines += [
             f"{name}: {c.dataset}, {c.resolution} px, IPC {c.ipc}, {c.n_classes} classes",
             "",
-            "| setting | source | ours | source line | differs because |",
+            "| setting | source | ours | source line | why ours differs, or a note |",
             "|---|---|---|---|---|",
         ]
         for p in pins:
@@ -621,3 +623,18 @@ def _source_text(mirrors: Path, repo: str, commit: str, path: str) -> str | None
         return None
     r = subprocess.run(["git", "-C", str(git_dir), "show", f"{commit}:{path}"], capture_output=True, text=True)
     return r.stdout if r.returncode == 0 else None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m gendistill.evaluation.protocol_sources", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("name", choices=list(PINS), help="a protocol")
+    ap.add_argument("--dataset", help="only the table of this dataset (default: every table of the protocol)")
+    a = ap.parse_args(argv)
+    print(format_table(a.name, Context(a.dataset, 0, 0, 0) if a.dataset else None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
