@@ -148,7 +148,7 @@ def recipe(cfg: dict, run: EvalRun) -> dict:
         out["epochs"] = full_epochs(cfg)
         for k in ("step_epoch", "accuracy", "eval_every", "eval_after"):
             out.pop(k, None)
-        out.update(ev["baselines"].get("full_recipe") or {})
+        out.update({k: v for k, v in (ev["baselines"].get("full_recipe") or {}).items() if v is not None})
         if out.get("mix", "none") == "none":
             out.pop("mix", None)
             out.pop("mix_beta", None)
