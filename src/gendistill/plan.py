@@ -238,7 +238,8 @@ class Plan:
     @property
     def evaluation_record(self) -> dict:
         """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
-        return record(self.cfg, self.evaluation_protocol, self.has_real_data)
+        resolution = self.cfg["evaluation"]["resolution"] or self.image_size
+        return record(self.cfg, self.evaluation_protocol, self.has_real_data, resolution)
 
     def evaluation(self, scope: str, key: str) -> EvalJob:
         """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), or
@@ -799,7 +800,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     context = Context(cfg["dataset"]["name"], resolution, nominal_ipc(cfg), len(classes))
     cfg, protocol = apply_protocol(cfg, config or {}, context)
     problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
-    problems += evaluation_problems(cfg, adapter.has_real_data)
+    problems += evaluation_problems(cfg, adapter.has_real_data, resolution)
     if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
         problems.append(
             "ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
