@@ -327,6 +327,8 @@ def test_each_stage_env_provides_what_its_jobs_import(
             rules = by_script.get(re.sub(r"^tmp[^.]+\.", "", Path(argv[0]).name))
         elif argv[:3] == ["-c", "gendistill", "sampler-serve"]:  # the sampler: python -c <bootstrap> (code.py)
             rules = by_cmd["sample"]
+        elif argv[:2] == ["-c", "gendistill"] and len(argv) > 2:  # a job re-executed through it (server: false)
+            rules = by_cmd.get(argv[2])
         elif argv and argv[0].endswith("gendistill/__main__.py") and len(argv) > 1:
             rules = by_cmd.get(argv[1])
         if rules is None:

@@ -8,6 +8,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,8 +35,8 @@ from .families.facts import decoder_facts, generation_problems, model_facts, tin
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
 from .layout import ABLATION, TEACHER_ABLATION, RunLayout
 from .naming import class_ids
-from .pipeline_memory import available_bytes, memory_problem
-from .sampling.load_spec import load_spec
+from .pipeline_memory import available_bytes, memory_problem, total_bytes
+from .sampling.load_spec import load_spec, resolve
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
 PIXEL_KEYS = (
@@ -97,10 +98,19 @@ class Plan:
     def by_id(self, cid: str) -> ClassPlan:
         return self._index[cid]
 
-    @property
+    @cached_property
     def load_spec(self) -> dict:
-        """What the sampler loads (it keys the sampler; a change reloads, never reruns jobs by itself)."""
-        return load_spec(self.cfg, self.model_source)
+        """What the sampler loads (the sample jobs' `load` param), its model resolved to the weights it names now:
+        a hub id's cached snapshot, a local directory's content hash (sampling.load_spec.resolve). So a replaced
+        model, or a hub cache moved to an updated snapshot, reruns every class; a directory the workflow builds is
+        an input of the sample rule instead."""
+        return resolve(load_spec(self.cfg, self.model_source), self.model_dir, self.file_hashes)
+
+    @property
+    def file_hashes(self) -> Path:
+        """The cache of the model files' content hashes (model_files.content_sha256), shared by the results
+        directory's runs."""
+        return Path(self.cfg["results_dir"]) / ".model-file-hashes.json"
 
     @property
     def gen_spec(self) -> dict:
@@ -323,10 +333,6 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
     return problems
 
 
-# Components of a diffusers pipeline that have no weights of their own.
-_WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
-
-
 def load_variants(cfg: dict, source: str) -> tuple[set, str]:
     """The weight variants the sampler's load may ask diffusers for ({None}: the plain files; {'fp16'}; or both
     when generation.device is auto and the plan cannot know whether the jobs get a GPU), and why none is asked
@@ -347,19 +353,12 @@ def load_variants(cfg: dict, source: str) -> tuple[set, str]:
 def _weights_problem(root: Path, label: str, variants: set = frozenset({None}), no_variant_why: str = "") -> str | None:
     """None when every weighted component listed in root/model_index.json has weights that load (the files
     diffusers would choose, their headers whole); else what is wrong, file by file."""
-    from .weights import component_problems
+    from .weights import pipeline_problems
 
     try:
-        index = json.loads((root / "model_index.json").read_text())
+        problems = pipeline_problems(root, variants, no_variant_why)
     except (OSError, ValueError) as e:
         return f"model.source: {label}: model_index.json cannot be read ({e}). Fix: re-download the model."
-    problems = []
-    for name, spec in sorted(index.items()):
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
-            continue
-        if spec[1].endswith(_WEIGHTLESS):
-            continue
-        problems += component_problems(root / name, name, set(variants), no_variant_why)
     if not problems:
         return None
     variant_only = [p for p in problems if "only as the" in p]
@@ -534,12 +533,14 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     return problems
 
 
-def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[str]:
+def sampling_problems_here(plan: Plan, sampler_running: bool | Callable[[], bool] = False) -> list[str]:
     """What keeps this machine from sampling the run when its sample jobs run here (a local executor; the
     workflow calls this where it knows, workflow/rules/common.smk): on the CPU (generation.device cpu, or auto
     with no GPU visible), float16, and a pipeline whose estimated memory (pipeline_memory) is above what the
     host has. `sampler_running`: this run's sampler is already up (its model is in memory, not to be counted
-    twice). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
+    twice); a callable is asked only when the pipeline is above what is available but within the machine's
+    whole memory (finding the sampler hashes the model's files: a model no machine here could hold is refused
+    without reading it). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
     g = plan.cfg["generation"]
     device = g["device"] if g["device"] != "auto" else ("cuda" if gpu_visible() else "cpu")
     if device != "cpu":
@@ -550,7 +551,7 @@ def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[st
             f"{CPU_FLOAT16}, and no GPU is visible here for generation.device: auto. Fix: generation.dtype: "
             f"bfloat16 (the same memory as float16), or auto (float32), or run on a GPU node."
         )
-    if not plan.cfg["limits"]["check_memory"] or sampler_running:
+    if not plan.cfg["limits"]["check_memory"] or sampler_running is True:
         return problems
     if plan.model_kind == "pretrained":
         root = model_root(plan.model_source, plan.cfg["model"]["revision"])
@@ -560,6 +561,9 @@ def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[st
         return problems  # not there yet (a model the workflow builds, a hub model to download)
     variant = "fp16" if not _is_local(plan.model_source) and g["dtype"] == "float16" else None
     problem = memory_problem(root, plan.model_source, g, "cpu", available_bytes(), variant)
+    if problem and callable(sampler_running):
+        whole = memory_problem(root, plan.model_source, g, "cpu", total_bytes(), variant)
+        problem = None if whole is None and sampler_running() else problem
     return problems + ([problem] if problem else [])
 
 

@@ -85,6 +85,7 @@ def sample_model_input(wildcards):
     """
     if not _SLURM_SAMPLER_CHECKED:
         check_model_and_sampling_here()
+        check_slots_used()
     if not _SLURM_SAMPLER_CHECKED and CFG["generation"]["server"] and not uses_conda() and not workflow.dryrun:
         from gendistill.sampling.client import start_for_slurm_batch_step
 
@@ -111,10 +112,26 @@ def check_model_and_sampling_here():
         return
     from gendistill.plan import sampling_problems_here
 
-    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running())
+    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         refuse(f"this machine cannot sample this run (nothing was started):\n{lines}")
+
+
+def check_slots_used():
+    """Say, before any job, when Snakemake would leave GPU slots idle: `generation.gpus: [0, 1]` with `--resources
+    gpu=1` runs one sample job at a time, on slot 0 (slots.idle_slots_note). Where its jobs run here."""
+    if not (workflow.local_exec and workflow.is_main_process):
+        return
+    from gendistill.sampling.slots import SlotError, idle_slots_note, resolve_slots
+
+    try:
+        slots = resolve_slots(CFG["generation"]["gpus"])
+    except SlotError:
+        return  # each sample job fails with it, in its log
+    gpu = workflow.global_resources.get("gpu")
+    if note := idle_slots_note(slots, getattr(gpu, "value", gpu), workflow.cores):
+        print(f"gendistill: {note}", file=sys.stderr, flush=True)
 
 
 def our_sampler_running():

@@ -1,5 +1,6 @@
 # One job per class. Params hold exactly what determines that class's pixels, so editing one class's prompt,
-# seed or count reruns only that class. Runtime knobs (batch size, sampler process, compile, timeouts) are
+# seed or count reruns only that class, and a changed model (replaced weights, a hub cache moved to a new
+# snapshot) reruns every class. Runtime knobs (batch size, sampler process, compile, timeouts) are
 # passed outside params (GENDISTILL_SAMPLER_RUNTIME, common.smk) and trigger no reruns: they do not decide the
 # images (each image's noise is its own; a batch size may still move a value by one level through kernel
 # rounding: README, Reproducibility).
@@ -29,7 +30,9 @@ rule sample:
     params:
         # the class plan, its n_generated the images this job samples (candidates, or the ablations' pool)
         cls=lambda w: as_json(PLAN.sample_class(w.scope, w.cls)),
-        load=fixed(as_json(PLAN.load_spec)),
+        # the model resolved: a hub id's snapshot, a local directory's content hash (read when the jobs are made:
+        # after the input function's checks, which refuse a model this machine cannot hold before it is hashed)
+        load=lambda w: as_json(PLAN.load_spec),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
         # the same values in a private file: the job's command line (public) carries no prompt or model path
