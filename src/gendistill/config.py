@@ -73,6 +73,12 @@ def validate_schema(config: dict) -> dict:
     if errors:
         raise ConfigError([_schema_message(e) for e in errors])
     _fill_defaults(cfg, schema)
+    # an object-or-null key set to an object gets its keys' defaults too (only this one: model.tiny and
+    # model.fitted keep their specs as written, which their models' directory names hash)
+    rg = cfg["generation"].get("real_guidance")
+    if isinstance(rg, dict):
+        props = schema["properties"]["generation"]["properties"]["real_guidance"]["properties"]
+        cfg["generation"]["real_guidance"] = {k: rg.get(k, p["default"]) for k, p in props.items()}
     return cfg
 
 
