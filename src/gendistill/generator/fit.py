@@ -12,29 +12,33 @@ and everything after it (augmentation, packaging, labels, evaluation) gets image
 Recipe (`fit_pipeline`):
 1. Build the tiny pipeline (generator.build.build_tiny_pipeline) with the spec's widths, at the dataset's resolution.
 2. VAE: trained as a KL autoencoder on the training images in [-1, 1] (MSE + kl_weight x KL, Adam, cosine lr).
-3. Latent scale: the one trailing Euler-ancestral step starts from x_T = sigma_max * n (sigma_max = 14.6 for
-   SDXL-Turbo's schedule) and returns x0 = x_T - sigma_max * eps. The VAE's `scaling_factor` is set so that
-   sigma_max is `noise_ratio` x the std of the scaled latents. SDXL's convention (unit-variance latents) makes
-   that ratio 14.6: the UNet would have to reproduce the starting noise to better than 1 % to cancel it, which
-   a large model learns over long training but a 3-minute CPU fit does not. At 0.3 the noise is a perturbation
-   the UNet cancels or uses.
+3. Schedule and latent scale: SDXL-Turbo's scheduler with `prediction_type` (v_prediction by default), and the
+   VAE's `scaling_factor` set so that sigma_max (14.6 for SDXL-Turbo's schedule) is `noise_ratio` x the std of the
+   scaled latents. 14.61 is SDXL's convention (unit-variance latents: timestep 999 is pure noise). With epsilon
+   prediction the one step x0 = x_T - sigma_max * eps multiplies every UNet error by 14.6, which a minutes-long
+   fit does not overcome (recipe version 1 used noise_ratio 0.3 instead); v-prediction predicts x0 almost
+   directly at timestep 999.
 4. Text encoders first, alone: random encoders give prompts that differ in one word nearly the same embeddings,
    and a UNet needs hundreds of steps to find the difference. `text_steps` steps of predicting the class (linear
    heads, then discarded) from what the UNet reads - the pooled embedding and each encoder's penultimate layer
    at the end token - separate the classes in about a second (no images involved).
-5. UNet + both text encoders, trained jointly through the exact computation of one sampling step: n ~ N(0, I),
-   UNet input x_T / sqrt(sigma^2 + 1) (scheduler.scale_model_input), timestep 999, prompt embeddings from the
-   pipeline's own `encode_prompt`, SDXL time ids (H, W, 0, 0, H, W), then x0 = x_T - sigma * eps and the latent
-   x0 / scaling_factor is compared with VAE latents (posterior means) of training images of the prompted class.
-   `match: ot` pairs the generated and the real latents of each group of `match_group` samples of one class by
-   minimal total squared distance (minibatch optimal transport, Hungarian algorithm), so different starting
-   noises learn to give different training digits (diversity); `match: none` regresses every noise onto random
-   same-class targets, which converges to the class mean (one image per class, whatever the seed).
+5. UNet + both text encoders, trained jointly on two objectives per step (one UNet call on both halves):
+   (a) the exact computation of one sampling step: n ~ N(0, I), UNet input x_T / sqrt(sigma^2 + 1)
+   (scheduler.scale_model_input), timestep 999, prompt embeddings from the pipeline's own `encode_prompt`, SDXL
+   time ids (H, W, 0, 0, H, W), then the scheduler's x0 compared with VAE latents (posterior means) of training
+   images of the prompted class. `match: ot` pairs the generated and the real latents of each group of
+   `match_group` samples of one class by minimal total squared distance (minibatch optimal transport, Hungarian
+   algorithm), so different starting noises learn to give different training digits (diversity); `match: none`
+   regresses every noise onto random same-class targets, which converges to the class mean. (b) With
+   `denoise_weight` > 0, the standard denoising objective: a training latent of the prompted class noised to a
+   timestep drawn uniformly from 0..999, the prediction target's own loss (v or epsilon), so that img2img and
+   multi-step (guided) sampling start from noise levels the model has learned.
 6. Prompts: every class name in every template of `templates`, so the text encoders learn names, not one string.
 
 Every random choice is drawn from `seed` (weights, batches, noise), and the fit runs with torch's deterministic
-algorithms: the same spec, data, library versions and thread count give the same weights (tested). It is fitted
-for the one-step sampler only (more steps or guidance are not what it learned; the plan refuses them).
+algorithms: the same spec, data, library versions and thread count give the same weights (tested). With
+`denoise_weight: 0` it is fitted for the one-step sampler only (the plan then refuses more steps); classifier-free
+guidance is never learned (no unconditional prediction), and the plan refuses it.
 """
 
 from __future__ import annotations
@@ -56,21 +60,21 @@ from .build import build_tiny_pipeline
 
 log = logging.getLogger("gendistill.generator.fit")
 
-FIT_VERSION = 1  # bump when the recipe changes: it is part of the model directory's hash
+FIT_VERSION = 2  # bump when the recipe changes: it is part of the model directory's hash
 
 FIT_DEFAULTS = {
     "seed": 0,
     "vae_steps": 200,
-    "unet_steps": 300,
+    "unet_steps": 400,
     "batch_size": 64,
     "vae_lr": 0.002,
     "lr": 0.001,
     "text_lr": 0.001,
     "text_steps": 100,
     "kl_weight": 0.0001,
-    "noise_ratio": 0.3,
-    "prediction_type": "epsilon",
-    "denoise_weight": 0.0,
+    "noise_ratio": 14.61,
+    "prediction_type": "v_prediction",
+    "denoise_weight": 1.0,
     "match": "ot",
     "match_group": 16,
     "templates": ["a handwritten digit {name}", "{name}"],
