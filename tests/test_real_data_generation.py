@@ -194,10 +194,10 @@ def test_one_class_real_images_or_count_regenerate_that_class_only(tiny_run, tmp
     run_snakemake(wd, cfg, targets=("package",))
     assert job_counts(run_snakemake(wd, cfg, "--dag", targets=("package",)).stdout) == {}
     # a class's images follow its prototypes: the prototypes file holds its k-means centres
-    first = data.order[0]
+    first = data.names[0]
     from gendistill.naming import class_ids
 
-    cid = class_ids(data.order)[0]
+    cid = class_ids(data.names)[0]
     saved = torch.load(wd / "results" / "t" / "prototypes" / f"{cid}.pt", weights_only=True)
     assert saved["centres"].shape[0] == 2 and int(saved["cluster_sizes"].sum()) == 3
     png = sorted((data.root / "train" / first).glob("*.png"))[0]
@@ -208,7 +208,7 @@ def test_one_class_real_images_or_count_regenerate_that_class_only(tiny_run, tmp
     Image.fromarray(255 - np.asarray(img)).save(png)  # one class's real images change
     counts = job_counts(run_snakemake(wd, cfg, "--dag", targets=("package",)).stdout)
     assert counts.get("prototypes") == 1 and counts.get("sample") == 1, counts
-    recount = deep_update(cfg, {"prompts": {"overrides": {data.order[1]: {"n_generated": 3}}}})
+    recount = deep_update(cfg, {"prompts": {"overrides": {data.names[1]: {"n_generated": 3}}}})
     run_snakemake(wd, cfg, targets=("package",))
     counts = job_counts(run_snakemake(wd, recount, "--dag", targets=("package",)).stdout)
     assert counts.get("prototypes") == 1 and counts.get("sample") == 1, counts
