@@ -56,6 +56,10 @@ class RunLayout:
     def requests(self) -> str:
         return self._at(".requests")
 
+    def prototypes(self, cls: str = "{cls}") -> str:
+        """A class's real training latents, clustered (generation.init: prototypes, real_guidance)."""
+        return self._at("prototypes", f"{cls}.pt")
+
     def generated(self, cls: str = "{cls}") -> str:
         """A class's sampled images (its candidates, with selection)."""
         return self.scoped_generated(RUN, cls)

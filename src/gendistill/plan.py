@@ -84,6 +84,9 @@ class Plan:
     model_dir: str | None  # built model directory (tiny random-weight or fitted stand-in), else None
     model_source: str
     model_kind: str = "pretrained"  # "tiny" (random weights), "fitted" (stand-in fitted on the demo data), "pretrained"
+    family: str | None = None  # the generator's family, where the plan knows it (None: a hub model not yet cached)
+    # label -> (training images, fingerprint) of the run's classes, when generation reads real data
+    real_fingerprints: dict | None = None
     # evaluation.protocol as resolved: its name and the keys the config overrode (evaluation/protocols.py)
     evaluation_protocol: dict | None = None
 
@@ -114,8 +117,38 @@ class Plan:
 
     @property
     def gen_spec(self) -> dict:
-        """The generation settings of every pipeline call (a sample job's `gen` param: they decide pixels)."""
-        return {k: self.cfg["generation"][k] for k in ("resolution", "steps", "guidance_scale")}
+        """The generation settings of every pipeline call (a sample job's `gen` param: they decide pixels). The keys
+        of generation from real data only when it is on, so that other configs keep their params (and caches)."""
+        g = self.cfg["generation"]
+        spec = {k: g[k] for k in ("resolution", "steps", "guidance_scale")}
+        if g["init"] == "prototypes":
+            spec.update(init="prototypes", strength=g["strength"])
+        if g["real_guidance"]:
+            spec["real_guidance"] = g["real_guidance"]
+        return spec
+
+    # --- generation from real data (generation.init: prototypes, generation.real_guidance) ---
+    @property
+    def real_data_active(self) -> bool:
+        """The sample jobs read their class's prototypes file (gendistill.prototypes)."""
+        return uses_real_latents(self.cfg)
+
+    def prototype_spec(self, cid: str) -> dict:
+        """What decides class `cid`'s prototypes file: the class (label, kept count, seed), its training images'
+        fingerprint, the sampling resolution, the model and its family. The prototypes job's params, and part of
+        the sample job's (so a class is resampled exactly when its prototypes change)."""
+        c = self.by_id(cid)
+        count, fingerprint = self.real_fingerprints[c.index]
+        return {
+            "label": c.index,
+            "n": c.n_generated,
+            "seed": c.seed,
+            "train_images": count,
+            "fingerprint": fingerprint,
+            "resolution": self.cfg["generation"]["resolution"],
+            "load": self.load_spec,
+            "family": self.family,
+        }
 
     @property
     def recorded_config(self) -> dict:
@@ -216,8 +249,13 @@ class Plan:
         return self.ablations.pool_size(c) if scope == ABLATION else self.n_candidates(c)
 
     def sample_class(self, scope: str, cid: str) -> dict:
-        """A sample job's class: the class plan with `n_generated` the count the job samples (its wire name)."""
-        return {**self.by_id(cid).as_dict(), "n_generated": self.sampled(scope, cid)}
+        """A sample job's class: the class plan with `n_generated` the count the job samples (its wire name), and
+        its prototypes file when generation reads real data."""
+        out = {**self.by_id(cid).as_dict(), "n_generated": self.sampled(scope, cid)}
+        if self.real_data_active:
+            out["prototypes"] = str(Path(self.layout.prototypes(cid)).resolve())
+            out["prototypes_spec"] = self.prototype_spec(cid)  # a change of the file's inputs resamples the class
+        return out
 
     def kept_images(self, cid: str) -> str:
         """Where PDA reads class `cid`'s images: its kept candidates with selection, else its sampled images."""
@@ -303,8 +341,54 @@ def model_kind(cfg: dict) -> str:
     )
 
 
+def uses_real_latents(cfg: dict) -> bool:
+    """Generation reads each class's real training latents (generation.init prototypes, or real guidance)."""
+    g = cfg["generation"]
+    return g["init"] == "prototypes" or bool(g["real_guidance"])
+
+
+def real_data_problems(cfg: dict, family: str | None, has_real_data: bool) -> list[str]:
+    """generation.init: prototypes and generation.real_guidance: what this config cannot do, each with its fix."""
+    from .prototypes import GUIDED, IMG2IMG
+
+    g = cfg["generation"]
+    problems = []
+    init, rg = g["init"] == "prototypes", g["real_guidance"]
+    if (init or rg) and not has_real_data:
+        what = " and ".join(x for x, on in (("generation.init: prototypes", init), ("real_guidance", rg)) if on)
+        problems.append(
+            f"{what} starts from or steers toward the class's real training images, and dataset "
+            f"{cfg['dataset']['name']!r} has none. Fix: a dataset with a train split (imagefolder: "
+            f"<root>/train/<class>/), or generation.init: noise and real_guidance: null."
+        )
+    if init and family is not None and family not in IMG2IMG:
+        problems.append(
+            f"generation.init: prototypes needs an img2img pipeline, and diffusers has none for the {family} "
+            f"family. Fix: generation.init: noise, or a model of the families {', '.join(IMG2IMG)}."
+        )
+    if init and g["steps"] * g["strength"] < 1:
+        need = -(-1 // g["strength"])  # ceil(1 / strength)
+        problems.append(
+            f"generation.strength {g['strength']} x steps {g['steps']} < 1: the img2img pipeline runs "
+            f"int(steps x strength) steps, here none. Fix: generation.steps >= {int(need)} (or a larger strength)."
+        )
+    if rg:
+        if g["steps"] < 2:
+            problems.append(
+                f"generation.real_guidance guides multi-step sampling, and generation.steps is {g['steps']}. Fix: "
+                f"generation.steps >= 2 (CoDA samples 25), or real_guidance: null."
+            )
+        if family is not None and family not in GUIDED:
+            problems.append(
+                f"generation.real_guidance (CoDA) steers a UNet on a discrete-time schedule, and the model is of "
+                f"the {family} family. Fix: a model of the families {', '.join(GUIDED)}, or real_guidance: null."
+            )
+    return problems
+
+
 def fitted_problems(cfg: dict, image_size: int) -> list[str]:
-    """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler."""
+    """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler (or, with
+    denoise_weight > 0, for every timestep)."""
     if cfg["model"].get("fitted") is None:
         return []
     problems = []
@@ -320,10 +404,11 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
             f"generation.resolution: {gen['resolution']}, but model.fitted is fitted at the dataset's "
             f"{image_size} px (it has never seen another size). Fix: generation.resolution: {image_size}."
         )
-    if gen["steps"] != 1:
+    if gen["steps"] != 1 and not full_spec(cfg["model"]["fitted"])["denoise_weight"] > 0:
         problems.append(
             f"generation.steps: {gen['steps']}, but model.fitted is fitted for the one trailing "
-            f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1."
+            f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1, or fit it over every "
+            f"timestep (model.fitted.denoise_weight > 0, e.g. 1)."
         )
     if gen["guidance_scale"] > 1.0:
         problems.append(
@@ -812,8 +897,22 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
             "(with such a dataset) or set ablation.pda: false."
         )
     problems += teacher_problems(cfg, classes, adapter.has_real_data)
+    family = plan_family(cfg) if check_model else None
+    problems += real_data_problems(cfg, family, adapter.has_real_data)
     if problems:
         raise ConfigError(problems)
+    fingerprints = None
+    if uses_real_latents(cfg):
+        fingerprints = adapter.class_fingerprints([c.index for c in classes])
+        few = [c for c in classes if fingerprints[c.index][0] < c.n_generated]
+        for c in few[:5]:
+            problems.append(
+                f"class {c.name!r} has {fingerprints[c.index][0]} real training images, fewer than the "
+                f"{c.n_generated} prototypes (one per kept image) generation.init: prototypes / real_guidance "
+                f"clusters them into. Fix: a smaller n_generated for it (prompts.overrides), or init: noise."
+            )
+        if problems:
+            raise ConfigError(problems)
     problems = size_problems(
         classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"], cfg["limits"]
     )
@@ -832,4 +931,21 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         model_source=model_dir or cfg["model"]["source"],
         model_kind=model_kind(cfg),
         evaluation_protocol=protocol,
+        family=family,
+        real_fingerprints=fingerprints,
     )
+
+
+def plan_family(cfg: dict) -> str | None:
+    """The generator's family as the plan knows it: the tiny spec's, SDXL for the fitted stand-in, a local or
+    cached model's from its model_index.json; None for a hub model not yet cached (its load checks it)."""
+    m = cfg["model"]
+    if m.get("tiny") is not None:
+        return tiny_facts(m["tiny"])["family"]
+    if m.get("fitted") is not None:
+        return "sdxl"
+    root = model_root(m["source"], m["revision"])
+    try:
+        return model_facts(root, f"model.source {m['source']!r}")["family"] if root else None
+    except UnsupportedModel:
+        return None  # family_problems names it

@@ -87,6 +87,9 @@ class ImageFolder(DatasetAdapter):
     def classes(self) -> list[ClassInfo]:
         return [ClassInfo(i, n, {"name": readable(n)}) for i, n in enumerate(self._names())]
 
+    def class_train_files(self, label: int) -> list[Path]:
+        return _images(self.root / "train" / self._names()[label])
+
     def load_split(self, split: str):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', not {split!r}")
