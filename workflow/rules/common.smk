@@ -76,6 +76,15 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def sample_inputs(wildcards):
+    """The sample rule's inputs: the built model (if any) and, with generation from real data, the class's
+    prototypes file."""
+    out = {"model": sample_model_input(wildcards)}
+    if PLAN.real_data_active:
+        out["prototypes"] = LAYOUT.prototypes(wildcards.cls)
+    return out
+
+
 def sample_model_input(wildcards):
     """The sample rule's input: the tiny model directory, if any (a real model is a param).
 

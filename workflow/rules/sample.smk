@@ -40,15 +40,6 @@ if PLAN.real_data_active:
             "../scripts/prototypes.py"
 
 
-def sample_inputs(wildcards):
-    """The sample rule's inputs: the built model (if any) and, with generation from real data, the class's
-    prototypes file."""
-    out = {"model": sample_model_input(wildcards)}
-    if PLAN.real_data_active:
-        out["prototypes"] = LAYOUT.prototypes(wildcards.cls)
-    return out
-
-
 rule sample:
     input:
         unpack(sample_inputs),
