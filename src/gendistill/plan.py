@@ -710,8 +710,8 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
         )
     if uses and ckpt is not None and not Path(ckpt).is_file():
         problems.append(
-            f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
-            f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
+            f"teacher.checkpoint: {ckpt} is not a file, and {', '.join(uses)} needs the teacher. Fix: the path of "
+            f"a state dict of teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
         )
     ab = cfg["ablation"]
     if ab["teacher"]:
