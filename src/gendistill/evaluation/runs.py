@@ -262,7 +262,9 @@ def record(cfg: dict, protocol: dict | None, has_real_data: bool) -> dict:
         "evaluation": ev,
         "label_regimes": label_regimes(cfg),
         "kd": kd_settings(cfg),
-        "teacher": {**cfg["teacher"], "recipe": teacher_recipe(cfg)} if uses_teacher(cfg) else None,
+        "teacher": {**cfg["teacher"], "recipe": teacher_recipe(cfg)}
+        if uses_teacher(cfg) or selection_baselines(cfg, has_real_data)
+        else None,
         "runs": {
             r.key: {
                 "set": r.set,
