@@ -273,3 +273,47 @@ def test_the_baselines_and_the_fidelity_table_in_the_workflow(tiny_run, tmp_path
     counts = job_counts(run_snakemake(wd, other, "--dag").stdout)
     assert counts.get("select_baseline") == 1 and counts.get("teacher", 0) == 0
     assert counts.get("evaluate") == 1 and counts.get("fidelity") == 1 and counts.get("sample", 0) == 0
+
+
+def test_the_baselines_job_on_a_streamed_imagenet_layout_picks_its_files(tmp_path):
+    """ImageNet's files are streamed, never loaded whole: k-means keeps files of the class (their pixels as read at
+    the teacher's resolution), RDED at factor 2 stitches 4 crops of 4 different files into each image; a class
+    with too few images names the fix."""
+    import dataset_fixtures as fx
+
+    from gendistill.datasets import get_adapter
+    from gendistill.datasets.images import read_images
+    from gendistill.distilled.package import load_distilled
+    from gendistill.evaluation.models import build_model
+    from gendistill.teacher.baselines import select_baseline
+    from gendistill.teacher.classifier import save_teacher
+
+    fix = fx.make_imagenet(tmp_path / "data", n_classes=3, train_per_class=6)
+    dataset = {"name": "imagenet", "root": str(fix.root), "image_size": 32}
+    ad = get_adapter(dataset)
+    torch.manual_seed(0)
+    meta = {"model": "convnet", "num_classes": 3, "resolution": 32, "mean": list(ad.mean), "std": list(ad.std)}
+    teacher = str(tmp_path / "teacher.pt")
+    save_teacher(teacher, str(tmp_path / "teacher.json"), build_model("convnet", 3, 32), meta)
+    names = [c.name for c in ad.classes()]
+
+    def run(method, counts, settings=None):
+        out = tmp_path / method
+        select_baseline(
+            method, dataset, counts, 0, settings or {}, teacher, names, [0, 1, 2], str(out / "set.pt"),
+            str(out / "picks.csv"),
+        )  # fmt: skip
+        return load_distilled(str(out / "set.pt")), pd.read_csv(out / "picks.csv")
+
+    data, picks = run("kmeans_real", {0: 2, 1: 2, 2: 2})
+    files = {lab: [str(p) for p in ad.files("train", [lab])[0]] for lab in range(3)}
+    assert all(r.source in files[r.class_index] for r in picks.itertuples())
+    assert (data["images_uint8"].permute(0, 2, 3, 1).numpy() == read_images(list(picks["source"]), 32)).all()
+    settings = {"images": 300, "crops": 2, "factor": 2, "scale": [0.3, 1.0]}
+    data, picks = run("rded", {0: 1, 1: 1, 2: 1}, settings)
+    assert data["images_uint8"].shape == (3, 3, 32, 32) and len(picks) == 12
+    assert all(
+        g["source"].nunique() == 4 and sorted(g["position"]) == [0, 1, 2, 3] for _, g in picks.groupby("class_index")
+    )
+    with pytest.raises(ValueError, match="rded, class .*fewer than the 8 crops.*Fix: a smaller IPC"):
+        run("rded", {0: 2}, settings)
