@@ -1,7 +1,8 @@
 # The teacher (beyond the paper; src/gendistill/teacher/classifier.py): trained on the real training split with the
 # evaluation's recipe, or imported from teacher.checkpoint. Only when something uses it (plan.teacher_uses):
-# per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the teacher
-# ablation (ablation.teacher).
+# per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the selection
+# baselines (baselines.smk), the fidelity measure on its features (fidelity.smk), the teacher ablation
+# (ablation.teacher).
 
 TEACHER_RECIPE = EVAL_RUNS.teacher_recipe(CFG)  # the evaluation's own recipe, or a protocol's real-data one
 
