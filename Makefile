@@ -1,6 +1,6 @@
 # Fresh machine: `make demo` (install + offline demo end to end), `make test` (install + test suite),
-# `make test-fast` (the unit tier, under a minute), `make test-long` (the long tier, which CI runs too),
-# `make lint` (ruff, snakefmt, snakemake --lint).
+# `make install` (only the install), `make test-fast` (the unit tier, under a minute), `make test-long` (the long
+# tier, which CI runs too), `make lint` (ruff, snakefmt, snakemake --lint, the docs site built strictly), `make docs`.
 # Offline compute nodes: `make wheelhouse` (README, Offline compute nodes). Every install uses the lock,
 # constraints.txt (exact versions of every distribution; `make lock` rewrites it).
 PYTHON ?= python3
@@ -13,7 +13,7 @@ CORES ?= 2
 # machine (3 were slower: their jobs took ~10 % more CPU time from each other than the waiting they filled)
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-ablation demo-teacher demo-protocols test test-long test-fast test-slurm lint format report clean-demo \
+.PHONY: install docs slurm demo demo-ablation demo-teacher demo-protocols test test-long test-fast test-slurm lint format report clean-demo \
 	bench-cpu check-fullsize wheelhouse wheelhouse-no-torch lock
 
 $(STAMP): pyproject.toml constraints.txt
@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,demo,report]"
 	$(BIN)/python -m compileall -q src  # every job imports gendistill: cached bytecode even under PYTHONDONTWRITEBYTECODE
 	touch $(STAMP)
+
+install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile configs/demo.yaml
@@ -53,8 +55,10 @@ demo-protocols: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml configs/demo_protocols_ipc1.yaml
 	@PYTHONPATH=src $(BIN)/python -m gendistill.report.summary --compare results/demo-protocols-ipc1 results/demo-protocols-ipc10
 
+# ensure_chromium.sh: headless Chromium for the report test (apt, only when missing; nothing with
+# GENDISTILL_SKIP_BROWSER=1, e.g. on a login node without sudo)
 test: $(STAMP)
-	bash tests/ensure_chromium.sh  # headless browser for the report test (apt, only when missing)
+	bash tests/ensure_chromium.sh
 	$(BIN)/python -m pytest -q tests -m "not slurm and not long" -n $(TEST_WORKERS) --dist worksteal
 
 # The long tier (marker `long`: a minute or more of CPU each: the fitted stand-in's tests, the memory
@@ -72,6 +76,11 @@ test-fast: $(STAMP)
 test-slurm: $(SLURM_STAMP)
 	$(BIN)/python -m pytest -q -rs -s -m slurm tests/test_slurm.py
 
+# The run through profiles/slurm, the SLURM executor plugin installed first: make slurm CONFIG=my.yaml
+CONFIG ?=
+slurm: $(SLURM_STAMP)
+	$(BIN)/snakemake --profile profiles/slurm $(if $(CONFIG),--configfile $(CONFIG))
+
 $(SLURM_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,demo,report,slurm]"
 	touch $(SLURM_STAMP)
@@ -83,6 +92,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check $(SNAKEFILES)
 	$(BIN)/snakemake --lint --configfile configs/demo.yaml
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet  # into site/ (git-ignored)
+
+# The docs site (mkdocs, material theme) into site/; docs/configuration.md is rendered from the schema first.
+docs: $(STAMP)
+	$(BIN)/python -m gendistill.schema_docs > docs/configuration.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Format the whole tree (ruff format, ruff check --fix, snakefmt): what `make lint` and pre-commit check.
 format: $(STAMP)

@@ -217,8 +217,20 @@ def _e2e_config(dataset: dict, resolution: int) -> dict:
     )
 
 
+def documented_imagefolder_loader(root):
+    """The ImageFolder loader as docs/outputs.md gives it (its python block that reads labels.json), run as is."""
+    page = (REPO / "docs" / "outputs.md").read_text()
+    (code,) = [b.split("\n", 1)[1] for b in page.split("```")[1::2] if b.startswith("python") and "labels.json" in b]
+    scope = {}
+    exec(code.replace("results/demo/dataset/imagefolder", str(root)), scope)
+    return scope["ds"]
+
+
 def _check_packaged_labels(out, names, selected):
     data = torch.load(out / "dataset" / "distilled.pt", weights_only=False)
+    # torchvision's ImageFolder numbers the class folders 0, 1, ...; the documented loader gives the dataset's labels
+    folder = documented_imagefolder_loader(out / "dataset" / "imagefolder")
+    assert [folder[i][1] for i in range(len(folder))] == data["labels"].tolist()
     assert data["class_names"] == names  # the dataset's full class list, in its own label order
     manifest = pd.read_csv(out / "dataset" / "manifest.csv")
     assert sorted(set(manifest["label"])) == sorted(selected)

@@ -235,6 +235,17 @@ def test_every_rule_names_an_existing_env_and_every_env_is_used(workflow_rules):
     assert used == {p.name for p in ENV_FILES}, f"env files no rule uses: {sorted({p.name for p in ENV_FILES} - used)}"
 
 
+def test_each_env_file_names_the_rules_that_use_it(workflow_rules):
+    """An env file's first line lists the rules whose `conda:` names it, no more and no fewer (it is how a reader
+    finds what runs in it; a renamed or removed rule must not stay listed)."""
+    for path in ENV_FILES:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# Conda environment of the rules: ") and first.endswith("."), (path.name, first)
+        listed = first.removeprefix("# Conda environment of the rules: ").removesuffix(".").split(", ")
+        using = sorted(r.name for r in workflow_rules if rule_env(r) == path.resolve())
+        assert sorted(listed) == using, f"{path.name}: lists {sorted(listed)}, used by {using}"
+
+
 def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
     """The profiles rely on it: `gpu` is the sampling rules' resource (local --resources gpu=N; SLURM --gpus):
     the rules that declare it are exactly those that run `gendistill sample`."""

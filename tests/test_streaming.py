@@ -59,7 +59,9 @@ def test_random_subset_reads_only_its_files(tmp_path, monkeypatch):
     from gendistill.datasets import images
 
     real_read = images.read_images
-    monkeypatch.setattr(images, "read_images", lambda paths, size: read.extend(paths) or real_read(paths, size))
+    monkeypatch.setattr(
+        images, "read_images", lambda paths, size, resize=None: read.extend(paths) or real_read(paths, size, resize)
+    )
     src = real_source(
         ad, "train", [0, 1, 2], 32, ad.mean, ad.std, 0, select=lambda y: select_subset(y, {0: 2, 1: 2, 2: 2}, seed=5)
     )

@@ -1,5 +1,5 @@
 """The one command line, `gendistill <subcommand>` (also `python -m gendistill`): the workflow's thin `shell:`
-jobs, the sampler process they start, and the tools people run (time budget, regenerate, sampler-stop).
+jobs, the sampler process they start, and the tools people run (time budget, regenerate, export, sampler-stop).
 
 Kept import-light: each subcommand imports what it needs when it runs, so `sample` in server mode and `augment`
 start without importing torch. The parsers are defined here, except time-budget's options, which live with their
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 # The sample job runs once per class (1,000 jobs for ImageNet-1k) as `gendistill sample --request FILE --out DIR
 # --runtime J`: what it samples (the prompt, the model path) is in the request file the workflow wrote
@@ -98,9 +99,34 @@ def _stop(a) -> int:
 
 
 def _regenerate(a) -> int:
+    from .layout import RunLayout
+
+    run = RunLayout(a.run_dir.rstrip("/"))
+    missing = [p for p in (run.manifest, run.provenance) if not Path(p).is_file()]
+    if missing:  # before importing torch and diffusers, and instead of pandas' traceback
+        print(
+            f"ERROR: {a.run_dir} is not a packaged run: {' and '.join(missing)} missing. Fix: give the run's "
+            f"directory, results/<run> (the one holding dataset/manifest.csv), after its `package` job has run.",
+            file=sys.stderr,
+        )
+        return 2
     from .distilled.regenerate import main
 
     return main(a.run_dir, a.file)
+
+
+def _export(a) -> int:
+    from .distilled.export import ExportError, export
+
+    try:
+        rec = export(a.run_dir, a.format, a.out)
+    except (ExportError, FileExistsError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    for w in rec["warnings"]:
+        print(f"WARNING: {w}", file=sys.stderr)
+    print(f"{a.format}: {rec['n_images']} images of {rec['dataset']} written to {a.out}")
+    return 0
 
 
 def _sampler_serve(a) -> int:
@@ -116,15 +142,83 @@ def _time_budget(a) -> int:
     return run(a, " ".join(["gendistill time-budget", *a.argv]))
 
 
+JOB_COMMANDS = ("sample", "augment", "build-tiny-model", "write-prompts", "sampler-serve")
+
+
+def _user_commands(sub, argparse) -> None:
+    """The commands people run, each with a help line (they are what `gendistill --help` lists)."""
+    # deferred, as every subcommand's module: the sample job's fast path imports none of them
+    from .time_budget import add_arguments as time_budget_arguments
+
+    class ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+        """Each option's help with its default, where it has one worth showing."""
+
+        def _get_help_string(self, action):
+            if action.required or action.default in (None, False, [], argparse.SUPPRESS):
+                return action.help
+            if isinstance(action.default, list):
+                return f"{action.help} (default: {' '.join(map(str, action.default))})"
+            return super()._get_help_string(action)
+
+    s = sub.add_parser(
+        "time-budget",
+        help="the largest n_generated that fits a wall-clock generation budget, measured on this device",
+        description="Measure sampling on this device with the run's config and print the largest n_generated "
+        "that fits --budget seconds (cost model: src/gendistill/time_budget.py; docs/time-budget.md).",
+        formatter_class=ShowDefaults,
+    )
+    time_budget_arguments(s)
+    s.set_defaults(fn=_time_budget)
+    s = sub.add_parser(
+        "regenerate",
+        help="regenerate one image of a run from its manifest and check it matches",
+        description="Regenerate one packaged image from the run's manifest and records and check its sha256.",
+    )
+    s.add_argument("run_dir", help="the run's directory, results/<run>")
+    s.add_argument("file", help="the image's `file` column in dataset/manifest.csv, e.g. 003_cat/0001_0.png")
+    s.set_defaults(fn=_regenerate)
+    s = sub.add_parser(
+        "export",
+        help="write a run's distilled set for the ECCV 2024 challenge, DD-Ranking or Hugging Face datasets",
+        description="Write a run's distilled set in the format another evaluator reads (docs/outputs.md): the "
+        "challenge's submission file, DD-Ranking's inputs, or a datasets folder. DIR is created whole or not at all.",
+    )
+    s.add_argument(
+        "run_dir", help="the run's directory, results/<run> (its dataset/distilled.pt, manifest, soft labels)"
+    )
+    s.add_argument(
+        "--format",
+        required=True,
+        choices=["challenge", "ddranking", "hf"],
+        help="challenge: <dataset>.pt for the challenge's evaluate.py; ddranking: images.pt, labels.pt (soft), "
+        "hard_labels.pt and images/ for DD-Ranking; hf: a datasets.load_from_disk folder",
+    )
+    s.add_argument("--out", required=True, help="the directory to create (an existing one is left as it is)")
+    s.set_defaults(fn=_export)
+    s = sub.add_parser(
+        "sampler-stop",
+        help="stop your sampler processes now (kills one that does not answer in 10 s)",
+        description="Stop your resident sampler processes (the workflow starts them; they exit when idle).",
+    )
+    s.set_defaults(fn=_stop)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if opts := sample_fast_path(argv):
         return _run_sample(opts["--request"], opts["--out"], opts["--runtime"])
     import argparse
 
-    ap = argparse.ArgumentParser(prog="gendistill", description="generative dataset distillation tools")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("sample", help="generate one class's images")
+    ap = argparse.ArgumentParser(
+        prog="gendistill",
+        description="Generative dataset distillation: the tools you run, beside the Snakemake workflow "
+        "(`snakemake --profile profiles/local` runs the whole job; README).",
+        epilog="Commands the workflow's jobs run (not meant to be typed): " + ", ".join(JOB_COMMANDS) + ".",
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND", title="commands")
+    _user_commands(sub, argparse)
+    # The workflow's own job commands: no help line, so `gendistill --help` lists only the commands above.
+    s = sub.add_parser("sample", description="generate one class's images (the sample job)")
     s.add_argument(
         "--request",
         required=True,
@@ -140,40 +234,27 @@ def main(argv=None) -> int:
         "deterministic, max_retries, gpus (knobs that do not decide pixels)",
     )
     s.set_defaults(fn=_sample)
-    s = sub.add_parser("augment", help="post data augmentation of every class")
+    s = sub.add_parser("augment", description="post data augmentation of every class (the augment job)")
     s.add_argument("--generated", nargs="+", required=True, help="the classes' generated directories")
     s.add_argument("--out", required=True, help="directory to create, one subdirectory per class")
     s.add_argument("--params", required=True, help="JSON: the augmentation section of the config")
     s.add_argument("--seeds", required=True, help="JSON: {class id: seed}")
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(fn=_augment)
-    s = sub.add_parser("build-tiny-model", help="write a tiny random-weight pipeline of one family (spec: model.tiny)")
+    s = sub.add_parser(
+        "build-tiny-model", description="write a tiny random-weight pipeline of one family (spec: model.tiny)"
+    )
     s.add_argument("--spec", default="{}")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_build_tiny)
-    s = sub.add_parser("write-prompts", help="write the prompt table (one row per class) as CSV")
+    s = sub.add_parser("write-prompts", description="write the prompt table (one row per class) as CSV")
     s.add_argument("--classes-file", required=True, help="a JSON file with the list of class plans")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_write_prompts)
-    s = sub.add_parser("sampler-stop", help="stop your sampler processes (kills one that does not answer)")
-    s.set_defaults(fn=_stop)
-    s = sub.add_parser("regenerate", help="regenerate one image from a run's manifest and check it matches")
-    s.add_argument("run_dir", help="results/<run>")
-    s.add_argument("file", help="the image's `file` column in dataset/manifest.csv, e.g. 003_cat/0001_0.png")
-    s.set_defaults(fn=_regenerate)
-    # deferred, as every subcommand's module: the sample job's fast path above imports none of them
-    from .time_budget import add_arguments as time_budget_arguments
-
-    s = sub.add_parser(
-        "time-budget",
-        help="the largest n_generated that fits a wall-clock budget, measured on this device with the run's config "
-        "(cost model: gendistill/time_budget.py)",
-    )
-    time_budget_arguments(s)
-    s.set_defaults(fn=_time_budget)
     s = sub.add_parser(
         "sampler-serve",
-        help="the resident sampler process (started by sample jobs; the load spec comes as one JSON line on stdin)",
+        description="the resident sampler process (started by sample jobs; the load spec comes as one JSON line on "
+        "stdin)",
     )
     s.add_argument("--socket", required=True)
     s.add_argument("--idle", type=float, default=120)

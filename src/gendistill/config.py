@@ -6,6 +6,7 @@ Every problem becomes one line naming the key and the fix, and all are reported 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from importlib.resources import files
 from pathlib import Path
@@ -53,15 +54,82 @@ def _path(err) -> str:
     return ".".join(str(p) for p in err.absolute_path) or "(top level)"
 
 
-def _schema_message(err) -> str:
+_TYPE_NAMES = {"array": "a list", "object": "a mapping", "integer": "an integer", "number": "a number"}
+_TYPE_NAMES.update(string="a string", boolean="true or false", null="null")
+
+
+def _type_name(value) -> str:
+    for name, kinds in (("boolean", bool), ("integer", int), ("number", float), ("string", str)):
+        if isinstance(value, kinds):
+            return _TYPE_NAMES[name]
+    return _TYPE_NAMES["array" if isinstance(value, list) else "object" if isinstance(value, dict) else "null"]
+
+
+def _takes(schema: dict) -> str:
+    """What a schema accepts, in words: 'a list or null'."""
+    kinds = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+    return " or ".join(_TYPE_NAMES.get(k, str(k)) for k in kinds if k)
+
+
+def _example(schema: dict):
+    """A value of the right type for `schema`: its `examples` or its default when it has them, else one built from
+    its type."""
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if schema.get("default") is not None:
+        return schema["default"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kinds = [k for k in (schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]) if k]
+    kind = next((k for k in kinds if k != "null"), "null")
+    if kind == "array":
+        item = schema.get("items", {})
+        return [_example(item)] if item else []
+    if kind in ("integer", "number"):
+        return schema.get("minimum", schema.get("exclusiveMinimum", 0) + (1 if kind == "integer" else 0.5))
+    return {"string": "...", "boolean": True, "object": {}}.get(kind)
+
+
+def _yaml(key: str, value) -> str:
+    """`key: value` as a line of YAML (flow style), how the fix is written in a config file."""
+    return f"{key}: {yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix('...').strip()}"
+
+
+def _schema_messages(err) -> list[str]:
+    """One line per problem of a schema error, each naming the key and the fix: a misspelt key with the likely one,
+    a wrong type with an example of the right one, a value outside its choices with the closest."""
     where = _path(err)
+    leaf = str(err.absolute_path[-1]) if err.absolute_path else where
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
-        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-        return f"{where}: {err.message}{hint}. Fix: remove or rename the key (check for a typo)."
-    desc = err.schema.get("description", "").strip()
-    fix = f" ({desc})" if desc else ""
-    return f"{where}: {err.message}{fix}"
+        unknown = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
+        lines = []
+        for key in unknown:
+            at = f"{where}.{key}" if err.absolute_path else key
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            if close:
+                lines.append(f"{at}: unknown key; did you mean {close[0]}? Fix: rename it to {close[0]}.")
+            else:
+                hint = f" Keys allowed here: {', '.join(allowed)}." if allowed else ""
+                lines.append(f"{at}: unknown key.{hint} Fix: remove or rename it (check for a typo).")
+        return lines or [f"{where}: {err.message}. Fix: remove or rename the key (check for a typo)."]
+    desc = " ".join(err.schema.get("description", "").split())
+    about = f" ({desc})" if desc else ""
+    if err.validator in ("type", "oneOf", "anyOf"):
+        options = err.schema.get("oneOf") or err.schema.get("anyOf") or [err.schema]
+        takes = " or ".join(dict.fromkeys(_takes(o) for o in options))
+        own = err.schema.get("default") is not None or "examples" in err.schema
+        example = _example(err.schema if own else options[-1])
+        return [
+            f"{where}: {json.dumps(err.instance)} is {_type_name(err.instance)}; this key takes {takes}. "
+            f"Fix: e.g. `{_yaml(leaf, example)}`."
+        ]
+    if err.validator == "enum":
+        close = difflib.get_close_matches(str(err.instance), [str(v) for v in err.validator_value], n=1)
+        mean = f" Did you mean {close[0]}?" if close else ""
+        choices = ", ".join(map(str, err.validator_value))
+        return [f"{where}: {json.dumps(err.instance)} is not one of {choices}.{mean}{about}"]
+    return [f"{where}: {err.message}{about}"]
 
 
 def validate_schema(config: dict) -> dict:
@@ -71,7 +139,7 @@ def validate_schema(config: dict) -> dict:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        raise ConfigError([_schema_message(e) for e in errors])
+        raise ConfigError([line for e in errors for line in _schema_messages(e)])
     _fill_defaults(cfg, schema)
     return cfg
 

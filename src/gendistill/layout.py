@@ -132,13 +132,10 @@ class RunLayout:
     def ablation_metrics(self, variant: str = "{variant}", model: str = "{model}", seed: str = "{seed}") -> str:
         return self.scoped_metrics(ABLATION, variant, model, seed)
 
-    # The teacher ablation: per selection criterion, each class's kept candidates of the ablation pool and their
-    # scores, and the packaged set they make
+    # The teacher ablation: per selection criterion, each class's kept candidates of the ablation pool, and the
+    # packaged set they make
     def teacher_ablation_selected(self, criterion: str = "{criterion}", cls: str = "{cls}") -> str:
         return self.scoped_selected(TEACHER_ABLATION, f"{criterion}/", cls)
-
-    def teacher_ablation_scores(self, criterion: str = "{criterion}", cls: str = "{cls}") -> str:
-        return self.scoped_selection_scores(TEACHER_ABLATION, f"{criterion}/", cls)
 
     # The outputs of a rule that serves a stage for the run and an ablation: `scope` RUN or an ablation's (its
     # {scope} wildcard; the files above are these at one scope). The teacher ablation selects per criterion:

@@ -138,6 +138,19 @@ class Plan:
     def __post_init__(self):
         self._index = {c.id: c for c in self.classes}
 
+    def model_problems(self) -> list[str]:
+        """What keeps the model from sampling this run: a pretrained model that is missing or incomplete, else what
+        its family cannot do with these settings. build_plan checks this unless told not to; the workflow checks
+        it when it plans a sample job, so targets that need no model (the prompt table) never check it."""
+        m = self.cfg["model"]
+        if self.model_kind == "pretrained":
+            problem = model_problem(
+                m["source"], m["revision"], m["allow_download"], load_variants(self.cfg, m["source"])
+            )
+            if problem:
+                return [problem]
+        return family_problems(self.cfg, self.classes)
+
     # --- what runs (the rules' conditions) ---
     @property
     def evaluation_active(self) -> bool:
@@ -229,7 +242,8 @@ class Plan:
     @property
     def evaluation_record(self) -> dict:
         """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
-        return record(self.cfg, self.evaluation_protocol, self.has_real_data)
+        resolution = self.cfg["evaluation"]["resolution"] or self.image_size
+        return record(self.cfg, self.evaluation_protocol, self.has_real_data, resolution)
 
     def evaluation(self, scope: str, key: str) -> EvalJob:
         """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), or
@@ -777,7 +791,8 @@ def _select_classes(wanted: list, infos: list, dataset: str, problems: list[str]
 
 
 def build_plan(config: dict, check_model: bool = True) -> Plan:
-    """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text."""
+    """Validate `config` and resolve it into a Plan. Raises ConfigError / DatasetError with a fix in the text.
+    `check_model`: also check the model (Plan.model_problems); the workflow checks it later, only where it samples."""
     cfg = load_and_validate(config)
     adapter = get_adapter(cfg["dataset"])
     # Report a missing dataset and a missing model together: both must be fixed before any job can run.
@@ -854,7 +869,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     context = Context(cfg["dataset"]["name"], resolution, nominal_ipc(cfg), len(classes))
     cfg, protocol = apply_protocol(cfg, config or {}, context)
     problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
-    problems += evaluation_problems(cfg, adapter.has_real_data)
+    problems += evaluation_problems(cfg, adapter.has_real_data, resolution)
     if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
         problems.append(
             "ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "

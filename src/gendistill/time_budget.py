@@ -225,7 +225,7 @@ def add_arguments(p) -> None:
         "--configfile",
         nargs="+",
         default=["config.yaml"],
-        help="the run's config file(s), merged in order as Snakemake's --configfile (default: config.yaml)",
+        help="the run's config file(s), merged in order as Snakemake's --configfile",
     )
     p.add_argument(
         "--set",
@@ -236,10 +236,16 @@ def add_arguments(p) -> None:
         "e.g. --set generation.resolution=256",
     )
     p.add_argument("--budget", type=float, required=True, help="wall-clock budget in seconds (challenge: 600)")
-    p.add_argument("--json", default=None, help="write the record here (default: print only)")
-    p.add_argument("--warmup-batches", type=int, default=1)
-    p.add_argument("--timed-batches", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", default=None, help="write the record here (none: print it only)")
+    p.add_argument(
+        "--warmup-batches", type=int, default=1, help="batches sampled and not timed first (kernel selection, caches)"
+    )
+    p.add_argument(
+        "--timed-batches", type=int, default=2, help="the longer timed class run's batches (the shorter has one)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=2, help="times each class run is timed; a line fitted through all of them"
+    )
     p.add_argument(
         "--job-overhead",
         type=float,
@@ -258,7 +264,9 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--per-output-image-seconds", type=float, default=0.0, help="augmentation/packaging per final image")
     p.add_argument("--safety", type=float, default=0.9, help="plan for this fraction of the budget")
-    p.add_argument("--max-n-generated", type=int, default=None)
+    p.add_argument(
+        "--max-n-generated", type=int, default=None, help="cap the recommendation (none: only the budget caps it)"
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -304,17 +312,11 @@ def _load_pipeline(plan, tmp: Path):
 def run(a, command: str) -> int:
     """Measure, plan and report for the parsed `gendistill time-budget` arguments (add_arguments);
     `command`: the command line, recorded. Exit status 1 when not even one image per class fits."""
-    import platform
-    import tempfile
     import warnings
-
-    # deferred: the plan reads datasets, the measurement imports torch
-    import torch
 
     from .config import ConfigError
     from .datasets import DatasetError
     from .plan import build_plan
-    from .sampling.pipeline import environment, set_cpu_threads
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
@@ -322,9 +324,32 @@ def run(a, command: str) -> int:
     except (ConfigError, DatasetError, OSError, ValueError) as err:
         print(f"gendistill time-budget: {err}", file=sys.stderr)
         return 2
-    cfg, gen = plan.cfg, plan.cfg["generation"]
-    n_aug, oversample = cfg["augmentation"]["n_aug"], cfg["selection"]["oversample"]
     t_start = time.perf_counter()
+    m, load, env = _measure_run(plan, a)
+    cost = _cost_model(plan, a, m)
+    plan_n = plan_n_generated(budget_seconds=a.budget, safety=a.safety, max_n_generated=a.max_n_generated, **cost)
+    record = _record(plan, a, m, load, env, cost, plan_n, time.perf_counter() - t_start, command)
+    _report(plan, a, m, load, env, cost, plan_n)
+    if a.json:
+        from .atomic import write_text
+
+        write_text(Path(a.json), json.dumps(record, indent=1) + "\n")
+        print(f"record written to {a.json}")
+    return 0 if plan_n.fits else 1
+
+
+def _measure_run(plan, a) -> tuple[dict, dict, dict]:
+    """(measurement, load spec, environment): the run's pipeline loaded as the sampler loads it and timed on the
+    first class's prompt with the run's generation settings."""
+    import platform
+    import tempfile
+
+    # deferred: the measurement imports torch
+    import torch
+
+    from .sampling.pipeline import environment, set_cpu_threads
+
+    gen = plan.cfg["generation"]
     with tempfile.TemporaryDirectory(prefix="gendistill-time-budget-") as tmp:
         pipe, load, device, dtype, load_s = _load_pipeline(plan, Path(tmp))
         threads = a.threads if a.threads > 0 else set_cpu_threads(pipe, device)
@@ -344,39 +369,45 @@ def run(a, command: str) -> int:
             steps=gen["steps"],
             guidance_scale=gen["guidance_scale"],
         )
-    n_classes = len(plan.classes)
-    fixed = a.extra_fixed + (0.0 if a.no_load_time else load_s + m["warmup_s"])
-    per_class = m["per_class_overhead_s"] + a.job_overhead
-    cost = dict(
-        throughput=m["throughput_img_s"],
-        n_classes=n_classes,
-        n_aug=n_aug,
-        per_class_overhead=per_class,
-        fixed_overhead=fixed,
-        per_output_image_seconds=a.per_output_image_seconds,
-        oversample=oversample,
-    )
-    plan_n = plan_n_generated(budget_seconds=a.budget, safety=a.safety, max_n_generated=a.max_n_generated, **cost)
-    env = environment(load, device, dtype, pipe, threads)
+        env = environment(load, device, dtype, pipe, threads)
     env.update({"host": platform.node(), "torch_threads": torch.get_num_threads(), "compile": load["compile"]})
-    record = {
+    return {**m, "load_s": load_s, "device": device, "dtype": str(dtype)}, load, env
+
+
+def _cost_model(plan, a, m: dict) -> dict:
+    """The cost model's terms (predict_seconds' keywords): measured throughput and overheads, and the options'."""
+    return dict(
+        throughput=m["throughput_img_s"],
+        n_classes=len(plan.classes),
+        n_aug=plan.cfg["augmentation"]["n_aug"],
+        per_class_overhead=m["per_class_overhead_s"] + a.job_overhead,
+        fixed_overhead=a.extra_fixed + (0.0 if a.no_load_time else m["load_s"] + m["warmup_s"]),
+        per_output_image_seconds=a.per_output_image_seconds,
+        oversample=plan.cfg["selection"]["oversample"],
+    )
+
+
+def _record(plan, a, m, load, env, cost, plan_n, wall_s: float, command: str) -> dict:
+    """What --json writes (and the workflow copies into the run's provenance)."""
+    measured = {k: v for k, v in m.items() if k not in ("load_s", "device", "dtype")}
+    return {
         "kind": "gendistill.time_budget",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "recommendation": asdict(plan_n),
         "model": {
-            "fixed_overhead_s": round(fixed, 4),
-            "per_class_overhead_s": round(per_class, 5),
+            "fixed_overhead_s": round(cost["fixed_overhead"], 4),
+            "per_class_overhead_s": round(cost["per_class_overhead"], 5),
             "throughput_img_s": round(m["throughput_img_s"], 4),
-            "n_classes": n_classes,
-            "n_aug": n_aug,
+            "n_classes": cost["n_classes"],
+            "n_aug": cost["n_aug"],
             "per_output_image_seconds": a.per_output_image_seconds,
             "safety": a.safety,
-            "oversample": oversample,
+            "oversample": cost["oversample"],
         },
         "measured": {
-            **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()},
-            "load_s": round(load_s, 4),
-            "measurement_wall_s": round(time.perf_counter() - t_start, 3),
+            **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in measured.items()},
+            "load_s": round(m["load_s"], 4),
+            "measurement_wall_s": round(wall_s, 3),
         },
         "assumed": {
             "job_overhead_s": a.job_overhead,
@@ -387,7 +418,11 @@ def run(a, command: str) -> int:
         "environment": env,
         "command": command,
     }
-    fl = m["flops"]
+
+
+def _report(plan, a, m, load, env, cost, plan_n) -> None:
+    """The printed summary: FLOPs, the measurement, and the recommended n_generated with the config lines."""
+    gen, fl = plan.cfg["generation"], m["flops"]
     print(
         f"{env['family']} ({env['pipeline']}), decoder {load.get('decoder', 'vae')}, {gen['steps']} step(s), "
         f"guidance {gen['guidance_scale']}: {fl['per_image'] / 1e9:.4g} GFLOP per image ({fl['evals_per_image']} "
@@ -395,15 +430,16 @@ def run(a, command: str) -> int:
         f"the measured throughput {fl['per_image'] * m['throughput_img_s'] / 1e12:.3g} TFLOP/s"
     )
     print(
-        f"device {device} ({env.get('gpu', 'cpu')}), {dtype}, batch {m['batch_size']}, {gen['resolution']} px: "
-        f"{m['throughput_img_s']:.2f} images/s, per-class overhead {m['per_class_overhead_s']:.3f} s measured "
-        f"+ {a.job_overhead} s assumed, fixed {fixed:.1f} s (load {load_s:.1f} s + warm-up {m['warmup_s']:.1f} s"
+        f"device {m['device']} ({env.get('gpu', 'cpu')}), {m['dtype']}, batch {m['batch_size']}, "
+        f"{gen['resolution']} px: {m['throughput_img_s']:.2f} images/s, per-class overhead "
+        f"{m['per_class_overhead_s']:.3f} s measured + {a.job_overhead} s assumed, fixed "
+        f"{cost['fixed_overhead']:.1f} s (load {m['load_s']:.1f} s + warm-up {m['warmup_s']:.1f} s"
         f"{'' if not a.no_load_time else ', not counted'})"
     )
     if plan_n.fits:
         print(
-            f"budget {a.budget:.0f} s x safety {a.safety} for {n_classes} classes: n_generated = "
-            f"{plan_n.n_generated} per class -> IPC {plan_n.ipc} (n_aug {n_aug}); predicted "
+            f"budget {a.budget:.0f} s x safety {a.safety} for {cost['n_classes']} classes: n_generated = "
+            f"{plan_n.n_generated} per class -> IPC {plan_n.ipc} (n_aug {cost['n_aug']}); predicted "
             f"{plan_n.predicted_seconds:.1f} s (limited by {plan_n.limited_by})"
         )
     else:
@@ -412,12 +448,6 @@ def run(a, command: str) -> int:
             f"(predicted {predict_seconds(1, **cost):.1f} s for 1)"
         )
     print(f"config: generation.n_generated: {plan_n.n_generated}, ipc: {plan_n.ipc}")
-    if a.json:
-        from .atomic import write_text
-
-        write_text(Path(a.json), json.dumps(record, indent=1) + "\n")
-        print(f"record written to {a.json}")
-    return 0 if plan_n.fits else 1
 
 
 def main(argv=None) -> int:

@@ -15,10 +15,20 @@ from gendistill.plan import build_plan
 from gendistill.sampling.request import write_request
 from gendistill.report import missing_packages as missing_report_packages
 
+
+def refuse(message):
+    """Stop before any job with `message` alone: printed once, without the file, line and traceback of this code
+    around it (a WorkflowError adds them), which is not where the problem is."""
+    print(f"\n{message}\n", file=sys.stderr)
+    sys.exit(1)
+
+
+# The model is checked where a sample job is planned (check_model_and_sampling_here, below), not here: targets that
+# need no model, such as the prompt table to review before any GPU work, run while the model is not in place yet.
 try:
-    PLAN = build_plan(config)
+    PLAN = build_plan(config, check_model=False)
 except (ConfigError, DatasetError) as err:
-    raise WorkflowError(f"\n{err}\n") from None
+    refuse(err)
 
 CFG = PLAN.cfg  # config with schema defaults filled in
 OUT = str(PLAN.out)
@@ -74,7 +84,7 @@ def sample_model_input(wildcards):
     spawned jobs with --no-hooks, so `onstart:` does not). Elsewhere it does nothing; once per process.
     """
     if not _SLURM_SAMPLER_CHECKED:
-        check_sampling_here()
+        check_model_and_sampling_here()
     if not _SLURM_SAMPLER_CHECKED and CFG["generation"]["server"] and not uses_conda() and not workflow.dryrun:
         from gendistill.sampling.client import start_for_slurm_batch_step
 
@@ -86,19 +96,25 @@ def sample_model_input(wildcards):
 _SLURM_SAMPLER_CHECKED = []
 
 
-def check_sampling_here():
-    """Refuse, before any job (`-n` too), a run this machine cannot sample: the pipeline's estimated memory above
-    what the host has, float16 on a CPU (plan.sampling_problems_here). Here, not where the plan is built: only
-    now does Snakemake know whether its jobs run on this machine (a local executor) or on others (SLURM, whose
-    nodes the sampler checks when it loads)."""
-    if not (workflow.local_exec and workflow.is_main_process):
+def check_model_and_sampling_here():
+    """Refuse, before any job (`-n` too), a run whose model cannot sample it (Plan.model_problems: missing,
+    incomplete, settings its family cannot do), or that this machine cannot sample: the pipeline's estimated
+    memory above what the host has, float16 on a CPU (plan.sampling_problems_here). Here, not where the plan is
+    built: only a DAG with a sample job needs the model, and only now does Snakemake know whether its jobs run on
+    this machine (a local executor) or on others (SLURM, whose nodes the sampler checks when it loads)."""
+    if not workflow.is_main_process:
+        return
+    problems = PLAN.model_problems()
+    if problems:
+        refuse(ConfigError(problems))
+    if not workflow.local_exec:
         return
     from gendistill.plan import sampling_problems_here
 
     problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running())
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise WorkflowError(f"\nthis machine cannot sample this run (nothing was started):\n{lines}\n")
+        refuse(f"this machine cannot sample this run (nothing was started):\n{lines}")
 
 
 def our_sampler_running():
@@ -160,10 +176,11 @@ def all_inputs(wildcards):
     it known that this target is asked for: `snakemake ... package` on a compute node installed without the extra
     needs none of it. Under --sdm conda each rule's env brings its own."""
     if not uses_conda() and (missing := missing_report_packages()):
-        raise WorkflowError(
+        refuse(
             f"the report needs {', '.join(missing)}, which is not installed (the project's `report` extra). Fix: "
             "pip install 'gendistill[report]' (offline: a wheelhouse made with EXTRAS=report), or ask for results "
-            "without the report: `snakemake ... package` (the dataset) or `results_table` (its evaluation)."
+            "without the report: `snakemake package ...` (the dataset) or `snakemake results_table ...` (its "
+            "evaluation)."
         )
     return list(dict.fromkeys(final_outputs() + measure_outputs()))
 

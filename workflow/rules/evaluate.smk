@@ -91,6 +91,8 @@ rule results_table:
         # the protocol (its sources, notes, the keys the config overrode) and every run's resolved recipe
         protocol=fixed(as_json(PLAN.evaluation_record)),
         scores=fixed(as_json(CFG["evaluation"]["scores"])),
+        # acc(real, hard) for HLR when given instead of the full-data run
+        full_accuracy=CFG["evaluation"]["baselines"]["full_accuracy"],
     script:
         "../scripts/results_table.py"
 

@@ -41,9 +41,7 @@ with log_to(sm.log[0]):
         kd=json.loads(p.kd) if p.kd else None,
         soft_labels_path=sm.input.get("soft_labels") or None,
         teacher_path=sm.input.get("teacher") or None,
-        eval_key=w.set if "set" in w.keys() else None,  # the evaluation run (evaluation/runs.py)
+        eval_key=w.set,  # the evaluation run (evaluation/runs.py), or the ablation variant (scope ablation/)
     )
     res["device"] = device
-    if "variant" in w.keys():
-        res["ablation_variant"] = w.variant
     write_text(sm.output.metrics, json.dumps(res, indent=1, sort_keys=True))

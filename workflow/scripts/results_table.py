@@ -21,6 +21,7 @@ with log_to(sm.log[0]):
         names,
         protocol=record["protocol"],
         scores=json.loads(sm.params.scores),
+        full_accuracy=sm.params.full_accuracy,
     )
     write_evaluation_provenance(sm.output.provenance, record, load_metrics(list(sm.input.metrics)))
     print(summary.to_string(index=False))

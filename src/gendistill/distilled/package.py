@@ -1,7 +1,7 @@
 """Package per-class augmented images into one distilled dataset with stored labels and a manifest.
 
 Outputs: a torch file (normalised float images, uint8 images, int64 labels, class names, mean/std), an
-ImageFolder tree of PNGs (class directories sort in label order), and manifest.csv, one row per image.
+ImageFolder tree of PNGs with labels.json (class folder -> the dataset's label), and manifest.csv, one row per image.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from ..imageio import load_png, sha256_file
 from ..layout import read_records
 
 FORMAT_VERSION = 1
+# In the ImageFolder tree: class folder -> the dataset's label. The folders sort in label order, but torchvision's
+# ImageFolder numbers them 0, 1, 2...: with a subset of classes (dataset.classes: [apple, 7]) its index is not the
+# dataset's label, and this file maps it back (docs/outputs.md).
+IMAGEFOLDER_LABELS = "labels.json"
 
 
 def collect(class_dirs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -92,6 +96,8 @@ def package(
         for src, rel in zip(df["_src"], df["file"]):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, tmp / rel)
+        folder_labels = dict(zip(df["class_id"], (int(v) for v in df["label"])))
+        (tmp / IMAGEFOLDER_LABELS).write_text(json.dumps(folder_labels, indent=1) + "\n")
     with atomic_path(Path(out_manifest)) as tmp:
         df.drop(columns=["_src"]).to_csv(tmp, index=False)
     with atomic_path(Path(out_pt)) as tmp:

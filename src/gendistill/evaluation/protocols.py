@@ -13,7 +13,9 @@ set): `evaluation.accuracy: best_during_training` reproduces theirs, labelled as
 
 Where a source's recipe depends on the data, the preset does too (`Context`): ImageNet-scale resolutions
 (>= 128 px) take the ImageNet variant, smaller ones the CIFAR / Tiny-ImageNet variant; RDED's batch size follows
-its rule on IPC and the number of classes.
+its rule on IPC and the number of classes; DD-Ranking's cached full-data accuracy exists for ImageNet-1k only.
+evaluation/protocol_sources.py pins every preset to the source lines it follows (or documents where it differs);
+`python -m gendistill.evaluation.protocol_sources rded` prints that table.
 
 This module imports no torch: the plan resolves protocols when the workflow builds its DAG.
 """
@@ -48,16 +50,15 @@ class Context(NamedTuple):
 class Protocol(NamedTuple):
     name: str
     title: str
-    evaluation: Callable[[Context], dict]  # evaluation keys (nested: kd, baselines)
-    teacher: dict  # teacher keys (the architecture; the checkpoint stays the user's)
+    evaluation: Callable[[Context], dict]  # evaluation keys (nested: kd, baselines, lr_search)
+    teacher: Callable[[Context], dict]  # teacher keys (architecture, recipe; the checkpoint stays the user's)
     reports: str  # which accuracy the source reports
     sources: tuple[str, ...]
     notes: tuple[str, ...]
 
 
-# How classifiers of the real data (the teacher when no teacher.checkpoint is given, the recogniser) train under
-# any protocol: the field's ConvNet recipe. A protocol's mixing, KD and test-set selection are for distilled sets,
-# and none of the sources publishes how its teacher was trained (RDED issue #5).
+# How classifiers of the real data (the recogniser; the teacher with teacher.recipe: field) train under any
+# protocol: the field's ConvNet recipe. A protocol's mixing, KD and test-set selection are for distilled sets.
 REAL_DATA_RECIPE = {
     "optimizer": "sgd",
     "lr": 0.01,
@@ -68,7 +69,67 @@ REAL_DATA_RECIPE = {
     "train_augment": True,
 }
 
+# The published recipes a teacher can be trained with (teacher.recipe; epochs: teacher.epochs when set). RDED
+# trains its teachers ("observer models") with torchvision's reference classification code, following SRe2L
+# (RDED README); SRe2L trains its CIFAR teacher with squeeze_cifar.py. Pinned in evaluation/protocol_sources.py.
+TEACHER_RECIPES = {
+    # pytorch/vision references/classification/train.py: 90 epochs, SGD 0.1 (m 0.9, wd 1e-4), StepLR(30, 0.1),
+    # batch 32 x 8 GPUs, RandomResizedCrop + flip, tested at Resize(size x 8/7) + CenterCrop(size)
+    "torchvision": {
+        "epochs": 90,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 0.0001,
+        "schedule": "step_every",
+        "step_epoch": 30,
+        "batch_size": 256,
+        "train_augment": True,
+        "augment": "rrc_flip",
+        "rrc_scale": [0.08, 1.0],
+    },
+    # VILA-Lab/SRe2L squeeze_cifar.py (kuangliu/pytorch-cifar's recipe): 200 epochs, SGD 0.1 (m 0.9, wd 5e-4),
+    # CosineAnnealingLR(T_max = epochs), batch 128, RandomCrop(32, padding 4) + flip
+    "sre2l_cifar": {
+        "epochs": 200,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 0.0005,
+        "schedule": "cosine",
+        "batch_size": 128,
+        "train_augment": True,
+    },
+}
+
+# The teachers the KD protocols' sources load, and their published real test accuracy (a fraction), by (dataset,
+# teacher.model, resolution): torchvision's ImageNet-1k ResNet-18 (RDED loads it with pretrained=True) and the
+# observer models of RDED's README (its ResNet18 (modified) is our resnet18 below 128 px; its Conv3 / Conv4 our
+# convnet at 32 / 64 px). A trained teacher's accuracy is set beside the one of its dataset and architecture.
+PUBLISHED_TEACHERS = {
+    ("imagenet", "resnet18", 224): (0.69758, "torchvision's ResNet18_Weights.IMAGENET1K_V1 (acc@1 69.758)"),
+    ("cifar10", "resnet18", 32): (0.9386, "RDED's CIFAR-10 ResNet18 (modified), README"),
+    ("cifar10", "convnet", 32): (0.8224, "RDED's CIFAR-10 Conv3, README"),
+    ("cifar100", "resnet18", 32): (0.7227, "RDED's CIFAR-100 ResNet18 (modified), README"),
+    ("cifar100", "convnet", 32): (0.6127, "RDED's CIFAR-100 Conv3, README"),
+    ("tinyimagenet", "resnet18", 64): (0.6198, "RDED's Tiny-ImageNet ResNet18 (modified), README"),
+    ("tinyimagenet", "convnet", 64): (0.4973, "RDED's Tiny-ImageNet Conv4, README"),
+}
+# A trained teacher this far (a fraction) below its published counterpart is reported with a warning.
+TEACHER_GAP = 0.05
+
+# DD-Ranking's learning-rate grid (_hyper_param_search_for_hard_label / _soft_label): evaluation.lr_search.lrs
+DD_RANKING_LRS = [0.001, 0.005, 0.01, 0.05, 0.1]
+# DD-Ranking's cached full-data accuracy (REAL_DATA_ACC_CACHE "ImageNet1K-ResNet-18-BN": 56.5, a percentage)
+DD_RANKING_IMAGENET_FULL = 0.565
+
 FINAL = "final"
+
+
+def test_resize_8_7(resolution: int) -> int:
+    """RDED's and torchvision's test preprocessing: Resize(size // 7 * 8) then CenterCrop(size) (32 -> 32,
+    64 -> 72, 224 -> 256)."""
+    return resolution // 7 * 8
 
 
 def _challenge(ctx: Context) -> dict:
@@ -122,7 +183,15 @@ def _rded(ctx: Context) -> dict:
         "kd": {"temperature": 20.0, "alpha": 1.0, "t_squared": False},
         "accuracy": FINAL,
         "eval_every": 10,
+        "eval_after": 0.8,
+        "test_resize": test_resize_8_7(ctx.resolution),
     }
+
+
+def _kd_teacher(ctx: Context) -> dict:
+    """The KD protocols' teacher: ResNet-18, trained (without teacher.checkpoint) with the recipe its source's
+    teachers follow: torchvision's reference recipe at ImageNet scale, SRe2L's CIFAR recipe below."""
+    return {"model": "resnet18", "recipe": "torchvision" if ctx.imagenet_scale else "sre2l_cifar"}
 
 
 def _dd_ranking_hard(ctx: Context) -> dict:
@@ -143,11 +212,20 @@ def _dd_ranking_hard(ctx: Context) -> dict:
         "seeds": [0, 1, 2, 3, 4],
         "accuracy": FINAL,
         "eval_every": 10,
-        "baselines": {"random_subset": True, "full": True, "full_epochs": 200},
+        "lr_search": {"activate": False, "lrs": list(DD_RANKING_LRS)},
+        # hard_label.py's full-data run: no augmentation, real_batch_size 256, self.num_epochs (1,000) epochs under
+        # its real-data config's StepLR(step_size 100)
+        "baselines": {
+            "random_subset": True,
+            "full": True,
+            "full_epochs": 1000,
+            "full_recipe": {"train_augment": False, "batch_size": 256, "schedule": "step_every", "step_epoch": 100},
+        },
     }
 
 
 def _dd_ranking_soft(ctx: Context) -> dict:
+    imagenet_1k = ctx.dataset == "imagenet" and ctx.n_classes == 1000 and ctx.resolution == 224
     common = {
         "models": ["resnet18"],
         "optimizer": "adamw",
@@ -156,10 +234,17 @@ def _dd_ranking_soft(ctx: Context) -> dict:
         "schedule": "cosine_half",
         "train_augment": True,
         "labels": ["kd", "hard"],
+        "mix_hard_labels": False,  # use_aug_for_hard: false
         "seeds": [0, 1, 2, 3, 4],
         "accuracy": FINAL,
         "eval_every": 20,
-        "baselines": {"random_subset": True, "full": True},
+        "lr_search": {"activate": False, "lrs": list(DD_RANKING_LRS)},
+        # ImageNet-1k: DD-Ranking's cached acc(real, hard) (eval_full_data: false); elsewhere trained here
+        "baselines": (
+            {"random_subset": True, "full": False, "full_accuracy": DD_RANKING_IMAGENET_FULL}
+            if imagenet_1k
+            else {"random_subset": True, "full": True}
+        ),
     }
     if ctx.imagenet_scale:  # eval branch SRe2L/ImageNet1K/IPC10.yaml
         return {
@@ -171,6 +256,7 @@ def _dd_ranking_soft(ctx: Context) -> dict:
             "mix": "cutmix",
             "mix_beta": 1.0,
             "kd": {"temperature": 20.0, "alpha": 1.0, "t_squared": False},
+            "test_resize": test_resize_8_7(ctx.resolution),  # Resize(256) + CenterCrop(224)
         }
     return {  # eval branch SRe2L/CIFAR100/IPC10.yaml
         **common,
@@ -184,6 +270,12 @@ def _dd_ranking_soft(ctx: Context) -> dict:
 
 
 DDR = "NUS-HPC-AI-Lab/DD-Ranking"
+
+
+def _no_teacher(ctx: Context) -> dict:
+    return {}
+
+
 PROTOCOLS = {
     p.name: p
     for p in (
@@ -191,7 +283,7 @@ PROTOCOLS = {
             "eccv2024_challenge",
             "The First Dataset Distillation Challenge (ECCV 2024): the official evaluation script",
             _challenge,
-            {},
+            _no_teacher,
             "the final epoch's test accuracy, averaged over 3 runs (unseeded)",
             (
                 "DataDistillation/ECCV2024-Dataset-Distillation-Challenge @3bd9d13 (2024-07-15): evaluate.py "
@@ -208,42 +300,53 @@ PROTOCOLS = {
                 "(IPC 20 on CIFAR-100 in arXiv 2408.08610) and whether its scoring changed anything but the IPC "
                 "cannot be established offline: assumed the same recipe.",
                 "Its test sets are reference_data/{cifar100,tinyimagenet}_test.pt (Google Drive, not readable "
-                "offline): assumed the official test split, normalised with the constants its README gives.",
-                "Ours: seeded runs (evaluation.seeds), DSA with align_corners=False as the script's default.",
+                "offline): assumed the official test split, normalised with the constants its README gives; no "
+                "test-time resize (test_resize null).",
+                "Ours: seeded runs (evaluation.seeds), DSA with align_corners=False as the script's default. "
+                "`gendistill export RUN_DIR --format challenge` writes a set as the script reads it.",
             ),
         ),
         Protocol(
             "rded",
             "RDED / SRe2L-family soft-label evaluation (ResNet-18 student, teacher relabelling online)",
             _rded,
-            {"model": "resnet18"},
+            _kd_teacher,
             "the best top-1 accuracy, tested every 10 epochs in the last 20 % of training",
             (
-                "LINs-lab/RDED @3f6453d: validation/main.py (train, scheduler), validation/utils.py (cutmix, "
-                "ShufflePatches, get_parameters), argument.py (batch size, temperature, lr), scripts/*.sh",
+                "LINs-lab/RDED @3f6453d: validation/main.py (train, scheduler, test transform, best accuracy), "
+                "validation/utils.py (cutmix, ShufflePatches, get_parameters), argument.py (batch size, "
+                "temperature, lr), scripts/*.sh, README.md (observer models)",
                 "Sun et al., RDED, CVPR 2024 (arXiv 2312.03526)",
                 "VILA-Lab/SRe2L @8d00cba: SRe2L/validate/train_KD.py, train_KD.sh (the same loop: AdamW 0.001, wd "
-                "0.01, cutmix, teacher online, KL at T 20; full cosine, RRC 0.08-1, batch 1024)",
+                "0.01, cutmix, teacher online, KL at T 20; a full cosine, RRC 0.08-1, batch 1024); "
+                "SRe2L/*small_dataset/squeeze_cifar.py (its CIFAR teacher)",
+                "pytorch/vision @bde124ee: references/classification/train.py (the teachers' recipe)",
             ),
             (
                 "Student and teacher ResNet-18 (torchvision's below 128 px with a 3x3 stride-1 stem and no "
                 "max-pool: RDED's resnet18_modified); 300 epochs; AdamW lr 0.001, betas 0.9/0.999, wd 0.01 not on "
-                "biases and norms; lr x 0.5 (1 + cos(pi e / 2E)); RandomResizedCrop (scale 1/factor..1) + flip; "
-                "cutmix (beta 1) on every batch, the teacher labels the mixed images; KL at T 20 without T^2.",
+                "biases and norms; lr x 0.5 (1 + cos(pi e / 2E)) (cosine_half; SRe2L's train_KD.py uses the full "
+                "cosine, schedule: cosine); RandomResizedCrop (scale 1/factor..1) + flip; cutmix (beta 1) on every "
+                "batch, the teacher labels the mixed images; KL at T 20 without T^2; tested at "
+                "Resize(size // 7 * 8) + CenterCrop(size) (test_resize).",
                 "RDED's factor (2 on ImageNet subsets, 1 on CIFAR / Tiny-ImageNet) describes its own mosaic images, "
                 "whose 2x2 patches it shuffles (ShufflePatches); our sets are whole images, so no patch shuffle.",
-                "Teacher: RDED loads torchvision's pretrained ResNet-18 (ImageNet-1k; set teacher.checkpoint) or "
-                "its own checkpoints (CIFAR), whose training recipe is not published; without a checkpoint ours is "
-                "trained on the real training split with the field's ConvNet recipe (SGD 0.01, step).",
-                "RDED tests at Resize(size x 8/7) + CenterCrop(size); ours resizes the test images to the "
-                "resolution. Batch size: RDED's rule (50 at IPC 10, x2 at 100/1000 classes).",
+                "Teacher: RDED loads torchvision's pretrained ResNet-18 on ImageNet-1k (69.76 %; set "
+                "teacher.checkpoint) and its own observer models elsewhere, trained with torchvision's reference "
+                "code following SRe2L (README: CIFAR-100 ResNet-18 72.27 %). Without a checkpoint ours is trained "
+                "with teacher.recipe torchvision (ImageNet scale) or sre2l_cifar (SRe2L's CIFAR teacher recipe); "
+                "its test accuracy is set beside the published one (teacher/teacher.json).",
+                "Accuracy: RDED reports the best of the tests at epochs e % 10 == 9 with e > 0.8 E; ours the final "
+                "epoch's, or that best with accuracy: best_during_training (eval_every 10, eval_after 0.8). One run "
+                "(seed 42) in RDED; evaluation.seeds here. Batch size: RDED's rule (50 at IPC 10, x2 at 100/1000 "
+                "classes).",
             ),
         ),
         Protocol(
             "dd_ranking_hard",
             "DD-Ranking's hard-label evaluation (LabelRobustScoreHard)",
             _dd_ranking_hard,
-            {},
+            _no_teacher,
             "the best test accuracy, tested every 10 epochs; mean and std over 5 runs seeded from the clock",
             (
                 f"{DDR} @b8b0966 (v0.2.0): ddranking/metrics/hard_label.py, ddranking/aug/dsa.py, "
@@ -254,10 +357,14 @@ PROTOCOLS = {
             (
                 "ConvNet-3 (ours: convnet, D3 at 32 px; DD-Ranking's ConvNet-3 has the same 320,010 parameters at "
                 "10 classes); 1,000 epochs; SGD lr 0.01, momentum 0.9, wd 5e-4, StepLR x0.1 at epoch 500; DSA "
-                "(S mode); batch 256; 5 runs; full data (HLR) with its real-data config: 200 epochs, step at 100.",
+                "(S mode); batch 256; 5 runs.",
+                "Full data (HLR) as hard_label.py trains it: no augmentation (aug_func None), batch 256 "
+                "(real_batch_size; the real-data config's batch_size 512 is never read), 1,000 epochs (its loop "
+                "runs self.num_epochs) under the real-data config's StepLR(step_size 100): lr x0.1 every 100 epochs.",
                 "DD-Ranking searches the learning rate over {0.001, 0.005, 0.01, 0.05, 0.1} by test accuracy for "
-                "the random subset always and for the distilled set when no lr is given; ours trains both at 0.01 "
-                "(no search on the test set). Its full-data runs use batch 512; ours the recipe's 256.",
+                "the random subset always and for the distilled set when no lr is given; here the fixed lr is the "
+                "default and evaluation.lr_search: {activate: true} reproduces the search (labelled as a selection "
+                "on the test set in every row).",
                 "Its DSA samples with align_corners=True; ours with False (the DSA code's default).",
             ),
         ),
@@ -265,11 +372,11 @@ PROTOCOLS = {
             "dd_ranking_soft",
             "DD-Ranking's soft-label evaluation (LabelRobustScoreSoft, SRe2L's leaderboard settings)",
             _dd_ranking_soft,
-            {"model": "resnet18"},
+            _kd_teacher,
             "the best test accuracy, tested every 20 epochs; mean and std over 5 runs seeded from the clock",
             (
                 f"{DDR} @b8b0966 (v0.2.0): ddranking/metrics/soft_label.py, aug_robust.py, loss/kl.py, "
-                "aug/cutmix.py, aug/mixup.py, utils/train_and_eval.py (the 'cosine' LambdaLR), "
+                "aug/cutmix.py, aug/mixup.py, utils/train_and_eval.py (the 'cosine' LambdaLR, REAL_DATA_ACC_CACHE), "
                 "configs/Demo_LRS_Soft_Label.yaml",
                 f"{DDR} eval branch @9ee9a16: SRe2L/ImageNet1K/IPC10.yaml, SRe2L/CIFAR100/IPC10.yaml",
                 "Li et al., DD-Ranking, arXiv 2505.13300 (only the abstract was readable offline)",
@@ -277,14 +384,21 @@ PROTOCOLS = {
             (
                 "ImageNet (>= 128 px): ResNet-18-BN student and teacher, 300 epochs, AdamW lr 0.001 (the lr its "
                 "demos pass), wd 0.01, LambdaLR 0.5 (1 + cos(pi e / 2E)), RandomResizedCrop 0.08-1 + flip, cutmix "
-                "beta 1, the teacher on the augmented batch (soft_label_mode M), KL at T 20 without T^2, batch 1024.",
+                "beta 1, the teacher on the augmented batch (soft_label_mode M), KL at T 20 without T^2, batch "
+                "1024, tested at Resize(256) + CenterCrop(224).",
                 "CIFAR-size: the same with 400 epochs, RandomCrop(pad 4) + flip, mixup (Beta(0.8, 0.8)), T 30, "
-                "batch 256. Other methods' leaderboard rows use their own settings (DD-Ranking's 'personalised' "
-                "evaluation); these are SRe2L's.",
-                "Labels [kd, hard]: the hard-label runs give HLR. DD-Ranking trains those without its augmentation "
-                "(use_aug_for_hard false) and with an lr search; ours with the same recipe as the kd runs.",
+                "batch 256, no test-time resize. Other methods' leaderboard rows use their own settings "
+                "(DD-Ranking's 'personalised' evaluation); these are SRe2L's.",
+                "Labels [kd, hard]: the hard-label runs give HLR; as in DD-Ranking (use_aug_for_hard false) they "
+                "train without mixing (mix_hard_labels false), and with evaluation.lr_search on, at the searched "
+                "lr. DD-Ranking tests them on its 'real' test loader (Resize((224, 224)), no centre crop); ours "
+                "at test_resize as the kd runs.",
+                "acc(real, hard) for HLR: on ImageNet-1k at 224 px DD-Ranking's cached 56.5 % "
+                "(REAL_DATA_ACC_CACHE, eval_full_data false): baselines.full_accuracy 0.565, no full-data run. Its "
+                "CIFAR-100 config asks for a full-data run that cannot run at b8b0966 (no CIFAR100-ResNet-18-BN in "
+                "REAL_DATA_TRAINING_CONFIG): trained here with the preset's recipe, hard labels, no mixing.",
                 "AdamW decays every parameter (get_optimizer), unlike RDED. Teacher: DD-Ranking loads pretrained "
-                "checkpoints (teacher_dir); set teacher.checkpoint, else ours is trained with the field's recipe.",
+                "checkpoints (teacher_dir); set teacher.checkpoint, else ours is trained with teacher.recipe.",
             ),
         ),
     )
@@ -328,9 +442,21 @@ def apply_protocol(cfg: dict, raw: dict, ctx: Context) -> tuple[dict, dict]:
         # other epochs than the protocol's: its lr step stays at the same fraction of training
         ev["step_epoch"] = max(1, min(ev["epochs"] - 1, round(preset["step_epoch"] * ev["epochs"] / preset["epochs"])))
         overridden.append(f"evaluation.step_epoch (scaled to {ev['step_epoch']} with evaluation.epochs)")
+    _full_data_source(ev["baselines"], preset.get("baselines") or {}, explicit.get("baselines") or {}, overridden)
     p = PROTOCOLS[name]
-    out["teacher"] = _merge(p.teacher, raw.get("teacher") or {}, cfg["teacher"], "teacher.", overridden)
+    out["teacher"] = _merge(p.teacher(ctx), raw.get("teacher") or {}, cfg["teacher"], "teacher.", overridden)
     return out, {"protocol": name, "title": p.title, "overridden": overridden}
+
+
+def _full_data_source(base: dict, preset: dict, explicit: dict, overridden: list) -> None:
+    """acc(real, hard) comes from one place: a full-data run the config asks for (baselines.full: true) replaces
+    a preset's given figure, and a figure the config gives (baselines.full_accuracy) replaces a preset's run."""
+    if explicit.get("full") and "full_accuracy" not in explicit and preset.get("full_accuracy") is not None:
+        base["full_accuracy"] = None
+        overridden.append("evaluation.baselines.full_accuracy (null: baselines.full measures it)")
+    if explicit.get("full_accuracy") is not None and "full" not in explicit and preset.get("full"):
+        base["full"] = False
+        overridden.append("evaluation.baselines.full (false: baselines.full_accuracy gives it)")
 
 
 def record(name: str | None) -> dict:
@@ -351,20 +477,27 @@ def record(name: str | None) -> dict:
     }
 
 
+# The CLI's defaults per dataset: the resolution the field evaluates it at and its number of classes
+FIELD_RESOLUTION = {"imagenet": 224, "tinyimagenet": 64}
+DATASET_CLASSES = {"imagenet": 1000, "tinyimagenet": 200, "cifar100": 100, "cifar10": 10, "digits": 10}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gendistill.evaluation.protocols", description=__doc__.split("\n")[0])
     ap.add_argument("name", nargs="?", choices=list(PROTOCOLS), help="a protocol (default: list them)")
     ap.add_argument("--dataset", default="cifar100")
-    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--resolution", type=int, help="default: 224 on imagenet, 64 on tinyimagenet, else 32")
     ap.add_argument("--ipc", type=int, default=10)
-    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--classes", type=int, default=None, help="default: the dataset's (100 when unknown)")
     a = ap.parse_args(argv)
     if a.name is None:
         for p in PROTOCOLS.values():
             print(f"{p.name:<20} {p.title}")
         return 0
-    keys = protocol_keys(a.name, Context(a.dataset, a.resolution, a.ipc, a.classes))
-    print(json.dumps({"evaluation": keys, "teacher": PROTOCOLS[a.name].teacher, **record(a.name)}, indent=1))
+    resolution = a.resolution or FIELD_RESOLUTION.get(a.dataset, 32)
+    ctx = Context(a.dataset, resolution, a.ipc, a.classes or DATASET_CLASSES.get(a.dataset, 100))
+    keys = protocol_keys(a.name, ctx)
+    print(json.dumps({"evaluation": keys, "teacher": PROTOCOLS[a.name].teacher(ctx), **record(a.name)}, indent=1))
     return 0
 
 

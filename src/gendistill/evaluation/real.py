@@ -37,21 +37,24 @@ def real_split(adapter, split: str, keep_labels: list[int]):
     return x[mask], y[mask]
 
 
-def real_source(adapter, split: str, keep: list[int], resolution: int, mean, std, workers: int, select=None):
+def real_source(
+    adapter, split: str, keep: list[int], resolution: int, mean, std, workers: int, select=None, resize=None
+):
     """A real split as a source: image files streamed from disk where the adapter lists them (ImageNet: never
     loaded whole), else arrays in memory. `select(labels) -> indices` picks a subset (the random real subset
-    reads only its own files)."""
+    reads only its own files); `resize` (a test set: evaluation.test_resize) is the short side before the centre
+    crop to `resolution`."""
     if adapter.streams:
         paths, y = adapter.files(split, keep)
         if select is not None:
             sel = select(y)
             paths, y = [paths[i] for i in sel], y[sel]
-        return FileSource(paths, y, resolution, mean, std, workers)
+        return FileSource(paths, y, resolution, mean, std, workers, resize)
     x, y = real_split(adapter, split, keep)
     if select is not None:
         sel = select(y)
         x, y = x[sel], y[sel]
-    return TensorSource(normalise(x, mean, std), torch.from_numpy(y), resolution)
+    return TensorSource(normalise(x, mean, std), torch.from_numpy(y), resolution, resize)
 
 
 def test_subset(max_images: int | None):
@@ -84,7 +87,15 @@ def fit_on_real(
     test split, both streamed at `resolution` (the recogniser, the teacher): (model, fit info, test result)."""
     train = real_source(adapter, "train", labels, resolution, adapter.mean, adapter.std, workers)
     test = real_source(
-        adapter, "test", labels, resolution, adapter.mean, adapter.std, workers, test_subset(max_test_images)
+        adapter,
+        "test",
+        labels,
+        resolution,
+        adapter.mean,
+        adapter.std,
+        workers,
+        test_subset(max_test_images),
+        recipe.get("test_resize"),
     )
     log.info(
         "%s %s, seed %d: %d real training images of %d classes at %d px, recipe %s",

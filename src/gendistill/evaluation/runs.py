@@ -15,7 +15,10 @@ Label regimes ("Rethinking Dataset Distillation: Hard Truths about Soft Labels",
 hard = cross-entropy on the stored labels; soft = the teacher's logits of each stored image, computed once
 (dataset/soft_labels.pt for the distilled set); kd = the teacher run online on every augmented batch the student
 sees (knowledge distillation). Every distilled run has its random real subset in the same regime and recipe. The
-full real training set (the ceiling, and DD-Ranking's acc(real, hard)) is trained with hard labels only.
+full real training set (the ceiling, and DD-Ranking's acc(real, hard)) is trained with hard labels only, with the
+keys of baselines.full_recipe over the evaluation's recipe. Hard-label runs train without mixing when
+mix_hard_labels is false, and with lr_search on, the distilled and random-subset runs search their learning rate
+on the test set (DD-Ranking's search, labelled so).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .protocols import REAL_DATA_RECIPE
+from .protocols import REAL_DATA_RECIPE, TEACHER_RECIPES, test_resize_8_7
 from .protocols import record as protocol_record
 
 REGIMES = ("hard", "soft", "kd")
@@ -46,6 +49,7 @@ OPTIONAL_RECIPE_KEYS = {
     "step_epoch": None,
     "decay_norm_and_bias": True,
     "accuracy": "final",
+    "test_resize": None,
 }
 KD_DEFAULTS = {"t_squared": True}
 
@@ -139,19 +143,31 @@ def _optional(ev: dict) -> dict:
         out["mix_beta"] = ev["mix_beta"]
     if ev.get("accuracy", "final") != "final":
         out["eval_every"] = ev["eval_every"]
+        if ev.get("eval_after") is not None:
+            out["eval_after"] = ev["eval_after"]
     return out
 
 
 def recipe(cfg: dict, run: EvalRun) -> dict:
     """The training recipe of one evaluation run: the base keys, the optional ones in use, the full set's
-    epochs (baselines.full_epochs, its lr step at half of them), and no augmentation for a .noaug run."""
+    epochs (baselines.full_epochs, its lr step at half of them unless baselines.full_recipe says otherwise) and
+    full_recipe's keys, no mixing for a hard-label run with mix_hard_labels false, the lr grid of a run that
+    searches it (lr_search), and no augmentation for a .noaug run."""
     ev = cfg["evaluation"]
     out = {**{k: ev[k] for k in BASE_RECIPE_KEYS}, **_optional(ev)}
+    if run.labels == "hard" and not ev.get("mix_hard_labels", True):
+        out.pop("mix", None)
+        out.pop("mix_beta", None)
     if run.set == "full":
         out["epochs"] = full_epochs(cfg)
-        out.pop("step_epoch", None)
-        out.pop("accuracy", None)
-        out.pop("eval_every", None)
+        for k in ("step_epoch", "accuracy", "eval_every", "eval_after"):
+            out.pop(k, None)
+        out.update({k: v for k, v in (ev["baselines"].get("full_recipe") or {}).items() if v is not None})
+        if out.get("mix", "none") == "none":
+            out.pop("mix", None)
+            out.pop("mix_beta", None)
+    elif (ev.get("lr_search") or {}).get("activate"):
+        out["lr_search"] = list(ev["lr_search"]["lrs"])
     if not run.train_augment:
         out["train_augment"] = False
     return out
@@ -182,14 +198,25 @@ def real_data_recipe(cfg: dict) -> dict:
     return {k: ev[k] for k in BASE_RECIPE_KEYS}
 
 
-def teacher_recipe(cfg: dict) -> dict:
-    """How the teacher is trained on the real training split when no checkpoint is given (real_data_recipe);
-    epochs teacher.epochs, else baselines.full_epochs, else evaluation.epochs."""
-    return {**real_data_recipe(cfg), "epochs": cfg["teacher"]["epochs"] or full_epochs(cfg)}
+def teacher_recipe(cfg: dict, resolution: int | None = None) -> dict:
+    """How the teacher is trained on the real training split when no checkpoint is given: teacher.recipe field =
+    real_data_recipe, epochs teacher.epochs, else baselines.full_epochs, else evaluation.epochs; a published recipe
+    (protocols.TEACHER_RECIPES) with its own epochs unless teacher.epochs is set, torchvision's tested at
+    Resize(size // 7 * 8) + CenterCrop(size) at the evaluation `resolution`."""
+    t = cfg["teacher"]
+    name = t.get("recipe", "field")
+    if name == "field":
+        return {**real_data_recipe(cfg), "epochs": t["epochs"] or full_epochs(cfg)}
+    out = {**TEACHER_RECIPES[name], **({"epochs": t["epochs"]} if t["epochs"] else {})}
+    resolution = resolution or cfg["evaluation"]["resolution"]
+    if name == "torchvision" and resolution and test_resize_8_7(resolution) != resolution:
+        out["test_resize"] = test_resize_8_7(resolution)
+    return out
 
 
-def evaluation_problems(cfg: dict, has_real_data: bool) -> list[str]:
-    """Plan-time checks of the evaluation keys (protocol applied), each naming the fix."""
+def evaluation_problems(cfg: dict, has_real_data: bool, resolution: int | None = None) -> list[str]:
+    """Plan-time checks of the evaluation keys (protocol applied), each naming the fix; `resolution` is the
+    evaluation's (evaluation.resolution or the dataset's image size)."""
     ev, problems = cfg["evaluation"], []
     regimes = label_regimes(cfg)
     if set(regimes) - {"hard"} and not (has_real_data and ev["activate"]):
@@ -211,11 +238,17 @@ def evaluation_problems(cfg: dict, has_real_data: bool) -> list[str]:
             f"evaluation.step_epoch: {ev['step_epoch']} is not within the {ev['epochs']} epochs, so the learning "
             f"rate would never step. Fix: an epoch in 1..{ev['epochs'] - 1}, or null (half of the epochs)."
         )
-    w = ev["scores"]
-    if w["full_accuracy"] is not None and ev["baselines"]["full"] and has_real_data:
+    base = ev["baselines"]
+    if base["full_accuracy"] is not None and base["full"] and has_real_data:
         problems.append(
-            "evaluation.scores.full_accuracy gives acc(real, hard) for HLR, and baselines.full measures it too. "
-            "Fix: keep one (full_accuracy: null to use the measured full-data run)."
+            "evaluation.baselines.full_accuracy gives acc(real, hard) for HLR, and baselines.full measures it too. "
+            "Fix: keep one (full_accuracy: null to use the measured full-data run, or full: false)."
+        )
+    resolution = resolution or ev["resolution"]
+    if ev["test_resize"] is not None and resolution and ev["test_resize"] < resolution:
+        problems.append(
+            f"evaluation.test_resize: {ev['test_resize']} is below the evaluation's {resolution} px, so no "
+            f"{resolution} px centre crop exists. Fix: test_resize >= {resolution}, or null."
         )
     return problems
 
@@ -252,7 +285,7 @@ def rded_factor(cfg: dict, resolution: int) -> int:
     return (2 if resolution >= 128 else 1) if f == "auto" else int(f)
 
 
-def record(cfg: dict, protocol: dict | None, has_real_data: bool) -> dict:
+def record(cfg: dict, protocol: dict | None, has_real_data: bool, resolution: int | None = None) -> dict:
     """The evaluation's provenance (before the runs): the protocol (title, sources, what it reports, notes, the keys
     the config overrode), the resolved evaluation keys, the teacher, and each run's regime and recipe."""
     ev = cfg["evaluation"]
@@ -262,9 +295,11 @@ def record(cfg: dict, protocol: dict | None, has_real_data: bool) -> dict:
         "evaluation": ev,
         "label_regimes": label_regimes(cfg),
         "kd": kd_settings(cfg),
-        "teacher": {**cfg["teacher"], "recipe": teacher_recipe(cfg)}
-        if uses_teacher(cfg) or selection_baselines(cfg, has_real_data)
-        else None,
+        "teacher": (
+            {**cfg["teacher"], "recipe_name": cfg["teacher"]["recipe"], "recipe": teacher_recipe(cfg, resolution)}
+            if uses_teacher(cfg) or selection_baselines(cfg, has_real_data)
+            else None
+        ),
         "runs": {
             r.key: {
                 "set": r.set,

@@ -9,7 +9,7 @@ soft, kd), with or without training augmentation (evaluation/runs.py). Per seed,
 baseline's) holds its difference to the random subset of the same seed, regime and augmentation, and DD-Ranking's
 HLR, IOR, LRS and ARS (evaluation/scores.py, on fractions); the summary gives their means and intervals over the
 seeds. HLR's acc(real, hard) is the full-data run of the same seed, else the mean of the full-data runs (fewer
-seeds than the sets), else evaluation.scores.full_accuracy.
+seeds than the sets), else evaluation.baselines.full_accuracy.
 """
 
 from __future__ import annotations
@@ -319,10 +319,10 @@ def write_tables(
     class_names: dict[int, str] | None = None,
     protocol: str | None = None,
     scores: dict | None = None,
+    full_accuracy: float | None = None,
 ) -> pd.DataFrame:
     metrics = load_metrics(paths)
-    scores = scores or {}
-    df = rows_frame(metrics, protocol, scores, scores.get("full_accuracy"))
+    df = rows_frame(metrics, protocol, scores or {}, full_accuracy)
     summary = summarise(df)
     write_csv(df, table_csv)
     write_csv(summary, summary_csv)

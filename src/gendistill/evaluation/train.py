@@ -2,11 +2,12 @@
 
 The recipe (a dict; evaluation/runs.py builds it from the config, a protocol preset included) holds the field's
 keys: epochs, batch_size, optimizer (sgd, adam, adamw), lr, momentum, weight_decay, schedule (step: x0.1 at half
-the epochs or at `step_epoch`; step_restart: the same with a fresh optimizer from the step on; cosine; cosine_half:
-lr x 0.5 (1 + cos(pi e / 2E)), ending at lr / 2; constant) and train_augment (off: no augmentation, no mixing).
-Optional keys, absent from the default recipe: augment and rrc_scale (evaluation/augment.py), mix and mix_beta,
-decay_norm_and_bias (false: no weight decay on biases and normalisation weights, as SRe2L and RDED train),
-accuracy (final, or best_during_training with eval_every).
+the epochs or at `step_epoch`; step_restart: the same with a fresh optimizer from the step on; step_every: x0.1
+every `step_epoch` epochs, torch's StepLR; cosine; cosine_half: lr x 0.5 (1 + cos(pi e / 2E)), ending at lr / 2;
+constant) and train_augment (off: no augmentation, no mixing). Optional keys, absent from the default recipe:
+augment and rrc_scale (evaluation/augment.py), mix and mix_beta, decay_norm_and_bias (false: no weight decay on
+biases and normalisation weights, as SRe2L and RDED train), accuracy (final, or best_during_training with
+eval_every and eval_after), test_resize (read by the caller that builds the test source).
 
 Labels: hard (cross-entropy), fixed soft labels (the teacher's logits of each stored image, `soft_logits`) or the
 teacher run online on every augmented batch (`teacher`, knowledge distillation as RDED/SRe2L evaluate); both soft
@@ -46,6 +47,8 @@ def step_boundary(epochs: int, step_epoch: int | None = None) -> int:
 def lr_at(epoch: int, epochs: int, lr: float, schedule: str, step_epoch: int | None = None) -> float:
     if schedule in ("step", "step_restart"):
         return lr * (0.1 if epoch >= step_boundary(epochs, step_epoch) else 1.0)
+    if schedule == "step_every":  # torch's StepLR(step_size, gamma 0.1), stepped once per epoch
+        return lr * 0.1 ** (epoch // max(1, step_boundary(epochs, step_epoch)))
     if schedule == "cosine":
         return 0.5 * lr * (1 + np.cos(np.pi * epoch / epochs))
     if schedule == "cosine_half":  # SRe2L/RDED's LambdaLR(0.5 (1 + cos(pi e / E / 2))): from lr down to lr / 2
@@ -121,17 +124,19 @@ def fit_and_test(
     """train_and_test on sources (evaluation/data.py): tensors in memory or image files streamed from disk.
 
     `accuracy` is the final epoch's test accuracy (`accuracy_kind` final). With recipe accuracy
-    best_during_training it is the best test accuracy among the evaluations every `eval_every` epochs and the
-    final one: model selection on the test set, as some published protocols report; `final_accuracy` keeps the
+    best_during_training it is the best test accuracy among the evaluations every `eval_every` epochs (only those
+    after the fraction `eval_after` of training, when given: RDED's epoch % 10 == 9 and epoch > 0.8 E, 0-based) and
+    the final one: model selection on the test set, as some published protocols report; `final_accuracy` keeps the
     final epoch's and per-class accuracy stays the final model's."""
     bs = max(recipe["batch_size"], 256)
     history = []
     monitor = None
     if recipe.get("accuracy", "final") == BEST:
-        every = int(recipe.get("eval_every") or 10)
+        every, after = int(recipe.get("eval_every") or 10), recipe.get("eval_after")
 
-        def monitor(epoch: int, model):
-            if epoch % every == 0 and epoch < recipe["epochs"]:
+        def monitor(epoch: int, model):  # `epoch` epochs done: the 0-based epoch epoch - 1 has just ended
+            late = after is None or epoch - 1 > after * recipe["epochs"]
+            if epoch % every == 0 and epoch < recipe["epochs"] and late:
                 history.append((epoch, evaluate_on(model, test, device, bs, label_set)["accuracy"]))
                 model.train()
 

@@ -1,16 +1,20 @@
 """The teacher: a classifier of the real data that scores generated candidates (selection) and labels final
 images with logits (soft labels).
 
-Either trained on the real training set with the evaluation's own code and recipe (`evaluation.train.fit`, the
-same model builder, resolution and normalisation as the evaluation), or loaded from a checkpoint: a file written
-here, or a plain state dict of the evaluation's architecture (e.g. a torchvision ResNet-18 state dict for
-ImageNet-scale data, `teacher.model: resnet18`). Either way the rule writes one file, `teacher/teacher.pt`, in
-the format below, and `teacher/teacher.json` with its sha256, so everything downstream reads one thing.
+Either trained on the real training set with the evaluation's own code (`evaluation.train.fit`, the same model
+builder, resolution and normalisation as the evaluation) and the recipe teacher.recipe names (the evaluation's, or
+a published one: evaluation/runs.py teacher_recipe), or loaded from a checkpoint: a file written here, or a plain
+state dict of the evaluation's architecture (e.g. a torchvision ResNet-18 state dict for ImageNet-scale data,
+`teacher.model: resnet18`). Either way the rule writes one file, `teacher/teacher.pt`, in the format below, and
+`teacher/teacher.json` with its sha256, so everything downstream reads one thing. A trained teacher's test
+accuracy is set beside the published accuracy of the teachers the KD protocols' sources load
+(evaluation/protocols.py PUBLISHED_TEACHERS), with a warning when it is far below.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -20,11 +24,38 @@ from ..datasets import get_adapter
 from ..evaluation.data import TensorSource
 from ..evaluation.models import build_model
 from ..evaluation.progress import EpochProgress
+from ..evaluation.protocols import PUBLISHED_TEACHERS, TEACHER_GAP
 from ..evaluation.real import fit_on_real
 from ..evaluation.train import normalise
 from ..imageio import sha256_file
 
 FORMAT = "gendistill-teacher-v1"
+log = logging.getLogger("gendistill.teacher")
+
+
+def published_comparison(
+    dataset: str, model_name: str, resolution: int, accuracy: float, all_classes: bool
+) -> dict | None:
+    """A trained teacher's test accuracy beside the published one of its dataset, architecture and resolution
+    (None when none is published): comparable only when it learned every class of the dataset; `far_below` when
+    it is more than TEACHER_GAP under it."""
+    entry = PUBLISHED_TEACHERS.get((dataset, model_name, resolution))
+    if entry is None:
+        return None
+    published, source = entry
+    out = {"accuracy": published, "source": source, "comparable": all_classes}
+    out["far_below"] = bool(all_classes and accuracy < published - TEACHER_GAP)
+    if out["far_below"]:
+        log.warning(
+            "the teacher's real test accuracy %.4f is %.1f points below the %.4f of %s: its soft labels are "
+            "weaker than the source's (teacher.checkpoint loads a published teacher; teacher.recipe, "
+            "teacher.epochs train another).",
+            accuracy,
+            100 * (published - accuracy),
+            published,
+            source,
+        )
+    return out
 
 
 def save_teacher(out_pt: str, out_json: str, model: torch.nn.Module, meta: dict, timing: dict | None = None) -> dict:
@@ -90,6 +121,9 @@ def train_teacher(
         "n_train": info["n_train"],
         "final_loss": info["final_loss"],
     }
+    published = published_comparison(dataset["name"], model_name, res, ev["accuracy"], len(set(labels)) == num_classes)
+    if published is not None:
+        meta["published_teacher"] = published
     return save_teacher(out_pt, out_json, model.cpu(), meta, timing={"train_seconds": info["train_seconds"]})
 
 
