@@ -56,7 +56,7 @@ KD_DEFAULTS = {"t_squared": True}
 
 class EvalRun(NamedTuple):
     key: str
-    set: str  # distilled, random_subset, full
+    set: str  # distilled, random_subset, kmeans_real, rded, full
     labels: str  # hard, soft, kd
     train_augment: bool
 
