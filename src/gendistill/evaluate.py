@@ -15,7 +15,7 @@ from .evaluation.data import TensorSource
 from .evaluation.models import model_label
 from .evaluation.progress import EpochProgress
 from .evaluation.real import real_source, select_subset, test_subset
-from .evaluation.runs import REGIMES
+from .evaluation.runs import FILE_SETS, REGIMES
 from .evaluation.train import fit_and_test
 from .imageio import sha256_file
 from .teacher.classifier import load_teacher, logits_and_features
@@ -43,7 +43,7 @@ def run_job(
     per_class_counts: dict[int, int] | None = None,
     max_test_images: int | None = None,
     resolution: int | None = None,
-    distilled_path: str | None = None,
+    distilled_path: str | None = None,  # the file of a packaged set (runs.FILE_SETS)
     device: str = "cpu",
     workers: int = 0,
     label_regime: str = "hard",
@@ -66,14 +66,17 @@ def run_job(
     soft, teacher, teacher_sha = None, None, None
     if label_regime not in REGIMES:
         raise ValueError(f"label regime {label_regime!r}; use one of {', '.join(REGIMES)}")
-    if set_name == "distilled":
+    if set_name in FILE_SETS:  # the distilled set, or a selection baseline's set in its format
         d = load_distilled(distilled_path)
         train = TensorSource(d["images"], d["labels"], resolution)
         mean, std = d["mean"], d["std"]
-        if label_regime == "soft":
+        if label_regime == "soft" and set_name == "distilled":
             s = load_aligned(soft_labels_path, d, distilled_path)
             soft, teacher_sha = s["logits"], s["teacher_sha256"]
             kd = {**kd, "temperature": s["temperature"]}
+        elif label_regime == "soft":  # a baseline's images: the teacher labels them here, as a real subset's
+            soft, _ = logits_and_features(_teacher(teacher_path, resolution), train, device)
+            teacher_sha = sha256_file(teacher_path)
     else:
         select = None
         if set_name == "random_subset":

@@ -19,15 +19,18 @@ from .datasets import DatasetError, get_adapter
 from .devices import gpu_visible
 from .evaluation.protocols import Context, apply_protocol
 from .evaluation.runs import (
+    FILE_SETS,
     EvalJob,
     EvalRun,
     eval_runs,
     evaluation_problems,
     label_regimes,
     parse_key,
+    rded_factor,
     recipe,
     record,
     seeds,
+    selection_baselines,
     uses_teacher,
 )
 from .families import BY_NAME, UnsupportedModel
@@ -216,8 +219,9 @@ class Plan:
 
     @property
     def teacher_active(self) -> bool:
-        """Something needs the teacher: selection, soft labels or the teacher ablation (teacher_uses)."""
-        return bool(teacher_uses(self.cfg))
+        """Something needs the teacher: selection, soft labels, the selection baselines, the fidelity measure on its
+        features or the teacher ablation (teacher_uses)."""
+        return bool(teacher_uses(self.cfg, self.has_real_data))
 
     # --- counts per class: a class keeps c.n_generated images; its sample job samples n_candidates of them
     # (oversample x kept, with selection), the ablations' pool job pool_size; PDA makes images_per_class ---
@@ -299,9 +303,67 @@ class Plan:
             run.set,
             run.labels,
             recipe(self.cfg, run),
-            data=self.layout.distilled if run.set == "distilled" else None,
+            data=self.set_file(run.set) if run.set in FILE_SETS else None,
             counts=self.images_per_class_by_label if run.set == "random_subset" else None,
         )
+
+    def set_file(self, set_name: str) -> str:
+        """The file a packaged set is read from: the distilled set's, or a selection baseline's."""
+        return self.layout.distilled if set_name == "distilled" else self.layout.baseline_set(set_name)
+
+    # --- the selection baselines and the fidelity measure ---
+    @property
+    def selection_baselines(self) -> list[str]:
+        """The selection baselines the run evaluates (evaluation.baselines.kmeans_real, .rded)."""
+        return selection_baselines(self.cfg, self.has_real_data) if self.evaluation_active else []
+
+    @property
+    def teacher_resolution(self) -> int:
+        """The pixels the teacher sees (the evaluation's resolution): the selection baselines work at it."""
+        return self.cfg["evaluation"]["resolution"] or self.image_size
+
+    def baseline_selection(self, name: str) -> dict:
+        """A select_baseline job: the method, per label the images to pick (the distilled set's count, as the
+        random subset), the seed and the method's settings (RDED's factor resolved)."""
+        base = self.cfg["evaluation"]["baselines"]
+        settings = {}
+        if name == "rded":
+            settings = {
+                "images": base["rded_images"],
+                "crops": base["rded_crops"],
+                "factor": rded_factor(self.cfg, self.teacher_resolution),
+                "scale": list(base["rded_scale"]),
+            }
+        return {
+            "method": name,
+            "counts": {str(k): v for k, v in self.images_per_class_by_label.items()},
+            "seed": base["selection_seed"],
+            "settings": settings,
+        }
+
+    @property
+    def fidelity_active(self) -> bool:
+        return self.evaluation_active and bool(self.cfg["evaluation"]["fidelity"]["activate"])
+
+    @property
+    def fidelity_sets(self) -> list[str]:
+        """The sets the fidelity measure compares with the real test split: every evaluated set, in table order."""
+        return list(dict.fromkeys(r.set for r in self.eval_runs))
+
+    @property
+    def fidelity_spec(self) -> list[dict]:
+        """What the fidelity job measures per set (gendistill.fidelity.measure_sets): a packaged set's file; the
+        random subset's images per class and the evaluation seeds whose draws it measures; the full split."""
+        out = []
+        for s in self.fidelity_sets:
+            if s in FILE_SETS:
+                out.append({"set": s, "file": self.set_file(s)})
+            elif s == "random_subset":
+                counts = {str(k): v for k, v in self.images_per_class_by_label.items()}
+                out.append({"set": s, "counts": counts, "seeds": list(self.cfg["evaluation"]["seeds"])})
+            else:
+                out.append({"set": s})
+        return out
 
 
 def tiny_model_dir(cfg: dict) -> str | None:
@@ -682,13 +744,20 @@ def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, l
     return problems
 
 
-def teacher_uses(cfg: dict) -> list[str]:
+def teacher_uses(cfg: dict, has_real_data: bool = True) -> list[str]:
     """What needs the teacher in this config (empty: no teacher rule runs)."""
     uses = []
+    ev = cfg["evaluation"]
     if cfg["selection"]["oversample"] > 1:
         uses.append("selection.oversample > 1")
-    if uses_teacher(cfg) and cfg["evaluation"]["activate"]:
-        uses.append(f"evaluation.labels: {cfg['evaluation']['labels']}")
+    if uses_teacher(cfg) and ev["activate"]:
+        uses.append(f"evaluation.labels: {ev['labels']}")
+    for name in ("kmeans_real", "rded"):  # the selection baselines pick real images with it
+        if ev["activate"] and ev["baselines"][name]:
+            uses.append(f"evaluation.baselines.{name}")
+    fid = ev["fidelity"]
+    if ev["activate"] and has_real_data and fid["activate"] and fid["features"] == "teacher":
+        uses.append("evaluation.fidelity.features: teacher")
     if cfg["ablation"]["teacher"]:
         uses.append("ablation.teacher")
     return uses
@@ -735,7 +804,7 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
             f"{over[0].candidates(k):,} candidates to sample, above limits.max_images_per_class "
             f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it."
         )
-    uses = teacher_uses(cfg)
+    uses = teacher_uses(cfg, has_real_data)
     ckpt = cfg["teacher"]["checkpoint"]
     if uses and ckpt is None and not has_real_data:
         problems.append(
@@ -744,8 +813,8 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
         )
     if uses and ckpt is not None and not Path(ckpt).is_file():
         problems.append(
-            f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
-            f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
+            f"teacher.checkpoint: {ckpt} is not a file, and {', '.join(uses)} needs the teacher. Fix: the path of "
+            f"a state dict of teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
         )
     ab = cfg["ablation"]
     if ab["teacher"]:

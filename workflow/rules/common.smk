@@ -232,10 +232,12 @@ def report_outputs():
 
 
 def measure_outputs():
-    """Final outputs (and report items) of the recognition and the ablations, when active."""
+    """Final outputs (and report items) of the recognition, the fidelity measure and the ablations, when active."""
     out = []
     if PLAN.recognition_active:
         out += [*rules.recognise.output, *rules.recognition_plots.output]
+    if PLAN.fidelity_active:
+        out += [*rules.fidelity.output, *rules.fidelity_table.output]
     if PLAN.ablations.pda_active:
         out += list(rules.ablation_table.output)
     if PLAN.ablations.teacher_active:

@@ -11,6 +11,7 @@ import torch
 from gendistill.atomic import write_text
 from gendistill.devices import resolve_device
 from gendistill.evaluate import run_job
+from gendistill.evaluation.runs import FILE_SETS
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
@@ -33,7 +34,7 @@ with log_to(sm.log[0]):
         else None,
         max_test_images=p.max_test_images,
         resolution=p.resolution,
-        distilled_path=sm.input.data if set_name == "distilled" else None,
+        distilled_path=sm.input.data if set_name in FILE_SETS else None,
         device=device,
         workers=sm.threads - 1,  # image files (ImageNet) are read by DataLoader workers
         label_regime=p.label_regime,
