@@ -27,6 +27,8 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/recognition.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/teacher.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/fidelity.smk"
 include: "workflow/rules/report.smk"
 
 

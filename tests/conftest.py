@@ -56,6 +56,7 @@ TINY_CONFIG = {
         "batch_size": 32,
         "baselines": {"random_subset": False, "full": False},
         "max_test_images": 200,
+        "fidelity": {"activate": False},  # it needs the recogniser (or the teacher); tests/test_baselines.py has it
     },
     "recognition": {"activate": False},
 }
@@ -95,6 +96,7 @@ LONGEST = [
     "test_pda_ablation_variants_share_images_and_copies_and_reuse_the_runs_evaluation",  # ~45 s (the ablation run)
     "test_a_non_sdxl_family_caches_per_class_and_the_decoder_decides_pixels",  # ~45 s
     "test_selection_and_soft_labels_in_the_workflow",  # ~40 s
+    "test_the_baselines_and_the_fidelity_table_in_the_workflow",  # ~40 s (72 s beside other work)
     "test_editing_one_class_reruns_only_that_class",  # ~25 s
 ]
 

@@ -264,6 +264,15 @@ def test_workflow_on_each_dataset_format(tmp_path, name, tiny_run):
     assert results["accuracy"].between(0, 1).all()
 
 
+def test_the_class_list_notice_counts_the_classes_that_run(capsys):
+    """Issue 31, item 6: the notice counted the whole list, not the classes dataset.classes selects."""
+    names = ["a", "b", "c", "d"]
+    get_adapter({"name": "classlist", "class_names": names, "classes": None}).check()
+    assert "generation and packaging still run for 4 classes)" in capsys.readouterr().err
+    build_plan(deep_update(TINY_CONFIG, {"dataset": {"name": "classlist", "class_names": names, "classes": ["b", 3]}}))
+    assert "still run for the 2 selected of the 4 classes)" in capsys.readouterr().err
+
+
 @pytest.mark.workflow
 def test_workflow_classlist_mode_skips_evaluation_with_a_note(tmp_path, tiny_run):
     with_tiny_model(tmp_path, tiny_run)

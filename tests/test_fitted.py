@@ -50,7 +50,7 @@ def test_fitted_model_is_an_sdxl_turbo_shaped_diffusers_directory_marked_as_stan
     assert index["text_encoder_2"] == ["transformers", "CLIPTextModelWithProjection"]
     assert index["scheduler"] == ["diffusers", "EulerAncestralDiscreteScheduler"]
     sched = json.loads((model / "scheduler" / "scheduler_config.json").read_text())
-    assert sched["timestep_spacing"] == "trailing" and sched["prediction_type"] == "epsilon"
+    assert sched["timestep_spacing"] == "trailing" and sched["prediction_type"] == "v_prediction"
     marker = (model / "FITTED_ON_DEMO_DATA.txt").read_text()
     assert "STAND-IN" in marker and "TRAINING split" in marker and "not a pretrained model" in marker
     report = json.loads((model / "fit_report.json").read_text())
@@ -231,7 +231,7 @@ def test_fitted_model_dir_is_keyed_by_spec_and_data():
             {"generation": {"resolution": 64}},
             "generation.resolution: 64, but model.fitted is fitted at the dataset's 32 px",
         ),
-        ({"generation": {"steps": 4}}, "Fix: generation.steps: 1"),
+        ({"generation": {"steps": 4}, "model": {"fitted": {"denoise_weight": 0}}}, "Fix: generation.steps: 1"),
         ({"generation": {"guidance_scale": 5.0}}, "Fix: guidance_scale: 0"),
         ({"model": {"fitted": {"templates": ["a digit"]}}}, "names no class"),
         ({"model": {"fitted": {"batch_size": 40}}}, "not a multiple of match_group"),

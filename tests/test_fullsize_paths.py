@@ -18,9 +18,8 @@ def test_local_weights_hashed_without_reading_a_file_whole(tmp_path, monkeypatch
     weights.write_bytes(bytes(range(256)) * 5000)
     (tmp_path / "model_index.json").write_text("{}")
     expected = hashlib.sha256()
-    for f in (tmp_path / "model_index.json", weights):
-        expected.update(str(f.relative_to(tmp_path)).encode())
-        expected.update(hashlib.sha256(f.read_bytes()).digest())
+    for f in (tmp_path / "model_index.json", weights):  # each file's name and the sha256 of its contents
+        expected.update(f"{f.relative_to(tmp_path)}\0{hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
 
     def whole(self):
         raise AssertionError(f"{self} read whole")

@@ -16,6 +16,7 @@ from gendistill import pipeline_memory as pm
 from gendistill.plan import build_plan, sampling_problems_here
 
 GIB = 2**30
+UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
 SDXL_INDEX = {
     "_class_name": "StableDiffusionXLPipeline",
     "unet": ["diffusers", "UNet2DConditionModel"],
@@ -199,3 +200,44 @@ def test_load_refuses_before_from_pretrained(tmp_path, monkeypatch):
     need, bf16 = (pm.estimate(root, dtype, 0, 0).total / GIB for dtype in ("float32", "bfloat16"))
     assert f"needs about {need:.1f} GiB" in msg and "4.0 GiB are MemAvailable" in msg, msg
     assert f"bfloat16 (about {bf16:.1f} GiB)" in msg, msg
+
+
+def test_fixes_follow_the_estimate_for_float32_weights(tmp_path):
+    """Issue 31, item 5: weights stored in float32 (a 7 B UNet, 26 GiB). Loaded in bfloat16 the float32 file is read
+    while it is converted, so bfloat16 alone is estimated above float32 and was the only dtype fix considered: the
+    plan offered nothing but more memory. The fixes follow the estimate: bfloat16 alone is not offered, bfloat16 with
+    the weights saved in bfloat16 is (no file to convert), the tiny decoder and batch size 1 where the activations
+    are large, and all of them together, each with its figure; a bfloat16 run on the float32 files is offered the
+    weights saved in bfloat16."""
+    root = fake_sdxl(tmp_path / "m", 7_000_000_000, dtype="F32")
+    have = (20 * GIB, "MemAvailable")
+    f32, bf16 = pm.estimate(root, "float32", 512, 8), pm.estimate(root, "bfloat16", 512, 8)
+    assert bf16.total > f32.total and bf16.converted == (root / UNET_FILE).stat().st_size and f32.converted == 0
+    gen = {"dtype": "auto", "resolution": 512, "batch_size": "auto", "guidance_scale": 0.0}
+    msg = pm.memory_problem(root, "m", gen, "cpu", have)
+    saved = pm.stored_in_load_dtype(bf16)
+    tiny = pm.estimate(root, "float32", 512, 8, decoder="tiny")
+    together = pm.stored_in_load_dtype(pm.estimate(root, "bfloat16", 512, 1, decoder="tiny"))
+    assert "generation.dtype: bfloat16 (" not in msg, msg
+    assert "generation.dtype: bfloat16 with the weights saved in bfloat16 (once, " in msg, msg
+    assert f"(about {saved.total / GIB:.1f} GiB)" in msg, msg
+    assert f"generation.decoder: tiny (with generation.tiny_decoder) (about {tiny.total / GIB:.1f} GiB)" in msg, msg
+    assert f"all of these together (about {together.total / GIB:.1f} GiB, fits)" in msg, msg
+    assert together.total < min(saved.total, tiny.total)
+    small = pm.memory_problem(root, "m", {**gen, "dtype": "bfloat16", "resolution": 32}, "cpu", have)
+    assert small.split("Fix: ")[1].startswith("the weights saved in bfloat16 (once, "), small
+    assert "fits" in small and "batch_size" not in small and "decoder: tiny" not in small  # they would not lower it
+
+
+def test_the_load_offers_the_fixes_that_lower_its_estimate(tmp_path, monkeypatch):
+    """The sampler's own check (a GPU, a SLURM node) offers the same fixes, from the load's estimate."""
+    from gendistill.sampling import pipeline
+
+    monkeypatch.setattr(pipeline, "available_bytes", lambda: (20 * GIB, "MemAvailable"))
+    root = fake_sdxl(tmp_path / "m", 7_000_000_000, dtype="F32")
+    with pytest.raises(pipeline.DeviceMemoryError) as e:
+        pipeline.load_pipeline(str(root), None, "cpu", pipeline.torch.float32)
+    msg = str(e.value)
+    saved = pm.stored_in_load_dtype(pm.estimate(root, "bfloat16", 0, 0))
+    assert "generation.dtype: bfloat16 (" not in msg and "batch_size" not in msg, msg
+    assert "bfloat16 with the weights saved in bfloat16 (once, " in msg and f"{saved.total / GIB:.1f} GiB, fits" in msg

@@ -274,3 +274,98 @@ def test_full_data_seeds_can_be_fewer_and_hlr_takes_their_mean():
 
     df = rows_frame([m("distilled", 0, 0.5), m("distilled", 1, 0.6), m("full", 0, 0.9), m("full", 1, 0.8)][:3])
     assert list(df.loc[df["set"] == "distilled", "hlr"]) == pytest.approx([0.4, 0.3])  # seed 1: the full mean 0.9
+
+
+# --- the options that reproduce the sources: full-data figure and recipe, hard runs, lr search, teacher recipe
+
+
+def test_a_given_full_data_accuracy_replaces_the_run_and_feeds_hlr():
+    from gendistill.evaluation.table import rows_frame
+
+    cfg = plain_cfg({"evaluation": {"baselines": {"full": False, "full_accuracy": 0.9}}})
+    assert [r.key for r in eval_runs(cfg, has_real_data=True)] == ["distilled", "random_subset"]
+    row = {"model_label": "ConvNet-D3", "n_train": 1, "n_test": 1, "recipe": {"epochs": 1}, "train_seconds": 0.0}
+    df = rows_frame([{**row, "set": "distilled", "seed": 0, "accuracy": 0.6, "chance": 0.1}], None, {}, 0.9)
+    assert list(df["hlr"]) == pytest.approx([0.3])
+    both = plain_cfg({"evaluation": {"baselines": {"full": True, "full_accuracy": 0.9}}})
+    assert "baselines.full_accuracy" in " ".join(evaluation_problems(both, has_real_data=True))
+    # under dd_ranking_soft on ImageNet-1k the preset gives DD-Ranking's figure; asking for the run replaces it
+    ctx = Context("imagenet", 224, 10, 1000)
+    cfg, rec = resolved({"evaluation": {"protocol": "dd_ranking_soft"}}, ctx)
+    assert (cfg["evaluation"]["baselines"]["full"], cfg["evaluation"]["baselines"]["full_accuracy"]) == (False, 0.565)
+    cfg, rec = resolved({"evaluation": {"protocol": "dd_ranking_soft", "baselines": {"full": True}}}, ctx)
+    assert cfg["evaluation"]["baselines"]["full_accuracy"] is None and not evaluation_problems(cfg, True)
+    cfg, _ = resolved({"evaluation": {"protocol": "dd_ranking_hard", "baselines": {"full_accuracy": 0.8}}})
+    assert cfg["evaluation"]["baselines"]["full"] is False and not evaluation_problems(cfg, True)
+
+
+def test_the_full_data_run_takes_its_own_recipe_keys():
+    cfg = plain_cfg(
+        {
+            "evaluation": {
+                "step_epoch": 100,
+                "epochs": 300,
+                "baselines": {"full": True, "full_epochs": 50, "full_recipe": {"lr": 0.05, "train_augment": False}},
+            }
+        }
+    )
+    full, dist = recipe(cfg, parse_key("full", cfg)), recipe(cfg, parse_key("distilled", cfg))
+    assert (full["epochs"], full["lr"], full["train_augment"], "step_epoch" in full) == (50, 0.05, False, False)
+    assert (dist["epochs"], dist["lr"], dist["train_augment"], dist["step_epoch"]) == (300, 0.01, True, 100)
+    cfg, _ = resolved({"evaluation": {"protocol": "dd_ranking_hard"}}, Context("cifar10", 32, 10, 10))
+    full = recipe(cfg, parse_key("full", cfg))
+    assert {k: full[k] for k in ("epochs", "batch_size", "train_augment", "schedule", "step_epoch")} == {
+        "epochs": 1000,
+        "batch_size": 256,
+        "train_augment": False,
+        "schedule": "step_every",
+        "step_epoch": 100,
+    }
+
+
+def test_hard_label_runs_without_mixing_and_the_lr_search_only_where_asked():
+    cfg, _ = resolved({"evaluation": {"protocol": "dd_ranking_soft"}})
+    kd, hard = recipe(cfg, parse_key("distilled", cfg)), recipe(cfg, parse_key("distilled.hard", cfg))
+    assert kd["mix"] == "mixup" and "mix" not in hard and "mix_beta" not in hard
+    assert "lr_search" not in kd and "lr_search" not in hard  # the fixed lr by default
+    cfg, _ = resolved({"evaluation": {"protocol": "dd_ranking_soft", "lr_search": {"activate": True}}})
+    runs = {r.key: recipe(cfg, r) for r in eval_runs(cfg, has_real_data=True)}
+    assert {k for k, r in runs.items() if "lr_search" in r} == {
+        "distilled",
+        "random_subset",
+        "distilled.hard",
+        "random_subset.hard",
+    }
+    assert runs["distilled.hard"]["lr_search"] == [0.001, 0.005, 0.01, 0.05, 0.1] and "lr_search" not in runs["full"]
+    plain = plain_cfg({"evaluation": {"mix": "cutmix"}})
+    assert recipe(plain, parse_key("distilled", plain))["mix"] == "cutmix"  # mix_hard_labels true by default
+
+
+def test_test_resize_and_eval_after_enter_the_recipe_and_are_checked():
+    cfg = plain_cfg({"evaluation": {"test_resize": 40, "accuracy": "best_during_training", "eval_after": 0.8}})
+    r = recipe(cfg, parse_key("distilled", cfg))
+    assert (r["test_resize"], r["eval_after"]) == (40, 0.8)
+    full = recipe(cfg, parse_key("full", cfg))
+    assert "eval_after" not in full and full["test_resize"] == 40
+    assert "test_resize" not in recipe(plain_cfg(), parse_key("distilled", plain_cfg()))  # default: params unchanged
+    small = plain_cfg({"evaluation": {"test_resize": 24}})
+    assert "test_resize: 24 is below the evaluation's 32 px" in " ".join(evaluation_problems(small, True, 32))
+
+
+def test_the_teacher_recipe_names_a_published_one():
+    cfg = plain_cfg({"evaluation": {"baselines": {"full_epochs": 3}}})
+    assert teacher_recipe(cfg)["optimizer"] == "sgd" and teacher_recipe(cfg)["epochs"] == 3  # field: unchanged
+    cfg, _ = resolved({"evaluation": {"protocol": "rded"}}, Context("imagenet", 224, 10, 1000))
+    tv = teacher_recipe(cfg, 224)
+    assert cfg["teacher"]["recipe"] == "torchvision"
+    assert (tv["lr"], tv["schedule"], tv["step_epoch"], tv["epochs"], tv["test_resize"]) == (
+        0.1,
+        "step_every",
+        30,
+        90,
+        256,
+    )
+    cfg, _ = resolved({"evaluation": {"protocol": "rded"}, "teacher": {"epochs": 5}})
+    sre2l = teacher_recipe(cfg, 32)
+    assert cfg["teacher"]["recipe"] == "sre2l_cifar" and (sre2l["epochs"], sre2l["batch_size"]) == (5, 128)
+    assert "test_resize" not in sre2l

@@ -4,6 +4,10 @@ must be what decides the pixels" about the key, each with a warm sampler in use 
 1. a hub id whose cache moved to a new snapshot is served from the new snapshot, and records say which
 2. an edit outside sampling/ (the PNG encoder in imageio.py) is never served stale
 3. a module edited while the sampler loads is not recorded under the clean tree's hash
+
+and of issue 31's item 3: with `generation.server: false` a stale .pyc (its source edited with size and mtime kept)
+ran while the edited file's hash was recorded, and the two modes recorded different module sets, so their code
+hashes could not be compared.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ def pixels(out) -> np.ndarray:
     return np.stack([np.asarray(Image.open(io.BytesIO(p.read_bytes()))) for p in sorted(out.glob("*.png"))])
 
 
-def run_job(load: dict, out, src=REPO / "src", env: dict | None = None, cls: dict = CLS) -> subprocess.CompletedProcess:
+def run_job(
+    load: dict, out, src=REPO / "src", env: dict | None = None, cls: dict = CLS, runtime: dict | None = None
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        client_cmd(load, cls, out, {"idle": 60}, src=src),
+        client_cmd(load, cls, out, runtime or {"idle": 60}, src=src),
         capture_output=True,
         text=True,
         timeout=300,
@@ -203,7 +209,42 @@ def test_a_module_edited_while_the_sampler_loads_is_not_recorded_under_the_old_h
     on_disk = tree_files(src / "gendistill")
     assert files.get("gendistill/families/sdxl.py") == on_disk["gendistill/families/sdxl.py"]
     assert {f: on_disk[f] for f in files} == files  # every module recorded is the code as it ran
-    assert read_meta(tmp_path / "out")["code_hash"] == digest(files)
+    assert read_meta(tmp_path / "out")["code_hash"] == digest(on_disk)  # the package it was checked against
+
+
+# ---- 4. generation.server: false records the code that ran, under the hash a sampler records -----------------------
+
+
+def test_in_process_jobs_compile_what_they_record_and_both_modes_record_one_hash(load, tmp_path):
+    """The same class sampled by a sampler and in-process (`server: false`) records the same code hash: the
+    package's, which each checked the modules it imported against. Then imageio.py is edited to invert the pixels,
+    keeping its size and mtime, beside a .pyc of the unedited file (what `cp -p`, `tar x`, `touch -d` or two edits
+    within a second leave): the in-process job runs the edit it records, not the stale .pyc, which Python trusts by
+    the source's size and mtime. (It imported normally and hashed the files afterwards: the old pixels under the
+    new file's hash.)"""
+    import compileall
+
+    src = copy_src(tmp_path)
+    in_process = {"idle": 60, "server": False}
+    run_job(load, tmp_path / "server", src)
+    run_job(load, tmp_path / "a", src, runtime=in_process)
+    served, a = read_meta(tmp_path / "server"), read_meta(tmp_path / "a")
+    assert a["code_hash"] == served["code_hash"] == digest(tree_files(src / "gendistill"))
+    assert a["server_pid"] is None and "gendistill/sampling/server.py" not in a["code_files"]
+    assert np.array_equal(pixels(tmp_path / "a"), pixels(tmp_path / "server"))
+
+    assert compileall.compile_dir(src, quiet=1)
+    imageio = src / "gendistill" / "imageio.py"
+    text, st = imageio.read_text(), imageio.stat()
+    edited = text.replace("ascontiguousarray(img)", "ascontiguousarray(~img)").replace("Deterministic", "Determinstic")
+    assert edited != text and len(edited) == len(text)
+    imageio.write_text(edited)
+    os.utime(imageio, ns=(st.st_atime_ns, st.st_mtime_ns))
+    run_job(load, tmp_path / "b", src, runtime=in_process)
+    b = read_meta(tmp_path / "b")
+    assert np.array_equal(pixels(tmp_path / "b"), 255 - pixels(tmp_path / "a"))
+    assert b["code_files"]["gendistill/imageio.py"] == hashlib.sha256(imageio.read_bytes()).hexdigest()
+    assert b["code_hash"] == digest(tree_files(src / "gendistill")) != a["code_hash"]
 
 
 @pytest.fixture

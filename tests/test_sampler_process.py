@@ -141,14 +141,14 @@ def test_stop_is_answered_at_once_and_drops_the_running_request(load, tmp_path):
 def test_records_name_the_code_and_batch_size(load, tmp_path):
     """records.json names every module of the package the sampler had imported when it answered (the image
     encoder, the seeds, the generator builder too, not only sampling/), each with the sha256 of the bytes
-    imported, and their hash."""
+    imported, and the hash of the package they were checked against (the sampler's key)."""
     from gendistill.sampling.code import digest, tree_files
 
     assert client.run(load, {**CLS, "n_generated": 3}, GEN, 16, str(tmp_path / "o"), {"batch_size": 2}) == 0
     meta = read_meta(tmp_path / "o")
     files = meta["code_files"]
-    assert meta["code_hash"] == digest(files) and meta["batch_size_effective"] == 2 and meta["batch_sizes"] == [2]
     on_disk = tree_files()
+    assert meta["code_hash"] == digest(on_disk) and meta["batch_size_effective"] == 2 and meta["batch_sizes"] == [2]
     assert {f: on_disk[f] for f in files} == files
     for module in ("imageio", "seeds", "cli", "sampling/server", "families/sdxl", "sampling/generate"):
         assert f"gendistill/{module}.py" in files, sorted(files)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -134,6 +135,56 @@ def test_a_killed_sampler_fails_only_its_slots_class_and_a_rerun_completes_it(lo
     meta = read_meta(tmp_path / lost["id"])
     assert rerun.returncode == 0 and meta["slot"]["index"] == 0 and meta["started_sampler"], err
     assert meta["server_pid"] != victim
+
+
+def test_a_job_waiting_behind_hung_slot_holders_fails_naming_them(load, tmp_path, private_runtime):
+    """Issue 31, item 6: every slot held by a job that shows no progress (hung for good): a sample job waits twice
+    its server_timeout, then fails naming them, instead of waiting forever; nothing is written."""
+    from gendistill.sampling.slots import slot_lock_path
+
+    private_runtime.mkdir(mode=0o700, exist_ok=True)
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+        "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid()); print('held', flush=True); "
+        "time.sleep(600)"
+    )
+    holders = []
+    try:
+        for slot in resolve_slots([0, 1], []):
+            holders.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", code, str(slot_lock_path(private_runtime, slot))],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            assert holders[-1].stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            client_cmd(load, CLS, tmp_path / "out", {**TWO, "server_timeout": 1}), capture_output=True, text=True
+        )
+        assert proc.returncode == 1 and 2 <= time.monotonic() - t0 < 60, proc.stdout + proc.stderr
+        assert "no holder has shown progress for 2s" in proc.stderr, proc.stderr
+        for h in holders:
+            assert f"by pid {h.pid} (state S)" in proc.stderr, proc.stderr
+        assert not (tmp_path / "out").exists()
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+
+
+@pytest.mark.workflow
+def test_a_dry_run_says_when_resources_leave_slots_idle(tmp_path):
+    """Issue 31, item 6: `generation.gpus: [0, 1]` with `--resources gpu=1` sampled one class at a time on slot 0,
+    slot 1 idle without a word. `snakemake -n` says so, and with `--resources gpu=2` says nothing."""
+    two = deep_update(TINY_CONFIG, {"generation": {"gpus": [0, 1]}})
+    one = run_snakemake(tmp_path / "a", two, "-n")  # run_snakemake passes --resources gpu=1
+    assert "but --resources gpu=1 lets Snakemake run 1 sample job(s) at once, so slot(s) 1 (GPU 1) stay idle" in (
+        one.stderr
+    ), one.stderr[-3000:]
+    both = run_snakemake(tmp_path / "b", two, "-n", "--resources", "gpu=2")
+    assert "stay idle" not in both.stderr + both.stdout
 
 
 def test_two_slots_give_the_same_packaged_bytes_as_one_and_rerun_nothing(tiny_run, tmp_path):

@@ -419,6 +419,29 @@ def test_a_stopped_sampler_is_detected_and_sampler_stop_kills_it(load, tmp_path)
             pass
 
 
+def test_a_killed_samplers_log_is_emptied_not_appended_to_by_the_next_sampler(load, tmp_path):
+    """Issue 31, item 6: a sampler removes its log (which names the classes it served) when it exits, but a killed
+    one cannot; the next sampler of its key appended to it, keeping the killed one's classes for as long as the
+    key lived on. It starts its log afresh."""
+    secret = {**CLS, "index": 7, "id": "007_secret_class", "name": "secret class"}
+    log = sampler_paths(load, {})["log"]
+
+    def job(cls, out) -> int:
+        proc = subprocess.run(client_cmd(load, cls, tmp_path / out, {"idle": 60}), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return read_meta(tmp_path / out)["server_pid"]
+
+    killed = job(secret, "a")
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.time() + 10
+    while not pid_gone(killed) and time.time() < deadline:
+        time.sleep(0.1)
+    assert "007_secret_class" in log.read_text()  # left behind by the killed sampler
+    pid = job(CLS, "b")
+    text = log.read_text()
+    assert f"pid {pid}" in text and "003_cat" in text and "007_secret_class" not in text, text
+
+
 def test_stale_socket_of_a_dead_sampler_is_replaced(load):
     p = sampler_paths(load, {})
     s = socket.socket(socket.AF_UNIX)

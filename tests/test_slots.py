@@ -103,8 +103,8 @@ def test_jobs_take_free_slots_and_wait_for_one_saying_for_whom(tmp_path):
     assert got == [0] and lines[-1].startswith("waited ")
 
 
-def take_and_release(slots, directory, lines):
-    with SlotHold(slots, directory, say=lambda line, **_: lines.append(line)) as slot:
+def take_and_release(slots, directory, lines, timeout=None):
+    with SlotHold(slots, directory, say=lambda line, **_: lines.append(line), timeout=timeout) as slot:
         return slot.index
 
 
@@ -175,6 +175,71 @@ def test_a_stopped_jobs_slot_is_used_beside_it_after_a_grace(tmp_path):
             h.kill()
             h.send_signal(signal.SIGCONT)
             h.wait()
+
+
+def test_a_wait_ends_naming_holders_that_show_no_progress_and_goes_on_while_they_do(tmp_path):
+    """Issue 31, item 6: a slot wait had no deadline, so a holder that hangs for good held up every other job. A
+    holder shows progress (SlotHold.beat: every message from its sampler) through its lock file's mtime; a job that
+    waits gives up, naming the holders, once none has shown any for its deadline, and waits on while one does."""
+    two = resolve_slots([0, 1], [])
+    holders = [hold_in_a_process(slot_lock_path(tmp_path, s)) for s in two]
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(slots_mod.SlotWaitTimeout) as e:
+            with SlotHold(two, tmp_path, say=lambda *a, **k: None, timeout=1.0):
+                pass
+        assert 1.0 <= time.monotonic() - t0 < 5
+        msg = str(e.value)
+        for h, slot in zip(holders, two):
+            assert f"slot {slot.index} (GPU {slot.gpu}) by pid {h.pid} (state S), no progress for" in msg, msg
+        assert "kill <pid>" in msg and "server_timeout_seconds" in msg
+        stop = threading.Event()
+
+        def beating(path):  # a holder whose sampler answers: its lock file touched every 0.2 s
+            while not stop.wait(0.2):
+                os.utime(path)
+
+        beat = threading.Thread(target=beating, args=(slot_lock_path(tmp_path, two[1]),))
+        beat.start()
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(take_and_release(two, tmp_path, [], timeout=1.0)))
+        waiter.start()
+        time.sleep(2.5)
+        assert not got and waiter.is_alive()  # it waits while slot 1's holder shows progress
+        holders[1].kill()
+        holders[1].wait()
+        waiter.join(10)
+        assert got == [1]
+    finally:
+        stop.set()
+        for h in holders:
+            h.kill()
+            h.wait()
+
+
+def test_a_holder_beats_through_its_lock_file(tmp_path):
+    two = resolve_slots([0, 1], [])
+    hold = SlotHold(two, tmp_path)
+    with hold as slot:
+        path = slot_lock_path(tmp_path, slot)
+        os.utime(path, (1, 1))
+        hold.beat()
+        assert time.time() - path.stat().st_mtime < 5
+        os.utime(path, (1, 1))
+        hold.beat()  # at most once a second (BEAT_S)
+        assert path.stat().st_mtime == 1
+
+
+def test_fewer_jobs_at_once_than_slots_is_said():
+    """Issue 31, item 6: `gpus: [0, 1]` with `--resources gpu=1` ran one class at a time on slot 0, with slot 1
+    idle and nothing said."""
+    two = resolve_slots([0, 1], [])
+    note = slots_mod.idle_slots_note(two, 1, 8)
+    assert note.startswith("generation.gpus gives 2 GPU slots, but --resources gpu=1 lets Snakemake run 1 sample")
+    assert "slot(s) 1 (GPU 1) stay idle" in note and "Fix: --resources gpu=2" in note
+    assert "--cores 1 lets" in slots_mod.idle_slots_note(two, 4, 1)
+    assert slots_mod.idle_slots_note(two, 2, 2) is None and slots_mod.idle_slots_note(two, None, 4) is None
+    assert slots_mod.idle_slots_note(resolve_slots("auto", []), 1, 1) is None  # one slot: nothing idles
 
 
 def test_an_out_of_memory_gpu_is_reported_with_the_fix_and_other_errors_are_not():

@@ -313,3 +313,20 @@ def test_teacher_ablation_plans_its_rows_and_reuses_the_runs_jobs(tiny_run, tmp_
     assert counts["ablation/teacher/select"] == 9 and counts["ablation_teacher_package"] == 3
     # 3 selected sets + the paper's set soft + the real subset soft + full data (not a baseline of this run)
     assert counts["ablation/evaluate"] == 6 and counts["teacher_ablation_table"] == 1
+
+
+def test_a_trained_teacher_is_set_beside_the_published_one_and_warned_when_far_below(caplog):
+    import logging
+
+    from gendistill.teacher.classifier import published_comparison
+
+    with caplog.at_level(logging.WARNING, logger="gendistill.teacher"):
+        ok = published_comparison("cifar100", "resnet18", 32, 0.70, all_classes=True)
+        assert not caplog.records
+        low = published_comparison("cifar100", "resnet18", 32, 0.40, all_classes=True)
+    assert ok == {"accuracy": 0.7227, "source": low["source"], "comparable": True, "far_below": False}
+    assert low["far_below"] and "RDED" in low["source"]
+    assert "32.3 points below the 0.7227" in caplog.text and "teacher.checkpoint" in caplog.text
+    subset = published_comparison("imagenet", "resnet18", 224, 0.10, all_classes=False)  # 10 of 1,000 classes
+    assert subset["accuracy"] == 0.69758 and not subset["comparable"] and not subset["far_below"]
+    assert published_comparison("digits", "convnet", 32, 0.5, all_classes=True) is None

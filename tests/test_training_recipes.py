@@ -158,3 +158,92 @@ def test_best_during_training_is_labelled_and_keeps_the_final_accuracy():
     assert res["accuracy"] == max(h[1] for h in history)
     plain = fit_and_test(source(), source(12, seed=1), 4, "convnet", 0, {**RECIPE, "epochs": 4})
     assert plain["accuracy_kind"] == "final" and plain["accuracy"] == res["final_accuracy"]
+
+
+def test_step_every_steps_every_period_as_torchs_steplr():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)
+    for e in range(90):
+        assert lr_at(e, 90, 0.1, "step_every", 30) == pytest.approx(opt.param_groups[0]["lr"]), e
+        opt.step()
+        sched.step()
+    assert lr_at(5, 10, 0.1, "step_every") == pytest.approx(0.01)  # no step_epoch: every half of the epochs
+
+
+def rded_tested_epochs(epochs: int, every: int, after: float) -> list[int]:
+    """The epochs (counted after training them) RDED's validation/main.py tests at: 0-based epoch e with
+    (e % every == every - 1 or e == E - 1) and e > after x E."""
+    return [e + 1 for e in range(epochs) if (e % every == every - 1 or e == epochs - 1) and e > epochs * after]
+
+
+@pytest.mark.parametrize(("epochs", "every", "after"), [(20, 2, 0.5), (30, 10, 0.8), (12, 3, 0.0)])
+def test_best_during_training_tests_after_eval_after_as_rded(epochs, every, after):
+    recipe = {**RECIPE, "epochs": epochs, "accuracy": "best_during_training", "eval_every": every, "eval_after": after}
+    res = fit_and_test(source(8), source(8, seed=1), 4, "convnet", 0, {**recipe, "batch_size": 8})
+    assert [h[0] for h in res["test_accuracy_history"]] == rded_tested_epochs(epochs, every, after)
+    assert rded_tested_epochs(300, 10, 0.8) == list(range(250, 301, 10))  # RDED's 300 epochs: 250, ..., 300
+
+
+def test_test_resize_reads_the_short_side_then_the_centre_as_torchvision():
+    import numpy as np
+    from PIL import Image
+    from torch.nn import functional as F
+    from torchvision.transforms import CenterCrop, Resize
+
+    x = batch(2, 64)
+    y = torch.zeros(2, dtype=torch.long)
+    got = next(TensorSource(x, y, 64, resize=72).batches(torch.arange(2), 2))[0]
+    up = F.interpolate(x, size=(72, 72), mode="bilinear", antialias=True, align_corners=False)
+    torch.testing.assert_close(got, up[..., 4:68, 4:68])
+    assert torch.equal(next(TensorSource(x, y, 64).batches(torch.arange(2), 2))[0], x)  # no resize at its size
+    # image files keep their aspect ratio: the short side, then the centre square (PIL's bicubic)
+    from gendistill.datasets.images import resize_crop
+
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 90, 3), dtype=np.uint8))
+    for size, short in ((32, None), (32, 40)):
+        out = resize_crop(im, size, short)
+        ref = CenterCrop(size)(Resize(short or size, interpolation=Image.Resampling.BICUBIC)(im))
+        assert out.size == (size, size) == ref.size
+        assert np.abs(np.asarray(out, dtype=int) - np.asarray(ref, dtype=int)).max() <= 1  # rounding of the filter
+
+
+def test_the_lr_search_keeps_the_best_on_the_test_set_and_says_so():
+    from gendistill.evaluate import search_lr
+
+    accs = {0.001: 0.5, 0.01: 0.7, 0.1: 0.7}
+    res = search_lr(
+        lambda r: {"accuracy": accs[r["lr"]], "accuracy_kind": "final", "lr": r["lr"]}, {"lr_search": [*accs]}
+    )
+    assert res["lr"] == 0.01 and res["accuracy"] == 0.7  # a tie keeps the first, as DD-Ranking's strict >
+    assert res["accuracy_kind"] == "final, lr selected on test"
+    assert res["lr_search"]["accuracy_by_lr"] == {"0.001": 0.5, "0.01": 0.7, "0.1": 0.7}
+
+
+def test_an_evaluation_job_searches_its_lr_and_reads_its_test_set_at_test_resize(monkeypatch):
+    import inspect
+
+    from gendistill import evaluate
+    from gendistill.config import load_and_validate
+
+    reads = []
+    real = evaluate.real_source
+    signature = inspect.signature(real)
+
+    def recording(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        reads.append((bound.arguments["split"], bound.arguments["resize"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "real_source", recording)
+    dataset = load_and_validate({"dataset": {"name": "digits"}, "model": {"tiny": {"seed": 0}}})["dataset"]
+    recipe = {**RECIPE, "epochs": 1, "batch_size": 64, "lr_search": [0.001, 0.05], "test_resize": 40}
+    counts = {0: 5, 1: 5}
+    res = evaluate.run_job(evaluate.EvalSpec(
+        "random_subset", "convnet", 0, dataset=dataset, labels=[0, 1], num_classes=10, recipe=recipe,
+        per_class_counts=counts, max_test_images=60, resolution=32,
+    ))  # fmt: skip
+    assert reads == [("train", None), ("test", 40)]
+    by_lr = res["lr_search"]["accuracy_by_lr"]
+    assert set(by_lr) == {"0.001", "0.05"} and res["accuracy"] == max(by_lr.values())
+    assert res["accuracy_kind"].endswith("lr selected on test") and res["recipe"] == recipe

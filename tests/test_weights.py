@@ -65,6 +65,31 @@ def test_safetensors_header_check(tmp_path):
     assert "needs 48" in safetensors_problem(lying)
 
 
+def test_overlapping_or_gapped_data_offsets_are_refused_as_safetensors_refuses_them(tmp_path):
+    """Issue 31, item 4: a header whose tensors overlap (valid JSON, the right end offset, every tensor the right
+    length) passed the check and failed at load. safetensors reads tensors in the order of their offsets, each
+    starting where the previous one ends: an overlap or a gap is refused, by it and now by the check."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    def write(name, offsets):
+        header = {k: {"dtype": "F32", "shape": [(e - b) // 4], "data_offsets": [b, e]} for k, (b, e) in offsets.items()}
+        raw = json.dumps(header).encode()
+        f = tmp_path / f"{name}.safetensors"
+        f.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 16)
+        return f
+
+    good = write("good", {"a": (0, 8), "b": (8, 16)})
+    overlap = write("overlap", {"a": (0, 8), "b": (4, 12), "c": (12, 16)})
+    gap = write("gap", {"a": (0, 8), "b": (12, 16)})
+    assert safetensors_problem(good) is None and set(load_file(str(good))) == {"a", "b"}
+    assert "tensor 'b' has data_offsets [4, 12], which overlaps tensor 'a'" in safetensors_problem(overlap)
+    assert "tensor 'b' has data_offsets [12, 16], which leaves bytes 8-12 unused" in safetensors_problem(gap)
+    for f in (overlap, gap):
+        with pytest.raises(SafetensorError):
+            load_file(str(f))
+
+
 def test_variant_names_as_diffusers_reads_them():
     assert variant_of("diffusion_pytorch_model.safetensors") is None
     assert variant_of("diffusion_pytorch_model.fp16.safetensors") == "fp16"
@@ -115,10 +140,43 @@ def test_fp16_only_weights_without_a_variant_asked_for_are_refused_with_the_fix(
     assert "fp16.safetensors" in plan_error(deep_update(hub, {"generation": {"device": "cuda"}}))  # checked too
 
 
-def test_dry_run_refuses_a_truncated_model_before_any_job(model, tmp_path):
-    """The reproduction as run: `snakemake -n` with a truncated UNet stops with the file named."""
+def overlap_unet_offsets(model) -> None:
+    """Move the UNet's second tensor (in offset order) 4 bytes back: it overlaps the first and leaves a gap before
+    the third; valid JSON, every tensor the right length, the same end offset, the same file size."""
     weights = model / UNET
-    weights.write_bytes(weights.read_bytes()[:-1000])
+    data = weights.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    second = sorted((v["data_offsets"], k) for k, v in header.items() if k != "__metadata__")[1][1]
+    header[second]["data_offsets"] = [o - 4 for o in header[second]["data_offsets"]]
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    weights.write_bytes(data[:8] + raw.ljust(n) + data[8 + n :])  # padded with spaces to the header's length
+
+
+def test_overlapping_offsets_are_refused_at_plan_time_and_a_load_names_the_file(model):
+    """The plan refuses the UNet, naming the file; a load that gets past the plan (another process, `limits`
+    notwithstanding) fails naming the file and what is wrong with it, not only a tensor."""
+    import torch
+
+    from gendistill.sampling.pipeline import WeightsError, load_pipeline
+
+    overlap_unet_offsets(model)
+    msg = plan_error(local(model))
+    assert f"{UNET} tensor" in msg and "overlaps tensor" in msg and "Every sample job would fail" in msg, msg
+    with pytest.raises(WeightsError) as e:
+        load_pipeline(str(model), None, "cpu", torch.float32)
+    assert f"{model}/{UNET} tensor" in str(e.value) and "overlaps tensor" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overlaps"])
+def test_dry_run_refuses_a_damaged_model_before_any_job(model, tmp_path, damage):
+    """The reproductions as run: `snakemake -n` with a truncated UNet, or one whose tensors overlap (issue 31, item
+    4), stops with the file named."""
+    weights = model / UNET
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:-1000])
+    else:
+        overlap_unet_offsets(model)
     proc = run_snakemake(tmp_path / "wd", local(model), "-n", check=False, timeout=300)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and UNET in out and "truncated" in out, out[-3000:]
+    assert proc.returncode != 0 and UNET in out and damage in out, out[-3000:]

@@ -1,5 +1,5 @@
 """The one command line, `gendistill <subcommand>` (also `python -m gendistill`): the workflow's thin `shell:`
-jobs, the sampler process they start, and the tools people run (time budget, regenerate, sampler-stop).
+jobs, the sampler process they start, and the tools people run (time budget, regenerate, export, sampler-stop).
 
 Kept import-light: each subcommand imports what it needs when it runs, so `sample` in server mode and `augment`
 start without importing torch. The parsers are defined here, except time-budget's options, which live with their
@@ -40,6 +40,15 @@ def _sample(a) -> int:
 
 
 def _run_sample(request: str, out: str, runtime: str) -> int:
+    try:
+        in_process = json.loads(runtime).get("server", True) is False
+    except (ValueError, AttributeError):
+        in_process = False  # the job reports the bad runtime below
+    if in_process:  # generation.server: false samples here: compile the package from the bytes recorded (code.py)
+        from .sampling.code import exec_hooked, hooked
+
+        if not hooked():
+            exec_hooked(["sample", "--request", request, "--out", out, "--runtime", runtime])
     from .sampling.client import run
     from .sampling.request import SAMPLE_FIELDS, RequestFileError, read_request
 
@@ -115,6 +124,20 @@ def _regenerate(a) -> int:
     return main(a.run_dir, a.file)
 
 
+def _export(a) -> int:
+    from .distilled.export import ExportError, export
+
+    try:
+        rec = export(a.run_dir, a.format, a.out)
+    except (ExportError, FileExistsError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    for w in rec["warnings"]:
+        print(f"WARNING: {w}", file=sys.stderr)
+    print(f"{a.format}: {rec['n_images']} images of {rec['dataset']} written to {a.out}")
+    return 0
+
+
 def _sampler_serve(a) -> int:
     from .sampling.server import run_sampler
 
@@ -163,6 +186,24 @@ def _user_commands(sub, argparse) -> None:
     s.add_argument("run_dir", help="the run's directory, results/<run>")
     s.add_argument("file", help="the image's `file` column in dataset/manifest.csv, e.g. 003_cat/0001_0.png")
     s.set_defaults(fn=_regenerate)
+    s = sub.add_parser(
+        "export",
+        help="write a run's distilled set for the ECCV 2024 challenge, DD-Ranking or Hugging Face datasets",
+        description="Write a run's distilled set in the format another evaluator reads (docs/outputs.md): the "
+        "challenge's submission file, DD-Ranking's inputs, or a datasets folder. DIR is created whole or not at all.",
+    )
+    s.add_argument(
+        "run_dir", help="the run's directory, results/<run> (its dataset/distilled.pt, manifest, soft labels)"
+    )
+    s.add_argument(
+        "--format",
+        required=True,
+        choices=["challenge", "ddranking", "hf"],
+        help="challenge: <dataset>.pt for the challenge's evaluate.py; ddranking: images.pt, labels.pt (soft), "
+        "hard_labels.pt and images/ for DD-Ranking; hf: a datasets.load_from_disk folder",
+    )
+    s.add_argument("--out", required=True, help="the directory to create (an existing one is left as it is)")
+    s.set_defaults(fn=_export)
     s = sub.add_parser(
         "sampler-stop",
         help="stop your sampler processes now (kills one that does not answer in 10 s)",

@@ -141,6 +141,12 @@ def validate_schema(config: dict) -> dict:
     if errors:
         raise ConfigError([line for e in errors for line in _schema_messages(e)])
     _fill_defaults(cfg, schema)
+    # an object-or-null key set to an object gets its keys' defaults too (only this one: model.tiny and
+    # model.fitted keep their specs as written, which their models' directory names hash)
+    rg = cfg["generation"].get("real_guidance")
+    if isinstance(rg, dict):
+        props = schema["properties"]["generation"]["properties"]["real_guidance"]["properties"]
+        cfg["generation"]["real_guidance"] = {k: rg.get(k, p["default"]) for k, p in props.items()}
     return cfg
 
 

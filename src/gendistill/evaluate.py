@@ -22,7 +22,7 @@ from .evaluation.data import DeviceImages, FileSource
 from .evaluation.models import model_label
 from .evaluation.progress import EpochProgress
 from .evaluation.real import real_source, select_subset, test_subset
-from .evaluation.runs import REGIMES
+from .evaluation.runs import FILE_SETS, REGIMES
 from .evaluation.runtime import Runtime
 from .evaluation.train import fit_and_test
 from .imageio import sha256_file
@@ -47,7 +47,7 @@ class EvalSpec:
     per_class_counts: dict[int, int] | None = None  # a random real subset: label -> images
     max_test_images: int | None = None
     resolution: int | None = None
-    distilled_path: str | None = None
+    distilled_path: str | None = None  # the file of a packaged set (runs.FILE_SETS)
     device: str = "cpu"
     workers: int = 0  # DataLoader workers per process (image files)
     label_regime: str = "hard"
@@ -104,14 +104,18 @@ def training_set(spec: EvalSpec, device: str) -> TrainingSet:
     adapter = get_adapter(spec.dataset)
     resolution = spec.resolution or adapter.image_size
     kd = spec.kd if spec.label_regime != "hard" else None
-    if spec.set_name == "distilled":
+    if spec.set_name in FILE_SETS:  # the distilled set, or a selection baseline's set in its format
         d = load_distilled(spec.distilled_path)
         source = DeviceImages(d["images_uint8"], d["labels"], d["mean"], d["std"], resolution, device=device)
         out = TrainingSet(source, list(d["mean"]), list(d["std"]), resolution, kd)
-        if spec.label_regime == "soft":
+        if spec.label_regime == "soft" and spec.set_name == "distilled":
             s = load_aligned(spec.soft_labels_path, d, spec.distilled_path)
             out.soft, out.teacher_sha = s["logits"], s["teacher_sha256"]
             out.kd = {**kd, "temperature": s["temperature"]}
+        elif spec.label_regime == "soft":  # a baseline's images: the teacher labels them here, as a real subset's
+            out.soft, _ = logits_and_features(_teacher(spec.teacher_path, resolution), source, device)
+            out.soft = out.soft.cpu()
+            out.teacher_sha = sha256_file(spec.teacher_path)
     else:
         select = None
         if spec.set_name == "random_subset":

@@ -45,7 +45,7 @@ class RunLayout:
         return "/".join((str(self.root), *parts))
 
     # prompts -> sampling [-> teacher -> selection] -> augmentation -> packaging [-> soft labels] -> evaluation
-    # -> results and report; beside them class recognition and the ablations
+    # (and the selection baselines') -> results and report; beside them class recognition, fidelity and the ablations
     @property
     def prompts(self) -> str:
         return self._at("prompts.csv")
@@ -55,6 +55,10 @@ class RunLayout:
     @property
     def requests(self) -> str:
         return self._at(".requests")
+
+    def prototypes(self, cls: str = "{cls}") -> str:
+        """A class's real training latents, clustered (generation.init: prototypes, real_guidance)."""
+        return self._at("prototypes", f"{cls}.pt")
 
     def generated(self, cls: str = "{cls}") -> str:
         """A class's sampled images (its candidates, with selection)."""
@@ -111,6 +115,14 @@ class RunLayout:
 
     def kd_cache_record(self, set: str = "{set}", images: str = "{images}") -> str:
         return self._at("eval", "kd_cache", set, f"{images}.json")
+
+    # The selection baselines (evaluation.baselines: kmeans_real, rded): the set the teacher picks, in
+    # distilled.pt's format, and what was picked (source images or crops, with their scores)
+    def baseline_set(self, baseline: str = "{baseline}") -> str:
+        return self._at("baselines", baseline, "set.pt")
+
+    def baseline_picks(self, baseline: str = "{baseline}") -> str:
+        return self._at("baselines", baseline, "picks.csv")
 
     # Class recognition: the classifier trained on the real training split, and its record
     @property
@@ -179,6 +191,11 @@ class RunLayout:
     @property
     def recognition(self) -> str:
         return self.results("recognition.csv")
+
+    @property
+    def fidelity(self) -> str:
+        """Precision, recall, density, coverage and Frechet distance of every evaluated set, one row per set."""
+        return self.results("fidelity.csv")
 
     @property
     def ablation(self) -> str:

@@ -24,7 +24,7 @@ sampler's peak resident memory beside this estimate).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .weights import DTYPE_BYTES, HeaderError, chosen_weight_files, read_safetensors_header
@@ -50,6 +50,7 @@ class MemoryEstimate:
     components: dict[str, int] = field(default_factory=dict)  # weights per component, in its load dtype
     activations: int = 0
     overhead: int = 0
+    converted: int = 0  # of the overhead: the largest component's files stored in another dtype (the load's transient)
 
     @property
     def weights(self) -> int:
@@ -179,7 +180,21 @@ def estimate(
         largest_files = max(largest_files, files)
     est.activations = activation_bytes(root, resolution, batch, dtype, guidance, decoder)
     est.overhead = FIXED_OVERHEAD + largest_files
+    est.converted = largest_files
     return est
+
+
+def stored_in_load_dtype(est: MemoryEstimate) -> MemoryEstimate:
+    """`est` with the weights stored in the dtype they are loaded in: no file to convert while loading."""
+    return replace(est, overhead=est.overhead - est.converted, converted=0)
+
+
+def saved_in(dtype: str) -> str:
+    """The fix that stores the weights in `dtype` once, so that loading them converts nothing."""
+    return (
+        f"the weights saved in {dtype} (once, where the memory is: DiffusionPipeline.from_pretrained(<dir>, "
+        f"dtype=torch.{dtype}).save_pretrained(<new dir>), then model.source: <new dir>)"
+    )
 
 
 def available_bytes() -> tuple[int, str] | None:
@@ -199,8 +214,25 @@ def available_bytes() -> tuple[int, str] | None:
     return found
 
 
-def _cgroup_room() -> int | None:
-    """memory.max - memory.current of this process's cgroup (v2), or None without a limit."""
+def total_bytes() -> tuple[int, str] | None:
+    """(bytes, where from) of memory this process could have with nothing else running: /proc/meminfo's MemTotal,
+    lowered by a cgroup limit when one is set; None where neither can be read."""
+    found = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                found = (int(line.split()[1]) * 1024, "MemTotal")
+    except (OSError, ValueError, IndexError):
+        pass
+    limit = _cgroup_room(used=False)
+    if limit is not None and (found is None or limit < found[0]):
+        found = (limit, "the cgroup's memory.max")
+    return found
+
+
+def _cgroup_room(used: bool = True) -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2; memory.max alone when not `used`), or None
+    without a limit."""
     try:
         rel = next(
             line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if line[:3] == "0::"
@@ -209,9 +241,41 @@ def _cgroup_room() -> int | None:
         raw = (base / "memory.max").read_text().strip()
         if raw == "max":
             return None
-        return int(raw) - int((base / "memory.current").read_text().strip())
+        return int(raw) - (int((base / "memory.current").read_text().strip()) if used else 0)
     except (OSError, ValueError, StopIteration):
         return None
+
+
+def alternatives(est: MemoryEstimate, build) -> dict[str, MemoryEstimate]:
+    """The settings that lower the estimate `est`, each with its own estimate; `build(dtype, batch, decoder)`
+    estimates the same pipeline with other settings (None where the decoder cannot be the tiny one). Each targets
+    a part of the estimate: the weights (bfloat16 for float32), the load's conversion of files stored in another
+    dtype (the weights saved in the load dtype), the activations (batch size 1, the tiny decoder's smaller maps);
+    then all of them together. Only those whose estimate is lower are kept: every fix offered follows the figure
+    (bfloat16 from float32 files alone may need more than float32: the float32 file is read while converted)."""
+    options: dict[str, tuple[MemoryEstimate, dict]] = {}
+    if est.converted:
+        options[saved_in(est.dtype)] = (stored_in_load_dtype(est), {"stored": True})
+    if est.dtype == "float32":
+        bf16 = build("bfloat16", est.batch, None)
+        options["generation.dtype: bfloat16"] = (bf16, {"dtype": "bfloat16"})
+        if bf16.converted:
+            both = {"dtype": "bfloat16", "stored": True}
+            options[f"generation.dtype: bfloat16 with {saved_in('bfloat16')}"] = (stored_in_load_dtype(bf16), both)
+    if est.batch > 1:
+        options["generation.batch_size: 1"] = (build(est.dtype, 1, None), {"batch": 1})
+    if (tiny := build(est.dtype, est.batch, "tiny")) is not None:
+        options["generation.decoder: tiny (with generation.tiny_decoder)"] = (tiny, {"decoder": "tiny"})
+    kept = {what: option for what, option in options.items() if option[0].total < est.total - 0.05 * GIB}
+    if len(kept) > 1:
+        change: dict = {}
+        for _, settings in kept.values():
+            change.update(settings)
+        least = build(change.get("dtype", est.dtype), change.get("batch", est.batch), change.get("decoder"))
+        least = stored_in_load_dtype(least) if change.get("stored") else least
+        if least.total < min(alt.total for alt, _ in kept.values()) - 0.05 * GIB:
+            kept["all of these together"] = (least, change)
+    return {what: alt for what, (alt, _) in kept.items()}
 
 
 def fixes(est: MemoryEstimate, alternatives: dict[str, MemoryEstimate], have: int) -> str:
@@ -252,17 +316,15 @@ def memory_problem(
     have, source = available
     if est.total <= have:
         return None
-    alternatives = {}
-    if dtype == "float32":
-        alternatives["generation.dtype: bfloat16"] = estimate(root, "bfloat16", res, batch, **settings)
-    if batch > 1:
-        alternatives["generation.batch_size: 1"] = estimate(root, dtype, res, 1, **settings)
-    if decoder != "tiny" and (root / "vae").is_dir():
-        tiny = estimate(root, dtype, res, batch, **{**settings, "decoder": "tiny"})
-        alternatives["generation.decoder: tiny (with generation.tiny_decoder)"] = tiny
+
+    def build(dtype_, batch_, decoder_):
+        if decoder_ == "tiny" and (decoder == "tiny" or not (root / "vae").is_dir()):
+            return None  # already the tiny decoder, or no VAE to replace
+        return estimate(root, dtype_, res, batch_, **{**settings, "decoder": decoder_ or decoder})
+
     where = "GPU memory free" if device == "cuda" else f"host memory available ({source})"
     return (
         f"model.source: {label} needs about {est.describe()} on the {device.upper() if device == 'cuda' else 'CPU'}, "
         f"but this machine has {have / GIB:.1f} GiB of {where}: the sampler would be killed by the kernel (or run "
-        f"out of memory) while loading or sampling. Fix: {fixes(est, alternatives, have)}."
+        f"out of memory) while loading or sampling. Fix: {fixes(est, alternatives(est, build), have)}."
     )

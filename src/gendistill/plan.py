@@ -8,6 +8,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,7 @@ from .datasets import DatasetError, get_adapter
 from .devices import gpu_visible
 from .evaluation.protocols import Context, apply_protocol
 from .evaluation.runs import (
+    FILE_SETS,
     EvalJob,
     EvalRun,
     eval_runs,
@@ -25,9 +27,11 @@ from .evaluation.runs import (
     kd_cached,
     label_regimes,
     parse_key,
+    rded_factor,
     recipe,
     record,
     seeds,
+    selection_baselines,
     uses_teacher,
 )
 from .families import BY_NAME, UnsupportedModel
@@ -35,8 +39,8 @@ from .families.facts import decoder_facts, generation_problems, model_facts, tin
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
 from .layout import ABLATION, RUN, TEACHER_ABLATION, RunLayout
 from .naming import class_ids
-from .pipeline_memory import available_bytes, memory_problem
-from .sampling.load_spec import load_spec
+from .pipeline_memory import available_bytes, memory_problem, total_bytes
+from .sampling.load_spec import load_spec, resolve
 
 # generation keys that decide pixels (recorded in the packaged dataset); the other keys are runtime knobs
 PIXEL_KEYS = (
@@ -84,6 +88,9 @@ class Plan:
     model_dir: str | None  # built model directory (tiny random-weight or fitted stand-in), else None
     model_source: str
     model_kind: str = "pretrained"  # "tiny" (random weights), "fitted" (stand-in fitted on the demo data), "pretrained"
+    family: str | None = None  # the generator's family, where the plan knows it (None: a hub model not yet cached)
+    # label -> (training images, fingerprint) of the run's classes, when generation reads real data
+    real_fingerprints: dict | None = None
     # evaluation.protocol as resolved: its name and the keys the config overrode (evaluation/protocols.py)
     evaluation_protocol: dict | None = None
 
@@ -98,15 +105,54 @@ class Plan:
     def by_id(self, cid: str) -> ClassPlan:
         return self._index[cid]
 
-    @property
+    @cached_property
     def load_spec(self) -> dict:
-        """What the sampler loads (it keys the sampler; a change reloads, never reruns jobs by itself)."""
-        return load_spec(self.cfg, self.model_source)
+        """What the sampler loads (the sample jobs' `load` param), its model resolved to the weights it names now:
+        a hub id's cached snapshot, a local directory's content hash (sampling.load_spec.resolve). So a replaced
+        model, or a hub cache moved to an updated snapshot, reruns every class; a directory the workflow builds is
+        an input of the sample rule instead."""
+        return resolve(load_spec(self.cfg, self.model_source), self.model_dir, self.file_hashes)
+
+    @property
+    def file_hashes(self) -> Path:
+        """The cache of the model files' content hashes (model_files.content_sha256), shared by the results
+        directory's runs."""
+        return Path(self.cfg["results_dir"]) / ".model-file-hashes.json"
 
     @property
     def gen_spec(self) -> dict:
-        """The generation settings of every pipeline call (a sample job's `gen` param: they decide pixels)."""
-        return {k: self.cfg["generation"][k] for k in ("resolution", "steps", "guidance_scale")}
+        """The generation settings of every pipeline call (a sample job's `gen` param: they decide pixels). The keys
+        of generation from real data only when it is on, so that other configs keep their params (and caches)."""
+        g = self.cfg["generation"]
+        spec = {k: g[k] for k in ("resolution", "steps", "guidance_scale")}
+        if g["init"] == "prototypes":
+            spec.update(init="prototypes", strength=g["strength"])
+        if g["real_guidance"]:
+            spec["real_guidance"] = g["real_guidance"]
+        return spec
+
+    # --- generation from real data (generation.init: prototypes, generation.real_guidance) ---
+    @property
+    def real_data_active(self) -> bool:
+        """The sample jobs read their class's prototypes file (gendistill.prototypes)."""
+        return uses_real_latents(self.cfg)
+
+    def prototype_spec(self, cid: str) -> dict:
+        """What decides class `cid`'s prototypes file: the class (label, kept count, seed), its training images'
+        fingerprint, the sampling resolution, the model and its family. The prototypes job's params, and part of
+        the sample job's (so a class is resampled exactly when its prototypes change)."""
+        c = self.by_id(cid)
+        count, fingerprint = self.real_fingerprints[c.index]
+        return {
+            "label": c.index,
+            "n": c.n_generated,
+            "seed": c.seed,
+            "train_images": count,
+            "fingerprint": fingerprint,
+            "resolution": self.cfg["generation"]["resolution"],
+            "load": self.load_spec,
+            "family": self.family,
+        }
 
     @property
     def recorded_config(self) -> dict:
@@ -174,8 +220,9 @@ class Plan:
 
     @property
     def teacher_active(self) -> bool:
-        """Something needs the teacher: selection, soft labels or the teacher ablation (teacher_uses)."""
-        return bool(teacher_uses(self.cfg))
+        """Something needs the teacher: selection, soft labels, the selection baselines, the fidelity measure on its
+        features or the teacher ablation (teacher_uses)."""
+        return bool(teacher_uses(self.cfg, self.has_real_data))
 
     # --- counts per class: a class keeps c.n_generated images; its sample job samples n_candidates of them
     # (oversample x kept, with selection), the ablations' pool job pool_size; PDA makes images_per_class ---
@@ -207,8 +254,13 @@ class Plan:
         return self.ablations.pool_size(c) if scope == ABLATION else self.n_candidates(c)
 
     def sample_class(self, scope: str, cid: str) -> dict:
-        """A sample job's class: the class plan with `n_generated` the count the job samples (its wire name)."""
-        return {**self.by_id(cid).as_dict(), "n_generated": self.sampled(scope, cid)}
+        """A sample job's class: the class plan with `n_generated` the count the job samples (its wire name), and
+        its prototypes file when generation reads real data."""
+        out = {**self.by_id(cid).as_dict(), "n_generated": self.sampled(scope, cid)}
+        if self.real_data_active:
+            out["prototypes"] = str(Path(self.layout.prototypes(cid)).resolve())
+            out["prototypes_spec"] = self.prototype_spec(cid)  # a change of the file's inputs resamples the class
+        return out
 
     def kept_images(self, cid: str) -> str:
         """Where PDA reads class `cid`'s images: its kept candidates with selection, else its sampled images."""
@@ -267,9 +319,67 @@ class Plan:
             run.set,
             run.labels,
             recipe(self.cfg, run),
-            data=self.layout.distilled if run.set == "distilled" else None,
+            data=self.set_file(run.set) if run.set in FILE_SETS else None,
             counts=self.images_per_class_by_label if run.set == "random_subset" else None,
         )
+
+    def set_file(self, set_name: str) -> str:
+        """The file a packaged set is read from: the distilled set's, or a selection baseline's."""
+        return self.layout.distilled if set_name == "distilled" else self.layout.baseline_set(set_name)
+
+    # --- the selection baselines and the fidelity measure ---
+    @property
+    def selection_baselines(self) -> list[str]:
+        """The selection baselines the run evaluates (evaluation.baselines.kmeans_real, .rded)."""
+        return selection_baselines(self.cfg, self.has_real_data) if self.evaluation_active else []
+
+    @property
+    def teacher_resolution(self) -> int:
+        """The pixels the teacher sees (the evaluation's resolution): the selection baselines work at it."""
+        return self.cfg["evaluation"]["resolution"] or self.image_size
+
+    def baseline_selection(self, name: str) -> dict:
+        """A select_baseline job: the method, per label the images to pick (the distilled set's count, as the
+        random subset), the seed and the method's settings (RDED's factor resolved)."""
+        base = self.cfg["evaluation"]["baselines"]
+        settings = {}
+        if name == "rded":
+            settings = {
+                "images": base["rded_images"],
+                "crops": base["rded_crops"],
+                "factor": rded_factor(self.cfg, self.teacher_resolution),
+                "scale": list(base["rded_scale"]),
+            }
+        return {
+            "method": name,
+            "counts": {str(k): v for k, v in self.images_per_class_by_label.items()},
+            "seed": base["selection_seed"],
+            "settings": settings,
+        }
+
+    @property
+    def fidelity_active(self) -> bool:
+        return self.evaluation_active and bool(self.cfg["evaluation"]["fidelity"]["activate"])
+
+    @property
+    def fidelity_sets(self) -> list[str]:
+        """The sets the fidelity measure compares with the real test split: every evaluated set, in table order."""
+        return list(dict.fromkeys(r.set for r in self.eval_runs))
+
+    @property
+    def fidelity_spec(self) -> list[dict]:
+        """What the fidelity job measures per set (gendistill.fidelity.measure_sets): a packaged set's file; the
+        random subset's images per class and the evaluation seeds whose draws it measures; the full split."""
+        out = []
+        for s in self.fidelity_sets:
+            if s in FILE_SETS:
+                out.append({"set": s, "file": self.set_file(s)})
+            elif s == "random_subset":
+                counts = {str(k): v for k, v in self.images_per_class_by_label.items()}
+                out.append({"set": s, "counts": counts, "seeds": list(self.cfg["evaluation"]["seeds"])})
+            else:
+                out.append({"set": s})
+        return out
 
 
 def tiny_model_dir(cfg: dict) -> str | None:
@@ -309,8 +419,54 @@ def model_kind(cfg: dict) -> str:
     )
 
 
+def uses_real_latents(cfg: dict) -> bool:
+    """Generation reads each class's real training latents (generation.init prototypes, or real guidance)."""
+    g = cfg["generation"]
+    return g["init"] == "prototypes" or bool(g["real_guidance"])
+
+
+def real_data_problems(cfg: dict, family: str | None, has_real_data: bool) -> list[str]:
+    """generation.init: prototypes and generation.real_guidance: what this config cannot do, each with its fix."""
+    from .prototypes import GUIDED, IMG2IMG
+
+    g = cfg["generation"]
+    problems = []
+    init, rg = g["init"] == "prototypes", g["real_guidance"]
+    if (init or rg) and not has_real_data:
+        what = " and ".join(x for x, on in (("generation.init: prototypes", init), ("real_guidance", rg)) if on)
+        problems.append(
+            f"{what} starts from or steers toward the class's real training images, and dataset "
+            f"{cfg['dataset']['name']!r} has none. Fix: a dataset with a train split (imagefolder: "
+            f"<root>/train/<class>/), or generation.init: noise and real_guidance: null."
+        )
+    if init and family is not None and family not in IMG2IMG:
+        problems.append(
+            f"generation.init: prototypes needs an img2img pipeline, and diffusers has none for the {family} "
+            f"family. Fix: generation.init: noise, or a model of the families {', '.join(IMG2IMG)}."
+        )
+    if init and g["steps"] * g["strength"] < 1:
+        need = -(-1 // g["strength"])  # ceil(1 / strength)
+        problems.append(
+            f"generation.strength {g['strength']} x steps {g['steps']} < 1: the img2img pipeline runs "
+            f"int(steps x strength) steps, here none. Fix: generation.steps >= {int(need)} (or a larger strength)."
+        )
+    if rg:
+        if g["steps"] < 2:
+            problems.append(
+                f"generation.real_guidance guides multi-step sampling, and generation.steps is {g['steps']}. Fix: "
+                f"generation.steps >= 2 (CoDA samples 25), or real_guidance: null."
+            )
+        if family is not None and family not in GUIDED:
+            problems.append(
+                f"generation.real_guidance (CoDA) steers a UNet on a discrete-time schedule, and the model is of "
+                f"the {family} family. Fix: a model of the families {', '.join(GUIDED)}, or real_guidance: null."
+            )
+    return problems
+
+
 def fitted_problems(cfg: dict, image_size: int) -> list[str]:
-    """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler."""
+    """model.fitted: the stand-in is fitted for one dataset, one resolution and the one-step sampler (or, with
+    denoise_weight > 0, for every timestep)."""
     if cfg["model"].get("fitted") is None:
         return []
     problems = []
@@ -326,10 +482,11 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
             f"generation.resolution: {gen['resolution']}, but model.fitted is fitted at the dataset's "
             f"{image_size} px (it has never seen another size). Fix: generation.resolution: {image_size}."
         )
-    if gen["steps"] != 1:
+    if gen["steps"] != 1 and not full_spec(cfg["model"]["fitted"])["denoise_weight"] > 0:
         problems.append(
             f"generation.steps: {gen['steps']}, but model.fitted is fitted for the one trailing "
-            f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1."
+            f"Euler-ancestral step SDXL-Turbo is used with. Fix: generation.steps: 1, or fit it over every "
+            f"timestep (model.fitted.denoise_weight > 0, e.g. 1)."
         )
     if gen["guidance_scale"] > 1.0:
         problems.append(
@@ -337,10 +494,6 @@ def fitted_problems(cfg: dict, image_size: int) -> list[str]:
             f"unconditional (empty-prompt) prediction, which guidance needs. Fix: guidance_scale: 0."
         )
     return problems
-
-
-# Components of a diffusers pipeline that have no weights of their own.
-_WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
 
 
 def load_variants(cfg: dict, source: str) -> tuple[set, str]:
@@ -363,19 +516,12 @@ def load_variants(cfg: dict, source: str) -> tuple[set, str]:
 def _weights_problem(root: Path, label: str, variants: set = frozenset({None}), no_variant_why: str = "") -> str | None:
     """None when every weighted component listed in root/model_index.json has weights that load (the files
     diffusers would choose, their headers whole); else what is wrong, file by file."""
-    from .weights import component_problems
+    from .weights import pipeline_problems
 
     try:
-        index = json.loads((root / "model_index.json").read_text())
+        problems = pipeline_problems(root, variants, no_variant_why)
     except (OSError, ValueError) as e:
         return f"model.source: {label}: model_index.json cannot be read ({e}). Fix: re-download the model."
-    problems = []
-    for name, spec in sorted(index.items()):
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
-            continue
-        if spec[1].endswith(_WEIGHTLESS):
-            continue
-        problems += component_problems(root / name, name, set(variants), no_variant_why)
     if not problems:
         return None
     variant_only = [p for p in problems if "only as the" in p]
@@ -550,12 +696,14 @@ def family_problems(cfg: dict, classes: list) -> list[str]:
     return problems
 
 
-def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[str]:
+def sampling_problems_here(plan: Plan, sampler_running: bool | Callable[[], bool] = False) -> list[str]:
     """What keeps this machine from sampling the run when its sample jobs run here (a local executor; the
     workflow calls this where it knows, workflow/rules/common.smk): on the CPU (generation.device cpu, or auto
     with no GPU visible), float16, and a pipeline whose estimated memory (pipeline_memory) is above what the
     host has. `sampler_running`: this run's sampler is already up (its model is in memory, not to be counted
-    twice). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
+    twice); a callable is asked only when the pipeline is above what is available but within the machine's
+    whole memory (finding the sampler hashes the model's files: a model no machine here could hold is refused
+    without reading it). A GPU's free memory, and a SLURM job's node, are checked by the sampler when it loads."""
     g = plan.cfg["generation"]
     device = g["device"] if g["device"] != "auto" else ("cuda" if gpu_visible() else "cpu")
     if device != "cpu":
@@ -566,7 +714,7 @@ def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[st
             f"{CPU_FLOAT16}, and no GPU is visible here for generation.device: auto. Fix: generation.dtype: "
             f"bfloat16 (the same memory as float16), or auto (float32), or run on a GPU node."
         )
-    if not plan.cfg["limits"]["check_memory"] or sampler_running:
+    if not plan.cfg["limits"]["check_memory"] or sampler_running is True:
         return problems
     if plan.model_kind == "pretrained":
         root = model_root(plan.model_source, plan.cfg["model"]["revision"])
@@ -576,6 +724,9 @@ def sampling_problems_here(plan: Plan, sampler_running: bool = False) -> list[st
         return problems  # not there yet (a model the workflow builds, a hub model to download)
     variant = "fp16" if not _is_local(plan.model_source) and g["dtype"] == "float16" else None
     problem = memory_problem(root, plan.model_source, g, "cpu", available_bytes(), variant)
+    if problem and callable(sampler_running):
+        whole = memory_problem(root, plan.model_source, g, "cpu", total_bytes(), variant)
+        problem = None if whole is None and sampler_running() else problem
     return problems + ([problem] if problem else [])
 
 
@@ -609,13 +760,20 @@ def size_problems(classes: list, n_aug: int, image_size: int, resolution: int, l
     return problems
 
 
-def teacher_uses(cfg: dict) -> list[str]:
+def teacher_uses(cfg: dict, has_real_data: bool = True) -> list[str]:
     """What needs the teacher in this config (empty: no teacher rule runs)."""
     uses = []
+    ev = cfg["evaluation"]
     if cfg["selection"]["oversample"] > 1:
         uses.append("selection.oversample > 1")
-    if uses_teacher(cfg) and cfg["evaluation"]["activate"]:
-        uses.append(f"evaluation.labels: {cfg['evaluation']['labels']}")
+    if uses_teacher(cfg) and ev["activate"]:
+        uses.append(f"evaluation.labels: {ev['labels']}")
+    for name in ("kmeans_real", "rded"):  # the selection baselines pick real images with it
+        if ev["activate"] and ev["baselines"][name]:
+            uses.append(f"evaluation.baselines.{name}")
+    fid = ev["fidelity"]
+    if ev["activate"] and has_real_data and fid["activate"] and fid["features"] == "teacher":
+        uses.append("evaluation.fidelity.features: teacher")
     if cfg["ablation"]["teacher"]:
         uses.append("ablation.teacher")
     return uses
@@ -662,7 +820,7 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
             f"{over[0].candidates(k):,} candidates to sample, above limits.max_images_per_class "
             f"({cap:,}). Fix: a smaller oversample, or raise limits.max_images_per_class if you mean it."
         )
-    uses = teacher_uses(cfg)
+    uses = teacher_uses(cfg, has_real_data)
     ckpt = cfg["teacher"]["checkpoint"]
     if uses and ckpt is None and not has_real_data:
         problems.append(
@@ -671,8 +829,8 @@ def teacher_problems(cfg: dict, classes: list, has_real_data: bool) -> list[str]
         )
     if uses and ckpt is not None and not Path(ckpt).is_file():
         problems.append(
-            f"teacher.checkpoint: {ckpt} is not a file. Fix: the path of a state dict of "
-            f"teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
+            f"teacher.checkpoint: {ckpt} is not a file, and {', '.join(uses)} needs the teacher. Fix: the path of "
+            f"a state dict of teacher.model ({cfg['teacher']['model']}), or null to train the teacher."
         )
     ab = cfg["ablation"]
     if ab["teacher"]:
@@ -824,8 +982,22 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
             "(with such a dataset) or set ablation.pda: false."
         )
     problems += teacher_problems(cfg, classes, adapter.has_real_data)
+    family = plan_family(cfg) if check_model else None
+    problems += real_data_problems(cfg, family, adapter.has_real_data)
     if problems:
         raise ConfigError(problems)
+    fingerprints = None
+    if uses_real_latents(cfg):
+        fingerprints = adapter.class_fingerprints([c.index for c in classes])
+        few = [c for c in classes if fingerprints[c.index][0] < c.n_generated]
+        for c in few[:5]:
+            problems.append(
+                f"class {c.name!r} has {fingerprints[c.index][0]} real training images, fewer than the "
+                f"{c.n_generated} prototypes (one per kept image) generation.init: prototypes / real_guidance "
+                f"clusters them into. Fix: a smaller n_generated for it (prompts.overrides), or init: noise."
+            )
+        if problems:
+            raise ConfigError(problems)
     problems = size_problems(
         classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"], cfg["limits"]
     )
@@ -844,4 +1016,21 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         model_source=model_dir or cfg["model"]["source"],
         model_kind=model_kind(cfg),
         evaluation_protocol=protocol,
+        family=family,
+        real_fingerprints=fingerprints,
     )
+
+
+def plan_family(cfg: dict) -> str | None:
+    """The generator's family as the plan knows it: the tiny spec's, SDXL for the fitted stand-in, a local or
+    cached model's from its model_index.json; None for a hub model not yet cached (its load checks it)."""
+    m = cfg["model"]
+    if m.get("tiny") is not None:
+        return tiny_facts(m["tiny"])["family"]
+    if m.get("fitted") is not None:
+        return "sdxl"
+    root = model_root(m["source"], m["revision"])
+    try:
+        return model_facts(root, f"model.source {m['source']!r}")["family"] if root else None
+    except UnsupportedModel:
+        return None  # family_problems names it

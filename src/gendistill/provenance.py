@@ -3,7 +3,6 @@ sampler meta."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from .atomic import write_text
 from .layout import read_records
+from .model_files import content_sha256
 from .seeds import SEED_SCHEME
 
 PACKAGES = [
@@ -40,27 +40,14 @@ def package_versions() -> dict:
     return out
 
 
-def file_sha256(path: Path, chunk: int = 16 * 2**20) -> bytes:
-    """sha256 of a file read in chunks: a full-size weight file may be larger than the job's memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.digest()
-
-
-def model_identity(source: str, revision: str | None, snapshot: str | None = None) -> dict:
-    """Hub id, revision and the cache's snapshot commit it was loaded from, or for a local directory a sha256 over
-    its weight files (so a run names its weights)."""
+def model_identity(source: str, revision: str | None, snapshot: str | None = None, sha256: str | None = None) -> dict:
+    """Hub id, revision and the cache's snapshot commit it was loaded from, or for a local directory the hash of
+    its files' contents (`sha256`, as the classes' records name it, else model_files.content_sha256 now), so a run
+    names its weights."""
     p = Path(source)
     if not p.is_dir():
         return {"source": source, "revision": revision, "snapshot": snapshot}
-    h = hashlib.sha256()
-    for f in sorted(p.rglob("*")):
-        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"):
-            h.update(str(f.relative_to(p)).encode())
-            h.update(file_sha256(f))
-    return {"source": str(p), "local_sha256": h.hexdigest()}
+    return {"source": str(p), "local_sha256": sha256 or content_sha256(p)}
 
 
 MODEL_KINDS = {
@@ -97,6 +84,7 @@ def write_provenance(
                 "seconds",
                 "model_source",
                 "model_snapshot",
+                "model_sha256",
                 "code_hash",
                 "torch",
                 "diffusers",
@@ -104,6 +92,7 @@ def write_provenance(
                 "pipeline",
                 "decoder",
                 "tiny_decoder",
+                "tiny_decoder_sha256",
             )
         }
     first = next(iter(samplers.values()), {})
@@ -118,9 +107,16 @@ def write_provenance(
         "packages": package_versions(),
         "config": cfg,
         "model": model_identity(
-            first.get("model_source") or cfg["model"]["source"], cfg["model"]["revision"], first.get("model_snapshot")
+            first.get("model_source") or cfg["model"]["source"],
+            cfg["model"]["revision"],
+            first.get("model_snapshot"),
+            first.get("model_sha256"),
         ),
-        "tiny_decoder": model_identity(first["tiny_decoder"], None) if first.get("tiny_decoder") else None,
+        "tiny_decoder": (
+            model_identity(first["tiny_decoder"], None, None, first.get("tiny_decoder_sha256"))
+            if first.get("tiny_decoder")
+            else None
+        ),
         "random_weights": random_weights,
         "model_kind": model_kind,
         "model_kind_means": MODEL_KINDS.get(model_kind),

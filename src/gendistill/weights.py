@@ -76,6 +76,7 @@ def safetensors_problem(path: Path) -> str | None:
     except HeaderError as e:
         return str(e)
     end = 0
+    spans = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -93,6 +94,18 @@ def safetensors_problem(path: Path) -> str | None:
             need = count * width
             return f"tensor {name!r} spans {stop - begin} bytes, but {info['dtype']} x {info['shape']} needs {need}"
         end = max(end, stop)
+        spans.append((begin, stop, name))
+    # safetensors reads the tensors in the order of their offsets, each starting where the previous one ends
+    at, previous = 0, None
+    for begin, stop, name in sorted(spans):
+        if begin != at:
+            where = (
+                f"overlaps tensor {previous!r} (which ends at {at})"
+                if begin < at
+                else f"leaves bytes {at}-{begin} unused"
+            )
+            return f"tensor {name!r} has data_offsets [{begin}, {stop}], which {where}: corrupt"
+        at, previous = stop, name
     if size != 8 + n + end:
         return (
             f"its header places {end:,} bytes of tensors after an {n:,}-byte header ({8 + n + end:,} bytes in all), "
@@ -174,4 +187,22 @@ def component_problems(folder: Path, label: str, variants: set, no_variant_why: 
             problems += [f"{label}/{s} (a shard {f.name} names)" for s in sorted(shards) if not (folder / s).is_file()]
         elif why := file_problem(f):
             problems.append(f"{label}/{f.name} {why}")
+    return problems
+
+
+# Components of a diffusers pipeline that have no weights of their own.
+WEIGHTLESS = ("Scheduler", "Tokenizer", "TokenizerFast", "ImageProcessor", "FeatureExtractor", "Processor")
+
+
+def pipeline_problems(root: Path, variants: set, no_variant_why: str = "") -> list[str]:
+    """component_problems of every weighted component that root/model_index.json lists (OSError or ValueError
+    when model_index.json cannot be read)."""
+    index = json.loads((Path(root) / "model_index.json").read_text())
+    problems = []
+    for name, spec in sorted(index.items()):
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
+            continue
+        if spec[1].endswith(WEIGHTLESS):
+            continue
+        problems += component_problems(Path(root) / name, name, set(variants), no_variant_why)
     return problems

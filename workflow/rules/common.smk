@@ -78,6 +78,15 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def sample_inputs(wildcards):
+    """The sample rule's inputs: the built model (if any) and, with generation from real data, the class's
+    prototypes file."""
+    out = {"model": sample_model_input(wildcards)}
+    if PLAN.real_data_active:
+        out["prototypes"] = LAYOUT.prototypes(wildcards.cls)
+    return out
+
+
 def sample_model_input(wildcards):
     """The sample rule's input: the tiny model directory, if any (a real model is a param).
 
@@ -87,6 +96,7 @@ def sample_model_input(wildcards):
     """
     if not _SLURM_SAMPLER_CHECKED:
         check_model_and_sampling_here()
+        check_slots_used()
     if not _SLURM_SAMPLER_CHECKED and CFG["generation"]["server"] and not uses_conda() and not workflow.dryrun:
         from gendistill.sampling.client import start_for_slurm_batch_step
 
@@ -113,10 +123,26 @@ def check_model_and_sampling_here():
         return
     from gendistill.plan import sampling_problems_here
 
-    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running())
+    problems = sampling_problems_here(PLAN, CFG["generation"]["server"] and our_sampler_running)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         refuse(f"this machine cannot sample this run (nothing was started):\n{lines}")
+
+
+def check_slots_used():
+    """Say, before any job, when Snakemake would leave GPU slots idle: `generation.gpus: [0, 1]` with `--resources
+    gpu=1` runs one sample job at a time, on slot 0 (slots.idle_slots_note). Where its jobs run here."""
+    if not (workflow.local_exec and workflow.is_main_process):
+        return
+    from gendistill.sampling.slots import SlotError, idle_slots_note, resolve_slots
+
+    try:
+        slots = resolve_slots(CFG["generation"]["gpus"])
+    except SlotError:
+        return  # each sample job fails with it, in its log
+    gpu = workflow.global_resources.get("gpu")
+    if note := idle_slots_note(slots, getattr(gpu, "value", gpu), workflow.cores):
+        print(f"gendistill: {note}", file=sys.stderr, flush=True)
 
 
 def our_sampler_running():
@@ -208,10 +234,12 @@ def report_outputs():
 
 
 def measure_outputs():
-    """Final outputs (and report items) of the recognition and the ablations, when active."""
+    """Final outputs (and report items) of the recognition, the fidelity measure and the ablations, when active."""
     out = []
     if PLAN.recognition_active:
         out += [*rules.recognise.output, *rules.recognition_plots.output]
+    if PLAN.fidelity_active:
+        out += [*rules.fidelity.output, *rules.fidelity_table.output]
     if PLAN.ablations.pda_active:
         out += list(rules.ablation_table.output)
     if PLAN.ablations.teacher_active:

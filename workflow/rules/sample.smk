@@ -1,5 +1,6 @@
 # One job per class. Params hold exactly what determines that class's pixels, so editing one class's prompt,
-# seed or count reruns only that class. Runtime knobs (batch size, sampler process, compile, timeouts) are
+# seed or count reruns only that class, and a changed model (replaced weights, a hub cache moved to a new
+# snapshot) reruns every class. Runtime knobs (batch size, sampler process, compile, timeouts) are
 # passed outside params (GENDISTILL_SAMPLER_RUNTIME, common.smk) and trigger no reruns: they do not decide the
 # images (each image's noise is its own; a batch size may still move a value by one level through kernel
 # rounding: README, Reproducibility).
@@ -9,9 +10,39 @@
 # pool (scope ablation/: ablation/generated/<cls>); the plan says how many each samples (Plan.sampled).
 
 
+if PLAN.real_data_active:
+
+    # generation.init: prototypes / real_guidance: a class's real training images in the model's latent space,
+    # k-means-clustered into its kept count (gendistill.prototypes). Per class: a class's real images (their
+    # fingerprint), count, seed, resolution or the model decide it, and only its sample job reads it.
+    rule prototypes:
+        input:
+            model=model_input(),
+        output:
+            prototypes=LAYOUT.prototypes(),
+        log:
+            f"{OUT}/logs/prototypes/{{cls}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/prototypes/{{cls}}.tsv"
+        conda:
+            "../../envs/generation.yaml"
+        threads: 1
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=30,
+        params:
+            spec=lambda w: as_json(PLAN.prototype_spec(w.cls)),
+            dataset=fixed(as_json(CFG["dataset"])),
+        message:
+            "Encoding and clustering the real training images of {wildcards.cls} (prototypes)"
+        script:
+            "../scripts/prototypes.py"
+
+
 rule sample:
     input:
-        model=sample_model_input,
+        unpack(sample_inputs),
     output:
         images=directory(LAYOUT.scoped_generated()),
     log:
@@ -27,9 +58,12 @@ rule sample:
         mem_mb=16000,
         runtime=30,
     params:
-        # the class plan, its n_generated the images this job samples (candidates, or the ablations' pool)
+        # the class plan, its n_generated the images this job samples (candidates, or the ablations' pool); with
+        # generation from real data, its prototypes file and what decides that file (plan.Plan.sample_class)
         cls=lambda w: as_json(PLAN.sample_class(w.scope, w.cls)),
-        load=fixed(as_json(PLAN.load_spec)),
+        # the model resolved: a hub id's snapshot, a local directory's content hash (read when the jobs are made:
+        # after the input function's checks, which refuse a model this machine cannot hold before it is hashed)
+        load=lambda w: as_json(PLAN.load_spec),
         gen=fixed(as_json(PLAN.gen_spec)),
         out_size=PLAN.image_size,
         # the same values in a private file: the job's command line (public) carries no prompt or model path

@@ -1,7 +1,8 @@
 # The teacher (beyond the paper; src/gendistill/teacher/classifier.py): trained on the real training split with
 # teacher.recipe, or imported from teacher.checkpoint. Only when something uses it (plan.teacher_uses):
-# per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the teacher
-# ablation (ablation.teacher).
+# per-class candidate selection (selection.oversample > 1), soft labels (evaluation.labels: soft), the selection
+# baselines (baselines.smk), the fidelity measure on its features (fidelity.smk), the teacher ablation
+# (ablation.teacher).
 
 # teacher.recipe: the evaluation's own recipe, a protocol's real-data one, or a published one (torchvision, SRe2L)
 TEACHER_RECIPE = EVAL_RUNS.teacher_recipe(CFG, CFG["evaluation"]["resolution"] or PLAN.image_size)

@@ -73,6 +73,50 @@ class DatasetAdapter:
         decoded. Only adapters with `streams = True` list their files."""
         raise NotImplementedError(f"dataset '{self.name}' does not list its files (streams = False)")
 
+    # --- one class's training images (generation from real data: gendistill.prototypes) ------------------
+    def class_train_files(self, label: int) -> list[Path] | None:
+        """The image files of class `label`'s training split, for adapters that read files (None: the adapter
+        reads arrays, `load_split`)."""
+        return None
+
+    def class_train_images(self, label: int, size: int | None = None) -> np.ndarray:
+        """uint8 [n, size, size, 3]: class `label`'s training images (files: only that class's are decoded)."""
+        from .images import read_images
+
+        size = size or self.image_size
+        files = self.class_train_files(label)
+        if files is not None:
+            return read_images(files, size)
+        x, y = self.load_split("train")
+        x = x[y == label]
+        if x.shape[1] != size:
+            from PIL import Image
+
+            x = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BICUBIC)) for im in x])
+        return x
+
+    def class_fingerprints(self, labels: list[int]) -> dict[int, tuple[int, str]]:
+        """label -> (training images, fingerprint), cheap enough for plan time: for file-based datasets a hash of
+        the class's file paths, sizes and modification times (no image decoded), for array datasets a hash of the
+        class's arrays (one read of the split). A class's fingerprint changes when its training images do."""
+        import hashlib
+
+        out = {}
+        files = {c: self.class_train_files(c) for c in labels}
+        if all(f is not None for f in files.values()):
+            for c, fs in files.items():
+                h = hashlib.sha256()
+                for f in fs:
+                    st = f.stat()
+                    h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                out[c] = (len(fs), h.hexdigest()[:16])
+            return out
+        x, y = self.load_split("train")
+        for c in labels:
+            xc = np.ascontiguousarray(x[y == c])
+            out[c] = (len(xc), hashlib.sha256(xc.tobytes() + str(xc.shape).encode()).hexdigest()[:16])
+        return out
+
     def missing(self, what: str, layout: str, fetch: str | None = None) -> DatasetError:
         msg = (
             f"dataset '{self.name}': {what}\n"

@@ -87,6 +87,9 @@ class ImageFolder(DatasetAdapter):
     def classes(self) -> list[ClassInfo]:
         return [ClassInfo(i, n, {"name": readable(n)}) for i, n in enumerate(self._names())]
 
+    def class_train_files(self, label: int) -> list[Path]:
+        return _images(self.root / "train" / self._names()[label])
+
     def load_split(self, split: str):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -114,9 +117,12 @@ class ClassList(DatasetAdapter):
             raise self.missing("no classes given", self.LAYOUT)
         if any(not n.strip() for n in names):
             raise self.missing("a class name is empty", self.LAYOUT)
+        # the classes dataset.classes selects (the plan refuses an entry that is not a class, or one given twice)
+        selected = self.cfg.get("classes")
+        count = f"{len(names)}" if selected is None else f"the {len(selected)} selected of the {len(names)}"
         note(
             f"dataset 'classlist' has no real images: evaluation is skipped (generation and packaging "
-            f"still run for {len(names)} classes)"
+            f"still run for {count} classes)"
         )
 
     def _names(self) -> list[str]:

@@ -198,6 +198,9 @@ class ImageNet(DatasetAdapter):
             out.append(ClassInfo(i, label, {"name": syn[0], "synonyms": ", ".join(syn), "wnid": wnid}))
         return out
 
+    def class_train_files(self, label: int) -> list[Path]:
+        return self._class_files("train", self._wnids()[label])
+
     def files(self, split: str, labels: list[int] | None = None) -> tuple[list[Path], np.ndarray]:
         """(paths, labels) of a split, restricted to `labels` when given; nothing is decoded."""
         keep = None if labels is None else set(labels)

@@ -77,6 +77,9 @@ class TinyImageNet(DatasetAdapter):
             return []
         return sorted(d / f for f in os.listdir(d) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
 
+    def class_train_files(self, label: int) -> list[Path]:
+        return self._train_files(self._wnids()[label])
+
     def _val(self) -> tuple[list[Path], list[int]]:
         """(paths, labels) of the labelled val split, checked against wnids.txt and val/images/."""
         ann = self.dir / "val" / "val_annotations.txt"

@@ -41,6 +41,8 @@ DSA = {
     "cutout": 0.5,
 }
 DSA_GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+# affine_grid / grid_sample as the DSA code calls them (its default; DD-Ranking's copy passes True)
+DSA_ALIGN_CORNERS = False
 
 
 def _windows(xp: torch.Tensor, top: list[int], left: list[int], h: int, w: int) -> torch.Tensor:
@@ -69,9 +71,9 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
-def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+def _affine(x: torch.Tensor, theta: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=align_corners)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
 
 
 def _flip(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
@@ -120,7 +122,7 @@ def _scale(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     sx, sy = _uniform(len(x), 1 / r, r, gen), _uniform(len(x), 1 / r, r, gen)
     theta = torch.zeros(len(x), 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = sx, sy
-    return _affine(x, theta)
+    return _affine(x, theta, DSA_ALIGN_CORNERS)
 
 
 def _rotate(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -128,7 +130,7 @@ def _rotate(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     theta = torch.zeros(len(x), 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
-    return _affine(x, theta)
+    return _affine(x, theta, DSA_ALIGN_CORNERS)
 
 
 def dsa(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

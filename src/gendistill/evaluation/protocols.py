@@ -15,7 +15,7 @@ Where a source's recipe depends on the data, the preset does too (`Context`): Im
 (>= 128 px) take the ImageNet variant, smaller ones the CIFAR / Tiny-ImageNet variant; RDED's batch size follows
 its rule on IPC and the number of classes; DD-Ranking's cached full-data accuracy exists for ImageNet-1k only.
 evaluation/protocol_sources.py pins every preset to the source lines it follows (or documents where it differs);
-`python -m gendistill.evaluation.protocols rded --sources` prints that table.
+`python -m gendistill.evaluation.protocol_sources rded` prints that table.
 
 This module imports no torch: the plan resolves protocols when the workflow builds its DAG.
 """
@@ -489,7 +489,6 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, help="default: 224 on imagenet, 64 on tinyimagenet, else 32")
     ap.add_argument("--ipc", type=int, default=10)
     ap.add_argument("--classes", type=int, default=None, help="default: the dataset's (100 when unknown)")
-    ap.add_argument("--sources", action="store_true", help="print the preset's pins to its sources instead")
     a = ap.parse_args(argv)
     if a.name is None:
         for p in PROTOCOLS.values():
@@ -497,11 +496,6 @@ def main(argv=None) -> int:
         return 0
     resolution = a.resolution or FIELD_RESOLUTION.get(a.dataset, 32)
     ctx = Context(a.dataset, resolution, a.ipc, a.classes or DATASET_CLASSES.get(a.dataset, 100))
-    if a.sources:
-        from .protocol_sources import format_table  # deferred: it resolves whole configs (jsonschema)
-
-        print(format_table(a.name, ctx))
-        return 0
     keys = protocol_keys(a.name, ctx)
     print(json.dumps({"evaluation": keys, "teacher": PROTOCOLS[a.name].teacher(ctx), **record(a.name)}, indent=1))
     return 0

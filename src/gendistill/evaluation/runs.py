@@ -6,6 +6,8 @@ An evaluation run is (set, label regime, training augmentation on/off) x model x
 
 - `distilled`, `random_subset`, `full`: the run's first label regime (evaluation.labels), with training
   augmentation: the paths every config had before regimes were added, so their results stay cached;
+- `kmeans_real`, `rded`: the selection baselines (evaluation.baselines), real images picked with the teacher
+  (gendistill.teacher.baselines), evaluated like the random subset in every regime;
 - `distilled.kd`, `random_subset.soft`, ...: another regime of evaluation.labels;
 - `... .noaug`: the same without training augmentation (evaluation.scores.ars: DD-Ranking's ARS).
 
@@ -29,7 +31,12 @@ from .protocols import REAL_DATA_RECIPE, TEACHER_RECIPES, test_resize_8_7
 from .protocols import record as protocol_record
 
 REGIMES = ("hard", "soft", "kd")
-SETS = ("distilled", "random_subset", "full")
+# the selection baselines: sets of real images (or RDED's crops of them) that the teacher picks, in a file like the
+# distilled set's (baselines/<name>/set.pt)
+SELECTION_BASELINES = ("kmeans_real", "rded")
+SETS = ("distilled", "random_subset", *SELECTION_BASELINES, "full")
+# sets read from a packaged file (the others are drawn from the real training split in the job)
+FILE_SETS = ("distilled", *SELECTION_BASELINES)
 NOAUG = "noaug"
 # every key evaluation runs can have (the `{set}` wildcard constraint)
 KEY_PATTERN = rf"({'|'.join(SETS)})(\.({'|'.join(REGIMES)}))?(\.{NOAUG})?"
@@ -57,7 +64,7 @@ RUNTIME_KEYS = ("processes", "channels_last", "compile")
 
 class EvalRun(NamedTuple):
     key: str
-    set: str  # distilled, random_subset, full
+    set: str  # distilled, random_subset, kmeans_real, rded, full
     labels: str  # hard, soft, kd
     train_augment: bool
 
@@ -65,10 +72,10 @@ class EvalRun(NamedTuple):
 class EvalJob(NamedTuple):
     """What one evaluation job (the evaluate rule: a run's, or an ablation variant's) trains on and how."""
 
-    set: str  # distilled, random_subset, full
+    set: str  # distilled, random_subset, kmeans_real, rded, full
     labels: str  # hard, soft, kd
     recipe: dict
-    data: str | None = None  # the packaged set it trains on (a distilled set)
+    data: str | None = None  # the packaged set it trains on (a distilled set, a selection baseline's set)
     counts: dict | None = None  # label -> real images per class (a random real subset)
 
     @property
@@ -109,11 +116,18 @@ def key_of(set_name: str, regime: str, train_augment: bool, cfg: dict) -> str:
     return key if train_augment else f"{key}.{NOAUG}"
 
 
+def selection_baselines(cfg: dict, has_real_data: bool) -> list[str]:
+    """The selection baselines the config asks for (evaluation.baselines.kmeans_real, .rded), in table order."""
+    base = cfg["evaluation"]["baselines"]
+    return [b for b in SELECTION_BASELINES if has_real_data and base.get(b)]
+
+
 def eval_runs(cfg: dict, has_real_data: bool) -> list[EvalRun]:
-    """Every evaluation run of the config, in table order: per regime the distilled set and its random real
-    subset (then the same without augmentation when ARS is on), then the full data."""
+    """Every evaluation run of the config, in table order: per regime the distilled set, its random real
+    subset and the selection baselines (then the same without augmentation when ARS is on), then the full data."""
     base = cfg["evaluation"]["baselines"]
     sets = ["distilled"] + (["random_subset"] if has_real_data and base["random_subset"] else [])
+    sets += selection_baselines(cfg, has_real_data)
     augments = [True, False] if cfg["evaluation"]["scores"]["ars"] else [True]
     keys = [key_of(s, r, a, cfg) for r in label_regimes(cfg) for a in augments for s in sets]
     if has_real_data and base["full"]:
@@ -158,7 +172,7 @@ def recipe(cfg: dict, run: EvalRun) -> dict:
         out["epochs"] = full_epochs(cfg)
         for k in ("step_epoch", "accuracy", "eval_every", "eval_after"):
             out.pop(k, None)
-        out.update(ev["baselines"].get("full_recipe") or {})
+        out.update({k: v for k, v in (ev["baselines"].get("full_recipe") or {}).items() if v is not None})
         if out.get("mix", "none") == "none":
             out.pop("mix", None)
             out.pop("mix_beta", None)
@@ -242,6 +256,7 @@ def evaluation_problems(cfg: dict, has_real_data: bool, resolution: int | None =
     lo, hi = ev["rrc_scale"]
     if lo > hi:
         problems.append(f"evaluation.rrc_scale: [{lo}, {hi}] is not [low, high]. Fix: swap the two values.")
+    problems += baseline_problems(cfg, has_real_data)
     if ev["step_epoch"] is not None and not 0 < ev["step_epoch"] < ev["epochs"]:
         problems.append(
             f"evaluation.step_epoch: {ev['step_epoch']} is not within the {ev['epochs']} epochs, so the learning "
@@ -319,6 +334,38 @@ def machine_problems(cfg: dict, local: bool, gpu_limit: int | None) -> list[str]
     return problems
 
 
+def baseline_problems(cfg: dict, has_real_data: bool) -> list[str]:
+    """Plan-time checks of the selection baselines and the fidelity measure, each naming the fix (the teacher
+    they need is checked with the teacher's other uses: plan.teacher_problems)."""
+    ev, problems = cfg["evaluation"], []
+    base = ev["baselines"]
+    for name in SELECTION_BASELINES:
+        if not base.get(name):
+            continue
+        if not has_real_data:
+            problems.append(
+                f"evaluation.baselines.{name} selects real training images, and dataset "
+                f"'{cfg['dataset']['name']}' has none. Fix: evaluation.baselines.{name}: false, or a dataset with "
+                f"its real images (dataset.root)."
+            )
+        elif not ev["activate"]:
+            problems.append(
+                f"evaluation.baselines.{name} is a set to evaluate, and evaluation.activate is false. Fix: "
+                f"evaluation.activate: true, or evaluation.baselines.{name}: false."
+            )
+    lo, hi = base["rded_scale"]
+    if base.get("rded") and lo > hi:
+        problems.append(f"evaluation.baselines.rded_scale: [{lo}, {hi}] is not [low, high]. Fix: swap the two values.")
+    return problems
+
+
+def rded_factor(cfg: dict, resolution: int) -> int:
+    """RDED's factor: evaluation.baselines.rded_factor, or (auto) 2 at 128 px and above as RDED's ImageNet
+    scripts, 1 below as its CIFAR and Tiny-ImageNet scripts."""
+    f = cfg["evaluation"]["baselines"]["rded_factor"]
+    return (2 if resolution >= 128 else 1) if f == "auto" else int(f)
+
+
 def record(cfg: dict, protocol: dict | None, has_real_data: bool, resolution: int | None = None) -> dict:
     """The evaluation's provenance (before the runs): the protocol (title, sources, what it reports, notes, the keys
     the config overrode), the resolved evaluation keys, the teacher, and each run's regime and recipe."""
@@ -332,7 +379,7 @@ def record(cfg: dict, protocol: dict | None, has_real_data: bool, resolution: in
         "kd": kd_settings(cfg, "kd"),
         "teacher": (
             {**cfg["teacher"], "recipe_name": cfg["teacher"]["recipe"], "recipe": teacher_recipe(cfg, resolution)}
-            if uses_teacher(cfg)
+            if uses_teacher(cfg) or selection_baselines(cfg, has_real_data)
             else None
         ),
         "runs": {

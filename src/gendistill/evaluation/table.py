@@ -4,12 +4,12 @@ per-class accuracy.
 
 Std is the population std over training seeds (numpy's default, ddof=0), as the dataset-distillation literature
 reports it (``np.std(accs)`` in the DC/DM/MTT evaluation code); intervals are Student-t intervals over the seeds
-(evaluation/stats.py). A run is a set (distilled, random_subset, full) in a label regime (hard, soft, kd), with or
-without training augmentation (evaluation/runs.py). Per seed, a distilled row holds its difference to the random
-subset of the same seed, regime and augmentation, and DD-Ranking's HLR, IOR, LRS and ARS (evaluation/scores.py, on
-fractions); the summary gives their means and intervals over the seeds. HLR's acc(real, hard) is the full-data run
-of the same seed, else the mean of the full-data runs (fewer seeds than the sets), else
-evaluation.baselines.full_accuracy.
+(evaluation/stats.py). A run is a set (distilled, random_subset, kmeans_real, rded, full) in a label regime (hard,
+soft, kd), with or without training augmentation (evaluation/runs.py). Per seed, a distilled row (and a selection
+baseline's) holds its difference to the random subset of the same seed, regime and augmentation, and DD-Ranking's
+HLR, IOR, LRS and ARS (evaluation/scores.py, on fractions); the summary gives their means and intervals over the
+seeds. HLR's acc(real, hard) is the full-data run of the same seed, else the mean of the full-data runs (fewer
+seeds than the sets), else evaluation.baselines.full_accuracy.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from .scores import (
 )
 from .stats import difference, mean_interval
 
-SET_ORDER = ["distilled", "random_subset", "full"]
+SET_ORDER = ["distilled", "random_subset", "kmeans_real", "rded", "full"]
+# the sets that DD-Ranking's scores rate (a distilled set, and the selection baselines as the field rates them);
+# the random subset and the full data are their references
+SCORED_SETS = ("distilled", "kmeans_real", "rded")
 ROW_COLUMNS = ["set", "model", "seed", "accuracy", "n_train", "n_test", "epochs", "train_seconds", "chance", "labels"]
 ROW_EXTRA = [
     "train_augment",
@@ -92,7 +95,8 @@ def rows_frame(
 
 
 def order(df: pd.DataFrame) -> pd.DataFrame:
-    """Sets in the order distilled, random_subset, full; models and seeds as they come / ascending."""
+    """Sets in SET_ORDER (distilled, random_subset, the selection baselines, full); models and seeds as they come /
+    ascending."""
     key = {s: i for i, s in enumerate(SET_ORDER)}
     cols = [c for c in ("model", "seed", "class_index") if c in df.columns]
     return df.assign(_k=df["set"].map(key)).sort_values(["_k", *cols], kind="stable").drop(columns="_k")
@@ -127,7 +131,8 @@ def _safe(fn, *args) -> float:
 
 
 def with_seed_scores(df: pd.DataFrame, weights: dict, full_accuracy: float | None) -> pd.DataFrame:
-    """Add per-seed vs_random, hlr, ior, lrs (distilled rows with augmentation) and ars (same, with .noaug runs)."""
+    """Add per-seed vs_random, hlr, ior, lrs (rows of SCORED_SETS with augmentation) and ars (same, with .noaug
+    runs)."""
     acc, primary = _by_seed(df), _primary(df)
     w_lrs, w_ars = weights.get("lrs_weight", DEFAULT_WEIGHT), weights.get("ars_weight", DEFAULT_WEIGHT)
     out = {c: [] for c in ROW_EXTRA[6:]}
@@ -136,18 +141,18 @@ def with_seed_scores(df: pd.DataFrame, weights: dict, full_accuracy: float | Non
         rand = _random_of(acc, r.model, r.labels, aug, primary) if r.set != "random_subset" else {}
         vs = r.accuracy - rand[seed] if seed in rand else nan
         hlr = ior = lrs = ars = nan
-        if r.set == "distilled" and aug:
+        if r.set in SCORED_SETS and aug:
             full_runs = acc.get(("full", r.model, "hard", True), {})
             # acc(real, hard): the full-data run of the same seed, else the mean of its runs, else a given figure
             full = full_runs.get(seed, float(np.mean(list(full_runs.values()))) if full_runs else nan)
             if not full_runs and full_accuracy is not None:
                 full = float(full_accuracy)
-            hard = acc.get(("distilled", r.model, "hard", True), {}).get(seed, nan)
+            hard = acc.get((r.set, r.model, "hard", True), {}).get(seed, nan)
             same_rand = acc.get(("random_subset", r.model, r.labels, True), {})
             ior = _safe(improvement_over_random, r.accuracy, same_rand.get(seed, nan))
             hlr = _safe(hard_label_recovery, full, hard)
             lrs = _safe(lambda h, i: label_robust_score(h, i, w_lrs), hlr, ior)
-            noaug = acc.get(("distilled", r.model, r.labels, False), {}).get(seed, nan)
+            noaug = acc.get((r.set, r.model, r.labels, False), {}).get(seed, nan)
             rand_noaug = acc.get(("random_subset", r.model, r.labels, False), {}).get(seed, nan)
             ars = _safe(
                 lambda *a: augmentation_robust_score(*a, w_ars),
@@ -259,8 +264,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_class_frame(metrics: list[dict], class_names: dict[int, str]) -> pd.DataFrame:
-    """Per (set, model, class): accuracy mean/std over seeds; for the distilled set also the gap to the random
-    real subset of the same IPC (negative = the generator's images teach this class worse than real ones).
+    """Per (set, model, class): accuracy mean/std over seeds; for the distilled set (and the selection baselines)
+    also the gap to the random real subset of the same IPC (negative = the set teaches this class worse).
     Runs in other label regimes or without augmentation (evaluation/runs.py) are rows of their own."""
     rows = [
         {
@@ -294,7 +299,7 @@ def per_class_frame(metrics: list[dict], class_names: dict[int, str]) -> pd.Data
     }
     out["minus_random_subset_points"] = [
         round(100 * (r.accuracy_mean - ref[(r.model, r.labels, r.train_augment, r.class_index)]), 2)
-        if r.set == "distilled" and (r.model, r.labels, r.train_augment, r.class_index) in ref
+        if r.set in SCORED_SETS and (r.model, r.labels, r.train_augment, r.class_index) in ref
         else np.nan
         for r in out.itertuples()
     ]

@@ -151,8 +151,13 @@ class Adapter:
 
     def _sample(self, seeds: list[int], gen: dict, **family_kwargs) -> torch.Tensor:
         """One pipeline call of a text-to-image family: an image per seed at the run's resolution and steps, as a
-        float tensor; the family adds its prompt embeddings and options."""
-        return self.pipe(
+        float tensor; the family adds its prompt embeddings and options. With start latents (`gen["start"]`,
+        generation.init: prototypes) the family's img2img pipeline starts from them at `gen["strength"]`; with
+        guidance targets (`gen["guide"]`, generation.real_guidance) the denoiser is steered toward them."""
+        import contextlib
+
+        pipe = self.pipe
+        kwargs = dict(
             num_inference_steps=gen["steps"],
             guidance_scale=gen["guidance_scale"],
             height=gen["resolution"],
@@ -160,7 +165,39 @@ class Adapter:
             generator=generators(seeds),
             output_type="pt",
             **family_kwargs,
-        ).images
+        )
+        if gen.get("start") is not None:
+            pipe = self.img2img()
+            accepted = inspect.signature(pipe.__call__).parameters
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}  # SD/SDXL img2img take no height/width
+            w = where(self.net())
+            kwargs.update(image=gen["start"].to(**w), strength=gen["strength"])
+        guide = contextlib.nullcontext()
+        if gen.get("guide") is not None:
+            from ..sampling.guidance import coda_guidance  # deferred: torch (the plan imports this module)
+
+            rg = gen["real_guidance"]
+            guide = coda_guidance(pipe, gen["guide"], rg["weight"], rg["fraction"])
+        with guide:
+            return pipe(**kwargs).images
+
+    def img2img(self):
+        """The family's img2img pipeline over the loaded pipeline's components (made once, shares the weights)."""
+        if getattr(self, "_img2img", None) is None:
+            import diffusers  # deferred: heavy (the plan imports this module)
+
+            from ..prototypes import IMG2IMG
+
+            name = IMG2IMG.get(self.family.name)
+            if name is None:
+                raise ValueError(
+                    f"generation.init: prototypes needs an img2img pipeline, and diffusers has none for the "
+                    f"{self.family.title} family. Fix: generation.init: noise, or a model of the families "
+                    f"{', '.join(IMG2IMG)}."
+                )
+            self._img2img = getattr(diffusers, name).from_pipe(self.pipe)
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
 
     def check(self, gen: dict) -> None:
         """Refuse settings this model cannot sample (the plan checks them earlier, from the configs)."""

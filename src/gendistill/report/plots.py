@@ -17,9 +17,17 @@ from ..atomic import atomic_path, write_text  # noqa: E402
 SET_LABELS = {
     "distilled": "distilled (generated)",
     "random_subset": "random real subset (same IPC)",
+    "kmeans_real": "k-means real (same IPC)",
+    "rded": "RDED crops (same IPC)",
     "full": "full real training set",
 }
-SET_COLOURS = {"distilled": "#d95f02", "random_subset": "#7570b3", "full": "#1b9e77"}
+SET_COLOURS = {
+    "distilled": "#d95f02",
+    "random_subset": "#7570b3",
+    "kmeans_real": "#e6ab02",
+    "rded": "#66a61e",
+    "full": "#1b9e77",
+}
 
 
 def save_figure(path: str, fig) -> None:

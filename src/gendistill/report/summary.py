@@ -1,5 +1,5 @@
-"""Print a run's headline numbers: accuracy per training set, class recognition, the PDA and teacher
-ablations (if run).
+"""Print a run's headline numbers: accuracy per training set, class recognition, fidelity and diversity per set,
+the PDA and teacher ablations (if run).
 
     python -m gendistill.report.summary results/demo
 
@@ -43,6 +43,8 @@ def summary_text(run_dir: Path) -> str:
                     for r in t.itertuples()
                 )
             )
+    if Path(run.fidelity).is_file():
+        lines += fidelity_lines(pd.read_csv(run.fidelity))
     if Path(run.ablation).is_file():
         a = pd.read_csv(run.ablation)
         lines.append("\nPDA ablation, test accuracy (%), mean +- std over seeds:")
@@ -100,19 +102,37 @@ def accuracy_lines(s: pd.DataFrame) -> list[str]:
                 f"{_ci(r.vs_random_ci_low_points, r.vs_random_ci_high_points, 1.0, sign=True)} {r.vs_random}"
             )
         lines.append(line)
-    scored = s[(s["set"] == "distilled") & s["train_augment"].astype(bool)] if "lrs" in s.columns else s.iloc[:0]
+    rated = s["set"].isin(["distilled", "kmeans_real", "rded"])  # the sets DD-Ranking's scores rate
+    scored = s[rated & s["train_augment"].astype(bool)] if "lrs" in s.columns else s.iloc[:0]
     scored = scored[[math.isfinite(v) for v in scored["ior"]]] if len(scored) else scored
     if len(scored):
         w = f"weights {scored['lrs_weight'].iloc[0]:g} / {scored['ars_weight'].iloc[0]:g}" if "lrs_weight" in s else ""
         lines.append(f"\nDD-Ranking's scores (accuracies as fractions; {w}; comparable only under the same protocol):")
         for r in scored.itertuples():
             lines.append(
-                f"  {r.labels:<5} {r.model:<11} HLR {r.hlr:.3f}  IOR {r.ior:+.3f}  LRS {r.lrs:.3f} "
+                f"  {r.set:<11} {r.labels:<5} {r.model:<11} HLR {r.hlr:.3f}  IOR {r.ior:+.3f}  LRS {r.lrs:.3f} "
                 f"{_ci(r.lrs_ci_low, r.lrs_ci_high, 1.0, 3)}  ARS "
                 + (f"{r.ars:.3f} {_ci(r.ars_ci_low, r.ars_ci_high, 1.0, 3)}" if math.isfinite(r.ars) else "-")
             )
     if "protocol" in s.columns and s["protocol"].notna().any() and str(s["protocol"].iloc[0]):
         lines.append(f"evaluation protocol: {s['protocol'].iloc[0]} (results/evaluation_provenance.json)")
+    return lines
+
+
+def fidelity_lines(t: pd.DataFrame) -> list[str]:
+    """Per set: precision, recall, density, coverage and the Frechet distance against the real test split."""
+    if not len(t):
+        return []
+    r0 = t.iloc[0]
+    lines = [
+        f"\nfidelity and diversity against the real test split ({r0['features']} features, k = {r0['nearest_k']}, "
+        f"{r0['n_real']} test images; the random subset: mean over {int(t['n_draws'].max())} draws):",
+        f"  {'set':<14} {'images':>6} {'precision':>9} {'recall':>7} {'density':>7} {'coverage':>8} {'Frechet':>9}",
+    ]
+    for r in t.itertuples():
+        vals = [f"{v:.3f}" if math.isfinite(v) else "-" for v in (r.precision, r.recall, r.density, r.coverage)]
+        fd = f"{r.frechet_distance:.2f}" if math.isfinite(r.frechet_distance) else "-"
+        lines.append(f"  {r.set:<14} {r.n_images:>6} {vals[0]:>9} {vals[1]:>7} {vals[2]:>7} {vals[3]:>8} {fd:>9}")
     return lines
 
 

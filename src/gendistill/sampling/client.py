@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..processes import process_state
-from .code import BOOTSTRAP, digest, imported_files_on_disk, tree_files
+from .code import BOOTSTRAP, differences, digest, imported_files, imported_files_on_disk, tree_files
 from .protocol import Channel, ProtocolError, RequestError, validate_sample_request
 from .runtime import (
     Lineage,
@@ -67,8 +67,8 @@ def _snapshot(source: str, revision: str | None) -> str | None:
 
 def full_load(load: dict, runtime: dict) -> dict:
     """The load spec a sampler is started with and keyed by: absolute model and tiny decoder paths, a hub id's
-    snapshot commit as the local cache resolves it now (the sampler loads exactly that snapshot, so a cache
-    updated later is another key), compile, determinism."""
+    snapshot commit (the one the plan resolved, which the job's params name; else as the local cache resolves it
+    now: the sampler loads exactly that snapshot, so a cache updated later is another key), compile, determinism."""
 
     def absolute(source):
         return str(Path(source).resolve()) if Path(source).exists() else source
@@ -80,11 +80,11 @@ def full_load(load: dict, runtime: dict) -> dict:
         "deterministic": runtime.get("deterministic", False),
         "check_memory": runtime.get("check_memory", True),
     }
-    if snapshot := _snapshot(out["source"], load.get("revision")):
+    if not out.get("snapshot") and (snapshot := _snapshot(out["source"], load.get("revision"))):
         out["snapshot"] = snapshot
     if load.get("tiny_decoder"):
         out["tiny_decoder"] = absolute(load["tiny_decoder"])
-        if snapshot := _snapshot(out["tiny_decoder"], None):
+        if not out.get("tiny_decoder_snapshot") and (snapshot := _snapshot(out["tiny_decoder"], None)):
             out["tiny_decoder_snapshot"] = snapshot
     return out
 
@@ -119,6 +119,9 @@ def _spawn(
     import subprocess
 
     log_fd = open_private(p["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    # A log here is a killed sampler's (a sampler removes its own on exit; no sampler of this key listens, and we
+    # hold its start lock): it holds that sampler's classes, so it is emptied rather than appended to.
+    os.ftruncate(log_fd, 0)
     pythonpath = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": SRC_DIR + (os.pathsep + pythonpath if pythonpath else "")}
     if slot is not None and slot.pinned:
@@ -208,9 +211,10 @@ def ensure_sampler(
 
 
 def _from_sampler(
-    load: dict, payload: dict, runtime: dict, writer: ClassWriter, slot: Slot | None = None, say=print
+    load: dict, payload: dict, runtime: dict, writer: ClassWriter, slot: Slot | None = None, say=print, beat=None
 ) -> dict:
-    """Send the request, write every batch as it arrives; return the sampler's meta for the class."""
+    """Send the request, write every batch as it arrives; return the sampler's meta for the class. `beat`: called
+    on every message from the sampler (its heartbeats too), the progress a job waiting for this slot sees."""
     r = ensure_sampler(load, runtime, say=say, slot=slot)
     ch = Channel(r.sock)
     timeout = float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
@@ -224,6 +228,8 @@ def _from_sampler(
                 raise SamplerError(_silent(r, timeout)) from None
             except (EOFError, OSError, ProtocolError) as e:
                 raise SamplerError(_broken_off(r, e, len(writer.records), payload["cls"]["n_generated"])) from None
+            if beat:
+                beat()
             kind = h.get("type")
             if kind == "accepted":
                 if h.get("code") != r.code:
@@ -296,11 +302,14 @@ def _broken_off(r: Reached, e: BaseException, received: int, expected: int) -> s
     )
 
 
-def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage, slot: Slot | None = None) -> dict:
+def _in_process(
+    load: dict, payload: dict, writer: ClassWriter, lineage: Lineage, slot: Slot | None = None, beat=None
+) -> dict:
     import logging
 
     if slot is not None and slot.pinned:  # before torch is imported: this job's process sees only its slot's GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    files = tree_files()  # the package as this job finds it before the sampling code is imported: the key's code
 
     from .generate import Sampler, sample_request
     from .pipeline import environment, load_from_spec, set_cpu_threads
@@ -308,6 +317,8 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     t0 = time.perf_counter()
     pipe, device, dtype = load_from_spec(load)
+    if beat:
+        beat()
     load_s = round(time.perf_counter() - t0, 3)
     print(f"pipeline load #1 (in-process) in {load_s:.2f}s", flush=True)
     env = environment(load, device, dtype, pipe, set_cpu_threads(pipe, device))
@@ -315,7 +326,7 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
         Sampler(pipe, device, dtype),
         payload,
         env,
-        lambda b: writer.add(b.indices, b.pngs, b.records),
+        lambda b: (writer.add(b.indices, b.pngs, b.records), beat and beat()),
         lineage.broken,
         {
             "server_pid": None,
@@ -324,8 +335,16 @@ def _in_process(load: dict, payload: dict, writer: ClassWriter, lineage: Lineage
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         },
     )
-    ran = imported_files_on_disk()  # no import hook in a job: the modules' files as they are now
-    return {**meta, "code_hash": digest(ran), "code_files": ran, "requests_served": 1, "started_sampler": False}
+    ran = imported_files()  # hashed as compiled (the job re-executed itself through BOOTSTRAP: cli._run_sample)
+    if ran is None:  # called as a library (not `gendistill sample`): the modules' files as they are now
+        ran = imported_files_on_disk()
+    if changed := differences(ran, files):
+        raise SamplerError(
+            f"this job imported {', '.join(changed[:5])} in another version than the package's files it started "
+            f"with (edited while it ran), so its images come from code no record would name. Nothing was written. "
+            f"Fix: rerun the class."
+        )
+    return {**meta, "code_hash": digest(files), "code_files": ran, "requests_served": 1, "started_sampler": False}
 
 
 def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict) -> int:
@@ -355,16 +374,18 @@ def run(load: dict, cls: dict, gen: dict, out_size: int, out: str, runtime: dict
         validate_sample_request({**payload, "code": "-"})
         slots = resolve_slots(runtime.get("gpus", "auto"))
         # Held until the class is published or the job fails (the kernel lets go if it is killed).
-        with SlotHold(slots, resolve_runtime_dir().path if len(slots) > 1 else None) as slot:
+        deadline = 2 * float(runtime.get("server_timeout", DEFAULT_TIMEOUT))
+        hold = SlotHold(slots, resolve_runtime_dir().path if len(slots) > 1 else None, timeout=deadline)
+        with hold as slot:
             if slot.pinned:
                 print(f"sampling on {slot.label()}", flush=True)
             for attempt in range(STALE_RETRIES + 1):
                 try:
                     with ClassWriter(out, cls["n_generated"], lineage) as writer:
                         if runtime.get("server", True):
-                            meta = _from_sampler(load, payload, runtime, writer, slot)
+                            meta = _from_sampler(load, payload, runtime, writer, slot, beat=hold.beat)
                         else:
-                            meta = _in_process(load, payload, writer, lineage, slot)
+                            meta = _in_process(load, payload, writer, lineage, slot, hold.beat)
                         meta["slot"] = slot.record()  # which GPU made this class (not a pixel decider)
                         writer.publish(meta)
                     break

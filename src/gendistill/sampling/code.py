@@ -9,8 +9,12 @@
   by mtime to the second and size). So an edit made between the job's key and the sampler's import (the model
   loads, and imports, for seconds after start) cannot be recorded under the clean tree's hash: the sampler
   compares what it imported with the key's files and retires on a difference (server.py).
-* `generation.server: false` (no sampler) records the modules imported by the job, read from disk after the
-  class is sampled: the same files, without the guarantee about edits made while it ran.
+* `generation.server: false` (no sampler): the job replaces itself by the same command through BOOTSTRAP before it
+  imports anything else (`exec_hooked`), so its modules too are compiled from the bytes hashed, and it compares
+  them with the package's files as it found them when it started, as the sampler does.
+* Both record as `code_hash` the hash of the package's files as the job found them (the key's code), every
+  module imported having been checked against it, so the two modes' hashes compare; `code_files` lists the
+  modules each imported (a sampler imports its server, a job its writer).
 """
 
 from __future__ import annotations
@@ -102,6 +106,22 @@ def imported_files_on_disk() -> dict[str, str]:
             except OSError:
                 out[_relative(path)] = "unreadable"
     return out
+
+
+def hooked() -> bool:
+    """This process was started through BOOTSTRAP: each module of the package is compiled from the bytes hashed."""
+    return imported_files() is not None
+
+
+def exec_hooked(argv: list[str]) -> None:
+    """Replace this process (same pid, same parent, same open files) by `python -c BOOTSTRAP gendistill <argv>`, with
+    this package first on its path: from here on every module of the package it imports is compiled from the bytes
+    the hook hashed, never from a .pyc trusted by its source's size and mtime."""
+    pythonpath = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + pythonpath if pythonpath else "")}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-c", BOOTSTRAP, "gendistill", *argv], env)
 
 
 def differences(ran: dict[str, str], key_files: dict[str, str]) -> list[str]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..families import adapter_for
 from ..imageio import png_bytes
 from ..pipeline_memory import DEFAULT_BATCH
+from ..prototypes import load_prototypes
 from ..seeds import image_seed
 
 log = logging.getLogger("gendistill.sampler")
@@ -73,6 +74,21 @@ def to_uint8(imgs: torch.Tensor) -> np.ndarray:
     """[B, 3, H, W] float in [0, 1] -> [B, H, W, 3] uint8 on the CPU (NaNs become 0 and are rejected earlier)."""
     x = torch.nan_to_num(imgs, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def with_real(gen: dict, real: dict | None, indices: list[int]) -> dict:
+    """The generation settings of one batch: with the class's prototypes file (gendistill.prototypes), image i
+    starts from centre i mod k (generation.init: prototypes) and is guided toward representative i mod k
+    (generation.real_guidance); without it, `gen` as it is."""
+    if real is None:
+        return gen
+    rows = torch.tensor([i % len(real["centres"]) for i in indices])
+    out = dict(gen)
+    if gen.get("init", "noise") == "prototypes":
+        out["start"] = real["centres"][rows]
+    if gen.get("real_guidance"):
+        out["guide"] = real["representatives"][rows]
+    return out
 
 
 class Sampler:
@@ -128,7 +144,9 @@ class Sampler:
         imgs = torch.cat(outs)
         return to_uint8(resize(imgs.float(), out_size)), imgs
 
-    def _good_batch(self, emb, cls: dict, indices: list[int], gen: dict, out_size: int, max_retries: int):
+    def _good_batch(
+        self, emb, cls: dict, indices: list[int], gen: dict, out_size: int, max_retries: int, real: dict | None = None
+    ):
         """Generate `indices`; regenerate NaN/inf/blank images with their next `attempt` seed (recorded)."""
         attempts = dict.fromkeys(indices, 0)
         rejected: dict[int, list] = {i: [] for i in indices}
@@ -136,7 +154,7 @@ class Sampler:
         todo = list(indices)
         while todo:
             seeds = [image_seed(cls["seed"], cls["index"], i, attempts[i]) for i in todo]
-            imgs = self._generate(emb, seeds, gen)
+            imgs = self._generate(emb, seeds, with_real(gen, real, todo))
             reasons = bad_reasons(imgs)
             small = to_uint8(resize(imgs.float(), out_size))
             retry = []
@@ -187,6 +205,7 @@ class Sampler:
         bs = self.resolve_batch(batch_size)
         self.adapter.check(gen)
         emb = self._encode(cls["prompt"], gen["guidance_scale"])
+        real = load_prototypes(cls["prototypes"]) if cls.get("prototypes") else None
         n, i = cls["n_generated"], 0
         while i < n:
             why = cancelled() if cancelled else None
@@ -194,7 +213,7 @@ class Sampler:
                 raise Cancelled(why)
             indices = list(range(i, min(n, i + bs)))
             try:
-                images, records = self._good_batch(emb, cls, indices, gen, out_size, max_retries)
+                images, records = self._good_batch(emb, cls, indices, gen, out_size, max_retries, real)
             except torch.cuda.OutOfMemoryError:
                 bs = self._halve_on_oom(bs)
                 continue

@@ -12,8 +12,8 @@ import torch
 from ..devices import resolve_device
 from ..families import adapter_for, family_of
 from ..families.base import autoencoder_facts
-from ..pipeline_memory import GIB, available_bytes, estimate
-from ..weights import HeaderError
+from ..pipeline_memory import GIB, alternatives, available_bytes, estimate, fixes
+from ..weights import HeaderError, pipeline_problems
 
 log = logging.getLogger("gendistill.sampler")
 
@@ -57,14 +57,23 @@ def load_pipeline(
         kwargs["variant"] = "fp16"  # the hub checkpoint ships fp16 weights: half the download and load time
     if check_memory:
         check_memory_fits(source, revision, device, dtype, vae_dtype, kwargs.get("variant"))
+    variant = kwargs.get("variant")
     try:
-        pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as e:
-        if "variant" not in kwargs:
-            raise
-        log.info("no fp16 variant (%s); loading the default weights", e)
-        kwargs.pop("variant")
-        pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
+        try:
+            pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as e:
+            if "variant" not in kwargs:
+                raise
+            log.info("no fp16 variant (%s); loading the default weights", e)
+            kwargs.pop("variant")
+            pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
+    except Exception as e:
+        if problems := weight_file_problems(source, revision, variant):
+            raise WeightsError(
+                f"{source} cannot be loaded: {'; '.join(problems[:6])} (the load failed with {type(e).__name__}: "
+                f"{str(e)[:500]}). Fix: download the model again, or `save_pretrained` it there."
+            ) from e
+        raise
     adapter = adapter_for(pipe, device)  # an unsupported pipeline class fails here, naming the supported ones
     if decoder == "tiny":
         use_tiny_decoder(pipe, tiny_decoder, dtype, tiny_decoder_revision)
@@ -83,6 +92,24 @@ def load_pipeline(
             pipe, name, torch.compile(getattr(pipe, name), mode="max-autotune-no-cudagraphs", fullgraph=name == "unet")
         )
     return pipe
+
+
+class WeightsError(ValueError):
+    """A weight file of the pipeline is truncated or corrupt; str() names each file and what is wrong with it."""
+
+
+def weight_file_problems(source: str, revision: str | None, variant: str | None) -> list[str]:
+    """What the plan's weight check (gendistill.weights) finds wrong with the files a load of `source` read, each
+    naming its file: so a load that fails on one says which (diffusers' errors may name a tensor, not its file)."""
+    from .runtime import model_dir
+
+    root = model_dir(source, revision)
+    if root is None:
+        return []
+    try:
+        return [f"{root}/{p}" for p in pipeline_problems(root, {variant})]
+    except (OSError, ValueError):
+        return []
 
 
 class DeviceMemoryError(MemoryError):
@@ -117,17 +144,14 @@ def check_memory_fits(source: str, revision: str | None, device: str, dtype, vae
             "memory: the pipeline needs about %s; %s", est.describe(), room and f"{room[0] / GIB:.1f} GiB {room[1]}"
         )
         return
-    cheaper = ""
-    if name == "float32":
-        bf16 = estimate(root, "bfloat16", 0, 0, 0.0, vae_dtype, variant)
-        cheaper = f"generation.dtype: bfloat16 (about {bf16.total / GIB:.1f} GiB); "
     raise DeviceMemoryError(
         f"{source} needs about {est.total / GIB:.1f} GiB on {device} in {name} before sampling anything (weights "
         f"{est.weights / GIB:.1f} GiB: "
         + ", ".join(f"{k} {v / GIB:.1f}" for k, v in sorted(est.components.items(), key=lambda kv: -kv[1]))
         + f"; the process {est.overhead / GIB:.1f}), but {room[0] / GIB:.1f} GiB are {room[1]}: loading it would "
-        f"get this process killed by the kernel (or run out of GPU memory). Fix: {cheaper}a machine or job with "
-        f"more memory; or limits.check_memory: false to load it anyway."
+        f"get this process killed by the kernel (or run out of GPU memory). Fix: "
+        + fixes(est, alternatives(est, lambda d, _b, _dec: estimate(root, d, 0, 0, 0.0, vae_dtype, variant)), room[0])
+        + "."
     )
 
 
@@ -219,6 +243,17 @@ def configure_vae(pipe, mode: str = "auto") -> None:
     vae.decode = decode_in_vae_dtype
 
 
+def local_sha256(source: str | None, planned: str | None) -> str | None:
+    """What identifies a local model directory's weights: the content hash the plan put in the load spec (the
+    job's params), or, for a directory the workflow built (the demo models, not hashed by the plan), the hash of
+    its files now (model_files.content_sha256: small files, once per load). None for a hub id."""
+    if planned or not source or not Path(source).is_dir():
+        return planned
+    from ..model_files import content_sha256
+
+    return content_sha256(Path(source))
+
+
 def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_threads: int | None = None) -> dict:
     """What a class's images were made with (recorded in records.json and the provenance)."""
     import diffusers
@@ -228,12 +263,14 @@ def environment(load: dict, device: str, dtype: torch.dtype, pipe=None, cpu_thre
         "model_source": load["source"],
         "model_revision": load.get("revision"),
         "model_snapshot": load.get("snapshot"),  # the hub cache's commit it was loaded from (None: a local dir)
+        "model_sha256": local_sha256(load["source"], load.get("sha256")),  # a local directory's files (None: hub)
         "device": device,
         "dtype": str(dtype),
         "vae_dtype": load.get("vae_dtype", "auto"),
         "decoder": load.get("decoder", "vae"),
         "tiny_decoder": load.get("tiny_decoder"),
         "tiny_decoder_snapshot": load.get("tiny_decoder_snapshot"),
+        "tiny_decoder_sha256": local_sha256(load.get("tiny_decoder"), load.get("tiny_decoder_sha256")),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,

@@ -260,6 +260,9 @@ def validate_sample_request(req: dict) -> None:
     ):
         if gen and not ok(gen.get(key)):
             problems.append(f"gen.{key}: {gen.get(key)!r} is not {want}")
+    if cls and "prototypes" in cls and not (isinstance(cls["prototypes"], str) and cls["prototypes"]):
+        problems.append(f"cls.prototypes: {cls['prototypes']!r} is not the path of a prototypes file")
+    problems += _real_data_problems(cls, gen)
     out_size = req.get("out_size")
     if not (_int(out_size) and out_size >= 1):
         problems.append(f"out_size: {out_size!r} is not an integer >= 1")
@@ -278,3 +281,30 @@ def validate_sample_request(req: dict) -> None:
         problems.append("code: missing (the code hash the job expects the sampler to run)")
     if problems:
         raise RequestError("invalid sample request:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _real_data_problems(cls: dict, gen: dict) -> list[str]:
+    """Generation from real data (gen.init, gen.strength, gen.real_guidance; cls.prototypes): what is malformed."""
+    problems = []
+    init = gen.get("init", "noise")
+    if init not in ("noise", "prototypes"):
+        problems.append(f"gen.init: {init!r} is not 'noise' or 'prototypes'")
+    uses_file = init == "prototypes" or bool(gen.get("real_guidance"))
+    if cls and uses_file and not cls.get("prototypes"):
+        problems.append("cls.prototypes: missing (gen.init prototypes and gen.real_guidance read the class's file)")
+    if init == "prototypes" and not (_number(gen.get("strength")) and 0 < gen["strength"] <= 1):
+        problems.append(f"gen.strength: {gen.get('strength')!r} is not a number in (0, 1]")
+    rg = gen.get("real_guidance")
+    if rg:
+        if not isinstance(rg, dict) or rg.get("method") != "coda":
+            problems.append(f"gen.real_guidance: {rg!r} is not {{method: coda, weight, fraction}}")
+        else:
+            if not (_number(rg.get("weight")) and rg["weight"] >= 0):
+                problems.append(f"gen.real_guidance.weight: {rg.get('weight')!r} is not a number >= 0")
+            if not (_number(rg.get("fraction")) and 0 < rg["fraction"] <= 1):
+                problems.append(f"gen.real_guidance.fraction: {rg.get('fraction')!r} is not a number in (0, 1]")
+    return problems

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..model_files import stat_stamp
 from ..processes import alive, process_start_time, process_state
 
 # Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.
@@ -275,20 +276,12 @@ def model_dir(source: str, snapshot: str | None = None) -> Path | None:
 
 def files_fingerprint(directory: Path | None, source: str) -> str:
     """Changes when any file of a model directory changes (added, removed, resized, touched, or a hub snapshot's
-    link pointed at another blob, whose name is its content hash), so a warm sampler never serves stale weights.
-    Stat-based: an in-place rewrite that keeps both size and mtime is not seen."""
+    link pointed at another blob, whose name is its content hash), symlinked folders included, so a warm sampler
+    never serves stale weights (model_files.stat_stamp). Stat-based: an in-place rewrite that keeps both size and
+    mtime is not seen here (the plan's content hash, in the load spec, sees it at the next run)."""
     if directory is None:
         return source
-    stamps = []
-    for f in sorted(directory.rglob("*")):
-        try:
-            st = f.stat()  # follows a snapshot's symlink to its blob
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            link = os.readlink(f) if f.is_symlink() else None
-            stamps.append((f.relative_to(directory).as_posix(), st.st_size, st.st_mtime_ns, link))
-    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+    return stat_stamp(directory)
 
 
 def environment_fingerprint() -> list:

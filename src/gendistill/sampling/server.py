@@ -437,9 +437,10 @@ class Server:
                 return self._error(ch, summarize_error(e, self.slot), traceback.format_exc())
             if not self.check_code():  # a module first imported by this request was not the key's
                 return self._stale_reply(ch)
-            ran = self.code_ran()  # what made these pixels, hashed from the bytes imported
+            ran = self.code_ran()  # what made these pixels, hashed from the bytes imported: each the key's file
             self.stats["requests"] += 1
-            ch.send({"type": "done", "meta": {**meta, "code_hash": digest(ran), "code_files": ran}, **self._status()})
+            meta = {**meta, "code_hash": self.key_code, "code_files": ran}  # the key's code, as a job in-process
+            ch.send({"type": "done", "meta": meta, **self._status()})
         finally:
             self.device_lock.release()
 

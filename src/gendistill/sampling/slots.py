@@ -8,7 +8,9 @@ lock, the sampler's key and socket as without slots, and the sampler queues the 
 
 A job holds its slot by an flock on the slot's file in the private runtime directory: taken without a race
 (LOCK_NB on each slot in turn), and released by the kernel when the job ends, however it ends, so a killed job's
-slot is free at once; the file only names the last holder, for the log of a job that waits.
+slot is free at once; the file only names the last holder, for the log of a job that waits, and its mtime is the
+holder's last sign of progress (`SlotHold.beat`: each message from its sampler, each batch in-process), so a job
+that waits can tell a holder that is sampling from one that has hung, and gives up on the latter with its name.
 
 Standard library only: every sample job imports this, and the job must stay light (importing torch costs about
 1.7 s a job), so GPUs are counted from CUDA_VISIBLE_DEVICES, /proc/driver/nvidia/gpus (one directory per GPU the
@@ -32,6 +34,10 @@ AUTO = "auto"
 
 class SlotError(ValueError):
     """generation.gpus names GPUs this node does not have (or is not a list of indices)."""
+
+
+class SlotWaitTimeout(TimeoutError):
+    """Every GPU slot is held by a job that has shown no progress for the wait's deadline."""
 
 
 class Slot:
@@ -140,6 +146,22 @@ def resolve_slots(setting=AUTO, visible: list[str] | None = None) -> list[Slot]:
     return [Slot(k, len(setting), visible[i]) for k, i in enumerate(setting)]
 
 
+def idle_slots_note(slots: list[Slot], gpu_resource, cores) -> str | None:
+    """What a run says when Snakemake would run fewer sample jobs at once (`--resources gpu=N`, `--cores`) than
+    there are GPU slots, whose last ones would then stay idle (jobs take the first free slot); None otherwise."""
+    limits = [(f"--resources gpu={gpu_resource}", gpu_resource), (f"--cores {cores}", cores)]
+    limits = [(text, int(n)) for text, n in limits if isinstance(n, int) and not isinstance(n, bool)]
+    if len(slots) < 2 or not limits or min(n for _, n in limits) >= len(slots):
+        return None
+    text, n = min(limits, key=lambda limit: limit[1])
+    idle = ", ".join(f"{s.index} (GPU {s.gpu})" for s in slots[max(n, 1) :])
+    return (
+        f"generation.gpus gives {len(slots)} GPU slots, but {text} lets Snakemake run {n} sample job(s) at once, so "
+        f"slot(s) {idle} stay idle. Fix: --resources gpu={len(slots)} (and --cores {len(slots)} or more), or list "
+        f"only the GPUs to use in generation.gpus."
+    )
+
+
 # ---- holding a slot -----------------------------------------------------------------------------------------
 
 
@@ -161,18 +183,49 @@ def slot_lock_path(directory: Path, slot: Slot) -> Path:
 STOPPED_HOLDER_S = 2.0
 
 
+# A holder beats at most this often (a message from its sampler comes every 2 s: protocol.HEARTBEAT_S).
+BEAT_S = 1.0
+
+
 class SlotHold:
     """Hold one free slot of `slots` while the job runs (`with SlotHold(...) as slot:`); waits, saying for whom,
     while every slot is held by another job, and never shares one with a running job (a stopped holder's slot is
-    used beside it). A single slot is not locked (nothing to choose; its sampler queues the jobs, as without
-    slots)."""
+    used beside it). A wait ends with SlotWaitTimeout, naming the holders, once it has lasted `timeout` seconds
+    and none of them has shown progress for as long (twice generation.server_timeout_seconds: a holder fails by
+    itself when its sampler's start lock, then its sampler, is silent for that long, so one silent longer has
+    hung). A single slot is not locked (nothing to choose; its sampler queues the jobs, as without slots)."""
 
-    def __init__(self, slots: list[Slot], directory: Path | None, say=print, poll: float = 0.1):
-        self.slots, self.directory, self.say, self.poll = slots, directory, say, poll
+    def __init__(
+        self, slots: list[Slot], directory: Path | None, say=print, poll: float = 0.1, timeout: float | None = None
+    ):
+        self.slots, self.directory, self.say, self.poll, self.timeout = slots, directory, say, poll, timeout
         self.fd: int | None = None
         self.slot: Slot | None = None
         self.waited = 0.0
         self.beside_stopped: int | None = None  # the stopped job whose slot this one uses, if any
+        self.last_beat = 0.0
+
+    def beat(self) -> None:
+        """Show the jobs waiting for this slot that its holder is making progress (the lock file's mtime)."""
+        now = time.monotonic()
+        if self.fd is not None and now - self.last_beat >= BEAT_S:
+            try:
+                os.utime(self.fd)
+            except OSError:
+                return
+            self.last_beat = now
+
+    def _all_silent(self, fds: list[int]) -> str | None:
+        """When every slot's holder has shown no progress for `timeout`: who they are; else None."""
+        if self.timeout is None:
+            return None
+        parts = []
+        for slot, fd in zip(self.slots, fds):
+            silent = time.time() - os.fstat(fd).st_mtime
+            if silent < self.timeout:
+                return None
+            parts.append(f"slot {slot.index} (GPU {slot.gpu}) by {holder(fd)}, no progress for {silent:.0f}s")
+        return "; ".join(parts)
 
     def _holders(self, fds: list[int]) -> str:
         parts = []
@@ -223,6 +276,14 @@ class SlotHold:
                             flush=True,
                         )
                         return slot
+                if now - t0 >= (self.timeout or 0) and (hung := self._all_silent(fds)):
+                    raise SlotWaitTimeout(
+                        f"waited {now - t0:.0f}s for a free GPU slot, and no holder has shown progress for "
+                        f"{self.timeout:.0f}s (twice generation.server_timeout_seconds): {hung}. A job whose sampler "
+                        f"answers shows progress every 2s, so these are hung. Fix: end them (`kill <pid>`) and "
+                        f"rerun; or, with generation.server: false and a load or batch slower than that, raise "
+                        f"generation.server_timeout_seconds."
+                    )
                 holders = self._holders(fds)
                 if holders != told:  # said when it starts waiting, and again when the holders change
                     self.say(
