@@ -22,6 +22,11 @@ compute and memory as the checkpoints, noise images) and loaded by the workflow'
   workflow     the whole workflow (Snakemake, the resident sampler): CIFAR-100's 100 class names, 50 images per
                class at 512 px, model load included, up to the packaged dataset
   time_budget  `gendistill time-budget` on the workflow's config: the largest n_generated for 600 s
+  evaluation   the evaluation's training step (gendistill's Trainer over uint8 images on the GPU, one process):
+               ResNet-18 with a ResNet-18 teacher online (KD, cutmix, random resized crop) at 224 px, batch 256
+               and 1,024, also reading a kd cache instead of the teacher; ConvNet-D3 at 32 px with DSA, batch
+               256; each in float32, bf16 autocast, bf16 + channels-last and that compiled; FLOPs per image
+               (student forward + backward, teacher forward) and the fraction of the device's peak
 
 Each section gets a share of the time left (--minutes) and is stopped at it (what it measured so far is kept);
 a progress line is printed per step. Rows: one per measurement (ms per call, images/s, FLOPs per image from the
@@ -72,8 +77,10 @@ SECTIONS = {
     "reference": 5,
     "workflow": 32,
     "time_budget": 6,
+    "evaluation": 20,
 }
 PROMPT = "apple"
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, for the evaluation section's images
 COLUMNS = [
     "section",
     "step",
@@ -94,6 +101,8 @@ COLUMNS = [
     "warmup_s",
     "status",
     "note",
+    "precision",
+    "channels_last",
 ]
 
 
@@ -449,6 +458,88 @@ class Suite:
             ),
         )
 
+    def evaluation(self, section: str) -> None:
+        """The evaluation's training step per case, batch and variant (float32; bf16 autocast; + channels-last;
+        + compiled), through gendistill's own loop (benchmarks/bench_eval.py OurLoop: the seeded permutation,
+        the batch gathered from uint8 images on the device, augmentation and mixing there, Trainer.step)."""
+        from bench_eval import OurLoop
+
+        from gendistill.evaluation import kd_cache
+        from gendistill.evaluation.data import DeviceImages
+        from gendistill.evaluation.models import build_model
+        from gendistill.evaluation.runtime import Runtime
+
+        torch, smoke, dev = self.torch, self.a.smoke, self.device
+        kd_recipe = {"lr": 0.001, "optimizer": "adamw", "momentum": 0.9, "weight_decay": 0.01,
+                     "schedule": "cosine_half", "train_augment": True, "augment": "rrc_flip",
+                     "rrc_scale": [0.08, 1.0], "mix": "cutmix", "mix_beta": 1.0}  # fmt: skip
+        dsa_recipe = {"lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
+                      "train_augment": True, "augment": "dsa"}  # fmt: skip
+        kd = {"temperature": 20.0, "alpha": 1.0, "t_squared": False}
+        # (name, model, px, classes, batches, recipe, teacher online)
+        cases = [
+            ("ResNet-18 KD", "resnet18", 32 if smoke else 224, 10 if smoke else 1000, [4] if smoke else [256],
+             kd_recipe, True),
+            ("ConvNet-D3", "convnet_d3", 16 if smoke else 32, 10, [8] if smoke else [256], dsa_recipe, False),
+            ("ResNet-18 KD", "resnet18", 32 if smoke else 224, 10 if smoke else 1000, [8] if smoke else [1024],
+             kd_recipe, True),
+        ]  # fmt: skip
+        half = "bf16"
+        variants = [("float32", "off", False, False), (half, half, False, False), (half, half, True, False)]
+        variants.append((half, half, True, True))
+        epochs = self.warmup + self.repeats + 1
+        for name, model, px, classes, batches, extra, online in cases:
+            for b in batches:
+                g = torch.Generator().manual_seed(0)
+                x8 = torch.randint(0, 256, (b, 3, px, px), generator=g, dtype=torch.uint8)
+                source = DeviceImages(x8, torch.arange(b) % classes, MEAN, STD, device=dev)
+                recipe = {**extra, "epochs": epochs, "batch_size": b}
+                teacher = build_model(model, classes, px).eval() if online else None
+                flops = self._train_step_flops(model, classes, px, recipe, teacher, kd if online else None)
+                common = dict(model=f"{name} ({model})", resolution=px, batch=b)
+                for label, amp, channels_last, compiled in variants:
+                    rt = Runtime(device=dev, amp=amp, channels_last=channels_last)
+                    loop = OurLoop(source, recipe, model, classes, teacher=teacher, kd=kd if online else None,
+                                   runtime=rt)  # fmt: skip
+                    how = ""
+                    if compiled:
+                        backend = "eager" if smoke else "inductor"
+                        loop.trainer.net = torch.compile(loop.trainer.net, backend=backend)
+                        how = f"torch.compile backend {backend}" + (" (smoke)" if smoke else "")
+                    kw = dict(precision=label, channels_last=channels_last, compiled=compiled, **common)
+                    if not self.measure(section, "train_step", loop.epoch, b, flops, note=how, **kw):
+                        break
+                if online:  # the same step reading the kd cache (the teacher's outputs stored once)
+                    rt = Runtime(device=dev, amp=half, channels_last=True)
+                    path = Path(self.a.work) / "kd_cache.pt"
+                    rec = kd_cache.build(source, recipe, teacher, kd["temperature"], 100, 0, classes, str(path), rt)
+                    cache = kd_cache.load(str(path))
+                    loop = OurLoop(source, recipe, model, classes, kd=kd, cache=cache, runtime=rt)
+                    student = self._train_step_flops(model, classes, px, recipe, None, None)
+                    note = f"kd cache: {rec['storage_bytes'] / (epochs * b):.0f} B per image and epoch (top 100)"
+                    kw = dict(precision=half, channels_last=True, compiled=False, **common)
+                    self.measure(section, "train_step_kd_cache", loop.epoch, b, student, note=note, **kw)
+                if dev == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _train_step_flops(self, model, classes, px, recipe, teacher, kd) -> float:
+        """FLOPs per image of one training step (student forward + backward, the teacher's forward), counted by
+        torch's FlopCounterMode on a batch of 2 in float32."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from gendistill.evaluation.runtime import Runtime
+        from gendistill.evaluation.train import Trainer
+
+        torch = self.torch
+        trainer = Trainer(model, classes, px, {**recipe, "train_augment": False}, Runtime(device=self.device),
+                          kd=kd, teacher=teacher)  # fmt: skip
+        x = torch.randn(2, 3, px, px, device=self.device)
+        y = torch.arange(2, device=self.device) % classes
+        counter = FlopCounterMode(display=False)
+        with counter:
+            trainer.step(x, y, torch.arange(2), torch.Generator().manual_seed(0))
+        return counter.get_total_flops() / 2
+
     # ---- running and reporting
     def run(self) -> None:
         wanted = [s for s in SECTIONS if s in self.a.sections.split(",")]
@@ -494,9 +585,17 @@ class Suite:
         md.write("# gendistill GPU suite\n\n")
         md.write(" | ".join(f"{k}: {v}" for k, v in self.env.items()) + "\n\n")
         measured = [r for r in self.rows if r["step"] != "section" and r["status"] == "ok" and r["img_per_s"] != ""]
+        evaluation = [r for r in measured if r["section"] == "evaluation"]
+        measured = [r for r in measured if r["section"] != "evaluation"]
         cols = ["section", "step", "model", "resolution", "batch", "vae_mode", "decoder", "compiled", "ms_per_call"]
         cols += ["img_per_s", "gflop_per_image", "achieved_tflops", "frac_of_peak", "peak_mem_gib", "warmup_s", "note"]
-        md.write(_md_table(cols, measured) + "\n\n## Sections\n\n")
+        md.write(_md_table(cols, measured) + "\n\n")
+        if evaluation:
+            md.write("## Evaluation: one training step\n\n")
+            ecols = ["model", "resolution", "batch", "precision", "channels_last", "compiled", "step", "ms_per_call"]
+            ecols += ["img_per_s", "gflop_per_image", "achieved_tflops", "frac_of_peak", "peak_mem_gib", "warmup_s"]
+            md.write(_md_table(ecols + ["note"], evaluation) + "\n\n")
+        md.write("## Sections\n\n")
         sections = [r for r in self.rows if r["step"] == "section" or r["status"] != "ok" or r["img_per_s"] == ""]
         md.write(_md_table(["section", "step", "status", "note"], sections) + "\n")
         peak = f"achieved / {self.peak} TFLOP/s" if self.peak else "no peak known for this device (--peak-tflops)"

@@ -246,14 +246,18 @@ def test_each_env_file_names_the_rules_that_use_it(workflow_rules):
         assert sorted(listed) == using, f"{path.name}: lists {sorted(listed)}, used by {using}"
 
 
-def test_gpu_rule_is_the_only_one_declaring_a_gpu(workflow_rules):
-    """The profiles rely on it: `gpu` is the sampling rules' resource (local --resources gpu=N; SLURM --gpus):
-    the rules that declare it are exactly those that run `gendistill sample`."""
-    gpu_rules = {r.name for r in workflow_rules if "gpu" in r.resources}
+def test_gpu_is_declared_by_sampling_and_by_the_evaluation_where_it_trains_on_gpus(workflow_rules):
+    """The profiles rely on it: `gpu` is the sampling rules' resource (local --resources gpu=N; SLURM --gpus), and
+    the evaluation's where it trains on GPUs (evaluate: evaluation.processes of them; kd_cache: one; on a cluster
+    they ask with --gres instead, which the profile's per-submission gpu limit does not count): the rules that
+    declare it are those that run `gendistill sample`, and evaluate and kd_cache, which ask for none here (no GPU
+    visible, a local run)."""
+    gpu_rules = {r.name: r for r in workflow_rules if "gpu" in r.resources}
     sampling = {
         r.name for r in workflow_rules if not r.is_script and re.search(r"-m gendistill\s+sample\s", r.shellcmd)
     }
-    assert sampling and gpu_rules == sampling
+    assert sampling and set(gpu_rules) == sampling | {"evaluate", "kd_cache"}
+    assert all(gpu_rules[name].resources["gpu"] == 0 for name in ("evaluate", "kd_cache"))
 
 
 # ---- tier 3: the envs hold what the jobs import -------------------------------------------------------------

@@ -14,11 +14,21 @@ import pytest
 import torch
 from conftest import REPO
 
-SECTIONS = ["setup", "components", "compiled", "tiny_256", "sd_turbo", "reference", "workflow", "time_budget"]
+SECTIONS = [
+    "setup",
+    "components",
+    "compiled",
+    "tiny_256",
+    "sd_turbo",
+    "reference",
+    "workflow",
+    "time_budget",
+    "evaluation",
+]
 
 
 @pytest.mark.slow
-@pytest.mark.long  # every section, a workflow run and the time-budget measurement: ~45 s of CPU
+@pytest.mark.long  # every section, a workflow run, the time-budget measurement, training steps: ~75 s of CPU
 def test_smoke_runs_every_section_and_writes_the_table(tmp_path, private_runtime):
     out, work = tmp_path / "out", tmp_path / "work"
     proc = subprocess.run(
@@ -62,7 +72,23 @@ def test_smoke_runs_every_section_and_writes_the_table(tmp_path, private_runtime
     # the e2e of ours beats the one-image-per-call reference loop on the same tiny model (batching, encode once)
     best = max(float(r["img_per_s"]) for r in measured("components", "end_to_end", vae_mode="upcast"))
     assert best > float(ref["img_per_s"])
+    # the evaluation's training step: each case in float32, bf16, bf16 + channels-last, compiled; the kd cache
+    for model, batches in (("ResNet-18 KD (resnet18)", (4, 8)), ("ConvNet-D3 (convnet_d3)", (8,))):
+        for b in batches:
+            steps = measured("evaluation", "train_step", model=model, batch=b)
+            variants = {(r["precision"], r["channels_last"], r["compiled"]) for r in steps}
+            assert variants == {
+                ("float32", "False", "False"),
+                ("bf16", "False", "False"),
+                ("bf16", "True", "False"),
+                ("bf16", "True", "True"),
+            }, variants
+            assert all(float(r["img_per_s"]) > 0 and float(r["gflop_per_image"]) > 0 for r in steps)
+    (cached,) = measured("evaluation", "train_step_kd_cache", batch=4)
+    (online,) = measured("evaluation", "train_step", batch=4, precision="bf16", channels_last=True, compiled=False)
+    assert float(cached["gflop_per_image"]) == pytest.approx(0.75 * float(online["gflop_per_image"]), rel=0.02)
     md = (out / "gpu_suite.md").read_text()
+    assert "## Evaluation: one training step" in md and md.count("| train_step |") == 12
     assert md.count("\n| components | end_to_end |") == 9 and "| workflow | section | ok |" in md
     assert "device_name:" in md and "torch: " + torch.__version__ in md
 

@@ -61,7 +61,8 @@ def test_explicit_keys_win_and_are_recorded():
     cfg, rec = resolved({"evaluation": {"protocol": "rded", "epochs": 30, "kd": {"temperature": 4.0}}})
     ev = cfg["evaluation"]
     assert ev["epochs"] == 30 and ev["optimizer"] == "adamw" and ev["labels"] == "kd"
-    assert ev["kd"] == {"temperature": 4.0, "alpha": 1.0, "t_squared": False}  # nested: key by key
+    kd = {"temperature": 4.0, "alpha": 1.0, "t_squared": False, "cache": False, "cache_top_k": 100, "cache_seed": 0}
+    assert ev["kd"] == kd  # nested: key by key
     assert set(rec["overridden"]) == {"evaluation.epochs", "evaluation.kd.temperature"}
     assert cfg["teacher"]["model"] == "resnet18"
     cfg, rec = resolved({"evaluation": {"protocol": "rded"}, "teacher": {"model": "convnet"}})

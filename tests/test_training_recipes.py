@@ -220,24 +220,29 @@ def test_the_lr_search_keeps_the_best_on_the_test_set_and_says_so():
 
 
 def test_an_evaluation_job_searches_its_lr_and_reads_its_test_set_at_test_resize(monkeypatch):
+    import inspect
+
     from gendistill import evaluate
     from gendistill.config import load_and_validate
 
     reads = []
     real = evaluate.real_source
+    signature = inspect.signature(real)
 
-    def recording(adapter, split, *args):
-        reads.append((split, args[-1] if len(args) == 7 else None))
-        return real(adapter, split, *args)
+    def recording(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        reads.append((bound.arguments["split"], bound.arguments["resize"]))
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate, "real_source", recording)
     dataset = load_and_validate({"dataset": {"name": "digits"}, "model": {"tiny": {"seed": 0}}})["dataset"]
     recipe = {**RECIPE, "epochs": 1, "batch_size": 64, "lr_search": [0.001, 0.05], "test_resize": 40}
     counts = {0: 5, 1: 5}
-    res = evaluate.run_job(
+    res = evaluate.run_job(evaluate.EvalSpec(
         "random_subset", "convnet", 0, dataset=dataset, labels=[0, 1], num_classes=10, recipe=recipe,
         per_class_counts=counts, max_test_images=60, resolution=32,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert reads == [("train", None), ("test", 40)]
     by_lr = res["lr_search"]["accuracy_by_lr"]
     assert set(by_lr) == {"0.001", "0.05"} and res["accuracy"] == max(by_lr.values())

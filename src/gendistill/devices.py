@@ -30,3 +30,14 @@ def gpu_visible() -> bool:
         return gpus.is_dir() and any(gpus.iterdir())
     except OSError:
         return False
+
+
+def gpu_count() -> int:
+    """How many GPUs this process may use, without importing torch: those CUDA_VISIBLE_DEVICES names when it is
+    set, else those the NVIDIA driver lists."""
+    if not gpu_visible():
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    return len(list(Path("/proc/driver/nvidia/gpus").iterdir()))

@@ -108,6 +108,14 @@ class RunLayout:
     def metrics(self, set: str = "{set}", model: str = "{model}", seed: str = "{seed}") -> str:
         return self.scoped_metrics(RUN, set, model, seed)
 
+    def kd_cache(self, set: str = "{set}", images: str = "{images}") -> str:
+        """The teacher's stored outputs for evaluation run `set` (labels kd, evaluation.kd.cache) on its training
+        images: `images` "set" for the distilled set, "subset<seed>" for the random real subset of a seed."""
+        return self._at("eval", "kd_cache", set, f"{images}.pt")
+
+    def kd_cache_record(self, set: str = "{set}", images: str = "{images}") -> str:
+        return self._at("eval", "kd_cache", set, f"{images}.json")
+
     # The selection baselines (evaluation.baselines: kmeans_real, rded): the set the teacher picks, in
     # distilled.pt's format, and what was picked (source images or crops, with their scores)
     def baseline_set(self, baseline: str = "{baseline}") -> str:

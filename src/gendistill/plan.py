@@ -24,6 +24,7 @@ from .evaluation.runs import (
     EvalRun,
     eval_runs,
     evaluation_problems,
+    kd_cached,
     label_regimes,
     parse_key,
     rded_factor,
@@ -36,7 +37,7 @@ from .evaluation.runs import (
 from .families import BY_NAME, UnsupportedModel
 from .families.facts import decoder_facts, generation_problems, model_facts, tiny_facts
 from .generator.fit import FIT_VERSION, full_spec, spec_problems
-from .layout import ABLATION, TEACHER_ABLATION, RunLayout
+from .layout import ABLATION, RUN, TEACHER_ABLATION, RunLayout
 from .naming import class_ids
 from .pipeline_memory import available_bytes, memory_problem, total_bytes
 from .sampling.load_spec import load_spec, resolve
@@ -292,6 +293,21 @@ class Plan:
         """What results/evaluation_provenance.json records: the protocol and every run's resolved recipe."""
         resolution = self.cfg["evaluation"]["resolution"] or self.image_size
         return record(self.cfg, self.evaluation_protocol, self.has_real_data, resolution)
+
+    def kd_cache(self, scope: str, key: str, seed) -> str | None:
+        """The kd cache an evaluate job reads (labels kd with evaluation.kd.cache; the run's own evaluations):
+        one per distilled set, one per seed of a random real subset (its images are the seed's)."""
+        if scope == ABLATION or not kd_cached(self.cfg):
+            return None
+        job = self.evaluation(scope, key)
+        if job.labels != "kd":
+            return None
+        return self.layout.kd_cache(key, f"subset{seed}" if job.set == "random_subset" else "set")
+
+    def kd_cache_job(self, key: str, images: str) -> tuple[EvalJob, int]:
+        """What a kd_cache job stores: the evaluation run `key`'s job, and the seed that picks its images (a
+        random real subset's; 0 for a distilled set, whose images no seed picks)."""
+        return self.evaluation(RUN, key), int(images.removeprefix("subset")) if images != "set" else 0
 
     def evaluation(self, scope: str, key: str) -> EvalJob:
         """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), or

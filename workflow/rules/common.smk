@@ -47,14 +47,16 @@ def uses_conda():
 
 # What shell jobs run with, passed in the environment (every job inherits it; a SLURM job's Snakemake reads this
 # file again): the interpreter (the env's python under --sdm conda, else the one running Snakemake), src/ first
-# on the path, and the sampler's runtime knobs. Not params: those are rerun triggers, and these must not rerun
-# anything (another venv, another batch size). Not workflow variables in `shell:` either (`snakemake --lint`).
+# on the path, and the sampler's and the evaluation's runtime knobs. Not params: those are rerun triggers, and
+# these must not rerun anything (another venv, another batch size, processes per evaluation). Not workflow variables in `shell:` either (`snakemake --lint`).
 # Jobs run `"$GENDISTILL_PYTHON" -m gendistill <subcommand>` (quoted: a venv path may contain spaces).
 _pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 os.environ.update(
     GENDISTILL_PYTHON="python" if uses_conda() else sys.executable,
     PYTHONPATH=os.pathsep.join([SRC, *_pythonpath]),
     GENDISTILL_SAMPLER_RUNTIME=json.dumps(PLAN.sampler_runtime, sort_keys=True),
+    # the evaluation's: processes per job, channels-last, compile (gendistill.evaluation.runs.RUNTIME_KEYS)
+    GENDISTILL_EVAL_RUNTIME=json.dumps(EVAL_RUNS.runtime_settings(CFG), sort_keys=True),
 )
 
 

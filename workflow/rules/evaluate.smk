@@ -4,11 +4,24 @@
 # augmentation; its recipe is the config's evaluation keys with evaluation.protocol's preset under them.
 # The same rule evaluates the ablations' variants ({scope} ablation/, {set} the variant's name: ablation/eval/):
 # what a job trains on and how is the plan's (Plan.evaluation: a gendistill.evaluation.runs.EvalJob).
+# With evaluation.processes N a job trains on N processes (torchrun) and, where it trains on GPUs, asks for N:
+# `gpu` here (counted against --resources gpu), `--gres=gpu:N` through a cluster executor (SLURM), where the
+# profile's per-submission `gpu` limit is sampling's.
 
 DATASET = as_json(CFG["dataset"])
 
 
-KD = as_json(EVAL_RUNS.kd_settings(CFG))
+# the KD loss keys of the soft regime, and of the kd regime (with evaluation.kd.cache: the cache's keys too)
+KD_SOFT = as_json(EVAL_RUNS.kd_settings(CFG, "soft"))
+KD_KD = as_json(EVAL_RUNS.kd_settings(CFG, "kd"))
+EVAL_PROCESSES = int(CFG["evaluation"]["processes"])
+EVAL_GPUS = EVAL_RUNS.job_gpus(CFG, workflow.local_exec)
+if workflow.is_main_process:
+    _gpu_limit = workflow.global_resources.get("gpu")  # --resources gpu=N, a Resource (or absent)
+    _gpu_limit = getattr(_gpu_limit, "value", _gpu_limit)
+    _problems = EVAL_RUNS.machine_problems(CFG, workflow.local_exec, _gpu_limit)
+    if _problems and PLAN.evaluation_active:
+        refuse(ConfigError(_problems))
 
 
 rule evaluate:
@@ -17,7 +30,13 @@ rule evaluate:
         # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
         soft_labels=lambda w: LAYOUT.soft_labels if PLAN.evaluation(w.scope, w.set).reads_soft_labels else [],
         # the teacher: run online (kd), or labelling a real set's images once (soft)
-        teacher=lambda w: LAYOUT.teacher if PLAN.evaluation(w.scope, w.set).reads_teacher else [],
+        teacher=lambda w: (
+            LAYOUT.teacher
+            if PLAN.evaluation(w.scope, w.set).reads_teacher and not PLAN.kd_cache(w.scope, w.set, w.seed)
+            else []
+        ),
+        # labels kd with evaluation.kd.cache: the teacher's outputs, stored once for every seed (rule kd_cache)
+        kd_cache=lambda w: PLAN.kd_cache(w.scope, w.set, w.seed) or [],
     output:
         metrics=LAYOUT.scoped_metrics(),
     log:
@@ -30,14 +49,16 @@ rule evaluate:
         set="|".join([EVAL_RUNS.KEY_PATTERN, *PLAN.ablations.evaluated]),
     conda:
         "../../envs/evaluation.yaml"
-    threads: 2
+    threads: 2 * EVAL_PROCESSES
     resources:
-        mem_mb=8000,
+        mem_mb=8000 * EVAL_PROCESSES,
         runtime=120,
+        gpu=EVAL_GPUS if workflow.local_exec else None,
+        gres=f"gpu:{EVAL_GPUS}" if EVAL_GPUS and not workflow.local_exec else None,
     params:
         set_name=lambda w: PLAN.evaluation(w.scope, w.set).set,
         label_regime=lambda w: PLAN.evaluation(w.scope, w.set).labels,
-        kd=lambda w: KD if PLAN.evaluation(w.scope, w.set).labels != "hard" else "",
+        kd=lambda w: {"hard": "", "soft": KD_SOFT, "kd": KD_KD}[PLAN.evaluation(w.scope, w.set).labels],
         recipe=lambda w: as_json(PLAN.evaluation(w.scope, w.set).recipe),
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
@@ -53,6 +74,47 @@ rule evaluate:
         "Training {wildcards.model} (seed {wildcards.seed}) on {wildcards.scope}{wildcards.set}"
     script:
         "../scripts/evaluate.py"
+
+
+# Labels kd with evaluation.kd.cache: the teacher's outputs for every batch of every epoch of an evaluation run,
+# drawn from evaluation.kd.cache_seed and stored once (gendistill.evaluation.kd_cache); every training seed of
+# the run reads them ({images}: "set" for the distilled set, "subset<seed>" for a random real subset's images).
+rule kd_cache:
+    input:
+        data=lambda w: PLAN.kd_cache_job(w.set, w.images)[0].data or [],
+        teacher=LAYOUT.teacher,
+    output:
+        cache=LAYOUT.kd_cache(),
+        record=LAYOUT.kd_cache_record(),
+    log:
+        f"{OUT}/logs/kd_cache/{{set}}/{{images}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/kd_cache/{{set}}/{{images}}.tsv"
+    wildcard_constraints:
+        images=r"set|subset\d+",
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=min(EVAL_GPUS, 1) if workflow.local_exec else None,
+        gres="gpu:1" if EVAL_GPUS and not workflow.local_exec else None,
+    params:
+        set_name=lambda w: PLAN.kd_cache_job(w.set, w.images)[0].set,
+        subset_seed=lambda w: PLAN.kd_cache_job(w.set, w.images)[1],
+        recipe=lambda w: as_json(PLAN.kd_cache_job(w.set, w.images)[0].recipe),
+        kd=KD_KD,
+        dataset=fixed(DATASET),
+        labels=[c.index for c in PLAN.classes],
+        per_class_counts=lambda w: as_json(PLAN.kd_cache_job(w.set, w.images)[0].counts or {}),
+        num_classes=len(PLAN.all_class_names),
+        resolution=CFG["evaluation"]["resolution"],
+        device=CFG["evaluation"]["device"],
+    message:
+        "Storing the teacher's outputs for {wildcards.set} ({wildcards.images})"
+    script:
+        "../scripts/kd_cache.py"
 
 
 rule results_table:

@@ -1,7 +1,8 @@
 """Snakemake script for rule `evaluate`, the run's evaluations and the ablations' (thin: decodes the params; the
-logic is gendistill.evaluate)."""
+logic is gendistill.evaluate, on several processes gendistill.evaluate_torchrun)."""
 
 import json
+import os
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
@@ -10,21 +11,24 @@ import torch
 
 from gendistill.atomic import write_text
 from gendistill.devices import resolve_device
-from gendistill.evaluate import run_job
+from gendistill.evaluate import EvalSpec, run_job
 from gendistill.evaluation.runs import FILE_SETS
+from gendistill.evaluation.runtime import from_settings
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
-with log_to(sm.log[0]):
+with log_to(sm.log[0]) as log_file:
     torch.set_num_threads(sm.threads)
     p = sm.params
     device = resolve_device(p.device, "evaluation.device")
+    # how the job runs (processes, layout, compile): runtime knobs, not params (workflow/rules/common.smk)
+    runtime = json.loads(os.environ.get("GENDISTILL_EVAL_RUNTIME") or "{}")
+    processes = int(runtime.pop("processes", 1))
     w = sm.wildcards
-    set_name = p.set_name
-    res = run_job(
-        set_name,
-        w.model,
-        int(w.seed),
+    spec = EvalSpec(
+        set_name=p.set_name,
+        model=w.model,
+        seed=int(w.seed),
         dataset=json.loads(p.dataset),
         labels=list(p.labels),
         num_classes=int(p.num_classes),
@@ -34,14 +38,22 @@ with log_to(sm.log[0]):
         else None,
         max_test_images=p.max_test_images,
         resolution=p.resolution,
-        distilled_path=sm.input.data if set_name in FILE_SETS else None,
+        distilled_path=sm.input.data if p.set_name in FILE_SETS else None,
         device=device,
         workers=sm.threads - 1,  # image files (ImageNet) are read by DataLoader workers
         label_regime=p.label_regime,
         kd=json.loads(p.kd) if p.kd else None,
         soft_labels_path=sm.input.get("soft_labels") or None,
         teacher_path=sm.input.get("teacher") or None,
+        kd_cache_path=sm.input.get("kd_cache") or None,
         eval_key=w.set,  # the evaluation run (evaluation/runs.py), or the ablation variant (scope ablation/)
+        runtime=runtime,
     )
+    if processes > 1:
+        from gendistill.evaluate_torchrun import run as run_on_processes
+
+        res = run_on_processes(spec, processes, sm.threads, log_file)
+    else:
+        res = run_job(spec, from_settings({**runtime, "amp": spec.recipe.get("amp", "auto")}, device))
     res["device"] = device
     write_text(sm.output.metrics, json.dumps(res, indent=1, sort_keys=True))

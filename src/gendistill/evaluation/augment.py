@@ -1,5 +1,6 @@
-"""Training-time augmentation of an evaluation: applied to each batch of normalised images [B, 3, H, W], every
-random choice drawn from the training run's seeded generator (the same seed gives the same run).
+"""Training-time augmentation of an evaluation: applied to each batch of normalised images [B, 3, H, W] on the
+device the batch is on, as whole-batch tensor operations; every random choice is drawn from the training run's
+seeded generator (a CPU generator, whatever the device: the same seed gives the same run on every device).
 
 `evaluation.augment` names the per-image transforms:
 
@@ -44,18 +45,26 @@ DSA_GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 DSA_ALIGN_CORNERS = False
 
 
+def _windows(xp: torch.Tensor, top: list[int], left: list[int], h: int, w: int) -> torch.Tensor:
+    """Image i's h x w window at (top[i], left[i]) of `xp`, for every image at once (one gather on its device)."""
+    n, c = xp.shape[:2]
+    dev = xp.device
+    rows = torch.tensor(top, device=dev).view(n, 1) + torch.arange(h, device=dev)
+    cols = torch.tensor(left, device=dev).view(n, 1) + torch.arange(w, device=dev)
+    i = torch.arange(n, device=dev).view(n, 1, 1, 1)
+    ch = torch.arange(c, device=dev).view(1, c, 1, 1)
+    return xp[i, ch, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+
+
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Per-sample random crop (zero padding `pad`) and horizontal flip, drawn from `gen`."""
     n, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
-    flip = (torch.rand(n, generator=gen) < 0.5).tolist()
-    out = torch.stack([xp[i, :, oy[i] : oy[i] + h, ox[i] : ox[i] + w] for i in range(n)])
-    if any(flip):
-        f = torch.tensor(flip)
-        out[f] = out[f].flip(3)
-    return out
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = _windows(xp, oy, ox, h, w)
+    return torch.where(flip.to(x.device).view(-1, 1, 1, 1), out.flip(3), out)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -63,13 +72,13 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 
 def _affine(x: torch.Tensor, theta: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=align_corners)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=align_corners)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
 
 
 def _flip(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
     f = torch.rand(len(x), generator=gen) < p
-    return torch.where(f.view(-1, 1, 1, 1), x.flip(3), x)
+    return torch.where(f.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
 
 
 def _shift(x: torch.Tensor, gen: torch.Generator, frac: float) -> torch.Tensor:
@@ -79,29 +88,33 @@ def _shift(x: torch.Tensor, gen: torch.Generator, frac: float) -> torch.Tensor:
     dy = torch.randint(-sy, sy + 1, (n,), generator=gen).tolist()
     dx = torch.randint(-sx, sx + 1, (n,), generator=gen).tolist()
     xp = F.pad(x, (sx, sx, sy, sy))
-    return torch.stack([xp[i, :, sy + dy[i] : sy + dy[i] + h, sx + dx[i] : sx + dx[i] + w] for i in range(n)])
+    return _windows(xp, [sy + d for d in dy], [sx + d for d in dx], h, w)
 
 
 def _cutout(x: torch.Tensor, gen: torch.Generator, frac: float) -> torch.Tensor:
     """Zero a square of side round(frac x side) centred anywhere in the image (cut at its borders)."""
     n, _, h, w = x.shape
     ch, cw = int(h * frac + 0.5), int(w * frac + 0.5)
-    cy = torch.randint(0, h + (1 - ch % 2), (n,), generator=gen).tolist()
-    cx = torch.randint(0, w + (1 - cw % 2), (n,), generator=gen).tolist()
-    mask = torch.ones(n, 1, h, w, dtype=x.dtype)
-    for i in range(n):
-        y0, x0 = cy[i] - ch // 2, cx[i] - cw // 2
-        mask[i, :, max(y0, 0) : y0 + ch, max(x0, 0) : x0 + cw] = 0
-    return x * mask
+    cy = torch.randint(0, h + (1 - ch % 2), (n,), generator=gen).to(x.device)
+    cx = torch.randint(0, w + (1 - cw % 2), (n,), generator=gen).to(x.device)
+    y0, x0 = (cy - ch // 2).view(n, 1), (cx - cw // 2).view(n, 1)
+    rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_y, in_x = (rows >= y0) & (rows < y0 + ch), (cols >= x0) & (cols < x0 + cw)  # [n, h], [n, w]
+    mask = ~(in_y.view(n, 1, h, 1) & in_x.view(n, 1, 1, w))
+    return x * mask.to(x.dtype)
 
 
 def _color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     n = len(x)
-    x = x + (torch.rand(n, 1, 1, 1, generator=gen, dtype=x.dtype) - 0.5) * DSA["brightness"]
+
+    def draw():  # drawn on the generator's CPU, used on the batch's device
+        return torch.rand(n, 1, 1, 1, generator=gen, dtype=x.dtype).to(x.device)
+
+    x = x + (draw() - 0.5) * DSA["brightness"]
     m = x.mean(dim=1, keepdim=True)
-    x = (x - m) * (torch.rand(n, 1, 1, 1, generator=gen, dtype=x.dtype) * DSA["saturation"]) + m
+    x = (x - m) * (draw() * DSA["saturation"]) + m
     m = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - m) * (torch.rand(n, 1, 1, 1, generator=gen, dtype=x.dtype) + DSA["contrast"]) + m
+    return (x - m) * (draw() + DSA["contrast"]) + m
 
 
 def _scale(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -187,8 +200,9 @@ def mix(x: torch.Tensor, gen: torch.Generator, kind: str, beta: float) -> tuple[
         return x, None
     perm = torch.randperm(len(x), generator=gen)
     lam = float(np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))).beta(beta, beta))
+    partner = x[perm.to(x.device)]
     if kind == "mixup":
-        return lam * x + (1 - lam) * x[perm], Mixed(perm, lam)
+        return lam * x + (1 - lam) * partner, Mixed(perm, lam)
     if kind != "cutmix":
         raise ValueError(f"unknown mix {kind!r}; use one of {', '.join(MIXES)}")
     _, _, h, w = x.shape
@@ -198,5 +212,5 @@ def mix(x: torch.Tensor, gen: torch.Generator, kind: str, beta: float) -> tuple[
     y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
     x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
     out = x.clone()
-    out[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    out[:, :, y0:y1, x0:x1] = partner[:, :, y0:y1, x0:x1]
     return out, Mixed(perm, 1.0 - (y1 - y0) * (x1 - x0) / (h * w))  # lam of the pasted box's real area

@@ -13,8 +13,8 @@ import logging
 import numpy as np
 import torch
 
-from .data import FileSource, TensorSource
-from .train import evaluate_on, fit, normalise
+from .data import DeviceImages, FileSource
+from .train import evaluate_on, fit
 
 log = logging.getLogger("gendistill.evaluate")
 
@@ -38,12 +38,21 @@ def real_split(adapter, split: str, keep_labels: list[int]):
 
 
 def real_source(
-    adapter, split: str, keep: list[int], resolution: int, mean, std, workers: int, select=None, resize=None
+    adapter,
+    split: str,
+    keep: list[int],
+    resolution: int,
+    mean,
+    std,
+    workers: int,
+    select=None,
+    resize=None,
+    device: str = "cpu",
 ):
     """A real split as a source: image files streamed from disk where the adapter lists them (ImageNet: never
-    loaded whole), else arrays in memory. `select(labels) -> indices` picks a subset (the random real subset
-    reads only its own files); `resize` (a test set: evaluation.test_resize) is the short side before the centre
-    crop to `resolution`."""
+    loaded whole), else uint8 images held on `device` (data.DeviceImages). `select(labels) -> indices` picks a
+    subset (the random real subset reads only its own files); `resize` (a test set: evaluation.test_resize) is the
+    short side before the centre crop to `resolution`."""
     if adapter.streams:
         paths, y = adapter.files(split, keep)
         if select is not None:
@@ -54,7 +63,8 @@ def real_source(
     if select is not None:
         sel = select(y)
         x, y = x[sel], y[sel]
-    return TensorSource(normalise(x, mean, std), torch.from_numpy(y), resolution, resize)
+    x8 = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+    return DeviceImages(x8, torch.from_numpy(y), mean, std, resolution, resize, device)
 
 
 def test_subset(max_images: int | None):

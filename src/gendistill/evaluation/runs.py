@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from ..devices import gpu_count, gpu_visible
 from .protocols import REAL_DATA_RECIPE, TEACHER_RECIPES, test_resize_8_7
 from .protocols import record as protocol_record
 
@@ -50,8 +51,15 @@ OPTIONAL_RECIPE_KEYS = {
     "decay_norm_and_bias": True,
     "accuracy": "final",
     "test_resize": None,
+    # mixed precision decides the floats a run computes (bf16 keeps 8 significant bits): part of the recipe, like
+    # the lr; auto follows the device as evaluation.device: auto does (bf16 on a GPU that has it, off on the CPU)
+    "amp": "auto",
 }
 KD_DEFAULTS = {"t_squared": True}
+KD_CACHE_KEYS = ("cache", "cache_top_k", "cache_seed")
+# How an evaluation job runs, not what it computes (the same floats up to the order of sums): never params, so
+# changing them reruns nothing; the job reads them from GENDISTILL_EVAL_RUNTIME (workflow/rules/common.smk).
+RUNTIME_KEYS = ("processes", "channels_last", "compile")
 
 
 class EvalRun(NamedTuple):
@@ -137,6 +145,8 @@ def seeds(cfg: dict, run: EvalRun) -> list[int]:
 
 def _optional(ev: dict) -> dict:
     out = {k: ev[k] for k, default in OPTIONAL_RECIPE_KEYS.items() if ev.get(k, default) != default}
+    if out.get("amp") is False:  # YAML reads a bare `off` as false
+        out["amp"] = "off"
     if ev.get("augment") == "rrc_flip":
         out["rrc_scale"] = list(ev["rrc_scale"])
     if ev.get("mix", "none") != "none":
@@ -179,13 +189,27 @@ def full_epochs(cfg: dict) -> int:
     return ev["baselines"]["full_epochs"] or ev["epochs"]
 
 
-def kd_settings(cfg: dict) -> dict:
-    """The KD loss keys of the soft and kd regimes (t_squared only when it is not the default)."""
-    kd = dict(cfg["evaluation"]["kd"])
+def kd_settings(cfg: dict, regime: str = "soft") -> dict:
+    """The KD loss keys of the soft and kd regimes (t_squared only when it is not the default); for regime kd with
+    evaluation.kd.cache, also the cache's keys (evaluation/kd_cache.py: they decide the batches the student sees)."""
+    kd = {k: v for k, v in cfg["evaluation"]["kd"].items() if k not in KD_CACHE_KEYS}
     for k, default in KD_DEFAULTS.items():
         if kd.get(k, default) == default:
             kd.pop(k, None)
+    if regime == "kd" and kd_cached(cfg):
+        kd.update({k: cfg["evaluation"]["kd"][k] for k in KD_CACHE_KEYS})
     return kd
+
+
+def kd_cached(cfg: dict) -> bool:
+    """The kd regime reads the teacher's outputs stored once (evaluation.kd.cache) instead of running it."""
+    return bool(cfg["evaluation"]["kd"].get("cache"))
+
+
+def runtime_settings(cfg: dict) -> dict:
+    """The evaluation's runtime knobs (RUNTIME_KEYS): how many processes train one model, the channels-last
+    layout, torch.compile."""
+    return {k: cfg["evaluation"][k] for k in RUNTIME_KEYS}
 
 
 def real_data_recipe(cfg: dict) -> dict:
@@ -244,11 +268,68 @@ def evaluation_problems(cfg: dict, has_real_data: bool, resolution: int | None =
             "evaluation.baselines.full_accuracy gives acc(real, hard) for HLR, and baselines.full measures it too. "
             "Fix: keep one (full_accuracy: null to use the measured full-data run, or full: false)."
         )
+    problems += _runtime_problems(cfg)
     resolution = resolution or ev["resolution"]
     if ev["test_resize"] is not None and resolution and ev["test_resize"] < resolution:
         problems.append(
             f"evaluation.test_resize: {ev['test_resize']} is below the evaluation's {resolution} px, so no "
             f"{resolution} px centre crop exists. Fix: test_resize >= {resolution}, or null."
+        )
+    return problems
+
+
+def _runtime_problems(cfg: dict) -> list[str]:
+    """What the machine running the jobs cannot matter for: fp16 on the CPU, a cache of a teacher not run."""
+    ev, problems = cfg["evaluation"], []
+    if ev.get("amp") == "fp16" and ev["device"] == "cpu":
+        problems.append(
+            "evaluation.amp: fp16 with evaluation.device: cpu: torch has no fast float16 kernels on the CPU (and no "
+            "gradient scaler there). Fix: amp: bf16 or off (auto: off on the CPU), or device: cuda."
+        )
+    if kd_cached(cfg) and "kd" not in label_regimes(cfg):
+        problems.append(
+            f"evaluation.kd.cache: true stores the teacher's outputs for the kd regime, and evaluation.labels "
+            f"({ev['labels']}) has no kd: no teacher is run during training. Fix: add kd to evaluation.labels, or "
+            f"kd.cache: false."
+        )
+    return problems
+
+
+def trains_on_gpu(cfg: dict, local: bool) -> bool:
+    """Whether the evaluation jobs train on GPUs, as far as the plan can tell before any job runs: device cuda;
+    device auto with a GPU visible here (`local`: Snakemake runs the jobs on this machine), or on a cluster
+    (a remote executor: the SLURM profile's evaluation jobs get GPUs)."""
+    device = cfg["evaluation"]["device"]
+    return device == "cuda" or (device == "auto" and (not local or gpu_visible()))
+
+
+def job_gpus(cfg: dict, local: bool) -> int:
+    """GPUs one evaluation job asks for: one per process where it trains on GPUs, else none."""
+    return int(cfg["evaluation"]["processes"]) if trains_on_gpu(cfg, local) else 0
+
+
+def machine_problems(cfg: dict, local: bool, gpu_limit: int | None) -> list[str]:
+    """What the machines the jobs run on cannot do (checked where the workflow starts, before any job):
+    processes above the GPUs a job can have (Snakemake's `--resources gpu=N` caps each job's request without a
+    word, or the GPUs visible here), fp16 where device auto finds no GPU."""
+    ev, problems = cfg["evaluation"], []
+    n = int(ev["processes"])
+    if local and trains_on_gpu(cfg, local):
+        visible = gpu_count()
+        limits = [(visible, "the GPUs visible here (CUDA_VISIBLE_DEVICES, the driver)")]
+        if gpu_limit is not None:
+            limits.append((int(gpu_limit), f"--resources gpu={gpu_limit} (or the profile's `resources: gpu`)"))
+        available, source = min(limits, key=lambda lim: lim[0])
+        if n > available:
+            problems.append(
+                f"evaluation.processes: {n} trains each evaluation on {n} GPUs, and a job here can have "
+                f"{available}: {source}. Fix: processes: {max(available, 1)}, or give Snakemake more GPUs "
+                f"(--resources gpu={n} on a machine that has them), or device: cpu (processes on the CPU)."
+            )
+    if local and ev.get("amp") == "fp16" and ev["device"] == "auto" and not gpu_visible():
+        problems.append(
+            "evaluation.amp: fp16 and no GPU is visible here, so device: auto trains on the CPU, where torch has no "
+            "fast float16 kernels. Fix: amp: bf16 or auto, or run on a GPU machine."
         )
     return problems
 
@@ -292,9 +373,10 @@ def record(cfg: dict, protocol: dict | None, has_real_data: bool, resolution: in
     return {
         **protocol_record(ev.get("protocol")),
         "overridden": (protocol or {}).get("overridden", []),
-        "evaluation": ev,
+        # the runtime knobs are each result's own record (world_size, runtime), not the evaluation's
+        "evaluation": {k: v for k, v in ev.items() if k not in RUNTIME_KEYS},
         "label_regimes": label_regimes(cfg),
-        "kd": kd_settings(cfg),
+        "kd": kd_settings(cfg, "kd"),
         "teacher": (
             {**cfg["teacher"], "recipe_name": cfg["teacher"]["recipe"], "recipe": teacher_recipe(cfg, resolution)}
             if uses_teacher(cfg) or selection_baselines(cfg, has_real_data)
