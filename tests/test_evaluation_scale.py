@@ -323,6 +323,7 @@ PROCESSES_CONFIG = deep_update(
 )
 
 
+@pytest.mark.long  # torchrun and its two workers through the workflow, then dry runs: ~50 s on 2 busy cores
 def test_two_processes_in_the_workflow_record_world_size_and_learn(tiny_run, tmp_path):
     """On a copy of the tiny run: an evaluation on 2 processes (gloo) through the workflow; its random real subset
     learns the 3 digit classes. Changing the runtime knobs afterwards reruns nothing; amp does."""

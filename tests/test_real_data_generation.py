@@ -176,6 +176,7 @@ def test_guidance_changes_the_images_toward_the_targets(family):
 # --- per-class caching of the prototypes ----------------------------------------------------------------------
 
 
+@pytest.mark.long  # two workflow runs and a dry run on the imagefolder fixture: ~90 s on 2 busy cores
 def test_one_class_real_images_or_count_regenerate_that_class_only(tiny_run, tmp_path):
     from dataset_fixtures import make_imagefolder
 

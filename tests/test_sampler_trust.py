@@ -65,7 +65,13 @@ def test_cancelled_job_gets_no_output_and_the_next_job_is_served_at_once(load, t
     )
     tmp = wait_for_tmp_pngs(tmp_path, "out", 5)
     job.send_signal(sig)
-    job.communicate(timeout=60)
+    try:
+        job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say why the job did not end: its signal mask and dispositions, its state
+        status = Path(f"/proc/{job.pid}/status").read_text()
+        job.kill()
+        out = job.communicate()[0]
+        raise AssertionError(f"the job did not end on {sig!r}:\n{status}\n{out[-3000:]}") from None
     rerun = subprocess.run(client_cmd(load, CLS, tmp_path / "out", {}), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "waiting for another class's request" not in rerun.stdout  # the orphan was dropped, not waited for

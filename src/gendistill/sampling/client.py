@@ -279,13 +279,24 @@ def _silent(r: Reached, timeout: float) -> str:
     )
 
 
+def _still_running(pid: int, settle: float = 2.0) -> bool:
+    """The process still runs `settle` seconds after its connection ended: a killed process closes its sockets
+    while it exits, so right after the end of its connection it may not be gone yet."""
+    deadline = time.monotonic() + settle
+    while alive(pid) and process_state(pid) not in ("Z", "?"):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _broken_off(r: Reached, e: BaseException, received: int, expected: int) -> str:
     """What a job says when the connection ends before the class is done: what it knows, no guess."""
     head = (
         f"the connection to {r.name()} ended before this class was done ({e}; {received} of "
         f"{expected} images received, nothing published)"
     )
-    if alive(r.pid) and process_state(r.pid) not in ("Z", "?"):
+    if _still_running(r.pid):
         return (
             f"{head}. The sampler is still running: it closed this job's connection without saying why. Its log "
             f"({r.paths['log']}) says why. Fix: rerun the class."
