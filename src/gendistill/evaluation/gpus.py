@@ -21,6 +21,7 @@ Standard library only: the job imports this, and chooses its GPUs, before it imp
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 
@@ -30,13 +31,20 @@ from ..sampling.slots import BEAT_S, Slot, SlotHold, resolve_slots
 # not params (which GPU trains a model decides none of its numbers).
 ENV = "GENDISTILL_EVAL_SLOTS"
 
+log = logging.getLogger("gendistill.evaluate")
+
+
+def _say(line: str, **_) -> None:
+    """SlotHold's lines (which slots, whom it waits for) in the job's log, with their times."""
+    log.info("%s", line)
+
 
 class TrainingGpus:
     """`with TrainingGpus(settings, count) as gpus:` holds `count` GPU slots (`settings`: evaluation.runs
     .slot_settings, by default from the environment) and makes them the process's only visible GPUs until the
     block ends; `gpus.record()` says which, for the job's result."""
 
-    def __init__(self, settings: dict | None = None, count: int = 1, say=print):
+    def __init__(self, settings: dict | None = None, count: int = 1, say=_say):
         if settings is None:
             settings = json.loads(os.environ.get(ENV) or "{}")
         self.settings, self.count, self.say = settings, count, say

@@ -12,6 +12,9 @@ slot is free at once; the file only names the last holder, for the log of a job 
 holder's last sign of progress (`SlotHold.beat`: each message from its sampler, each batch in-process), so a job
 that waits can tell a holder that is sampling from one that has hung, and gives up on the latter with its name.
 
+The evaluation's training jobs hold the same slots (gendistill.evaluation.gpus): N of them at once, all or none
+(`SlotHold(count=N, training=True)`), marked in the files as training jobs, whose slots are never used beside them.
+
 Standard library only: every sample job imports this, and the job must stay light (importing torch costs about
 1.7 s a job), so GPUs are counted from CUDA_VISIBLE_DEVICES, /proc/driver/nvidia/gpus (one directory per GPU the
 NVIDIA driver manages) or `nvidia-smi -L`, never through torch.
