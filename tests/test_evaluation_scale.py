@@ -308,6 +308,30 @@ def test_two_processes_read_their_shares_of_a_streamed_set(tmp_path):
     assert two["accuracy"] == pytest.approx(one["accuracy"], abs=0.12)
 
 
+def test_torchrun_holds_the_jobs_gpu_slots_and_sees_only_their_gpus(tmp_path, monkeypatch):
+    """The job's slot locks are handed to torchrun (held until it has ended too, even if the job is killed first),
+    and its processes inherit the job's CUDA_VISIBLE_DEVICES (gendistill.evaluation.gpus set it)."""
+    import gendistill.evaluate_torchrun as tr
+    from gendistill.evaluate import EvalSpec
+
+    seen = {}
+
+    class Started:
+        def __init__(self, cmd, **kwargs):
+            seen.update(kwargs)
+
+        def wait(self):
+            return 1  # failed: no result to read
+
+    monkeypatch.setattr(tr.subprocess, "Popen", Started)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    spec = EvalSpec("distilled", "convnet", 0, dataset={"name": "digits"}, labels=[0], num_classes=1, recipe={})
+    with open(tmp_path / "lock", "w") as lock, pytest.raises(RuntimeError, match="exit code 1"):
+        fd = lock.fileno()
+        tr.run(spec, 2, 2, keep_fds=[fd])
+    assert seen["pass_fds"] == (fd,) and seen["env"]["CUDA_VISIBLE_DEVICES"] == "3,5"
+
+
 PROCESSES_CONFIG = deep_update(
     TINY_CONFIG,
     {

@@ -371,3 +371,6 @@ def test_a_training_job_takes_no_slot_where_there_is_nothing_to_choose(monkeypat
     with TrainingGpus({"gpus": "auto", "take": True}) as gpus:  # one GPU or none: a single slot, not pinned
         assert gpus.record()["slots"] == [{"index": 0, "of": 1, "gpu": None, "fake": False}]
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and not gpus.fds
+    # the job chooses its GPUs before torch starts CUDA: the module imports no torch
+    code = "import sys; sys.path.insert(0, 'src'); import gendistill.evaluation.gpus; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
