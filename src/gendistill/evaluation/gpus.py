@@ -93,13 +93,13 @@ class TrainingGpus:
             self.hold.beat()
 
     def label(self) -> str:
+        """The pinned slots held, as the job's log names them."""
         held = self.held
-        cvd = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
-        if not held or not held[0].pinned:
-            return f"the GPUs as visible (CUDA_VISIBLE_DEVICES {cvd})"
         which = ", ".join(f"{s.index} (GPU {s.gpu})" for s in held)
         where = "; no GPU visible: it trains on the CPU" if held[0].fake else ""
-        return f"GPU slot(s) {which} of {held[0].count}: CUDA_VISIBLE_DEVICES={cvd}{where}"
+        return (
+            f"GPU slot(s) {which} of {held[0].count}: CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}{where}"
+        )
 
     def record(self) -> dict:
         """What the job's result says about where it trained (not a rerun trigger): the slots it held (index,
