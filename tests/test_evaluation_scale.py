@@ -308,6 +308,30 @@ def test_two_processes_read_their_shares_of_a_streamed_set(tmp_path):
     assert two["accuracy"] == pytest.approx(one["accuracy"], abs=0.12)
 
 
+def test_torchrun_holds_the_jobs_gpu_slots_and_sees_only_their_gpus(tmp_path, monkeypatch):
+    """The job's slot locks are handed to torchrun (held until it has ended too, even if the job is killed first),
+    and its processes inherit the job's CUDA_VISIBLE_DEVICES (gendistill.evaluation.gpus set it)."""
+    import gendistill.evaluate_torchrun as tr
+    from gendistill.evaluate import EvalSpec
+
+    seen = {}
+
+    class Started:
+        def __init__(self, cmd, **kwargs):
+            seen.update(kwargs)
+
+        def wait(self):
+            return 1  # failed: no result to read
+
+    monkeypatch.setattr(tr.subprocess, "Popen", Started)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    spec = EvalSpec("distilled", "convnet", 0, dataset={"name": "digits"}, labels=[0], num_classes=1, recipe={})
+    with open(tmp_path / "lock", "w") as lock, pytest.raises(RuntimeError, match="exit code 1"):
+        fd = lock.fileno()
+        tr.run(spec, 2, 2, keep_fds=[fd])
+    assert seen["pass_fds"] == (fd,) and seen["env"]["CUDA_VISIBLE_DEVICES"] == "3,5"
+
+
 PROCESSES_CONFIG = deep_update(
     TINY_CONFIG,
     {
@@ -344,6 +368,31 @@ def test_two_processes_in_the_workflow_record_world_size_and_learn(tiny_run, tmp
     assert job_counts(run_snakemake(wd, bf16, "--dag", targets=targets).stdout).get("evaluate") == 2
 
 
+def test_two_evaluations_at_once_train_on_different_gpu_slots(tiny_run, tmp_path):
+    """On a copy of the tiny run, generation.gpus: [0, 1] with no GPU visible (two CPU slots): two evaluation jobs
+    run at once (--cores 4, 2 threads each) and each holds a slot of its own, the GPU that CUDA_VISIBLE_DEVICES
+    names in its job; a job takes the first free slot, so slots 0 and 1 mean the second found the first's held.
+    Where an evaluation ran is not a rerun trigger: without the slots nothing reruns."""
+    from test_workflow import copy_run
+
+    wd = copy_run(tiny_run, tmp_path / "run")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    env = {"CUDA_VISIBLE_DEVICES": "", "XDG_RUNTIME_DIR": str(runtime)}
+    seeds = deep_update(TINY_CONFIG, {"evaluation": {"seeds": [1, 2]}})
+    two = deep_update(seeds, {"generation": {"gpus": [0, 1]}})
+    targets = tuple(f"results/t/eval/distilled/convnet/seed{k}.json" for k in (1, 2))
+    run_snakemake(wd, two, "--cores", "4", env=env, targets=targets)
+    runs = [json.loads((wd / t).read_text()) for t in targets]
+    assert sorted(r["slots"][0]["index"] for r in runs) == [0, 1], [r["slots"] for r in runs]
+    for r, k in zip(runs, (1, 2)):
+        (slot,) = r["slots"]
+        assert slot["fake"] is True and r["cuda_visible_devices"] == slot["gpu"] and r["device"] == "cpu"
+        log = (wd / f"results/t/logs/evaluate/distilled/convnet/seed{k}.log").read_text()
+        assert f"training on GPU slot(s) {slot['index']} (GPU {slot['gpu']}) of 2" in log, log
+    assert job_counts(run_snakemake(wd, seeds, "--dag", env=env, targets=targets).stdout) == {}
+
+
 # ---- refused before any job
 
 
@@ -371,6 +420,30 @@ def test_bad_runtime_settings_are_refused_before_any_job(monkeypatch):
     auto = build_plan(deep_update(TINY_CONFIG, {"evaluation": {"amp": "fp16"}}), False).cfg
     (problem,) = machine_problems(auto, local=True, gpu_limit=None)
     assert "no GPU is visible" in problem
+
+
+def test_processes_above_the_gpu_slots_are_refused(monkeypatch):
+    """An evaluation trains on GPU slots of generation.gpus (gendistill.evaluation.gpus): on an 8-GPU node that
+    lists 2 of them, 4 processes would wait for ever; on the CPU a list gives CPU slots, checked the same way."""
+    from gendistill.plan import build_plan
+
+    cfg = build_plan(deep_update(TINY_CONFIG, {"evaluation": {"processes": 4}, "generation": {"gpus": [0, 1]}}), False)
+    cfg = cfg.cfg
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(8))))
+    monkeypatch.setattr("gendistill.evaluation.runs.gpu_count", lambda: 8)
+    monkeypatch.setattr("gendistill.evaluation.runs.gpu_visible", lambda: True)
+    (problem,) = machine_problems(cfg, local=True, gpu_limit=8)
+    assert "processes: 4" in problem and "generation.gpus ([0, 1]) gives 2 GPU slot(s)" in problem
+    assert "Fix: processes: 2" in problem
+    assert machine_problems(deep_update(cfg, {"evaluation": {"processes": 2}}), local=True, gpu_limit=8) == []
+    assert machine_problems(deep_update(cfg, {"generation": {"gpus": "auto"}}), local=True, gpu_limit=8) == []
+    assert machine_problems(cfg, local=False, gpu_limit=None) == []  # a cluster job's GPUs are its own
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: [0, 1] are CPU slots
+    monkeypatch.setattr("gendistill.evaluation.runs.gpu_count", lambda: 0)
+    monkeypatch.setattr("gendistill.evaluation.runs.gpu_visible", lambda: False)
+    (problem,) = machine_problems(cfg, local=True, gpu_limit=1)
+    assert "gives 2 GPU slot(s)" in problem
+    assert machine_problems(deep_update(cfg, {"evaluation": {"device": "cpu"}}), local=True, gpu_limit=1) == []
 
 
 @pytest.mark.workflow

@@ -97,7 +97,7 @@ def test_jobs_take_free_slots_and_wait_for_one_saying_for_whom(tmp_path):
         waiter.start()
         time.sleep(0.5)
         assert not got, "a job took a slot that another job holds"
-        assert lines and lines[0].startswith("waiting for a free GPU slot: all 2 are held by other sample jobs")
+        assert lines and lines[0].startswith("waiting for a free GPU slot: all 2 are held by other jobs")
         assert f"slot 0 (GPU 0) by pid {os.getpid()}" in lines[0] and "a slot is never shared" in lines[0]
     waiter.join(10)
     assert got == [0] and lines[-1].startswith("waited ")
@@ -134,16 +134,18 @@ def test_a_dead_jobs_slot_lock_does_not_block(tmp_path):
     assert not lines  # no wait
 
 
-def hold_in_a_process(path) -> subprocess.Popen:
-    """A job holding the slot lock at `path` (its pid written, as SlotHold does) until it is killed."""
+def hold_in_a_process(path, mark: str = "") -> subprocess.Popen:
+    """A job holding the slot lock at `path` (its pid written, as SlotHold does; `mark` after it: `training` for
+    a training job) until it is killed."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid()); print('held', flush=True); "
-            "time.sleep(600)",
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d%s\\n' % (os.getpid(), sys.argv[2].encode())); "
+            "print('held', flush=True); time.sleep(600)",
             str(path),
+            f" {mark}" if mark else "",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -252,3 +254,123 @@ def test_an_out_of_memory_gpu_is_reported_with_the_fix_and_other_errors_are_not(
     assert note.startswith("GPU 3 (GPU slot 1 of 2) is out of memory")
     assert "does not retry: this class failed" in note and "generation.gpus" in note
     assert out_of_memory_note(ValueError("bad weights")) is None
+
+
+# ---- training jobs (evaluations, kd caches): several slots at once, beats from a thread, never shared beside
+
+
+def test_a_job_that_trains_on_several_gpus_takes_them_all_at_once_or_none(tmp_path):
+    """A 2-GPU evaluation with slot 0 held takes slots 1 and 2; with slots 0 and 1 held it waits, holding nothing
+    (a one-slot job takes slot 2 meanwhile), and takes 0 and 2 once slot 0 is let go."""
+    three = resolve_slots([0, 1, 2], [])
+    holders = [hold_in_a_process(slot_lock_path(tmp_path, three[0]))]
+    try:
+        hold = SlotHold(three, tmp_path, count=2, training=True)
+        with hold as first:
+            assert first.index == 1 and [s.index for s in hold.held] == [1, 2]
+            for s in hold.held:  # its pid and that it trains, for the log of a job that waits
+                assert slot_lock_path(tmp_path, s).read_text() == f"{os.getpid()} training\n"
+        holders.append(hold_in_a_process(slot_lock_path(tmp_path, three[1])))
+        lines, got = [], []
+
+        def wait_for_two():
+            h = SlotHold(three, tmp_path, say=lambda line, **_: lines.append(line), count=2, training=True)
+            with h:
+                got.append([s.index for s in h.held])
+
+        waiter = threading.Thread(target=wait_for_two)
+        waiter.start()
+        time.sleep(0.5)
+        assert not got and lines[0].startswith("waiting for 2 free GPU slots at once: 1 of 3 are free, the others")
+        assert f"slot 0 (GPU 0) by pid {holders[0].pid}" in lines[0] and "slot 2" not in lines[0]
+        with SlotHold(three, tmp_path) as one:  # the waiting job holds no slot
+            assert one.index == 2
+        holders[0].kill()
+        holders[0].wait()
+        waiter.join(10)
+        assert got == [[0, 2]] and lines[-1].startswith("waited ")
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+
+
+def test_more_gpus_than_slots_is_refused():
+    with pytest.raises(SlotError, match=r"trains on 3 GPUs \(evaluation.processes\), and generation.gpus gives 2"):
+        with SlotHold(resolve_slots([0, 1], []), None, count=3, training=True):
+            pass
+
+
+def test_a_stopped_training_jobs_slot_is_never_used_beside_it(tmp_path):
+    """A stopped sample job's slot is used beside it (its sampler drops its request); a stopped evaluation's is not:
+    it holds the GPU itself and trains on when continued. The waiting job gives up, naming it, at its deadline."""
+    two = resolve_slots([0, 1], [])
+    holders = [hold_in_a_process(slot_lock_path(tmp_path, s), "training") for s in two]
+    try:
+        holders[1].send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while process_state(holders[1].pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        with pytest.raises(slots_mod.SlotWaitTimeout) as e:
+            with SlotHold(two, tmp_path, say=lambda *a, **k: None, timeout=slots_mod.STOPPED_HOLDER_S + 1.5):
+                pass
+        assert time.monotonic() - t0 >= slots_mod.STOPPED_HOLDER_S + 1.5  # it never took the stopped job's slot
+        assert f"pid {holders[1].pid} (state T, training)" in str(e.value) and "kill -CONT" in str(e.value)
+    finally:
+        for h in holders:
+            h.kill()
+            h.send_signal(signal.SIGCONT)
+            h.wait()
+
+
+def test_a_training_job_beats_while_it_runs_and_sees_only_its_gpus(tmp_path, monkeypatch):
+    """gendistill.evaluation.gpus: an evaluation on 2 of 2 CPU slots sets CUDA_VISIBLE_DEVICES to them and records
+    them; its thread touches the lock files every second, so a job waiting for a slot outwaits its own deadline
+    (2.5 s here) while the evaluation runs, and takes a slot when it ends."""
+    from gendistill.evaluation.gpus import TrainingGpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU visible: [0, 1] are CPU slots, on any machine
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    tmp_path.chmod(0o700)
+    settings = {"gpus": [0, 1], "timeout": 2.5, "take": True}
+    lines, got = [], []
+    with TrainingGpus(settings, count=2, say=lambda line, **_: lines.append(line)) as gpus:
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+        assert gpus.record() == {
+            "slots": [{"index": 0, "of": 2, "gpu": "0", "fake": True}, {"index": 1, "of": 2, "gpu": "1", "fake": True}],
+            "cuda_visible_devices": "0,1",
+        }
+        assert lines == [
+            "training on GPU slot(s) 0 (GPU 0), 1 (GPU 1) of 2: CUDA_VISIBLE_DEVICES=0,1; no GPU "
+            "visible: it trains on the CPU"
+        ]
+        directory = tmp_path / "gendistill"
+        waiter = threading.Thread(
+            target=lambda: got.append(take_and_release(resolve_slots([0, 1], []), directory, [], timeout=2.5))
+        )
+        waiter.start()
+        time.sleep(4.5)  # past the waiting job's deadline: the holder's beats keep it waiting
+        assert waiter.is_alive() and not got
+    waiter.join(10)
+    assert got == [0]
+
+
+def test_a_training_job_takes_no_slot_where_there_is_nothing_to_choose(monkeypatch):
+    from gendistill.evaluation.gpus import TrainingGpus
+    from gendistill.evaluation.runs import slot_settings
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    cfg = {"generation": {"gpus": [0, 1], "server_timeout_seconds": 120}, "evaluation": {"device": "auto"}}
+    assert slot_settings(cfg, take=True) == {"gpus": [0, 1], "timeout": 240.0, "take": True}
+    cpu = {**cfg, "evaluation": {"device": "cpu"}}
+    for settings in (slot_settings(cfg, take=False), slot_settings(cpu, take=True)):  # a cluster job; the CPU
+        assert settings["take"] is False
+        with TrainingGpus(settings, count=2) as gpus:
+            assert gpus.record() == {"slots": [], "cuda_visible_devices": ""} and not gpus.fds
+    with TrainingGpus({"gpus": "auto", "take": True}) as gpus:  # one GPU or none: a single slot, not pinned
+        assert gpus.record()["slots"] == [{"index": 0, "of": 1, "gpu": None, "fake": False}]
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and not gpus.fds
+    # the job chooses its GPUs before torch starts CUDA: the module imports no torch
+    code = "import sys; sys.path.insert(0, 'src'); import gendistill.evaluation.gpus; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

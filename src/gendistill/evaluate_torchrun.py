@@ -21,10 +21,12 @@ from pathlib import Path
 log = logging.getLogger("gendistill.evaluate")
 
 
-def run(spec, processes: int, threads: int, log_file=None) -> dict:
+def run(spec, processes: int, threads: int, log_file=None, keep_fds=()) -> dict:
     """Train `spec` (gendistill.evaluate.EvalSpec) on `processes` processes; returns rank 0's result. `threads`:
     the job's CPU threads, shared by the processes (torch threads and DataLoader workers); `log_file`: where the
-    processes' output goes (the job's log)."""
+    processes' output goes (the job's log); `keep_fds`: the job's GPU slot locks (gendistill.evaluation.gpus),
+    which torchrun holds too, so the GPUs stay taken while it runs even if the job is killed before it. Its
+    processes see the GPUs the job's CUDA_VISIBLE_DEVICES names, and each takes the one of its local rank."""
     import gendistill
 
     src = str(Path(gendistill.__file__).resolve().parents[1])
@@ -54,7 +56,13 @@ def run(spec, processes: int, threads: int, log_file=None) -> dict:
         out = log_file if log_file is not None and hasattr(log_file, "fileno") else None
         if out is not None:
             out.flush()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out is not None else None)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            pass_fds=tuple(keep_fds),
+        )
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a cancelled job stops its processes first
         try:
             code = proc.wait()

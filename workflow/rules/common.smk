@@ -58,6 +58,12 @@ os.environ.update(
     # the evaluation's: processes per job, channels-last, compile (gendistill.evaluation.runs.RUNTIME_KEYS)
     GENDISTILL_EVAL_RUNTIME=json.dumps(EVAL_RUNS.runtime_settings(CFG), sort_keys=True),
 )
+# The GPU slots the evaluation's training jobs take (gendistill.evaluation.gpus), where Snakemake runs them on this
+# machine: the run's own Snakemake says so. A cluster job's Snakemake (remote mode) takes none (its allocation's GPUs
+# are the job's own), and a job's subprocess keeps the word of the Snakemake that started it.
+if workflow.is_main_process or workflow.remote_exec or os.environ.get("GENDISTILL_EVAL_SLOTS") is None:
+    _slots = EVAL_RUNS.slot_settings(CFG, workflow.local_exec and not workflow.remote_exec)
+    os.environ.update(GENDISTILL_EVAL_SLOTS=json.dumps(_slots, sort_keys=True))
 
 
 def as_json(obj):

@@ -6,7 +6,8 @@
 # what a job trains on and how is the plan's (Plan.evaluation: a gendistill.evaluation.runs.EvalJob).
 # With evaluation.processes N a job trains on N processes (torchrun) and, where it trains on GPUs, asks for N:
 # `gpu` here (counted against --resources gpu), `--gres=gpu:N` through a cluster executor (SLURM), where the
-# profile's per-submission `gpu` limit is sampling's.
+# profile's per-submission `gpu` limit is sampling's. Run here, it trains on N GPU slots of generation.gpus that it
+# holds alone, the sample jobs' slots (the script takes them: gendistill.evaluation.gpus).
 
 DATASET = as_json(CFG["dataset"])
 

@@ -1,5 +1,6 @@
 """Snakemake script for rule `evaluate`, the run's evaluations and the ablations' (thin: decodes the params; the
-logic is gendistill.evaluate, on several processes gendistill.evaluate_torchrun)."""
+logic is gendistill.evaluate, on several processes gendistill.evaluate_torchrun). It takes its GPUs (GPU slots:
+gendistill.evaluation.gpus) before it imports torch, so CUDA sees only those."""
 
 import json
 import os
@@ -7,23 +8,25 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
-import torch
-
-from gendistill.atomic import write_text
-from gendistill.devices import resolve_device
-from gendistill.evaluate import EvalSpec, run_job
-from gendistill.evaluation.runs import FILE_SETS
-from gendistill.evaluation.runtime import from_settings
+from gendistill.evaluation.gpus import TrainingGpus  # standard library only
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
-with log_to(sm.log[0]) as log_file:
+# how the job runs (processes, layout, compile): runtime knobs, not params (workflow/rules/common.smk)
+runtime = json.loads(os.environ.get("GENDISTILL_EVAL_RUNTIME") or "{}")
+processes = int(runtime.pop("processes", 1))
+with log_to(sm.log[0]) as log_file, TrainingGpus(count=processes) as gpus:
+    import torch
+
+    from gendistill.atomic import write_text
+    from gendistill.devices import resolve_device
+    from gendistill.evaluate import EvalSpec, run_job
+    from gendistill.evaluation.runs import FILE_SETS
+    from gendistill.evaluation.runtime import from_settings
+
     torch.set_num_threads(sm.threads)
     p = sm.params
     device = resolve_device(p.device, "evaluation.device")
-    # how the job runs (processes, layout, compile): runtime knobs, not params (workflow/rules/common.smk)
-    runtime = json.loads(os.environ.get("GENDISTILL_EVAL_RUNTIME") or "{}")
-    processes = int(runtime.pop("processes", 1))
     w = sm.wildcards
     spec = EvalSpec(
         set_name=p.set_name,
@@ -52,8 +55,9 @@ with log_to(sm.log[0]) as log_file:
     if processes > 1:
         from gendistill.evaluate_torchrun import run as run_on_processes
 
-        res = run_on_processes(spec, processes, sm.threads, log_file)
+        res = run_on_processes(spec, processes, sm.threads, log_file, keep_fds=gpus.fds)
     else:
         res = run_job(spec, from_settings({**runtime, "amp": spec.recipe.get("amp", "auto")}, device))
     res["device"] = device
+    res.update(gpus.record())  # where it trained: its GPU slots and CUDA_VISIBLE_DEVICES (not a rerun trigger)
     write_text(sm.output.metrics, json.dumps(res, indent=1, sort_keys=True))

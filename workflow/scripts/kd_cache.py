@@ -1,4 +1,5 @@
-"""Snakemake script for rule `kd_cache` (thin: the logic is gendistill.evaluate.build_kd_cache)."""
+"""Snakemake script for rule `kd_cache` (thin: the logic is gendistill.evaluate.build_kd_cache). It takes its GPU (a
+GPU slot: gendistill.evaluation.gpus) before it imports torch, so CUDA sees only that one."""
 
 import json
 import os
@@ -6,22 +7,24 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # noqa: F821 - `snakemake` is injected
 
-import torch
-
-from gendistill.atomic import write_text
-from gendistill.devices import resolve_device
-from gendistill.evaluate import EvalSpec, build_kd_cache
-from gendistill.evaluation.runs import FILE_SETS
-from gendistill.evaluation.runtime import from_settings
+from gendistill.evaluation.gpus import TrainingGpus  # standard library only
 from gendistill.logs import log_to
 
 sm = snakemake  # noqa: F821
-with log_to(sm.log[0]):
+with log_to(sm.log[0]), TrainingGpus(count=1) as gpus:  # the cache is computed on one process
+    import torch
+
+    from gendistill.atomic import write_text
+    from gendistill.devices import resolve_device
+    from gendistill.evaluate import EvalSpec, build_kd_cache
+    from gendistill.evaluation.runs import FILE_SETS
+    from gendistill.evaluation.runtime import from_settings
+
     torch.set_num_threads(sm.threads)
     p = sm.params
     device = resolve_device(p.device, "evaluation.device")
     runtime = json.loads(os.environ.get("GENDISTILL_EVAL_RUNTIME") or "{}")
-    runtime.pop("processes", None)  # the cache is computed on one process
+    runtime.pop("processes", None)
     kd = json.loads(p.kd)
     counts = json.loads(p.per_class_counts)
     spec = EvalSpec(
@@ -45,4 +48,5 @@ with log_to(sm.log[0]):
     )
     rt = from_settings({**runtime, "amp": spec.recipe.get("amp", "auto")}, device)
     rec = build_kd_cache(spec, sm.output.cache, kd, rt)
+    rec.update(gpus.record())  # where it ran (not a rerun trigger)
     write_text(sm.output.record, json.dumps(rec, indent=1, sort_keys=True))

@@ -212,6 +212,19 @@ def runtime_settings(cfg: dict) -> dict:
     return {k: cfg["evaluation"][k] for k in RUNTIME_KEYS}
 
 
+def slot_settings(cfg: dict, take: bool) -> dict:
+    """The GPU slots the evaluation's training jobs take (gendistill.evaluation.gpus): generation.gpus, the sample
+    jobs' slots, and the wait's deadline, twice generation.server_timeout_seconds, as theirs. `take`: whether they
+    take any: where Snakemake runs them on this machine (a cluster gives each job GPUs of its own) and they may train
+    on a GPU (evaluation.device is not cpu). Runtime knobs: not params."""
+    g = cfg["generation"]
+    return {
+        "gpus": g["gpus"],
+        "timeout": 2 * float(g["server_timeout_seconds"]),
+        "take": bool(take) and cfg["evaluation"]["device"] != "cpu",
+    }
+
+
 def real_data_recipe(cfg: dict) -> dict:
     """How a classifier of the real data (the teacher, the recogniser) trains, epochs aside: the evaluation's base
     keys (the repository's own recipe), or under a protocol the field's real-data recipe
@@ -308,10 +321,25 @@ def job_gpus(cfg: dict, local: bool) -> int:
     return int(cfg["evaluation"]["processes"]) if trains_on_gpu(cfg, local) else 0
 
 
+def training_slots(cfg: dict) -> list:
+    """The GPU slots an evaluation job run here chooses among (gendistill.evaluation.gpus), or [] where it takes
+    none (device cpu, a single unpinned slot; generation.gpus that name GPUs this machine does not have fail the
+    sample jobs, saying so)."""
+    from ..sampling.slots import SlotError, resolve_slots
+
+    if cfg["evaluation"]["device"] == "cpu":
+        return []
+    try:
+        slots = resolve_slots(cfg["generation"]["gpus"])
+    except SlotError:
+        return []
+    return slots if len(slots) > 1 or slots[0].pinned else []
+
+
 def machine_problems(cfg: dict, local: bool, gpu_limit: int | None) -> list[str]:
     """What the machines the jobs run on cannot do (checked where the workflow starts, before any job):
     processes above the GPUs a job can have (Snakemake's `--resources gpu=N` caps each job's request without a
-    word, or the GPUs visible here), fp16 where device auto finds no GPU."""
+    word, the GPUs visible here, or the GPU slots of generation.gpus), fp16 where device auto finds no GPU."""
     ev, problems = cfg["evaluation"], []
     n = int(ev["processes"])
     if local and trains_on_gpu(cfg, local):
@@ -326,6 +354,13 @@ def machine_problems(cfg: dict, local: bool, gpu_limit: int | None) -> list[str]
                 f"{available}: {source}. Fix: processes: {max(available, 1)}, or give Snakemake more GPUs "
                 f"(--resources gpu={n} on a machine that has them), or device: cpu (processes on the CPU)."
             )
+    if local and not problems and (slots := training_slots(cfg)) and n > len(slots):
+        gpus = cfg["generation"]["gpus"]
+        problems.append(
+            f"evaluation.processes: {n} trains each evaluation on {n} GPUs, and generation.gpus ({gpus}) gives "
+            f"{len(slots)} GPU slot(s), the GPUs the workflow's jobs take here. Fix: processes: {len(slots)}, or "
+            f"list {n} GPUs in generation.gpus (or gpus: auto), or device: cpu."
+        )
     if local and ev.get("amp") == "fp16" and ev["device"] == "auto" and not gpu_visible():
         problems.append(
             "evaluation.amp: fp16 and no GPU is visible here, so device: auto trains on the CPU, where torch has no "

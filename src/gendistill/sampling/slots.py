@@ -12,6 +12,9 @@ slot is free at once; the file only names the last holder, for the log of a job 
 holder's last sign of progress (`SlotHold.beat`: each message from its sampler, each batch in-process), so a job
 that waits can tell a holder that is sampling from one that has hung, and gives up on the latter with its name.
 
+The evaluation's training jobs hold the same slots (gendistill.evaluation.gpus): N of them at once, all or none
+(`SlotHold(count=N, training=True)`), marked in the files as training jobs, whose slots are never used beside them.
+
 Standard library only: every sample job imports this, and the job must stay light (importing torch costs about
 1.7 s a job), so GPUs are counted from CUDA_VISIBLE_DEVICES, /proc/driver/nvidia/gpus (one directory per GPU the
 NVIDIA driver manages) or `nvidia-smi -L`, never through torch.
@@ -177,140 +180,215 @@ def slot_lock_path(directory: Path, slot: Slot) -> Path:
     return Path(directory) / _file_name(slot.gpu or "default")
 
 
-# A slot whose holder has been stopped (state T: Ctrl-Z, SIGSTOP, a debugger) this long is used beside it: a stopped
-# job would otherwise hold its GPU for every other run until it is continued. Its sampler drops the stopped job's
-# request within a second of its writes blocking (server.STOPPED_GRACE_S), so the two never sample at once.
+# A slot whose holder has been stopped (state T: Ctrl-Z, SIGSTOP, a debugger) this long is used beside it by a sample
+# job: a stopped job would otherwise hold its GPU for every other run until it is continued. Its sampler drops the
+# stopped job's request within a second of its writes blocking (server.STOPPED_GRACE_S), so the two never sample at
+# once. Never a stopped training job's slot (it holds the GPU itself, and trains on when continued), and never beside
+# anything for a training job (the next job to come would not see it there).
 STOPPED_HOLDER_S = 2.0
 
 
 # A holder beats at most this often (a message from its sampler comes every 2 s: protocol.HEARTBEAT_S).
 BEAT_S = 1.0
 
+# What a training job (an evaluation, a kd cache: gendistill.evaluation.gpus) writes after its pid in the slot
+# files it holds; a sample job writes its pid alone.
+TRAINING = "training"
+
 
 class SlotHold:
-    """Hold one free slot of `slots` while the job runs (`with SlotHold(...) as slot:`); waits, saying for whom,
-    while every slot is held by another job, and never shares one with a running job (a stopped holder's slot is
-    used beside it). A wait ends with SlotWaitTimeout, naming the holders, once it has lasted `timeout` seconds
-    and none of them has shown progress for as long (twice generation.server_timeout_seconds: a holder fails by
-    itself when its sampler's start lock, then its sampler, is silent for that long, so one silent longer has
-    hung). A single slot is not locked (nothing to choose; its sampler queues the jobs, as without slots)."""
+    """Hold `count` free slots of `slots` while the job runs (`with SlotHold(...) as slot:`, the first of them;
+    all of them in `held`); waits, saying for whom, while fewer are free, and never shares one with a running job
+    (a sample job uses a stopped sample job's slot beside it). A job that needs several takes them all at once or
+    none (holding some while it waits could leave two such jobs waiting for each other). A wait ends with
+    SlotWaitTimeout, naming the holders, once it has lasted `timeout` seconds and none of them has shown progress
+    for as long (twice generation.server_timeout_seconds: a sample job fails by itself when its sampler's start
+    lock, then its sampler, is silent for that long, and a training job beats every second while it runs, so one
+    silent longer has hung or is stopped). A single slot is not locked (nothing to choose; its sampler queues the
+    jobs, as without slots). `training`: the holder is a training job, which waiting jobs never use a slot
+    beside."""
 
     def __init__(
-        self, slots: list[Slot], directory: Path | None, say=print, poll: float = 0.1, timeout: float | None = None
+        self,
+        slots: list[Slot],
+        directory: Path | None,
+        say=print,
+        poll: float = 0.1,
+        timeout: float | None = None,
+        count: int = 1,
+        training: bool = False,
     ):
         self.slots, self.directory, self.say, self.poll, self.timeout = slots, directory, say, poll, timeout
-        self.fd: int | None = None
-        self.slot: Slot | None = None
+        self.count, self.training = count, training
+        self.fds: list[int] = []
+        self.held: list[Slot] = []
         self.waited = 0.0
         self.beside_stopped: int | None = None  # the stopped job whose slot this one uses, if any
         self.last_beat = 0.0
 
+    @property
+    def slot(self) -> Slot | None:
+        return self.held[0] if self.held else None
+
     def beat(self) -> None:
-        """Show the jobs waiting for this slot that its holder is making progress (the lock file's mtime)."""
+        """Show the jobs waiting for these slots that their holder is making progress (the lock files' mtimes)."""
         now = time.monotonic()
-        if self.fd is not None and now - self.last_beat >= BEAT_S:
+        if self.fds and now - self.last_beat >= BEAT_S:
             try:
-                os.utime(self.fd)
+                for fd in self.fds:
+                    os.utime(fd)
             except OSError:
                 return
             self.last_beat = now
 
-    def _all_silent(self, fds: list[int]) -> str | None:
-        """When every slot's holder has shown no progress for `timeout`: who they are; else None."""
-        if self.timeout is None:
+    def _all_silent(self, busy: list[tuple[Slot, int]]) -> str | None:
+        """When every busy slot's holder has shown no progress for `timeout`: who they are; else None."""
+        if self.timeout is None or not busy:
             return None
         parts = []
-        for slot, fd in zip(self.slots, fds):
+        for slot, fd in busy:
             silent = time.time() - os.fstat(fd).st_mtime
             if silent < self.timeout:
                 return None
             parts.append(f"slot {slot.index} (GPU {slot.gpu}) by {holder(fd)}, no progress for {silent:.0f}s")
         return "; ".join(parts)
 
-    def _holders(self, fds: list[int]) -> str:
-        parts = []
+    @staticmethod
+    def _holders(busy: list[tuple[Slot, int]]) -> str:
+        return "; ".join(f"slot {slot.index} (GPU {slot.gpu}) by {holder(fd)}" for slot, fd in busy)
+
+    def _take(self, fds: list[int]) -> tuple[list[tuple[Slot, int]], list[tuple[Slot, int]]]:
+        """(`count` slots locked now, or none; the slots another job holds): each slot tried without blocking, a
+        partial set let go."""
+        taken, busy = [], []
         for slot, fd in zip(self.slots, fds):
-            parts.append(f"slot {slot.index} (GPU {slot.gpu}) by {holder(fd)}")
-        return "; ".join(parts)
+            if len(taken) == self.count:
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy.append((slot, fd))
+                continue
+            taken.append((slot, fd))
+        if len(taken) == self.count:
+            return taken, busy
+        for _, fd in taken:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return [], busy
 
     def __enter__(self) -> Slot:
+        if self.count > len(self.slots):
+            raise SlotError(
+                f"this job trains on {self.count} GPUs (evaluation.processes), and generation.gpus gives "
+                f"{len(self.slots)} GPU slot(s). Fix: evaluation.processes: {len(self.slots)}, or list "
+                f"{self.count} GPUs in generation.gpus (or gpus: auto)."
+            )
         if len(self.slots) == 1:
-            self.slot = self.slots[0]
-            return self.slot
+            self.held = [self.slots[0]]
+            return self.held[0]
         from .runtime import open_private  # the private, symlink-refusing open of every runtime file
 
         fds: list[int] = []
         t0, told = time.monotonic(), None
         stopped_since: dict[int, tuple[int, float]] = {}  # slot index -> (its holder's pid, first seen stopped)
+        mark = f"{os.getpid()} {TRAINING}\n" if self.training else f"{os.getpid()}\n"
         try:
             for s in self.slots:
                 fds.append(open_private(slot_lock_path(self.directory, s), os.O_RDWR | os.O_CREAT))
             while True:
-                for slot, fd in zip(self.slots, fds):
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-                    self.fd, self.slot = fd, slot
+                taken, busy = self._take(fds)
+                if taken:
+                    for _, fd in taken:
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, mark.encode(), 0)
+                    self.held, self.fds = [s for s, _ in taken], [fd for _, fd in taken]
                     self.waited = time.monotonic() - t0
                     if told:
-                        self.say(f"waited {self.waited:.1f}s for a free GPU slot", flush=True)
-                    return slot
+                        self.say(f"waited {self.waited:.1f}s for {self._wanted()}", flush=True)
+                    return self.held[0]
                 now = time.monotonic()
-                for slot, fd in zip(self.slots, fds):
-                    pid = holder_pid(fd)
-                    if pid is None or process_state(pid) not in ("T", "t"):
-                        stopped_since.pop(slot.index, None)
-                        continue
-                    if stopped_since.setdefault(slot.index, (pid, now))[0] != pid:
-                        stopped_since[slot.index] = (pid, now)
-                    elif now - stopped_since[slot.index][1] >= STOPPED_HOLDER_S:
-                        self.slot, self.beside_stopped = slot, pid
-                        self.waited = now - t0
-                        self.say(
-                            f"GPU slot {slot.index} (GPU {slot.gpu}) is held by pid {pid}, which has been stopped "
-                            f"(state T) for {STOPPED_HOLDER_S:.0f}s: using that slot beside it (its sampler drops a "
-                            f"stopped job's request, which fails when it is continued)",
-                            flush=True,
-                        )
-                        return slot
-                if now - t0 >= (self.timeout or 0) and (hung := self._all_silent(fds)):
-                    raise SlotWaitTimeout(
-                        f"waited {now - t0:.0f}s for a free GPU slot, and no holder has shown progress for "
-                        f"{self.timeout:.0f}s (twice generation.server_timeout_seconds): {hung}. A job whose sampler "
-                        f"answers shows progress every 2s, so these are hung. Fix: end them (`kill <pid>`) and "
-                        f"rerun; or, with generation.server: false and a load or batch slower than that, raise "
-                        f"generation.server_timeout_seconds."
-                    )
-                holders = self._holders(fds)
-                if holders != told:  # said when it starts waiting, and again when the holders change
+                if self.count == 1 and not self.training and (beside := self._beside_stopped(busy, stopped_since)):
+                    slot, pid = beside
+                    self.held, self.beside_stopped = [slot], pid
+                    self.waited = now - t0
                     self.say(
-                        f"waiting for a free GPU slot: all {len(self.slots)} are held by other sample jobs "
-                        f"({holders}); a slot is never shared with a running job",
+                        f"GPU slot {slot.index} (GPU {slot.gpu}) is held by pid {pid}, which has been stopped "
+                        f"(state T) for {STOPPED_HOLDER_S:.0f}s: using that slot beside it (its sampler drops a "
+                        f"stopped job's request, which fails when it is continued)",
+                        flush=True,
+                    )
+                    return slot
+                if now - t0 >= (self.timeout or 0) and (hung := self._all_silent(busy)):
+                    raise SlotWaitTimeout(
+                        f"waited {now - t0:.0f}s for {self._wanted()}, and no holder has shown progress for "
+                        f"{self.timeout:.0f}s (twice generation.server_timeout_seconds): {hung}. A sample job whose "
+                        f"sampler answers shows progress every 2s, and a training job every second while it runs, so "
+                        f"these are hung or stopped. Fix: end them (`kill <pid>`; a stopped one: `kill -CONT <pid>` "
+                        f"to let it go on) and rerun; or, with generation.server: false and a load or batch slower "
+                        f"than that, raise generation.server_timeout_seconds."
+                    )
+                holders = self._holders(busy)
+                if holders != told:  # said when it starts waiting, and again when the holders change
+                    free = len(self.slots) - len(busy)
+                    n = len(self.slots)
+                    held = f"{free} of {n} are free, the others held" if free else f"all {n} are held"
+                    self.say(
+                        f"waiting for {self._wanted()}: {held} by other jobs ({holders}); a slot is never shared "
+                        f"with a running job",
                         flush=True,
                     )
                     told = holders
                 time.sleep(self.poll)
         finally:
             for fd in fds:
-                if fd != self.fd:
+                if fd not in self.fds:
                     os.close(fd)
 
+    def _wanted(self) -> str:
+        return "a free GPU slot" if self.count == 1 else f"{self.count} free GPU slots at once"
+
+    def _beside_stopped(self, busy, stopped_since) -> tuple[Slot, int] | None:
+        """A slot whose holder, a sample job, has been stopped for STOPPED_HOLDER_S: (slot, its pid); else None."""
+        now = time.monotonic()
+        stopped = set()
+        for slot, fd in busy:
+            pid = holder_pid(fd)
+            if pid is None or holder_is_training(fd) or process_state(pid) not in ("T", "t"):
+                continue
+            stopped.add(slot.index)
+            if stopped_since.setdefault(slot.index, (pid, now))[0] != pid:
+                stopped_since[slot.index] = (pid, now)
+            elif now - stopped_since[slot.index][1] >= STOPPED_HOLDER_S:
+                return slot, pid
+        for index in set(stopped_since) - stopped:
+            del stopped_since[index]
+        return None
+
     def __exit__(self, *exc):
-        if self.fd is not None:
-            os.close(self.fd)  # releases the slot (as the kernel does when the job ends any other way)
-            self.fd = None
+        for fd in self.fds:
+            os.close(fd)  # releases the slot (as the kernel does when the job ends any other way)
+        self.fds = []
         return False
+
+
+def _holder_fields(fd: int) -> list[str]:
+    try:
+        return os.pread(fd, 64, 0).decode().split()
+    except (OSError, ValueError):
+        return []
 
 
 def holder_pid(fd: int) -> int | None:
     """The pid a slot lock's holder wrote into it after taking it (None if none is written)."""
     try:
-        return int(os.pread(fd, 32, 0).decode().split()[0])
-    except (OSError, ValueError, IndexError):
+        return int(_holder_fields(fd)[0])
+    except (ValueError, IndexError):
         return None
+
+
+def holder_is_training(fd: int) -> bool:
+    """Whether a slot lock's holder wrote that it is a training job (an evaluation, a kd cache)."""
+    return TRAINING in _holder_fields(fd)[1:]
 
 
 def holder(fd: int) -> str:
@@ -321,4 +399,4 @@ def holder(fd: int) -> str:
     state = process_state(pid)
     if state == "?":
         return f"a job that has not yet written its pid (the file still names pid {pid}, which has ended)"
-    return f"pid {pid} (state {state})"
+    return f"pid {pid} (state {state}{', training' if holder_is_training(fd) else ''})"
