@@ -62,6 +62,9 @@ def test_cancelled_job_gets_no_output_and_the_next_job_is_served_at_once(load, t
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C as a terminal delivers it: the suite itself may run with SIGINT ignored (started in the background
+        # by a shell without job control, e.g. `make test &`), which the job would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     tmp = wait_for_tmp_pngs(tmp_path, "out", 5)
     job.send_signal(sig)
