@@ -12,7 +12,7 @@ import torch
 from gendistill.atomic import write_text
 from gendistill.devices import resolve_device
 from gendistill.evaluate import EvalSpec, run_job
-from gendistill.evaluation.runs import FILE_SETS
+from gendistill.evaluation.runs import file_set
 from gendistill.evaluation.runtime import from_settings
 from gendistill.logs import log_to
 
@@ -38,7 +38,7 @@ with log_to(sm.log[0]) as log_file:
         else None,
         max_test_images=p.max_test_images,
         resolution=p.resolution,
-        distilled_path=sm.input.data if p.set_name in FILE_SETS else None,
+        distilled_path=sm.input.data if file_set(p.set_name) else None,
         device=device,
         workers=sm.threads - 1,  # image files (ImageNet) are read by DataLoader workers
         label_regime=p.label_regime,

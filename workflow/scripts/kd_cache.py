@@ -11,7 +11,7 @@ import torch
 from gendistill.atomic import write_text
 from gendistill.devices import resolve_device
 from gendistill.evaluate import EvalSpec, build_kd_cache
-from gendistill.evaluation.runs import FILE_SETS
+from gendistill.evaluation.runs import file_set
 from gendistill.evaluation.runtime import from_settings
 from gendistill.logs import log_to
 
@@ -34,7 +34,7 @@ with log_to(sm.log[0]):
         recipe=json.loads(p.recipe),
         per_class_counts={int(k): int(v) for k, v in counts.items()} or None,
         resolution=p.resolution,
-        distilled_path=sm.input.data if p.set_name in FILE_SETS else None,
+        distilled_path=sm.input.data if file_set(p.set_name) else None,
         device=device,
         workers=sm.threads - 1,
         label_regime="kd",
