@@ -118,7 +118,7 @@ def test_method_rows_are_ordered_scored_and_timed(tmp_path):
     assert wall_seconds(bench) == 6.5 and math.isnan(wall_seconds([*bench, str(tmp_path / "none.tsv")]))
     out = tmp_path / "out"
     making = {"distilled": 1.0, "method:b": wall_seconds(bench)}
-    s = write_tables([str(p) for p in paths], str(out / "r.csv"), str(out / "s.csv"), making=making)
+    s = write_tables([str(p) for p in paths], str(out / "r.csv"), str(out / "s.csv"), protocol="p", making=making)
     # the methods right after the distilled set, in the order they come
     assert list(s["set"]) == ["distilled", "method:b", "method:a", "random_subset", "full"]
     s = s.set_index("set")
@@ -126,9 +126,17 @@ def test_method_rows_are_ordered_scored_and_timed(tmp_path):
     assert s.loc["method:b", "vs_random"] == "higher" and s.loc["method:a", "vs_random"] == "lower"
     assert s.loc["method:b", "hlr"] == pytest.approx(0.95 - 0.87, abs=1e-3) and np.isfinite(s.loc["method:a", "lrs"])
     assert s.loc["method:b", "make_wall_seconds"] == 6.5 and s.loc["distilled", "make_wall_seconds"] == 1.0
-    assert math.isnan(s.loc["method:a", "make_wall_seconds"]) and math.isnan(
-        s.loc["random_subset", "make_wall_seconds"]
-    )
+    assert math.isnan(s.loc["method:a", "make_wall_seconds"])
+    assert math.isnan(s.loc["random_subset", "make_wall_seconds"])
+    # the report: the plot's bars (methods after the distilled set) and the table's make-time column
+    from gendistill.evaluation.table import display_frame
+    from gendistill.report.plots import _runs, accuracy_plot
+
+    summary = pd.read_csv(out / "s.csv")
+    assert [r[0] for r in _runs(summary)] == ["distilled", "method:b", "method:a", "random_subset", "full"]
+    accuracy_plot(summary, str(out / "accuracy.png"))
+    assert (out / "accuracy.png").stat().st_size > 0
+    assert display_frame(summary)["made in (s)"].tolist() == ["1", "6", "", "", ""]
 
 
 def test_the_methods_table_of_a_run(tmp_path):

@@ -46,7 +46,8 @@ with log_to(sm.log[0]) as log_file:
         soft_labels_path=sm.input.get("soft_labels") or None,
         teacher_path=sm.input.get("teacher") or None,
         kd_cache_path=sm.input.get("kd_cache") or None,
-        eval_key=w.set,  # the evaluation run (evaluation/runs.py), or the ablation variant (scope ablation/)
+        # the evaluation run (evaluation/runs.py) under its scope: ablation/<variant>, ablation/methods/<name>/<key>
+        eval_key=f"{w.scope}{w.set}",
         runtime=runtime,
     )
     if processes > 1:

@@ -40,7 +40,7 @@ with log_to(sm.log[0]):
         label_regime="kd",
         kd=kd,
         teacher_path=sm.input.teacher,
-        eval_key=sm.wildcards.set,
+        eval_key=f"{sm.wildcards.scope}{sm.wildcards.set}",
         runtime=runtime,
     )
     rt = from_settings({**runtime, "amp": spec.recipe.get("amp", "auto")}, device)

@@ -46,15 +46,15 @@ def _runs(summary: pd.DataFrame) -> list[tuple]:
     if "train_augment" not in summary.columns:
         summary = summary.assign(train_augment=True)
     runs = list(dict.fromkeys(zip(summary["set"], summary["labels"], summary["train_augment"].astype(bool))))
-    # the generation methods' sets (method:<name>) right after the distilled set, in their order
-    return sorted(
-        runs,
-        key=lambda r: (
-            list(SET_LABELS).index(r[0]) + 0.5 * is_method_set(r[0])
-            if r[0] in SET_LABELS or is_method_set(r[0])
-            else 99
-        ),
-    )
+    # the generation methods' sets (method:<name>) right after the distilled set, in their order (sort is stable)
+    order = list(SET_LABELS)
+
+    def key(run: tuple) -> float:
+        if is_method_set(run[0]):
+            return order.index("distilled") + 0.5
+        return order.index(run[0]) if run[0] in order else 99
+
+    return sorted(runs, key=key)
 
 
 def set_colour(name: str, methods: list[str]) -> str:
