@@ -13,7 +13,7 @@ CORES ?= 2
 # machine (3 were slower: their jobs took ~10 % more CPU time from each other than the waiting they filled)
 TEST_WORKERS ?= 2
 
-.PHONY: install docs slurm demo demo-ablation demo-teacher demo-protocols test test-long test-fast test-slurm lint format report clean-demo \
+.PHONY: install docs slurm demo demo-ablation demo-teacher demo-protocols demo-methods test test-long test-fast test-slurm lint format report clean-demo \
 	bench-cpu check-fullsize wheelhouse wheelhouse-no-torch lock
 
 $(STAMP): pyproject.toml constraints.txt
@@ -54,6 +54,16 @@ demo-protocols: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_protocols.yaml configs/demo_protocols_ipc1.yaml
 	@PYTHONPATH=src $(BIN)/python -m gendistill.report.summary --compare results/demo-protocols-ipc1 results/demo-protocols-ipc10
+
+# Which way of making a set beats random real images? 10 digit classes at IPC 10 and IPC 1, one run each: the paper's
+# text-only set, D4M's prototypes (two strengths), CoDA's guidance and prototypes with the teacher's selection
+# (ablation.methods: one run shares the teacher, recogniser and seeds), k-means and RDED, the random real subset and
+# the full data, in hard and soft labels under the ECCV 2024 challenge's protocol, 5 seeds (README "Generation
+# methods compared"; docs/methods.md). Ends with one table per IPC.
+demo-methods: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_methods.yaml
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --set-threads evaluate=1 --configfile configs/demo_methods.yaml configs/demo_methods_ipc1.yaml
+	@PYTHONPATH=src $(BIN)/python -m gendistill.report.summary --methods results/demo-methods-ipc1 results/demo-methods-ipc10
 
 # ensure_chromium.sh: headless Chromium for the report test (apt, only when missing; nothing with
 # GENDISTILL_SKIP_BROWSER=1, e.g. on a login node without sudo)

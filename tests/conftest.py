@@ -97,6 +97,7 @@ LONGEST = [
     "test_a_non_sdxl_family_caches_per_class_and_the_decoder_decides_pixels",  # ~45 s
     "test_selection_and_soft_labels_in_the_workflow",  # ~40 s
     "test_the_baselines_and_the_fidelity_table_in_the_workflow",  # ~40 s (72 s beside other work)
+    "test_methods_in_the_workflow_share_the_runs_jobs_and_rerun_alone",  # ~26 s
     "test_editing_one_class_reruns_only_that_class",  # ~25 s
 ]
 

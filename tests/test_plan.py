@@ -208,3 +208,110 @@ def test_teacher_ablation_variants_pool_and_evaluations():
 def test_ablations_inactive_without_evaluation():
     p = plan({"ablation": {"pda": False, "teacher": False}})
     assert not p.ablations.pda_active and not p.ablations.teacher_active
+
+
+# ablation.methods: generation methods beside the run's own set, each in its scope
+METHODS = {
+    "ablation": {
+        "methods": [
+            {"name": "proto", "generation": {"init": "prototypes", "strength": 0.5, "steps": 4}},
+            {"name": "sel", "generation": {"steps": 2}, "selection": {"oversample": 3, "criterion": "confidence"}},
+        ]
+    },
+    "evaluation": {"labels": ["hard", "soft"], "baselines": {"random_subset": True}, "kd": {"cache": False}},
+}
+
+
+def test_generation_methods_their_jobs_and_evaluations():
+    p = plan(TWO_KEEPS_3, METHODS)
+    a = p.ablations
+    proto, sel = "ablation/methods/proto/", "ablation/methods/sel/"
+    assert [(m["name"], m["set"], m["scope"]) for m in a.methods] == [
+        ("proto", "method:proto", proto),
+        ("sel", "method:sel", sel),
+    ]
+    # generation: the run's keys (1 step from noise) with the method's in their place
+    assert "init" not in p.gen_spec and p.gen_spec["steps"] == 1
+    assert p.scoped_gen_spec(proto) == {
+        "resolution": 32,
+        "steps": 4,
+        "guidance_scale": 0.0,
+        "init": "prototypes",
+        "strength": 0.5,
+    }
+    assert p.scoped_gen_spec(sel)["steps"] == 2 and p.scoped_gen_spec(RUN) == p.gen_spec
+    # the run is text-only, a method reads the prototypes: one file per class, the run's, shared
+    assert not p.real_data_active and p.prototypes_needed
+    assert p.reads_prototypes(proto) and not p.reads_prototypes(sel) and not p.reads_prototypes(RUN)
+    cls = p.sample_class(proto, "002_two")
+    assert cls["n_generated"] == 3 and cls["prototypes"].endswith(f"{OUT}/prototypes/002_two.pt")
+    assert cls["prototypes_spec"] == p.prototype_spec("002_two")
+    assert "prototypes" not in p.sample_class(RUN, "002_two")
+    # candidates: the method's oversample 3 x each class's kept count; its select job keeps the kept count
+    assert [p.sampled(sel, cid) for cid in IDS] == [6, 6, 9] and [p.sampled(RUN, cid) for cid in IDS] == [2, 2, 3]
+    assert p.selection(sel, "", "002_two") == {
+        "criterion": "confidence",
+        "candidates": f"{OUT}/ablation/methods/sel/generated/002_two",
+        "n_candidates": 9,
+        "n_keep": 3,
+    }
+    assert a.method_kept("sel", "000_zero") == f"{OUT}/ablation/methods/sel/selected/000_zero"
+    assert a.method_kept("proto", "000_zero") == f"{OUT}/ablation/methods/proto/generated/000_zero"
+    assert a.method_set_variant("sel") == {
+        "name": "sel",
+        "n_generated": 3,
+        "per_class": {"000_zero": 2, "001_one": 2, "002_two": 3},
+        "n_aug": 2,
+        "generation": p.scoped_gen_spec(sel),
+        "selection": {"oversample": 3, "criterion": "confidence"},
+    }
+    assert p.teacher_active and not p.selection_active  # the teacher selects for the method, not for the run
+    # evaluated under the distilled set's keys, recipe and labels; its own set and soft labels
+    for key in ("distilled", "distilled.soft"):
+        e, own = p.evaluation(sel, key), p.evaluation(RUN, key)
+        assert (e.set, e.labels, e.recipe) == ("method:sel", own.labels, own.recipe)
+        assert e.data == f"{OUT}/ablation/methods/sel/set.pt" and e.counts is None
+    assert p.soft_labels_file(p.evaluation(sel, "distilled.soft")) == f"{OUT}/ablation/methods/sel/soft_labels.pt"
+    assert p.soft_labels_file(p.evaluation(RUN, "distilled.soft")) == f"{OUT}/dataset/soft_labels.pt"
+    assert p.soft_labels_file(p.evaluation(sel, "distilled")) is None
+    assert not p.evaluation(sel, "distilled.soft").reads_teacher
+    with pytest.raises(KeyError, match="not an evaluation of the distilled set"):
+        p.evaluation(sel, "random_subset")
+    # the results table: the run's evaluations, then each method's per regime and seed
+    assert p.run_metrics()[4:] == [
+        f"{OUT}/ablation/methods/proto/eval/distilled/convnet/seed0.json",
+        f"{OUT}/ablation/methods/proto/eval/distilled.soft/convnet/seed0.json",
+        f"{OUT}/ablation/methods/sel/eval/distilled/convnet/seed0.json",
+        f"{OUT}/ablation/methods/sel/eval/distilled.soft/convnet/seed0.json",
+    ]
+    assert p.fidelity_sets == ["distilled", "method:proto", "method:sel", "random_subset"]
+    assert p.set_file("method:sel") == f"{OUT}/ablation/methods/sel/set.pt"
+    # what making each set took: its jobs' benchmark files (the prototypes only for the sets that read them)
+    bench = f"{OUT}/benchmarks"
+    making = p.making_benchmarks()
+    assert making["distilled"] == [f"{bench}/sample/{c}.tsv" for c in IDS] + [
+        f"{bench}/augment.tsv",
+        f"{bench}/package.tsv",
+    ]
+    assert making["method:proto"] == [f"{bench}/prototypes/{c}.tsv" for c in IDS] + [
+        f"{bench}/ablation/methods/proto/sample/{c}.tsv" for c in IDS
+    ] + [f"{bench}/ablation/methods/proto/package.tsv"]
+    assert making["method:sel"][3:6] == [f"{bench}/ablation/methods/sel/select/{c}.tsv" for c in IDS]
+    assert set(making) == {"distilled", "method:proto", "method:sel"}  # the random subset is drawn in its jobs
+
+
+def test_kd_caches_of_a_generation_method():
+    p = plan({**METHODS, "evaluation": {"labels": ["hard", "kd"], "kd": {"cache": True}}})
+    sel = "ablation/methods/sel/"
+    assert p.kd_cache(sel, "distilled.kd", 0) == f"{OUT}/ablation/methods/sel/eval/kd_cache/distilled.kd/set.pt"
+    assert p.kd_cache(RUN, "distilled.kd", 0) == f"{OUT}/eval/kd_cache/distilled.kd/set.pt"
+    assert p.kd_cache(sel, "distilled", 0) is None
+    job, seed = p.kd_cache_job(sel, "distilled.kd", "set")
+    assert (job.set, job.data, seed) == ("method:sel", f"{OUT}/ablation/methods/sel/set.pt", 0)
+
+
+def test_no_methods_leave_the_runs_plan_as_it_was():
+    p = plan({"evaluation": {"baselines": {"random_subset": True}}})
+    assert p.ablations.methods == [] and not p.ablations.methods_active and not p.prototypes_needed
+    assert p.fidelity_sets == ["distilled", "random_subset"]
+    assert len(p.run_metrics()) == 2

@@ -22,7 +22,7 @@ from .evaluation.data import DeviceImages, FileSource
 from .evaluation.models import model_label
 from .evaluation.progress import EpochProgress
 from .evaluation.real import real_source, select_subset, test_subset
-from .evaluation.runs import FILE_SETS, REGIMES
+from .evaluation.runs import REGIMES, file_set, generated_set
 from .evaluation.runtime import Runtime
 from .evaluation.train import fit_and_test
 from .imageio import sha256_file
@@ -37,7 +37,7 @@ class EvalSpec:
     """What one evaluation job trains on and how: the evaluate rule's params and inputs, decoded
     (workflow/scripts/evaluate.py). JSON-able: torchrun's processes read it from a file."""
 
-    set_name: str  # distilled, random_subset, full
+    set_name: str  # distilled, random_subset, kmeans_real, rded, full, method:<name> (evaluation/runs.py)
     model: str
     seed: int
     dataset: dict
@@ -47,7 +47,7 @@ class EvalSpec:
     per_class_counts: dict[int, int] | None = None  # a random real subset: label -> images
     max_test_images: int | None = None
     resolution: int | None = None
-    distilled_path: str | None = None  # the file of a packaged set (runs.FILE_SETS)
+    distilled_path: str | None = None  # the file of a packaged set (runs.file_set)
     device: str = "cpu"
     workers: int = 0  # DataLoader workers per process (image files)
     label_regime: str = "hard"
@@ -104,11 +104,11 @@ def training_set(spec: EvalSpec, device: str) -> TrainingSet:
     adapter = get_adapter(spec.dataset)
     resolution = spec.resolution or adapter.image_size
     kd = spec.kd if spec.label_regime != "hard" else None
-    if spec.set_name in FILE_SETS:  # the distilled set, or a selection baseline's set in its format
+    if file_set(spec.set_name):  # a generated set (the distilled set, a method's), or a selection baseline's
         d = load_distilled(spec.distilled_path)
         source = DeviceImages(d["images_uint8"], d["labels"], d["mean"], d["std"], resolution, device=device)
         out = TrainingSet(source, list(d["mean"]), list(d["std"]), resolution, kd)
-        if spec.label_regime == "soft" and spec.set_name == "distilled":
+        if spec.label_regime == "soft" and generated_set(spec.set_name):  # its package's sidecar
             s = load_aligned(spec.soft_labels_path, d, spec.distilled_path)
             out.soft, out.teacher_sha = s["logits"], s["teacher_sha256"]
             out.kd = {**kd, "temperature": s["temperature"]}

@@ -7,7 +7,8 @@ ablation's packaged set is a SetLayout (its files in one directory).
 A stage that holds classes has one subdirectory per class, named by the class id (gendistill.naming).
 
 One rule serves a stage for the run and its ablations: a scope puts the ablations' files under their own
-directory (RUN: the run's own files; ABLATION, TEACHER_ABLATION), and is the rules' `{scope}` wildcard.
+directory (RUN: the run's own files; ABLATION, TEACHER_ABLATION, a generation method's method_scope(name)), and is
+the rules' `{scope}` wildcard.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from pathlib import Path
 RUN = ""
 ABLATION = "ablation/"  # the PDA ablation's pool, sets and evaluations (the teacher ablation's evaluations too)
 TEACHER_ABLATION = "ablation/teacher/"  # the teacher ablation's selections and sets
+METHODS = "ablation/methods/"  # the generation methods (ablation.methods): one scope per method, method_scope(name)
+
+
+def method_scope(name: str) -> str:
+    """The scope of generation method `name` (ablation.methods): its samples, selections, set and evaluations."""
+    return f"{METHODS}{name}/"
+
 
 # In every class directory (generated, augmented): {"meta": what made the class, "images": one record per file}
 RECORDS = "records.json"
@@ -111,10 +119,10 @@ class RunLayout:
     def kd_cache(self, set: str = "{set}", images: str = "{images}") -> str:
         """The teacher's stored outputs for evaluation run `set` (labels kd, evaluation.kd.cache) on its training
         images: `images` "set" for the distilled set, "subset<seed>" for the random real subset of a seed."""
-        return self._at("eval", "kd_cache", set, f"{images}.pt")
+        return self.scoped_kd_cache(RUN, set, images)
 
     def kd_cache_record(self, set: str = "{set}", images: str = "{images}") -> str:
-        return self._at("eval", "kd_cache", set, f"{images}.json")
+        return self.scoped_kd_cache_record(RUN, set, images)
 
     # The selection baselines (evaluation.baselines: kmeans_real, rded): the set the teacher picks, in
     # distilled.pt's format, and what was picked (source images or crops, with their scores)
@@ -171,8 +179,20 @@ class RunLayout:
         """An evaluation's accuracy: of one of the run's evaluations (set: its key), or an ablation variant's."""
         return self._at(f"{scope}eval", set, model, f"seed{seed}.json")
 
+    def scoped_kd_cache(self, scope: str = "{scope}", set: str = "{set}", images: str = "{images}") -> str:
+        """A kd cache of the run's evaluations (kd_cache above) or of a generation method's (its scope)."""
+        return self._at(f"{scope}eval", "kd_cache", set, f"{images}.pt")
+
+    def scoped_kd_cache_record(self, scope: str = "{scope}", set: str = "{set}", images: str = "{images}") -> str:
+        return self._at(f"{scope}eval", "kd_cache", set, f"{images}.json")
+
     def teacher_ablation_set(self, criterion: str = "{criterion}") -> SetLayout:
         return SetLayout(self._at("ablation", "teacher", "sets", criterion))
+
+    # A generation method (ablation.methods): its samples and selections are the sample and select rules' outputs
+    # in its scope (method_scope); its packaged set, in distilled.pt's format, and that set's soft labels here
+    def method_set(self, method: str = "{method}") -> SetLayout:
+        return SetLayout(self._at(method_scope(method).rstrip("/")), tensor="set.pt")
 
     def results(self, name: str) -> str:
         """A file of the run's results (tables, plots): results/<name>; the tables read back by name below."""
@@ -216,15 +236,17 @@ class RunLayout:
 
 class SetLayout:
     """An ablation's packaged set, in a directory of its own: its augmented images and what packaging writes
-    (the run's own set is RunLayout.augmented and dataset/)."""
+    (the run's own set is RunLayout.augmented and dataset/). `tensor`: the packaged file's name (distilled.pt's
+    format either way)."""
 
-    __slots__ = ("dir",)
+    __slots__ = ("dir", "tensor")
 
-    def __init__(self, dir: str):
+    def __init__(self, dir: str, tensor: str = "distilled.pt"):
         self.dir = str(dir)
+        self.tensor = tensor
 
     def __repr__(self) -> str:
-        return f"SetLayout({self.dir!r})"
+        return f"SetLayout({self.dir!r}, {self.tensor!r})"
 
     @property
     def augmented(self) -> str:
@@ -232,7 +254,12 @@ class SetLayout:
 
     @property
     def distilled(self) -> str:
-        return f"{self.dir}/distilled.pt"
+        return f"{self.dir}/{self.tensor}"
+
+    @property
+    def soft_labels(self) -> str:
+        """The teacher's logits of the set's images (a generation method's set with evaluation.labels soft)."""
+        return f"{self.dir}/soft_labels.pt"
 
     @property
     def manifest(self) -> str:

@@ -9,21 +9,22 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .ablation.variants import Ablations
+from .ablation.variants import Ablations, method_configs, method_name_problems
 from .config import CPU_FLOAT16, ConfigError, load_and_validate, nominal_ipc
 from .datasets import DatasetError, get_adapter
 from .devices import gpu_visible
 from .evaluation.protocols import Context, apply_protocol
 from .evaluation.runs import (
-    FILE_SETS,
     EvalJob,
     EvalRun,
     eval_runs,
     evaluation_problems,
+    file_set,
+    is_method_set,
     kd_cached,
     label_regimes,
     parse_key,
@@ -93,6 +94,8 @@ class Plan:
     real_fingerprints: dict | None = None
     # evaluation.protocol as resolved: its name and the keys the config overrode (evaluation/protocols.py)
     evaluation_protocol: dict | None = None
+    # ablation.methods: name -> the config the method generates its set with (ablation.variants.method_config)
+    method_cfgs: dict = field(default_factory=dict)
 
     @property
     def out(self) -> Path:
@@ -121,21 +124,33 @@ class Plan:
 
     @property
     def gen_spec(self) -> dict:
-        """The generation settings of every pipeline call (a sample job's `gen` param: they decide pixels). The keys
-        of generation from real data only when it is on, so that other configs keep their params (and caches)."""
-        g = self.cfg["generation"]
-        spec = {k: g[k] for k in ("resolution", "steps", "guidance_scale")}
-        if g["init"] == "prototypes":
-            spec.update(init="prototypes", strength=g["strength"])
-        if g["real_guidance"]:
-            spec["real_guidance"] = g["real_guidance"]
-        return spec
+        """The generation settings of the run's pipeline calls (gen_spec)."""
+        return gen_spec(self.cfg)
+
+    def scoped_cfg(self, scope: str) -> dict:
+        """The config a scope's jobs generate with: a generation method's (ablation.methods), else the run's."""
+        name = self.ablations.method_of(scope)
+        return self.method_cfgs[name] if name else self.cfg
+
+    def scoped_gen_spec(self, scope: str) -> dict:
+        """A sample job's generation settings: the run's, or (its scope) a generation method's."""
+        return gen_spec(self.scoped_cfg(scope))
 
     # --- generation from real data (generation.init: prototypes, generation.real_guidance) ---
     @property
     def real_data_active(self) -> bool:
-        """The sample jobs read their class's prototypes file (gendistill.prototypes)."""
+        """The run's own sample jobs read their class's prototypes file (gendistill.prototypes)."""
         return uses_real_latents(self.cfg)
+
+    def reads_prototypes(self, scope: str) -> bool:
+        """The sample jobs of `scope` (the run's, the ablations' pool, a generation method's) read the prototypes."""
+        return uses_real_latents(self.scoped_cfg(scope))
+
+    @property
+    def prototypes_needed(self) -> bool:
+        """Some sample job reads the prototypes: the run's, or a generation method's. Their file depends on the
+        class and the model only (prototype_spec), so the run and its methods share one per class."""
+        return self.real_data_active or any(uses_real_latents(c) for c in self.method_cfgs.values())
 
     def prototype_spec(self, cid: str) -> dict:
         """What decides class `cid`'s prototypes file: the class (label, kept count, seed), its training images'
@@ -249,15 +264,20 @@ class Plan:
         return Ablations(self)
 
     def sampled(self, scope: str, cid: str) -> int:
-        """Images a sample job generates for class `cid`: the run's candidates (scope RUN), or the ablations' pool."""
+        """Images a sample job generates for class `cid`: the run's candidates (scope RUN), the ablations' pool, or
+        a generation method's candidates (its scope)."""
         c = self.by_id(cid)
-        return self.ablations.pool_size(c) if scope == ABLATION else self.n_candidates(c)
+        if scope == ABLATION:
+            return self.ablations.pool_size(c)
+        if method := self.ablations.method_of(scope):
+            return self.ablations.method_candidates(method, c)
+        return self.n_candidates(c)
 
     def sample_class(self, scope: str, cid: str) -> dict:
         """A sample job's class: the class plan with `n_generated` the count the job samples (its wire name), and
-        its prototypes file when generation reads real data."""
+        its prototypes file when the scope's generation reads real data."""
         out = {**self.by_id(cid).as_dict(), "n_generated": self.sampled(scope, cid)}
-        if self.real_data_active:
+        if self.reads_prototypes(scope):
             out["prototypes"] = str(Path(self.layout.prototypes(cid)).resolve())
             out["prototypes_spec"] = self.prototype_spec(cid)  # a change of the file's inputs resamples the class
         return out
@@ -268,11 +288,15 @@ class Plan:
 
     def selection(self, scope: str, criterion_dir: str, cid: str) -> dict:
         """A select job (scope RUN: the run's selection; TEACHER_ABLATION: criterion_dir's over the ablations'
-        pool): criterion, the candidates directory, n_candidates, n_keep."""
+        pool; a generation method's scope: its selection over its candidates): criterion, the candidates
+        directory, n_candidates, n_keep."""
         c = self.by_id(cid)
         if scope == TEACHER_ABLATION:
             criterion = criterion_dir.rstrip("/")
             pool, n = self.layout.ablation_generated(cid), self.ablations.n_candidates(c)
+        elif method := self.ablations.method_of(scope):
+            criterion = self.method_cfgs[method]["selection"]["criterion"]
+            pool, n = self.layout.scoped_generated(scope, cid), self.ablations.method_candidates(method, c)
         else:
             criterion, pool, n = self.cfg["selection"]["criterion"], self.layout.generated(cid), self.n_candidates(c)
         return {"criterion": criterion, "candidates": pool, "n_candidates": n, "n_keep": c.n_generated}
@@ -284,9 +308,11 @@ class Plan:
         return eval_runs(self.cfg, self.has_real_data)
 
     def run_metrics(self) -> list[str]:
-        """The evaluation JSON of every (run, model, seed) the results table reads."""
+        """The evaluation JSON of every (run, model, seed) the results table reads: the run's, then its generation
+        methods' (ablation.methods)."""
         models = self.cfg["evaluation"]["models"]
-        return [self.layout.metrics(r.key, m, s) for r in self.eval_runs for m in models for s in seeds(self.cfg, r)]
+        own = [self.layout.metrics(r.key, m, s) for r in self.eval_runs for m in models for s in seeds(self.cfg, r)]
+        return own + (self.ablations.method_metric_rows() if self.ablations.methods_active else [])
 
     @property
     def evaluation_record(self) -> dict:
@@ -295,37 +321,56 @@ class Plan:
         return record(self.cfg, self.evaluation_protocol, self.has_real_data, resolution)
 
     def kd_cache(self, scope: str, key: str, seed) -> str | None:
-        """The kd cache an evaluate job reads (labels kd with evaluation.kd.cache; the run's own evaluations):
-        one per distilled set, one per seed of a random real subset (its images are the seed's)."""
+        """The kd cache an evaluate job reads (labels kd with evaluation.kd.cache; the run's own evaluations and
+        its generation methods'): one per packaged set, one per seed of a random real subset (its images are the
+        seed's)."""
         if scope == ABLATION or not kd_cached(self.cfg):
             return None
         job = self.evaluation(scope, key)
         if job.labels != "kd":
             return None
-        return self.layout.kd_cache(key, f"subset{seed}" if job.set == "random_subset" else "set")
+        return self.layout.scoped_kd_cache(scope, key, f"subset{seed}" if job.set == "random_subset" else "set")
 
-    def kd_cache_job(self, key: str, images: str) -> tuple[EvalJob, int]:
-        """What a kd_cache job stores: the evaluation run `key`'s job, and the seed that picks its images (a
-        random real subset's; 0 for a distilled set, whose images no seed picks)."""
-        return self.evaluation(RUN, key), int(images.removeprefix("subset")) if images != "set" else 0
+    def kd_cache_job(self, scope: str, key: str, images: str) -> tuple[EvalJob, int]:
+        """What a kd_cache job stores: the evaluation run `key`'s job (in `scope`: the run's, a generation
+        method's), and the seed that picks its images (a random real subset's; 0 for a packaged set, whose images
+        no seed picks)."""
+        return self.evaluation(scope, key), int(images.removeprefix("subset")) if images != "set" else 0
 
     def evaluation(self, scope: str, key: str) -> EvalJob:
-        """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), or
-        of an ablation variant (scope ABLATION; `key` its name)."""
+        """An evaluate job: of the run (scope RUN; `key` an evaluation run's key, gendistill.evaluation.runs), of
+        an ablation variant (scope ABLATION; `key` its name), or of a generation method's set (its scope; `key`
+        one of the distilled set's evaluation keys)."""
         if scope == ABLATION:
             return self.ablations.evaluation(key)
+        if method := self.ablations.method_of(scope):
+            return self.ablations.method_evaluation(method, key)
         run = parse_key(key, self.cfg)
         return EvalJob(
             run.set,
             run.labels,
             recipe(self.cfg, run),
-            data=self.set_file(run.set) if run.set in FILE_SETS else None,
+            data=self.set_file(run.set) if file_set(run.set) else None,
             counts=self.images_per_class_by_label if run.set == "random_subset" else None,
         )
 
     def set_file(self, set_name: str) -> str:
-        """The file a packaged set is read from: the distilled set's, or a selection baseline's."""
-        return self.layout.distilled if set_name == "distilled" else self.layout.baseline_set(set_name)
+        """The file a packaged set is read from: the distilled set's, a generation method's, or a selection
+        baseline's."""
+        if set_name == "distilled":
+            return self.layout.distilled
+        if is_method_set(set_name):
+            return self.layout.method_set(set_name.split(":", 1)[1]).distilled
+        return self.layout.baseline_set(set_name)
+
+    def soft_labels_file(self, job: EvalJob) -> str | None:
+        """The soft-label sidecar an evaluate job reads (a generated set in the soft regime): the distilled set's,
+        or a generation method's set's."""
+        if not job.reads_soft_labels:
+            return None
+        if is_method_set(job.set):
+            return self.layout.method_set(job.set.split(":", 1)[1]).soft_labels
+        return self.layout.soft_labels
 
     # --- the selection baselines and the fidelity measure ---
     @property
@@ -363,8 +408,11 @@ class Plan:
 
     @property
     def fidelity_sets(self) -> list[str]:
-        """The sets the fidelity measure compares with the real test split: every evaluated set, in table order."""
-        return list(dict.fromkeys(r.set for r in self.eval_runs))
+        """The sets the fidelity measure compares with the real test split: every evaluated set, in table order
+        (the generation methods' after the distilled set)."""
+        own = list(dict.fromkeys(r.set for r in self.eval_runs))
+        methods = [m["set"] for m in self.ablations.methods] if self.ablations.methods_active else []
+        return own[:1] + methods + own[1:]
 
     @property
     def fidelity_spec(self) -> list[dict]:
@@ -372,7 +420,7 @@ class Plan:
         random subset's images per class and the evaluation seeds whose draws it measures; the full split."""
         out = []
         for s in self.fidelity_sets:
-            if s in FILE_SETS:
+            if file_set(s):
                 out.append({"set": s, "file": self.set_file(s)})
             elif s == "random_subset":
                 counts = {str(k): v for k, v in self.images_per_class_by_label.items()}
@@ -380,6 +428,39 @@ class Plan:
             else:
                 out.append({"set": s})
         return out
+
+    # --- what making each set cost (results/summary.csv's make_wall_seconds) ---
+    def _benchmark(self, *parts: str) -> str:
+        return "/".join((self.layout.benchmarks, *parts))
+
+    def making_benchmarks(self) -> dict[str, list[str]]:
+        """set -> the benchmark files of the jobs that make it (their wall seconds summed: the set's making time).
+        A generated set (the distilled set, a generation method's): its classes' prototypes when its generation
+        reads them (one file per class, made once for the run and its methods, counted for each set that reads
+        it), sample and select jobs, then augmentation and packaging (the run's augment and package jobs; a
+        method's package job does both). A selection baseline: its select_baseline job. Not counted: what every
+        set shares (the fitted stand-in's fit, the teacher); the random subset and the full data are drawn in
+        their evaluation jobs, so they have none. Paths as the rules write them (workflow/rules/*.smk)."""
+        ids = [c.id for c in self.classes]
+
+        def generated(scope: str, selects: bool, packaging: list[str]) -> list[str]:
+            out = [self._benchmark("prototypes", f"{c}.tsv") for c in ids] if self.reads_prototypes(scope) else []
+            out += [self._benchmark(f"{scope}sample", f"{c}.tsv") for c in ids]
+            out += [self._benchmark(f"{scope}select", f"{c}.tsv") for c in ids] if selects else []
+            return out + packaging
+
+        sets = {
+            "distilled": generated(
+                RUN, self.selection_active, [self._benchmark(f) for f in ("augment.tsv", "package.tsv")]
+            )
+        }
+        if self.ablations.methods_active:
+            for m in self.ablations.methods:
+                package = [self._benchmark(f"{m['scope']}package.tsv")]
+                sets[m["set"]] = generated(m["scope"], self.ablations.method_selects(m["name"]), package)
+        for b in self.selection_baselines:
+            sets[b] = [self._benchmark("baselines", f"{b}.tsv")]
+        return sets
 
 
 def tiny_model_dir(cfg: dict) -> str | None:
@@ -417,6 +498,46 @@ def model_kind(cfg: dict) -> str:
         if cfg["model"].get("tiny") is not None
         else ("fitted" if cfg["model"].get("fitted") is not None else "pretrained")
     )
+
+
+def gen_spec(cfg: dict) -> dict:
+    """The generation settings of every pipeline call of a config (a sample job's `gen` param: they decide pixels).
+    The keys of generation from real data only when it is on, so that other configs keep their params (and
+    caches)."""
+    g = cfg["generation"]
+    spec = {k: g[k] for k in ("resolution", "steps", "guidance_scale")}
+    if g["init"] == "prototypes":
+        spec.update(init="prototypes", strength=g["strength"])
+    if g["real_guidance"]:
+        spec["real_guidance"] = g["real_guidance"]
+    return spec
+
+
+def method_problems(
+    cfg: dict, methods: dict, classes: list, family: str | None, has_real_data: bool, image_size: int
+) -> list[str]:
+    """ablation.methods: what the run cannot compare, and what each method's config (`methods`: name -> config)
+    cannot do by the run's own checks of generation and selection: the same messages, naming the method (a problem
+    the run's own config has too is the run's, reported once)."""
+    problems = []
+    if cfg["ablation"]["methods"] and not (has_real_data and cfg["evaluation"]["activate"]):
+        problems.append(
+            "ablation.methods: each method's set is evaluated like the distilled set, on the real test set, so it "
+            "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation (with such a "
+            "dataset) or set ablation.methods: []."
+        )
+
+    def checks(c: dict) -> list[str]:
+        return (
+            fitted_problems(c, image_size)
+            + real_data_problems(c, family, has_real_data)
+            + teacher_problems(c, classes, has_real_data)
+        )
+
+    own = set(checks(cfg)) if methods else set()
+    for name, mc in methods.items():
+        problems += [f"ablation.methods {name!r}: {p}" for p in checks(mc) if p not in own]
+    return problems
 
 
 def uses_real_latents(cfg: dict) -> bool:
@@ -776,6 +897,10 @@ def teacher_uses(cfg: dict, has_real_data: bool = True) -> list[str]:
         uses.append("evaluation.fidelity.features: teacher")
     if cfg["ablation"]["teacher"]:
         uses.append("ablation.teacher")
+    for m in cfg["ablation"].get("methods") or []:  # a method's own selection (its others are the run's)
+        k = (m.get("selection") or {}).get("oversample") if isinstance(m, dict) else None
+        if isinstance(k, int) and k > 1:
+            uses.append(f"ablation.methods {m.get('name')!r}: selection.oversample > 1")
     return uses
 
 
@@ -984,15 +1109,25 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     problems += teacher_problems(cfg, classes, adapter.has_real_data)
     family = plan_family(cfg) if check_model else None
     problems += real_data_problems(cfg, family, adapter.has_real_data)
+    # ablation.methods: each method's config (the run's, its keys overridden) through the same checks
+    bad_names = method_name_problems(cfg["ablation"]["methods"])
+    problems += bad_names
+    methods = {}
+    if not bad_names:
+        methods, schema_problems = method_configs(cfg)
+        problems += schema_problems
+        problems += method_problems(cfg, methods, classes, family, adapter.has_real_data, image_size)
     if problems:
         raise ConfigError(problems)
     fingerprints = None
-    if uses_real_latents(cfg):
+    real = [n for n, m in methods.items() if uses_real_latents(m)]
+    if uses_real_latents(cfg) or real:
         fingerprints = adapter.class_fingerprints([c.index for c in classes])
         few = [c for c in classes if fingerprints[c.index][0] < c.n_generated]
+        who = "" if uses_real_latents(cfg) else f"ablation.methods {', '.join(map(repr, real))}: "
         for c in few[:5]:
             problems.append(
-                f"class {c.name!r} has {fingerprints[c.index][0]} real training images, fewer than the "
+                f"{who}class {c.name!r} has {fingerprints[c.index][0]} real training images, fewer than the "
                 f"{c.n_generated} prototypes (one per kept image) generation.init: prototypes / real_guidance "
                 f"clusters them into. Fix: a smaller n_generated for it (prompts.overrides), or init: noise."
             )
@@ -1018,6 +1153,7 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         evaluation_protocol=protocol,
         family=family,
         real_fingerprints=fingerprints,
+        method_cfgs=methods,
     )
 
 

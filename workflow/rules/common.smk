@@ -1,6 +1,7 @@
 # Resolve and check the config before any job: schema, semantic checks, dataset and model presence.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -84,11 +85,17 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def scopes(*fixed):
+    """The {scope} wildcard constraint of a rule that serves the run ("") and the scopes `fixed` (gendistill.layout's
+    ABLATION, TEACHER_ABLATION) and every generation method's (ablation.methods: ablation/methods/<name>/)."""
+    return "({})?".format("|".join(re.escape(s) for s in [*fixed, *PLAN.ablations.method_scopes]) or "NONE")
+
+
 def sample_inputs(wildcards):
-    """The sample rule's inputs: the built model (if any) and, with generation from real data, the class's
-    prototypes file."""
+    """The sample rule's inputs: the built model (if any) and, when the scope's generation reads real data, the
+    class's prototypes file."""
     out = {"model": sample_model_input(wildcards)}
-    if PLAN.real_data_active:
+    if PLAN.reads_prototypes(wildcards.scope):
         out["prototypes"] = LAYOUT.prototypes(wildcards.cls)
     return out
 
@@ -179,7 +186,7 @@ def sample_request(scope, cls):
     request = {
         "cls": PLAN.sample_class(scope, cls),
         "load": PLAN.load_spec,
-        "gen": PLAN.gen_spec,
+        "gen": PLAN.scoped_gen_spec(scope),
         "out_size": PLAN.image_size,
     }
     return write_request(LAYOUT.requests, cls, request)

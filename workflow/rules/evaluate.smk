@@ -2,8 +2,9 @@
 # only that job. A run (gendistill.evaluation.runs, the {set} wildcard) is a set (the distilled set, a seeded
 # random real subset of the same IPC, the full real set) in one label regime, with or without training
 # augmentation; its recipe is the config's evaluation keys with evaluation.protocol's preset under them.
-# The same rule evaluates the ablations' variants ({scope} ablation/, {set} the variant's name: ablation/eval/):
-# what a job trains on and how is the plan's (Plan.evaluation: a gendistill.evaluation.runs.EvalJob).
+# The same rule evaluates the ablations' variants ({scope} ablation/, {set} the variant's name: ablation/eval/) and
+# the generation methods' sets ({scope} ablation/methods/<name>/, {set} the distilled set's evaluation keys): what
+# a job trains on and how is the plan's (Plan.evaluation: a gendistill.evaluation.runs.EvalJob).
 # With evaluation.processes N a job trains on N processes (torchrun) and, where it trains on GPUs, asks for N:
 # `gpu` here (counted against --resources gpu), `--gres=gpu:N` through a cluster executor (SLURM), where the
 # profile's per-submission `gpu` limit is sampling's. Run here, it trains on N GPU slots of generation.gpus that it
@@ -28,8 +29,8 @@ if workflow.is_main_process:
 rule evaluate:
     input:
         data=lambda w: PLAN.evaluation(w.scope, w.set).data or [],
-        # soft labels: the package's sidecar for the distilled set, the teacher itself for the real subset
-        soft_labels=lambda w: LAYOUT.soft_labels if PLAN.evaluation(w.scope, w.set).reads_soft_labels else [],
+        # soft labels: the package's sidecar for a generated set, the teacher itself for a real set
+        soft_labels=lambda w: PLAN.soft_labels_file(PLAN.evaluation(w.scope, w.set)) or [],
         # the teacher: run online (kd), or labelling a real set's images once (soft)
         teacher=lambda w: (
             LAYOUT.teacher
@@ -45,8 +46,8 @@ rule evaluate:
     benchmark:
         f"{OUT}/benchmarks/{{scope}}evaluate/{{set}}/{{model}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        scope=f"({ABLATION})?",
-        # the run's evaluation keys, or (scope ablation/) the ablations' variant names
+        scope=scopes(ABLATION),
+        # the run's evaluation keys (a generation method's too), or (scope ablation/) the ablations' variant names
         set="|".join([EVAL_RUNS.KEY_PATTERN, *PLAN.ablations.evaluated]),
     conda:
         "../../envs/evaluation.yaml"
@@ -79,19 +80,21 @@ rule evaluate:
 
 # Labels kd with evaluation.kd.cache: the teacher's outputs for every batch of every epoch of an evaluation run,
 # drawn from evaluation.kd.cache_seed and stored once (gendistill.evaluation.kd_cache); every training seed of
-# the run reads them ({images}: "set" for the distilled set, "subset<seed>" for a random real subset's images).
+# the run reads them ({images}: "set" for a packaged set, "subset<seed>" for a random real subset's images). The
+# run's evaluations and ({scope} ablation/methods/<name>/) a generation method's.
 rule kd_cache:
     input:
-        data=lambda w: PLAN.kd_cache_job(w.set, w.images)[0].data or [],
+        data=lambda w: PLAN.kd_cache_job(w.scope, w.set, w.images)[0].data or [],
         teacher=LAYOUT.teacher,
     output:
-        cache=LAYOUT.kd_cache(),
-        record=LAYOUT.kd_cache_record(),
+        cache=LAYOUT.scoped_kd_cache(),
+        record=LAYOUT.scoped_kd_cache_record(),
     log:
-        f"{OUT}/logs/kd_cache/{{set}}/{{images}}.log",
+        f"{OUT}/logs/{{scope}}kd_cache/{{set}}/{{images}}.log",
     benchmark:
-        f"{OUT}/benchmarks/kd_cache/{{set}}/{{images}}.tsv"
+        f"{OUT}/benchmarks/{{scope}}kd_cache/{{set}}/{{images}}.tsv"
     wildcard_constraints:
+        scope=scopes(),
         images=r"set|subset\d+",
     conda:
         "../../envs/evaluation.yaml"
@@ -102,13 +105,13 @@ rule kd_cache:
         gpu=min(EVAL_GPUS, 1) if workflow.local_exec else None,
         gres="gpu:1" if EVAL_GPUS and not workflow.local_exec else None,
     params:
-        set_name=lambda w: PLAN.kd_cache_job(w.set, w.images)[0].set,
-        subset_seed=lambda w: PLAN.kd_cache_job(w.set, w.images)[1],
-        recipe=lambda w: as_json(PLAN.kd_cache_job(w.set, w.images)[0].recipe),
+        set_name=lambda w: PLAN.kd_cache_job(w.scope, w.set, w.images)[0].set,
+        subset_seed=lambda w: PLAN.kd_cache_job(w.scope, w.set, w.images)[1],
+        recipe=lambda w: as_json(PLAN.kd_cache_job(w.scope, w.set, w.images)[0].recipe),
         kd=KD_KD,
         dataset=fixed(DATASET),
         labels=[c.index for c in PLAN.classes],
-        per_class_counts=lambda w: as_json(PLAN.kd_cache_job(w.set, w.images)[0].counts or {}),
+        per_class_counts=lambda w: as_json(PLAN.kd_cache_job(w.scope, w.set, w.images)[0].counts or {}),
         num_classes=len(PLAN.all_class_names),
         resolution=CFG["evaluation"]["resolution"],
         device=CFG["evaluation"]["device"],
@@ -156,6 +159,8 @@ rule results_table:
         scores=fixed(as_json(CFG["evaluation"]["scores"])),
         # acc(real, hard) for HLR when given instead of the full-data run
         full_accuracy=CFG["evaluation"]["baselines"]["full_accuracy"],
+        # per set, the benchmark files of the jobs that make it: their wall seconds summed (make_wall_seconds)
+        making=fixed(as_json(PLAN.making_benchmarks())),
     script:
         "../scripts/results_table.py"
 

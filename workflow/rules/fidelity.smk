@@ -9,7 +9,7 @@ rule fidelity:
         # the teacher
         model=LAYOUT.teacher if CFG["evaluation"]["fidelity"]["features"] == "teacher" else LAYOUT.recogniser,
         info=[] if CFG["evaluation"]["fidelity"]["features"] == "teacher" else LAYOUT.recogniser_json,
-        sets=[PLAN.set_file(s["set"]) for s in PLAN.fidelity_spec if "file" in s],
+        sets=[s["file"] for s in PLAN.fidelity_spec if "file" in s],
     output:
         table=report(
             LAYOUT.fidelity,

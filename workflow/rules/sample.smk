@@ -6,15 +6,17 @@
 # rounding: README, Reproducibility).
 # The job is a thin client of the resident sampler (src/gendistill/sampling/; docs/design/sampler.md). It reads
 # what it samples from a request file (params.request), not from its command line, which other users can read.
-# One rule for the run's images ({scope} empty: generated/<cls>, its candidates with selection) and the ablations'
-# pool (scope ablation/: ablation/generated/<cls>); the plan says how many each samples (Plan.sampled).
+# One rule for the run's images ({scope} empty: generated/<cls>, its candidates with selection), the ablations'
+# pool (scope ablation/: ablation/generated/<cls>) and each generation method's candidates (scope
+# ablation/methods/<name>/, with its generation settings); the plan says how many each samples (Plan.sampled).
 
 
-if PLAN.real_data_active:
+if PLAN.prototypes_needed:
 
     # generation.init: prototypes / real_guidance: a class's real training images in the model's latent space,
     # k-means-clustered into its kept count (gendistill.prototypes). Per class: a class's real images (their
-    # fingerprint), count, seed, resolution or the model decide it, and only its sample job reads it.
+    # fingerprint), count, seed, resolution or the model decide it, and only its sample jobs read it (the run's
+    # and its generation methods': one file per class serves them all).
     rule prototypes:
         input:
             model=model_input(),
@@ -50,7 +52,7 @@ rule sample:
     benchmark:
         f"{OUT}/benchmarks/{{scope}}sample/{{cls}}.tsv"
     wildcard_constraints:
-        scope=f"({ABLATION})?",
+        scope=scopes(ABLATION),
     conda:
         "../../envs/generation.yaml"
     resources:
@@ -64,7 +66,7 @@ rule sample:
         # the model resolved: a hub id's snapshot, a local directory's content hash (read when the jobs are made:
         # after the input function's checks, which refuse a model this machine cannot hold before it is hashed)
         load=lambda w: as_json(PLAN.load_spec),
-        gen=fixed(as_json(PLAN.gen_spec)),
+        gen=lambda w: as_json(PLAN.scoped_gen_spec(w.scope)),
         out_size=PLAN.image_size,
         # the same values in a private file: the job's command line (public) carries no prompt or model path
         request=lambda w: sample_request(w.scope, w.cls),

@@ -49,7 +49,8 @@ rule teacher:
 # Per class: keep n_generated of the class's oversample x n_generated candidates. The criterion is a param here
 # and nowhere upstream, so changing it reruns selection and what follows, never sampling. The same rule selects
 # for the teacher ablation ({scope} ablation/teacher/, {criterion_dir} "<criterion>/"): per criterion and class,
-# among the ablations' pool's first ablation.oversample x n_generated candidates (Plan.selection).
+# among the ablations' pool's first ablation.oversample x n_generated candidates; and for a generation method
+# ({scope} ablation/methods/<name>/) among its own candidates, by its criterion (Plan.selection).
 rule select:
     input:
         candidates=lambda w: PLAN.selection(w.scope, w.criterion_dir, w.cls)["candidates"],
@@ -62,7 +63,7 @@ rule select:
     benchmark:
         f"{OUT}/benchmarks/{{scope}}select/{{criterion_dir}}{{cls}}.tsv"
     wildcard_constraints:
-        scope=f"({TEACHER_ABLATION})?",
+        scope=scopes(TEACHER_ABLATION),
         criterion_dir="({})?".format("|".join(f"{c}/" for c in PLAN.ablations.criteria)),
     conda:
         "../../envs/evaluation.yaml"

@@ -21,7 +21,7 @@ with log_to(sm.log[0]) as log_file, TrainingGpus(count=processes) as gpus:
     from gendistill.atomic import write_text
     from gendistill.devices import resolve_device
     from gendistill.evaluate import EvalSpec, run_job
-    from gendistill.evaluation.runs import FILE_SETS
+    from gendistill.evaluation.runs import file_set
     from gendistill.evaluation.runtime import from_settings
 
     torch.set_num_threads(sm.threads)
@@ -41,7 +41,7 @@ with log_to(sm.log[0]) as log_file, TrainingGpus(count=processes) as gpus:
         else None,
         max_test_images=p.max_test_images,
         resolution=p.resolution,
-        distilled_path=sm.input.data if p.set_name in FILE_SETS else None,
+        distilled_path=sm.input.data if file_set(p.set_name) else None,
         device=device,
         workers=sm.threads - 1,  # image files (ImageNet) are read by DataLoader workers
         label_regime=p.label_regime,
@@ -49,7 +49,8 @@ with log_to(sm.log[0]) as log_file, TrainingGpus(count=processes) as gpus:
         soft_labels_path=sm.input.get("soft_labels") or None,
         teacher_path=sm.input.get("teacher") or None,
         kd_cache_path=sm.input.get("kd_cache") or None,
-        eval_key=w.set,  # the evaluation run (evaluation/runs.py), or the ablation variant (scope ablation/)
+        # the evaluation run (evaluation/runs.py) under its scope: ablation/<variant>, ablation/methods/<name>/<key>
+        eval_key=f"{w.scope}{w.set}",
         runtime=runtime,
     )
     if processes > 1:

@@ -17,7 +17,7 @@ with log_to(sm.log[0]), TrainingGpus(count=1) as gpus:  # the cache is computed 
     from gendistill.atomic import write_text
     from gendistill.devices import resolve_device
     from gendistill.evaluate import EvalSpec, build_kd_cache
-    from gendistill.evaluation.runs import FILE_SETS
+    from gendistill.evaluation.runs import file_set
     from gendistill.evaluation.runtime import from_settings
 
     torch.set_num_threads(sm.threads)
@@ -37,13 +37,13 @@ with log_to(sm.log[0]), TrainingGpus(count=1) as gpus:  # the cache is computed 
         recipe=json.loads(p.recipe),
         per_class_counts={int(k): int(v) for k, v in counts.items()} or None,
         resolution=p.resolution,
-        distilled_path=sm.input.data if p.set_name in FILE_SETS else None,
+        distilled_path=sm.input.data if file_set(p.set_name) else None,
         device=device,
         workers=sm.threads - 1,
         label_regime="kd",
         kd=kd,
         teacher_path=sm.input.teacher,
-        eval_key=sm.wildcards.set,
+        eval_key=f"{sm.wildcards.scope}{sm.wildcards.set}",
         runtime=runtime,
     )
     rt = from_settings({**runtime, "amp": spec.recipe.get("amp", "auto")}, device)

@@ -36,12 +36,14 @@ def build_variant(
     out_manifest: str,
     out_folder: str,
 ) -> dict:
-    n, n_aug = int(variant["n_generated"]), int(variant["n_aug"])
+    n_aug = int(variant["n_aug"])
     params = {**aug_params, "n_aug": n_aug}
     with atomic_path(Path(out_aug_dir)) as tmp:
         tmp.mkdir(parents=True)
         for d in sorted(pool_dirs, key=lambda p: Path(p).name):
             d = Path(d)
+            # a class's own count (`per_class`: class id -> images, a generation method's set), else n_generated
+            n = int((variant.get("per_class") or {}).get(d.name, variant["n_generated"]))
             src = read_records(d)
             recs = sorted(src["images"], key=lambda r: r["image_index"])[:n]
             if len(recs) < n:

@@ -1,6 +1,8 @@
 """The ablations beside a run, planned from its config: the PDA ablation's generated-set variants and their random
 real subsets, the teacher ablation's rows, the per-class pool both sample from, what each variant's evaluation
-trains on, and which of their evaluations are the run's own (reused, not run again).
+trains on, and which of their evaluations are the run's own (reused, not run again); and the generation methods
+(ablation.methods): sets made like the run's own distilled set with some generation and selection keys
+overridden, each in a scope of its own (gendistill.layout.method_scope), evaluated like the distilled set.
 
 The workflow reads these through `Plan.ablations` (workflow/rules/ablation.smk, teacher.smk, evaluate.smk);
 no Snakemake here, so every count and variant is unit-tested (tests/test_plan.py). Variant dicts are the rules'
@@ -10,7 +12,78 @@ triggers, so they stay as the cached runs have them.
 
 from __future__ import annotations
 
-from ..evaluation.runs import EvalJob, full_epochs, parse_key, recipe
+import copy
+import difflib
+import re
+
+from ..config import ConfigError, validate_schema
+from ..evaluation.runs import SETS, EvalJob, eval_runs, full_epochs, method_set, parse_key, recipe, seeds
+from ..layout import method_scope
+
+# What a generation method may set: the generation keys that decide a set's pixels without changing its size (the
+# methods are compared at the run's IPC, beside its random real subset), and the selection of its candidates
+METHOD_KEYS = {
+    "generation": ("init", "strength", "steps", "guidance_scale", "real_guidance"),
+    "selection": ("oversample", "criterion"),
+}
+METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def method_config(cfg: dict, method: dict) -> dict:
+    """The run's config (validated, defaults filled) with `method`'s generation and selection keys in place of the
+    run's, validated by the schema as the run's keys are (ConfigError with the schema's messages); no methods."""
+    out = copy.deepcopy(cfg)
+    for section in METHOD_KEYS:
+        out[section].update(copy.deepcopy(method.get(section) or {}))
+    out["ablation"] = {**out["ablation"], "methods": [], "teacher": False}
+    return validate_schema(out)
+
+
+def method_name_problems(methods: list[dict]) -> list[str]:
+    """ablation.methods: names that are not file-safe or not unique, and keys a method cannot set, each with the fix.
+    Checked before the methods' configs (method_config), whose problems name their method."""
+    problems, seen = [], set()
+    for i, m in enumerate(methods):
+        name = m.get("name")
+        where = f"ablation.methods[{i}]"
+        if not isinstance(name, str) or not METHOD_NAME.fullmatch(name):
+            problems.append(
+                f"{where}.name: {name!r} is not a method name: it names the method's directory "
+                f"(ablation/methods/<name>/) and its rows (method:<name>). Fix: letters, digits and _ . + - (starting "
+                f"with a letter or digit, at most 64), e.g. prototypes_s0.1."
+            )
+            continue
+        if name in seen:
+            problems.append(f"{where}.name: {name!r} is the name of another method too. Fix: give each method its own.")
+        if name in SETS:
+            problems.append(
+                f"{where}.name: {name!r} is the name of one of the run's own sets. Fix: another name, e.g. {name}_m."
+            )
+        seen.add(name)
+        for section, allowed in METHOD_KEYS.items():
+            for key in m.get(section) or {}:
+                if key in allowed:
+                    continue
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]}? " if close else ""
+                problems.append(
+                    f"ablation.methods {name!r}: {section}.{key} is not a key a method sets ({hint}a method keeps "
+                    f"the run's other keys, so every set has the run's classes, counts and IPC and is compared "
+                    f"with the same random real subset). Fix: one of {', '.join(allowed)}, or set it for the run."
+                )
+    return problems
+
+
+def method_configs(cfg: dict) -> tuple[dict, list[str]]:
+    """name -> the config each method of ablation.methods generates its set with (method_config), for the methods
+    whose keys the schema accepts; and the schema's problems of the others, each naming its method."""
+    out, problems = {}, []
+    for m in cfg["ablation"]["methods"]:
+        try:
+            out[m["name"]] = method_config(cfg, m)
+        except ConfigError as e:
+            problems += [f"ablation.methods {m['name']!r}: {p}" for p in e.problems]
+    return out, problems
 
 
 class Ablations:
@@ -30,6 +103,10 @@ class Ablations:
     @property
     def teacher_active(self) -> bool:
         return bool(self.cfg["ablation"]["teacher"]) and self.plan.evaluation_active
+
+    @property
+    def methods_active(self) -> bool:
+        return bool(self.cfg["ablation"]["methods"]) and self.plan.evaluation_active
 
     # --- the PDA ablation ---
     @property
@@ -143,6 +220,85 @@ class Ablations:
         epochs = full_epochs(self.cfg) if v["set"] == "full" else own["epochs"]
         counts = self.plan.images_per_class_by_label if v["set"] == "random_subset" else None
         return EvalJob(v["set"], v["labels"], {**own, "epochs": epochs}, data=v["data"], counts=counts)
+
+    # --- the generation methods ---
+    @property
+    def methods(self) -> list[dict]:
+        """The generation methods of ablation.methods, in the config's order: dicts name, set (its name in the
+        results, method:<name>), scope (its files' and jobs' scope), generation and selection (the keys it
+        overrides, as given)."""
+        return [
+            {
+                "name": m["name"],
+                "set": method_set(m["name"]),
+                "scope": method_scope(m["name"]),
+                "generation": dict(m.get("generation") or {}),
+                "selection": dict(m.get("selection") or {}),
+            }
+            for m in self.cfg["ablation"]["methods"]
+        ]
+
+    @property
+    def method_scopes(self) -> dict[str, str]:
+        """scope -> method name."""
+        return {m["scope"]: m["name"] for m in self.methods}
+
+    def method_of(self, scope: str) -> str | None:
+        """The method whose scope `scope` is, or None (the run's own, an ablation's)."""
+        return self.method_scopes.get(scope)
+
+    def method_cfg(self, name: str) -> dict:
+        """The config method `name` generates its set with (the run's, its keys overridden; method_config)."""
+        return self.plan.method_cfgs[name]
+
+    def method_candidates(self, name: str, c) -> int:
+        """Images method `name`'s sample job of class `c` samples: its selection.oversample x the class's kept."""
+        return c.candidates(self.method_cfg(name)["selection"]["oversample"])
+
+    def method_selects(self, name: str) -> bool:
+        return self.method_cfg(name)["selection"]["oversample"] > 1
+
+    def method_kept(self, name: str, cid: str) -> str:
+        """Where method `name`'s package reads class `cid`'s images: its kept candidates, or its samples."""
+        scope = method_scope(name)
+        if self.method_selects(name):
+            return self.layout.scoped_selected(scope, "", cid)
+        return self.layout.scoped_generated(scope, cid)
+
+    def method_set_variant(self, name: str) -> dict:
+        """The packaging of method `name`'s set (ablation_package.py's `variant`): every class keeps its kept count
+        (`per_class`, by class id), each with the run's n_aug copies; what made it (its generation and selection
+        as resolved) is recorded in the set's provenance."""
+        mc = self.method_cfg(name)
+        return {
+            "name": name,
+            "n_generated": max(c.n_generated for c in self.plan.classes),
+            "per_class": {c.id: c.n_generated for c in self.plan.classes},
+            "n_aug": self.cfg["augmentation"]["n_aug"],
+            "generation": self.plan.scoped_gen_spec(method_scope(name)),
+            "selection": {k: mc["selection"][k] for k in METHOD_KEYS["selection"]},
+        }
+
+    def method_evaluation(self, name: str, key: str) -> EvalJob:
+        """How method `name`'s set is evaluated under the distilled set's evaluation key `key` (a regime, with or
+        without augmentation): the distilled set's recipe, labels and seeds; its own set, and its own soft labels."""
+        run = parse_key(key, self.cfg)
+        keys = [r.key for r in eval_runs(self.cfg, self.plan.has_real_data) if r.set == "distilled"]
+        if key not in keys:
+            raise KeyError(f"{key!r} is not an evaluation of the distilled set in this config ({', '.join(keys)})")
+        return EvalJob(method_set(name), run.labels, recipe(self.cfg, run), data=self.layout.method_set(name).distilled)
+
+    def method_metric_rows(self) -> list[str]:
+        """The evaluation JSON of every method's set, per distilled evaluation run, model and seed: results.csv's
+        method rows."""
+        runs = [r for r in eval_runs(self.cfg, self.plan.has_real_data) if r.set == "distilled"]
+        return [
+            self.layout.scoped_metrics(m["scope"], r.key, model, seed)
+            for m in self.methods
+            for r in runs
+            for model in self.cfg["evaluation"]["models"]
+            for seed in seeds(self.cfg, r)
+        ]
 
     def _rows(self, variants: list[dict], reuse: dict) -> list[dict]:
         """One row per (variant, model, seed) with the evaluation JSON that holds it: the run's own where the

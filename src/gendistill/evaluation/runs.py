@@ -8,6 +8,9 @@ An evaluation run is (set, label regime, training augmentation on/off) x model x
   augmentation: the paths every config had before regimes were added, so their results stay cached;
 - `kmeans_real`, `rded`: the selection baselines (evaluation.baselines), real images picked with the teacher
   (gendistill.teacher.baselines), evaluated like the random subset in every regime;
+- a generation method of ablation.methods (gendistill.ablation.variants): a generated set of its own, evaluated
+  under the distilled set's keys in its scope (`ablation/methods/<name>/eval/distilled.soft/...`); its results'
+  set is `method:<name>`;
 - `distilled.kd`, `random_subset.soft`, ...: another regime of evaluation.labels;
 - `... .noaug`: the same without training augmentation (evaluation.scores.ars: DD-Ranking's ARS).
 
@@ -37,6 +40,9 @@ SELECTION_BASELINES = ("kmeans_real", "rded")
 SETS = ("distilled", "random_subset", *SELECTION_BASELINES, "full")
 # sets read from a packaged file (the others are drawn from the real training split in the job)
 FILE_SETS = ("distilled", *SELECTION_BASELINES)
+# the set name of a generation method's set (ablation.methods): generated like the distilled set, with some of its
+# generation and selection keys overridden
+METHOD_PREFIX = "method:"
 NOAUG = "noaug"
 # every key evaluation runs can have (the `{set}` wildcard constraint)
 KEY_PATTERN = rf"({'|'.join(SETS)})(\.({'|'.join(REGIMES)}))?(\.{NOAUG})?"
@@ -80,13 +86,32 @@ class EvalJob(NamedTuple):
 
     @property
     def reads_soft_labels(self) -> bool:
-        """Soft labels of a distilled set are the package's sidecar (dataset/soft_labels.pt)."""
-        return self.set == "distilled" and self.labels == "soft"
+        """Soft labels of a generated set are its package's sidecar (dataset/soft_labels.pt for the distilled set)."""
+        return generated_set(self.set) and self.labels == "soft"
 
     @property
     def reads_teacher(self) -> bool:
         """The teacher itself: run online (kd), or labelling a real set's images once (soft)."""
-        return self.labels == "kd" or (self.labels == "soft" and self.set != "distilled")
+        return self.labels == "kd" or (self.labels == "soft" and not generated_set(self.set))
+
+
+def method_set(name: str) -> str:
+    """The set name of generation method `name` (ablation.methods) in the results."""
+    return f"{METHOD_PREFIX}{name}"
+
+
+def is_method_set(set_name: str) -> bool:
+    return set_name.startswith(METHOD_PREFIX)
+
+
+def generated_set(set_name: str) -> bool:
+    """A set the pipeline generated: the distilled set or a generation method's (soft labels: its sidecar)."""
+    return set_name == "distilled" or is_method_set(set_name)
+
+
+def file_set(set_name: str) -> bool:
+    """A set read from a packaged file (distilled.pt's format): FILE_SETS and the generation methods' sets."""
+    return set_name in FILE_SETS or is_method_set(set_name)
 
 
 def label_regimes(cfg: dict) -> list[str]:

@@ -4,12 +4,13 @@ per-class accuracy.
 
 Std is the population std over training seeds (numpy's default, ddof=0), as the dataset-distillation literature
 reports it (``np.std(accs)`` in the DC/DM/MTT evaluation code); intervals are Student-t intervals over the seeds
-(evaluation/stats.py). A run is a set (distilled, random_subset, kmeans_real, rded, full) in a label regime (hard,
-soft, kd), with or without training augmentation (evaluation/runs.py). Per seed, a distilled row (and a selection
-baseline's) holds its difference to the random subset of the same seed, regime and augmentation, and DD-Ranking's
-HLR, IOR, LRS and ARS (evaluation/scores.py, on fractions); the summary gives their means and intervals over the
-seeds. HLR's acc(real, hard) is the full-data run of the same seed, else the mean of the full-data runs (fewer
-seeds than the sets), else evaluation.baselines.full_accuracy.
+(evaluation/stats.py). A run is a set (distilled, random_subset, kmeans_real, rded, full, and a generation method's
+method:<name>) in a label regime (hard, soft, kd), with or without training augmentation (evaluation/runs.py). Per
+seed, a distilled row (a generation method's, a selection baseline's) holds its difference to the random subset of
+the same seed, regime and augmentation, and DD-Ranking's HLR, IOR, LRS and ARS (evaluation/scores.py, on
+fractions); the summary gives their means and intervals over the seeds. HLR's acc(real, hard) is the full-data
+run of the same seed, else the mean of the full-data runs (fewer seeds than the sets), else
+evaluation.baselines.full_accuracy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from .runs import is_method_set
 from .scores import (
     DEFAULT_WEIGHT,
     augmentation_robust_score,
@@ -31,10 +33,17 @@ from .scores import (
 )
 from .stats import difference, mean_interval
 
-SET_ORDER = ["distilled", "random_subset", "kmeans_real", "rded", "full"]
-# the sets that DD-Ranking's scores rate (a distilled set, and the selection baselines as the field rates them);
-# the random subset and the full data are their references
+SET_ORDER = ["distilled", "random_subset", "kmeans_real", "rded", "full"]  # the generation methods after distilled
+# the sets that DD-Ranking's scores rate (a distilled set, and the selection baselines as the field rates them;
+# the generation methods' sets too: scored()); the random subset and the full data are their references
 SCORED_SETS = ("distilled", "kmeans_real", "rded")
+
+
+def scored(set_name: str) -> bool:
+    """DD-Ranking's scores rate this set (SCORED_SETS, a generation method's)."""
+    return set_name in SCORED_SETS or is_method_set(set_name)
+
+
 ROW_COLUMNS = ["set", "model", "seed", "accuracy", "n_train", "n_test", "epochs", "train_seconds", "chance", "labels"]
 ROW_EXTRA = [
     "train_augment",
@@ -95,9 +104,11 @@ def rows_frame(
 
 
 def order(df: pd.DataFrame) -> pd.DataFrame:
-    """Sets in SET_ORDER (distilled, random_subset, the selection baselines, full); models and seeds as they come /
-    ascending."""
-    key = {s: i for i, s in enumerate(SET_ORDER)}
+    """Sets in SET_ORDER (distilled, the generation methods as they come, random_subset, the selection baselines,
+    full); models and seeds as they come / ascending."""
+    key = {s: float(i) for i, s in enumerate(SET_ORDER)}
+    methods = [s for s in dict.fromkeys(df["set"]) if is_method_set(s)]
+    key.update({s: key["distilled"] + (1 + i) / (1 + len(methods)) for i, s in enumerate(methods)})
     cols = [c for c in ("model", "seed", "class_index") if c in df.columns]
     return df.assign(_k=df["set"].map(key)).sort_values(["_k", *cols], kind="stable").drop(columns="_k")
 
@@ -141,7 +152,7 @@ def with_seed_scores(df: pd.DataFrame, weights: dict, full_accuracy: float | Non
         rand = _random_of(acc, r.model, r.labels, aug, primary) if r.set != "random_subset" else {}
         vs = r.accuracy - rand[seed] if seed in rand else nan
         hlr = ior = lrs = ars = nan
-        if r.set in SCORED_SETS and aug:
+        if scored(r.set) and aug:
             full_runs = acc.get(("full", r.model, "hard", True), {})
             # acc(real, hard): the full-data run of the same seed, else the mean of its runs, else a given figure
             full = full_runs.get(seed, float(np.mean(list(full_runs.values()))) if full_runs else nan)
@@ -299,7 +310,7 @@ def per_class_frame(metrics: list[dict], class_names: dict[int, str]) -> pd.Data
     }
     out["minus_random_subset_points"] = [
         round(100 * (r.accuracy_mean - ref[(r.model, r.labels, r.train_augment, r.class_index)]), 2)
-        if r.set in SCORED_SETS and (r.model, r.labels, r.train_augment, r.class_index) in ref
+        if scored(r.set) and (r.model, r.labels, r.train_augment, r.class_index) in ref
         else np.nan
         for r in out.itertuples()
     ]
@@ -320,10 +331,17 @@ def write_tables(
     protocol: str | None = None,
     scores: dict | None = None,
     full_accuracy: float | None = None,
+    making: dict[str, float] | None = None,
 ) -> pd.DataFrame:
+    """The tables of a run's evaluations; `making`: set -> wall seconds its jobs took to make it (the summary's
+    make_wall_seconds; none for a set drawn in its evaluation jobs: the random subset, the full data)."""
     metrics = load_metrics(paths)
     df = rows_frame(metrics, protocol, scores or {}, full_accuracy)
     summary = summarise(df)
+    summary["make_wall_seconds"] = [
+        round(v, 1) if math.isfinite(v) else np.nan
+        for v in summary["set"].map(lambda x: (making or {}).get(x, math.nan))
+    ]
     write_csv(df, table_csv)
     write_csv(summary, summary_csv)
     if per_class_csv:
@@ -371,6 +389,8 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
                 out[f"{score.upper()} 95% CI"] = [
                     _interval(a, b, 1.0, 3) for a, b in zip(s[f"{score}_ci_low"], s[f"{score}_ci_high"])
                 ]
+    if "make_wall_seconds" in has:
+        out["made in (s)"] = [f"{v:.0f}" if math.isfinite(v) else "" for v in s["make_wall_seconds"]]
     for c, name in (("epochs", "epochs"), ("accuracy_kind", "accuracy"), ("protocol", "protocol")):
         if c in has:
             out[name] = s[c].fillna("")

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..atomic import atomic_path, write_text  # noqa: E402
+from ..evaluation.runs import is_method_set  # noqa: E402
 
 SET_LABELS = {
     "distilled": "distilled (generated)",
@@ -45,7 +46,22 @@ def _runs(summary: pd.DataFrame) -> list[tuple]:
     if "train_augment" not in summary.columns:
         summary = summary.assign(train_augment=True)
     runs = list(dict.fromkeys(zip(summary["set"], summary["labels"], summary["train_augment"].astype(bool))))
-    return sorted(runs, key=lambda r: list(SET_LABELS).index(r[0]) if r[0] in SET_LABELS else 99)
+    # the generation methods' sets (method:<name>) right after the distilled set, in their order (sort is stable)
+    order = list(SET_LABELS)
+
+    def key(run: tuple) -> float:
+        if is_method_set(run[0]):
+            return order.index("distilled") + 0.5
+        return order.index(run[0]) if run[0] in order else 99
+
+    return sorted(runs, key=key)
+
+
+def set_colour(name: str, methods: list[str]) -> str:
+    """A set's bar colour: its own, a generation method's from a qualitative map (by its place among `methods`)."""
+    if is_method_set(name):
+        return plt.get_cmap("tab10")(methods.index(name) % 10)
+    return SET_COLOURS.get(name, "#999999")
 
 
 def accuracy_plot(summary: pd.DataFrame, path: str, title: str = "") -> None:
@@ -53,6 +69,7 @@ def accuracy_plot(summary: pd.DataFrame, path: str, title: str = "") -> None:
     the run has several), error bars = std over seeds."""
     models = list(dict.fromkeys(summary["model"]))
     runs = _runs(summary)
+    methods = list(dict.fromkeys(r[0] for r in runs if is_method_set(r[0])))
     several = len({(r[1], r[2]) for r in runs if r[0] != "full"}) > 1
     width = 0.8 / max(len(runs), 1)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(models) * max(len(runs), 1) / 2 + 2), 3.8))
@@ -72,7 +89,7 @@ def accuracy_plot(summary: pd.DataFrame, path: str, title: str = "") -> None:
             width,
             yerr=std,
             capsize=4,
-            color=SET_COLOURS.get(s, "#999999"),
+            color=set_colour(s, methods),
             alpha=1.0 if aug else 0.5,
             hatch=hatch,
             label=label,

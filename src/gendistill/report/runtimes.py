@@ -36,6 +36,21 @@ def collect(bench_root: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "job", "s", "cpu_time", "max_rss"])
 
 
+def wall_seconds(paths: list[str]) -> float:
+    """The wall seconds of the jobs whose benchmark files are `paths`, summed (each file's mean over its repeats);
+    NaN when one is missing or unreadable (a job whose time is not known)."""
+    total = 0.0
+    for p in paths:
+        try:
+            df = pd.read_csv(p, sep="\t")
+        except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError):
+            return float("nan")
+        if df.empty or "s" not in df.columns:
+            return float("nan")
+        total += float(pd.to_numeric(df["s"], errors="coerce").mean())
+    return total
+
+
 def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per stage: job count, total / mean / max wall seconds, total CPU seconds, peak RSS; slowest stage first."""
     if jobs.empty:

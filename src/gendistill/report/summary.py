@@ -2,6 +2,8 @@
 the PDA and teacher ablations (if run).
 
     python -m gendistill.report.summary results/demo
+    python -m gendistill.report.summary --compare results/<run> results/<run> ...   # distilled vs random, per run
+    python -m gendistill.report.summary --methods [--markdown] results/<run> ...     # every set of each run
 
 Reads only the run's result CSVs (no torch), so `make demo` can end with it.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..evaluation.runs import is_method_set
 from ..layout import RunLayout
 
 
@@ -102,15 +105,16 @@ def accuracy_lines(s: pd.DataFrame) -> list[str]:
                 f"{_ci(r.vs_random_ci_low_points, r.vs_random_ci_high_points, 1.0, sign=True)} {r.vs_random}"
             )
         lines.append(line)
-    rated = s["set"].isin(["distilled", "kmeans_real", "rded"])  # the sets DD-Ranking's scores rate
+    rated = s["set"].map(lambda x: x in ("distilled", "kmeans_real", "rded") or is_method_set(x))  # DD-Ranking rates
     scored = s[rated & s["train_augment"].astype(bool)] if "lrs" in s.columns else s.iloc[:0]
     scored = scored[[math.isfinite(v) for v in scored["ior"]]] if len(scored) else scored
     if len(scored):
         w = f"weights {scored['lrs_weight'].iloc[0]:g} / {scored['ars_weight'].iloc[0]:g}" if "lrs_weight" in s else ""
         lines.append(f"\nDD-Ranking's scores (accuracies as fractions; {w}; comparable only under the same protocol):")
+        width = max(11, *(len(x) for x in scored["set"]))
         for r in scored.itertuples():
             lines.append(
-                f"  {r.set:<11} {r.labels:<5} {r.model:<11} HLR {r.hlr:.3f}  IOR {r.ior:+.3f}  LRS {r.lrs:.3f} "
+                f"  {r.set:<{width}} {r.labels:<5} {r.model:<11} HLR {r.hlr:.3f}  IOR {r.ior:+.3f}  LRS {r.lrs:.3f} "
                 f"{_ci(r.lrs_ci_low, r.lrs_ci_high, 1.0, 3)}  ARS "
                 + (f"{r.ars:.3f} {_ci(r.ars_ci_low, r.ars_ci_high, 1.0, 3)}" if math.isfinite(r.ars) else "-")
             )
@@ -124,15 +128,16 @@ def fidelity_lines(t: pd.DataFrame) -> list[str]:
     if not len(t):
         return []
     r0 = t.iloc[0]
+    w = max(14, *(len(x) for x in t["set"]))
     lines = [
         f"\nfidelity and diversity against the real test split ({r0['features']} features, k = {r0['nearest_k']}, "
         f"{r0['n_real']} test images; the random subset: mean over {int(t['n_draws'].max())} draws):",
-        f"  {'set':<14} {'images':>6} {'precision':>9} {'recall':>7} {'density':>7} {'coverage':>8} {'Frechet':>9}",
+        f"  {'set':<{w}} {'images':>6} {'precision':>9} {'recall':>7} {'density':>7} {'coverage':>8} {'Frechet':>9}",
     ]
     for r in t.itertuples():
         vals = [f"{v:.3f}" if math.isfinite(v) else "-" for v in (r.precision, r.recall, r.density, r.coverage)]
         fd = f"{r.frechet_distance:.2f}" if math.isfinite(r.frechet_distance) else "-"
-        lines.append(f"  {r.set:<14} {r.n_images:>6} {vals[0]:>9} {vals[1]:>7} {vals[2]:>7} {vals[3]:>8} {fd:>9}")
+        lines.append(f"  {r.set:<{w}} {r.n_images:>6} {vals[0]:>9} {vals[1]:>7} {vals[2]:>7} {vals[3]:>8} {fd:>9}")
     return lines
 
 
@@ -180,22 +185,125 @@ def comparison_text(run_dirs: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    compare = bool(argv) and argv[0] == "--compare"
-    runs = argv[1:] if compare else argv
-    if not runs or (len(runs) != 1 and not compare):
-        print(
-            "usage: python -m gendistill.report.summary results/<run>\n"
-            "       python -m gendistill.report.summary --compare results/<run> results/<run> ...",
-            file=sys.stderr,
+def _set_label(name: str) -> str:
+    """A set's row label in the methods table."""
+    labels = {
+        "distilled": "distilled (the run's own)",
+        "random_subset": "random real subset",
+        "kmeans_real": "kmeans_real",
+        "rded": "rded",
+        "full": "full training split",
+    }
+    return name.split(":", 1)[1] if is_method_set(name) else labels.get(name, name)
+
+
+def methods_rows(run_dir: Path) -> list[dict]:
+    """One row per (set, label regime) of a run, the runs with training augmentation, sets in table order: accuracy
+    and its interval, the difference to the random subset with its interval and verdict, LRS, the set's fidelity and
+    diversity and the wall time to make it. Values as formatted strings ("" where the run has none)."""
+    run = RunLayout(str(run_dir))
+    s = pd.read_csv(run.summary, keep_default_na=False, na_values=[""])
+    s = s[s["train_augment"].astype(bool)] if "train_augment" in s.columns else s
+    fid = {}
+    if Path(run.fidelity).is_file():
+        fid = {r["set"]: r for r in pd.read_csv(run.fidelity).to_dict("records")}
+
+    def num(v, fmt: str) -> str:
+        return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else ""
+
+    rows = []
+    for r in s.itertuples():
+        f = fid.get(r.set, {})
+        diff = ""
+        if r.set != "random_subset" and math.isfinite(r.minus_random_subset_points):
+            ci = _ci(r.vs_random_ci_low_points, r.vs_random_ci_high_points, 1.0, sign=True)
+            diff = f"{r.minus_random_subset_points:+.1f} {ci}"
+        made = getattr(r, "make_wall_seconds", math.nan)
+        rows.append(
+            {
+                "set": _set_label(r.set),
+                "labels": r.labels,
+                "accuracy": f"{100 * r.accuracy_mean:.1f} {_ci(r.accuracy_ci_low, r.accuracy_ci_high)}",
+                "minus random": diff,
+                "verdict": r.vs_random if isinstance(r.vs_random, str) and r.set != "random_subset" else "",
+                "LRS": num(getattr(r, "lrs", math.nan), ".3f"),
+                "precision": num(f.get("precision", math.nan), ".3f"),
+                "recall": num(f.get("recall", math.nan), ".3f"),
+                "density": num(f.get("density", math.nan), ".3f"),
+                "coverage": num(f.get("coverage", math.nan), ".3f"),
+                "Frechet": num(f.get("frechet_distance", math.nan), ".1f"),
+                "made in (s)": num(made, ".0f"),
+            }
         )
+    return rows
+
+
+METHODS_HEAD = {
+    "accuracy": "accuracy (%) [95% CI]",
+    "minus random": "minus random (points) [95% CI]",
+}
+
+
+def methods_text(run_dirs: list[Path], markdown: bool = False) -> str:
+    """One table per run (e.g. IPC 1 and IPC 10) of every set it evaluated (the distilled set, the generation
+    methods, the selection baselines, the random real subset, the full data) in each label regime: methods_rows.
+    `markdown`: as Markdown tables."""
+    out = []
+    for d in run_dirs:
+        rows = methods_rows(d)
+        s = pd.read_csv(RunLayout(str(d)).summary, keep_default_na=False, na_values=[""])
+        seeds = "/".join(str(int(n)) for n in sorted(set(s["n_seeds"])))
+        protocol = next((str(p) for p in s.get("protocol", []) if isinstance(p, str) and p), "none")
+        out.append(f"{Path(d).name}: test accuracy over {seeds} training seeds; protocol {protocol}")
+        cols = list(rows[0]) if rows else []
+        heads = [METHODS_HEAD.get(c, c) for c in cols]
+        if markdown:
+            out.append("| " + " | ".join(heads) + " |")
+            out.append("|" + "---|" * len(heads))
+            out += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+        else:
+            widths = [max(len(h), *(len(r[c]) for r in rows)) for h, c in zip(heads, cols)]
+            out.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip())
+            out.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+            out += ["  ".join(r[c].ljust(w) for c, w in zip(cols, widths)).rstrip() for r in rows]
+        out.append("")
+    out.append(
+        "minus random: the set's accuracy minus the random real subset's in the same label regime, paired by seed, "
+        "with its 95% interval ('not distinguishable': it contains 0); LRS from fractions (DD-Ranking), comparable "
+        "only under the same protocol; precision, recall, density, coverage (k-NN, Naeem et al.) and the Frechet "
+        "distance against the real test split (results/fidelity.csv); made in: the wall seconds of the jobs that "
+        "made the set, summed (prototypes, sampling, selection, augmentation and packaging; a selection baseline's "
+        "job), not counting what all sets share (the fitted stand-in, the teacher)."
+    )
+    return "\n".join(out)
+
+
+USAGE = (
+    "usage: python -m gendistill.report.summary results/<run>\n"
+    "       python -m gendistill.report.summary --compare results/<run> results/<run> ...\n"
+    "       python -m gendistill.report.summary --methods [--markdown] results/<run> ..."
+)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    mode = argv.pop(0) if argv and argv[0] in ("--compare", "--methods") else None
+    markdown = mode == "--methods" and bool(argv) and argv[0] == "--markdown"
+    runs = argv[1:] if markdown else argv
+    if not runs or (len(runs) != 1 and mode is None) or any(r.startswith("--") for r in runs):
+        print(USAGE, file=sys.stderr)
         return 2
     for r in runs:
         if not Path(r).is_dir():
             print(f"{r}: no such run directory (run the workflow first)", file=sys.stderr)
             return 2
-    print(comparison_text([Path(r) for r in runs]) if compare else summary_text(Path(runs[0])))
+    paths = [Path(r) for r in runs]
+    if mode == "--compare":
+        print(comparison_text(paths))
+    elif mode == "--methods":
+        print(methods_text(paths, markdown))
+    else:
+        print(summary_text(paths[0]))
     return 0
 
 
