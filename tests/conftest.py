@@ -67,10 +67,19 @@ TINY_CONFIG = {
 # file it is in; one that costs a minute or more of CPU on its own (the fitted stand-in's fit, the memory
 # measurement, interrupted and concurrent runs, every family end to end) is also `long`: `make test-long`, which CI
 # runs beside `make test`. Tests that do so without these fixtures carry the marker themselves.
-TINY_RUNS = {"tiny_run", "ablation_run", "teacher_ablation_run"}  # the tiny run and the copies built on it
+TINY_RUNS = {
+    "tiny_run",
+    "ablation_run",
+    "teacher_ablation_run",
+    "real_data_run",
+}  # the tiny run and the copies built on it
 WORKFLOW_FIXTURES = TINY_RUNS | {"fitted_run"}
 SLOW_FIXTURES = {"private_runtime", "tiny_model_dir", "pipe"}
-LONG_FIXTURES = {"fitted_run", "teacher_ablation_run"}  # the fit alone is ~100 s of CPU, the teacher ablation ~55 s
+LONG_FIXTURES = {
+    "fitted_run",
+    "teacher_ablation_run",
+    "real_data_run",
+}  # the fit alone is ~100 s of CPU, the teacher ablation ~55 s
 
 
 @pytest.hookimpl(wrapper=True)
@@ -342,6 +351,36 @@ def teacher_ablation_run(tmp_path_factory, ablation_run):
         run_snakemake(wd, TEACHER_ABLATION_CONFIG, env=traced(wd))
 
     return built_once(tmp_path_factory, "teacher_ablation_run", build)
+
+
+# The run that uses the real data and the teacher beyond the tiny run, on a copy of it: the selection baselines,
+# the fidelity measure on the teacher's features, labels soft and kd with the kd cache, and a generation method
+# (D4M's prototypes) with its own package and soft labels; whose jobs' imports tests/test_envs.py checks.
+REAL_DATA_CONFIG = deep_update(
+    TINY_CONFIG,
+    {
+        "teacher": {"epochs": 1},
+        "ablation": {"methods": [{"name": "proto", "generation": {"init": "prototypes", "strength": 0.5, "steps": 2}}]},
+        "evaluation": {
+            "labels": ["soft", "kd"],
+            "kd": {"cache": True},
+            "baselines": {"random_subset": True, "kmeans_real": True, "rded": True},
+            "fidelity": {"activate": True, "features": "teacher"},
+        },
+    },
+)
+
+
+@pytest.fixture(scope="session")
+def real_data_run(tmp_path_factory, tiny_run):
+    """A copy of the tiny run with REAL_DATA_CONFIG run on it (traced)."""
+
+    def build(wd: Path) -> None:
+        shutil.copytree(tiny_run, wd, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(wd / TRACE_DIR, ignore_errors=True)  # its own processes only
+        run_snakemake(wd, REAL_DATA_CONFIG, env=traced(wd))
+
+    return built_once(tmp_path_factory, "real_data_run", build)
 
 
 @pytest.fixture(scope="session")

@@ -267,6 +267,11 @@ OPTIONAL_IMPORTS = {
     "tabulate": "torch._dynamo.utils.tabulate: try: import tabulate / except ImportError (plain text instead)",
     "rich": "accelerate, transformers, scikit-learn progress bars: used only when importable",
     "scipy": "diffusers and transformers: guarded by is_scipy_available() (scikit-learn does require it)",
+    # installed for the dev tools and the exports (datasets, mkdocs-material), probed by the core packages
+    "pyarrow": "pandas.compat.pyarrow: try: import pyarrow / except ImportError (numpy-backed only)",
+    "cloudpickle": "pyarrow's compat: try: import cloudpickle as pickle / except ImportError (pickle)",
+    "dill": "torch.utils.data.datapipes: imported only when torch.utils._import_utils.dill_available()",
+    "colorama": "torch._inductor.runtime.runtime_utils: try: import colorama / except ModuleNotFoundError",
 }
 
 
@@ -290,14 +295,16 @@ def dependency_closure(names: set[str]) -> set[str]:
 
 
 def test_each_stage_env_provides_what_its_jobs_import(
-    tiny_run, ablation_run, teacher_ablation_run, fitted_run, workflow_rules
+    tiny_run, ablation_run, teacher_ablation_run, fitted_run, real_data_run, workflow_rules
 ):
     """The session's shared runs trace every Python process they start (conftest.traced): the tiny run (prompts,
     the tiny model, sampling, augmentation, packaging, evaluation, report items), the PDA ablation on a copy of it
-    and the teacher ablation on a copy of that, and the fitted stand-in's run (its fit, recognition). Each job's
+    and the teacher ablation on a copy of that, the fitted stand-in's run (its fit, recognition), and the run that
+    uses the real data and the teacher (conftest.REAL_DATA_CONFIG: selection baselines, fidelity, the kd cache, a
+    generation method from prototypes). Each job's
     third-party imports must be installed by its rule's env file (or their dependencies), and every rule must have
     run in one of them."""
-    traces = [run / TRACE_DIR for run in (tiny_run, ablation_run, teacher_ablation_run, fitted_run)]
+    traces = [run / TRACE_DIR for run in (tiny_run, ablation_run, teacher_ablation_run, fitted_run, real_data_run)]
 
     # which rule a traced process belongs to: `gendistill <subcommand>` of shell rules, the script's name
     # (a script or command may serve several rules: a trace counts for each)
