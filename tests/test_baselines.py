@@ -228,6 +228,7 @@ def test_baselines_get_their_difference_to_random_and_the_scores():
 # ---- the workflow -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.long  # a teacher, two selections, four sets evaluated and the fidelity job: ~55 s on 2 busy cores
 def test_the_baselines_and_the_fidelity_table_in_the_workflow(tiny_run, tmp_path):
     """On a copy of the tiny run: one job per baseline picks 6 images per class with the teacher (k-means: real
     training images, pixel for pixel; RDED: crops scored by the teacher, recorded with their losses), the evaluate

@@ -54,13 +54,32 @@ def test_the_configuration_page_is_the_schema_rendered():
 
 @pytest.mark.workflow
 def test_the_readmes_loading_snippet_loads_a_packaged_set(tiny_run):
-    (snippet,) = python_blocks(README)
+    snippet, _ = python_blocks(README)
     scope = {}
     exec(snippet.replace("results/demo/", str(tiny_run / "results" / "t") + "/"), scope)
     data, train_set = scope["d"], scope["train_set"]
     assert len(train_set) == len(data["labels"]) == 18
     image, label = train_set[0]
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and label.dtype == torch.int64
+
+
+@pytest.mark.workflow
+def test_the_readmes_export_commands_write_what_its_snippet_loads(tiny_run, tmp_path, monkeypatch):
+    """The README's three `gendistill export` lines run on the tiny run, then its snippet loads what they wrote."""
+    block = next(b.split("```")[0] for b in README.split("```bash\n")[1:] if "gendistill export" in b)
+    commands = [line.split("#")[0].split() for line in block.splitlines() if "gendistill export" in line]
+    assert [c[c.index("--format") + 1] for c in commands] == ["challenge", "ddranking", "hf"]
+    monkeypatch.chdir(tmp_path)
+    for c in commands:
+        args = [str(tiny_run / "results" / "t") if a == "results/demo" else a for a in c[1:]]
+        proc = subprocess.run([sys.executable, "-m", "gendistill", *args], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    _, snippet = python_blocks(README)
+    scope = {}
+    exec(snippet, scope)
+    assert scope["images"].shape == (18, 3, 32, 32) and scope["hard"].tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    ds = scope["ds"]
+    assert len(ds) == 18 and ds.features["label"].names[ds[0]["label"]] == "zero"
 
 
 # --- messages of a first config

@@ -135,6 +135,7 @@ def pngs(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "results/t/generated").rglob("*.png"))}
 
 
+@pytest.mark.long  # two runs with a sampler of their own each: ~45 s on 2 busy cores
 @pytest.mark.workflow
 def test_a_replaced_local_model_reruns_every_class_from_a_fresh_sampler(tiny_model_dir, tmp_path, private_runtime):
     """A local model whose unet/ is a symlink to another folder (item 2's reproduction) is sampled; its UNet

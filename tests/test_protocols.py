@@ -194,6 +194,7 @@ def test_the_plan_applies_the_protocol_and_refuses_its_problems():
 # --- the workflow: a protocol, two regimes, runs without augmentation, the table and the provenance
 
 
+@pytest.mark.long  # two regimes with and without augmentation on a copy of the tiny run: ~75 s on 2 busy cores
 def test_a_protocol_with_regimes_and_ars_in_the_workflow(tiny_run, tmp_path):
     """On a copy of the tiny run: RDED's protocol (teacher online, cutmix, AdamW) overridden to 2 epochs on
     ConvNet-D3 with a ConvNet teacher (a ResNet-18 teacher is ~25 s of CPU more), labels [kd, hard] and ARS: every
