@@ -159,6 +159,22 @@ def deep_update(base: dict, new: dict) -> dict:
     return out
 
 
+def eval_record(set_name: str, seed: int, accuracy: float, labels: str = "hard") -> dict:
+    """An evaluation job's metrics file as the results table reads it (3 classes, 6 training images, 2 epochs)."""
+    return {
+        "set": set_name,
+        "model_label": "ConvNet-D3",
+        "seed": seed,
+        "accuracy": accuracy,
+        "n_train": 6,
+        "n_test": 100,
+        "recipe": {"epochs": 2, "train_augment": True},
+        "train_seconds": 1.0,
+        "chance": 1 / 3,
+        "labels": labels,
+    }
+
+
 def write_config(workdir: Path, config: dict, name: str = "config.test.yaml") -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / name

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
+from conftest import TINY_CONFIG, deep_update, eval_record, job_counts, run_snakemake
 
 from gendistill.evaluation.runs import SELECTION_BASELINES
 from gendistill.plan import ConfigError, build_plan
@@ -199,23 +199,8 @@ def test_a_baseline_without_real_data_names_the_teacher_it_cannot_get():
 def test_baselines_get_their_difference_to_random_and_the_scores():
     from gendistill.evaluation.table import rows_frame, summarise
 
-    def run(set_name, seed, acc):
-        recipe = {"epochs": 2, "train_augment": True}
-        return {
-            "set": set_name,
-            "model_label": "ConvNet-D3",
-            "seed": seed,
-            "accuracy": acc,
-            "n_train": 6,
-            "n_test": 100,
-            "recipe": recipe,
-            "train_seconds": 1.0,
-            "chance": 1 / 3,
-            "labels": "hard",
-        }
-
     accs = {"random_subset": [0.80, 0.82, 0.84], "kmeans_real": [0.85, 0.88, 0.87], "full": [0.95] * 3}
-    metrics = [run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
+    metrics = [eval_record(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
     s = summarise(rows_frame(metrics)).set_index("set")
     assert list(s.index) == ["random_subset", "kmeans_real", "full"]
     assert s.loc["kmeans_real", "minus_random_subset_points"] == pytest.approx(4.67, abs=0.01)

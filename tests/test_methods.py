@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CONFIG, deep_update, job_counts, run_snakemake
+from conftest import TINY_CONFIG, deep_update, eval_record, job_counts, run_snakemake
 
 from gendistill.config import ConfigError
 from gendistill.plan import build_plan
@@ -81,21 +81,6 @@ def test_a_method_reading_real_data_needs_a_dataset_with_it():
 # --- the results table and the methods table ------------------------------------------------------------------
 
 
-def _metric(set_name, seed, acc, labels="hard"):
-    return {
-        "set": set_name,
-        "model_label": "ConvNet-D3",
-        "seed": seed,
-        "accuracy": acc,
-        "n_train": 6,
-        "n_test": 100,
-        "recipe": {"epochs": 2, "train_augment": True},
-        "train_seconds": 1.0,
-        "chance": 1 / 3,
-        "labels": labels,
-    }
-
-
 def test_method_rows_are_ordered_scored_and_timed(tmp_path):
     from gendistill.evaluation.table import write_tables
     from gendistill.report.runtimes import wall_seconds
@@ -111,7 +96,7 @@ def test_method_rows_are_ordered_scored_and_timed(tmp_path):
     for s, v in accs.items():
         for i, a in enumerate(v):
             paths.append(tmp_path / f"{s}-{i}.json")
-            paths[-1].write_text(json.dumps(_metric(s, i, a)))
+            paths[-1].write_text(json.dumps(eval_record(s, i, a)))
     for name, secs in (("x", 2.5), ("y", 4.0)):
         (tmp_path / f"{name}.tsv").write_text(f"s\th:m:s\tmax_rss\n{secs}\t0:00:02\t100\n")
     bench = [str(tmp_path / "x.tsv"), str(tmp_path / "y.tsv")]
@@ -149,7 +134,7 @@ def test_the_methods_table_of_a_run(tmp_path):
     for s, v in {"distilled": [0.7, 0.72], "method:proto_s0.1": [0.9, 0.92], "random_subset": [0.8, 0.83]}.items():
         for i, a in enumerate(v):
             paths.append(tmp_path / f"{s}-{i}.json")
-            paths[-1].write_text(json.dumps(_metric(s, i, a)))
+            paths[-1].write_text(json.dumps(eval_record(s, i, a)))
     write_tables([str(p) for p in paths], str(res / "results.csv"), str(res / "summary.csv"), making={"distilled": 12})
     fid = pd.DataFrame(
         [
