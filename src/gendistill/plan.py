@@ -1025,66 +1025,9 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     `check_model`: also check the model (Plan.model_problems); the workflow checks it later, only where it samples."""
     cfg = load_and_validate(config)
     adapter = get_adapter(cfg["dataset"])
-    # Report a missing dataset and a missing model together: both must be fixed before any job can run.
-    try:
-        adapter.check()
-    except DatasetError as e:
-        problems = [str(e)]
-        if model_kind(cfg) == "pretrained":
-            m = cfg["model"]
-            problems.append(
-                model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
-            )
-        raise ConfigError([p for p in problems if p]) from None
-    infos = adapter.classes()
+    infos, selected = _checked_classes(cfg, adapter, check_model)
     names = [c.name for c in infos]
-    problems = []
-    if not names:
-        problems.append("dataset: no classes found. Fix: check dataset.root / dataset.class_names.")
-    dups = sorted({n for n in names if names.count(n) > 1})
-    if dups:
-        problems.append(
-            f"dataset: duplicate class names {dups[:5]}; labels would be ambiguous. "
-            f"Fix: make each class name unique in the class list."
-        )
-    selected = list(range(len(names)))
-    if cfg["dataset"]["classes"] is not None:
-        selected, problems = _select_classes(cfg["dataset"]["classes"], infos, adapter.name, problems)
-        selected = sorted(set(selected))
-    overrides = cfg["prompts"]["overrides"]
-    for key in overrides:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=3)
-            problems.append(
-                f"prompts.overrides: {key!r} is not a class name of '{adapter.name}'"
-                + (f" (did you mean {', '.join(close)}?)" if close else "")
-                + ". Fix: key overrides by the dataset's class name (see prompts.csv)."
-            )
-    if check_model and model_kind(cfg) == "pretrained":
-        m = cfg["model"]
-        mp = model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
-        if mp:
-            problems.append(mp)
-    if problems:
-        raise ConfigError(problems)
-
-    template = cfg["prompts"]["template"] or adapter.default_template
-    ids = class_ids(names)
-    classes = []
-    for i in selected:
-        info, ov = infos[i], overrides.get(names[i], {})
-        fields = {"raw_name": info.name, "index": i, **info.fields}
-        prompt = ov.get("prompt") or _format_prompt(template, fields, "prompts.template")
-        classes.append(
-            ClassPlan(
-                index=i,
-                name=info.name,
-                id=ids[i],
-                prompt=prompt,
-                seed=int(ov.get("seed", cfg["seed"])),
-                n_generated=int(ov.get("n_generated", cfg["generation"]["n_generated"])),
-            )
-        )
+    classes = _class_plans(cfg, adapter, infos, selected)
     image_size = cfg["dataset"]["image_size"] or adapter.image_size
     if cfg["generation"]["resolution"] < image_size:
         raise ConfigError(
@@ -1098,41 +1041,9 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
     resolution = cfg["evaluation"]["resolution"] or image_size
     context = Context(cfg["dataset"]["name"], resolution, nominal_ipc(cfg), len(classes))
     cfg, protocol = apply_protocol(cfg, config or {}, context)
-    problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
-    problems += evaluation_problems(cfg, adapter.has_real_data, resolution)
-    if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
-        problems.append(
-            "ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
-            "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation "
-            "(with such a dataset) or set ablation.pda: false."
-        )
-    problems += teacher_problems(cfg, classes, adapter.has_real_data)
     family = plan_family(cfg) if check_model else None
-    problems += real_data_problems(cfg, family, adapter.has_real_data)
-    # ablation.methods: each method's config (the run's, its keys overridden) through the same checks
-    bad_names = method_name_problems(cfg["ablation"]["methods"])
-    problems += bad_names
-    methods = {}
-    if not bad_names:
-        methods, schema_problems = method_configs(cfg)
-        problems += schema_problems
-        problems += method_problems(cfg, methods, classes, family, adapter.has_real_data, image_size)
-    if problems:
-        raise ConfigError(problems)
-    fingerprints = None
-    real = [n for n, m in methods.items() if uses_real_latents(m)]
-    if uses_real_latents(cfg) or real:
-        fingerprints = adapter.class_fingerprints([c.index for c in classes])
-        few = [c for c in classes if fingerprints[c.index][0] < c.n_generated]
-        who = "" if uses_real_latents(cfg) else f"ablation.methods {', '.join(map(repr, real))}: "
-        for c in few[:5]:
-            problems.append(
-                f"{who}class {c.name!r} has {fingerprints[c.index][0]} real training images, fewer than the "
-                f"{c.n_generated} prototypes (one per kept image) generation.init: prototypes / real_guidance "
-                f"clusters them into. Fix: a smaller n_generated for it (prompts.overrides), or init: noise."
-            )
-        if problems:
-            raise ConfigError(problems)
+    methods = _checked_settings(cfg, adapter, classes, family, image_size, resolution, check_model)
+    fingerprints = _real_fingerprints(cfg, adapter, classes, methods)
     problems = size_problems(
         classes, cfg["augmentation"]["n_aug"], image_size, cfg["generation"]["resolution"], cfg["limits"]
     )
@@ -1155,6 +1066,123 @@ def build_plan(config: dict, check_model: bool = True) -> Plan:
         real_fingerprints=fingerprints,
         method_cfgs=methods,
     )
+
+
+def _checked_classes(cfg: dict, adapter, check_model: bool) -> tuple[list, list[int]]:
+    """The dataset's classes and the indices of those selected (dataset.classes, else all), once its files, its
+    class list, the selection, the prompt overrides and (with `check_model`) a pretrained model are found sound:
+    every such problem in one ConfigError."""
+    # Report a missing dataset and a missing model together: both must be fixed before any job can run.
+    m = cfg["model"]
+    pretrained = model_kind(cfg) == "pretrained"
+    try:
+        adapter.check()
+    except DatasetError as e:
+        problems = [str(e)]
+        if pretrained:
+            problems.append(
+                model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
+            )
+        raise ConfigError([p for p in problems if p]) from None
+    infos = adapter.classes()
+    names = [c.name for c in infos]
+    problems = []
+    if not names:
+        problems.append("dataset: no classes found. Fix: check dataset.root / dataset.class_names.")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        problems.append(
+            f"dataset: duplicate class names {dups[:5]}; labels would be ambiguous. "
+            f"Fix: make each class name unique in the class list."
+        )
+    selected = list(range(len(names)))
+    if cfg["dataset"]["classes"] is not None:
+        selected, problems = _select_classes(cfg["dataset"]["classes"], infos, adapter.name, problems)
+        selected = sorted(set(selected))
+    for key in cfg["prompts"]["overrides"]:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            problems.append(
+                f"prompts.overrides: {key!r} is not a class name of '{adapter.name}'"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + ". Fix: key overrides by the dataset's class name (see prompts.csv)."
+            )
+    if check_model and pretrained:
+        mp = model_problem(m["source"], m["revision"], m["allow_download"], load_variants(cfg, m["source"]))
+        if mp:
+            problems.append(mp)
+    if problems:
+        raise ConfigError(problems)
+    return infos, selected
+
+
+def _class_plans(cfg: dict, adapter, infos: list, selected: list[int]) -> list[ClassPlan]:
+    """Each selected class's prompt (template or override), seed and image count."""
+    template = cfg["prompts"]["template"] or adapter.default_template
+    overrides = cfg["prompts"]["overrides"]
+    ids = class_ids([c.name for c in infos])
+    classes = []
+    for i in selected:
+        info, ov = infos[i], overrides.get(infos[i].name, {})
+        fields = {"raw_name": info.name, "index": i, **info.fields}
+        prompt = ov.get("prompt") or _format_prompt(template, fields, "prompts.template")
+        classes.append(
+            ClassPlan(
+                index=i,
+                name=info.name,
+                id=ids[i],
+                prompt=prompt,
+                seed=int(ov.get("seed", cfg["seed"])),
+                n_generated=int(ov.get("n_generated", cfg["generation"]["n_generated"])),
+            )
+        )
+    return classes
+
+
+def _checked_settings(cfg, adapter, classes, family, image_size: int, resolution: int, check_model: bool) -> dict:
+    """The stages' settings checked together (the stand-in, the family, evaluation, the PDA ablation, the teacher,
+    generation from real data, ablation.methods: each method's config through the same checks): every problem in
+    one ConfigError. Returns the methods' configs."""
+    problems = fitted_problems(cfg, image_size) + (family_problems(cfg, classes) if check_model else [])
+    problems += evaluation_problems(cfg, adapter.has_real_data, resolution)
+    if cfg["ablation"]["pda"] and not (adapter.has_real_data and cfg["evaluation"]["activate"]):
+        problems.append(
+            "ablation.pda: the PDA ablation trains on each variant and tests on the real test set, so it "
+            "needs a dataset with real images and evaluation.activate: true. Fix: enable evaluation "
+            "(with such a dataset) or set ablation.pda: false."
+        )
+    problems += teacher_problems(cfg, classes, adapter.has_real_data)
+    problems += real_data_problems(cfg, family, adapter.has_real_data)
+    bad_names = method_name_problems(cfg["ablation"]["methods"])
+    problems += bad_names
+    methods = {}
+    if not bad_names:
+        methods, schema_problems = method_configs(cfg)
+        problems += schema_problems
+        problems += method_problems(cfg, methods, classes, family, adapter.has_real_data, image_size)
+    if problems:
+        raise ConfigError(problems)
+    return methods
+
+
+def _real_fingerprints(cfg: dict, adapter, classes: list[ClassPlan], methods: dict) -> dict | None:
+    """Per class, (real training images, their fingerprint) when the run or a method generates from real data
+    (prototypes, real guidance), after checking each class has as many real images as prototypes; else None."""
+    real = [n for n, m in methods.items() if uses_real_latents(m)]
+    if not (uses_real_latents(cfg) or real):
+        return None
+    fingerprints = adapter.class_fingerprints([c.index for c in classes])
+    who = "" if uses_real_latents(cfg) else f"ablation.methods {', '.join(map(repr, real))}: "
+    problems = [
+        f"{who}class {c.name!r} has {fingerprints[c.index][0]} real training images, fewer than the "
+        f"{c.n_generated} prototypes (one per kept image) generation.init: prototypes / real_guidance "
+        f"clusters them into. Fix: a smaller n_generated for it (prompts.overrides), or init: noise."
+        for c in classes
+        if fingerprints[c.index][0] < c.n_generated
+    ][:5]
+    if problems:
+        raise ConfigError(problems)
+    return fingerprints
 
 
 def plan_family(cfg: dict) -> str | None:
