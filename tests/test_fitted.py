@@ -22,6 +22,7 @@ from conftest import (
     ABLATION_CONFIG,
     FIT_SPEC,
     FITTED_CONFIG,
+    REPO,
     TINY_RECIPE,
     deep_update,
     job_counts,
@@ -221,6 +222,25 @@ def test_fitted_model_dir_is_keyed_by_spec_and_data():
         {"dataset": {"split_seed": 1}},
     ):
         assert build_plan(deep_update(FITTED_CONFIG, patch)).model_dir != base.model_dir, patch
+
+
+def test_the_fit_jobs_params_do_not_follow_the_runs_classes(tmp_path):
+    """The same directory must also mean the same fit job: its params (what Snakemake reruns on) are the same for a
+    run of 5 classes and one of all 10, so `make demo-methods` after `make demo` does not fit again."""
+    from test_envs import _rules_of
+
+    def fit_params(*overlays):
+        files = [REPO / "configs" / "demo.yaml"]
+        for i, overlay in enumerate(overlays):
+            files.append(tmp_path / f"o{i}.yaml")
+            files[-1].write_text(json.dumps(overlay))
+        (rule,) = [r for r in _rules_of(files) if r.name == "fit_model"]
+        return {k: v(None) if callable(v) else v for k, v in rule.params.items()}
+
+    five = fit_params()
+    assert json.loads(five["dataset"])["classes"] is None
+    assert fit_params({"dataset": {"classes": None}, "run": "all"}) == five
+    assert fit_params({"dataset": {"split_seed": 1}}) != five
 
 
 @pytest.mark.parametrize(

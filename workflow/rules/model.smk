@@ -46,7 +46,9 @@ if PLAN.model_kind == "fitted":
             # the spec (defaults filled), the data it is fitted to and the recipe version: the directory's hash.
             # A function: the templates' {name} must not be read as a wildcard.
             identity=lambda w: as_json(fitted_model_identity(CFG)),
-            dataset=fixed(as_json(CFG["dataset"])),
+            # it learns every class of the dataset: the run's selection (dataset.classes) is not its input, so a
+            # run of other classes reuses it
+            dataset=fixed(as_json({**CFG["dataset"], "classes": None})),
         message:
             f"Fitting the demo's stand-in generator (SDXL-Turbo's component classes) to the TRAINING split of "
             f"{CFG['dataset']['name']}: VAE, then UNet + text encoders through one sampling step"
