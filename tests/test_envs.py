@@ -257,7 +257,10 @@ def test_gpu_is_declared_by_sampling_and_by_the_evaluation_where_it_trains_on_gp
         r.name for r in workflow_rules if not r.is_script and re.search(r"-m gendistill\s+sample\s", r.shellcmd)
     }
     assert sampling and set(gpu_rules) == sampling | {"evaluate", "kd_cache"}
-    assert all(gpu_rules[name].resources["gpu"] == 0 for name in ("evaluate", "kd_cache"))
+    for name in ("evaluate", "kd_cache"):  # functions: the executor is known only when the DAG is built
+        gpu, gres = gpu_rules[name].resources["gpu"], gpu_rules[name].resources["gres"]
+        assert gpu.is_evaluable() and gres.is_evaluable(), name
+        assert gpu.evaluate(None).value == 0 and gres.evaluate(None).value == "", name
 
 
 # ---- tier 3: the envs hold what the jobs import -------------------------------------------------------------

@@ -23,7 +23,7 @@ SLURM, LOCAL = WORK / "slurm" / "results" / RUN, WORK / "local" / "results" / RU
 CLASSES = ["000_zero", "001_one", "002_two", "003_three", "004_four"]
 # the submissions the demo (5 classes, evaluation of distilled + random_subset, one seed) must make:
 # every rule once (augmentation is one job for all classes); the 5 sample jobs, which the profile groups into
-# one submission; and 2 evaluations
+# one submission; 2 evaluations; and the fidelity measure (on by default) with the recogniser whose features it uses
 EXPECTED = {
     "build_tiny_model": 1,
     "prompts": 1,
@@ -36,6 +36,9 @@ EXPECTED = {
     "sample_grids": 1,
     "prompts_table": 1,
     "runtimes": 1,
+    "recognition_classifier": 1,
+    "fidelity": 1,
+    "fidelity_table": 1,
 }
 GPU_RULES = {"sampling (group of sample)", "evaluate"}
 

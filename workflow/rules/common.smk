@@ -258,3 +258,35 @@ def measure_outputs():
     if PLAN.ablations.teacher_active:
         out += list(rules.teacher_ablation_table.output)
     return out
+
+
+# Where the jobs run (this machine, or a cluster's nodes) is known only once Snakemake builds the DAG: it reads the
+# Snakefile before it sets its executor (workflow.local_exec is True then, on SLURM too). So the GPUs a job asks
+# for are resource functions, and the machine is checked from an input function, both run while the DAG is built.
+def eval_gpus(cap=None):
+    """GPUs one evaluation job asks for (0 where it trains on the CPU), at most `cap`."""
+    n = EVAL_RUNS.job_gpus(CFG, workflow.local_exec)
+    return min(n, cap) if cap else n
+
+
+def eval_resources(cap=None):
+    """The evaluation rules' GPU resources: `gpu` counted against --resources gpu=N here, `gres` on a cluster."""
+    return {
+        "gpu": lambda w: eval_gpus(cap) if workflow.local_exec else 0,
+        "gres": lambda w: f"gpu:{eval_gpus(cap)}" if eval_gpus(cap) and not workflow.local_exec else "",
+    }
+
+
+def evaluation_data(w):
+    """The evaluate rule's set file (none for a real subset or the full data); first checks, once, that the
+    machines the jobs run on can train them (processes above the GPUs a job can have, fp16 without a GPU)."""
+    if not _EVAL_MACHINE_CHECKED and workflow.is_main_process and PLAN.evaluation_active:
+        limit = workflow.global_resources.get("gpu")  # --resources gpu=N, a Resource (or absent)
+        problems = EVAL_RUNS.machine_problems(CFG, workflow.local_exec, getattr(limit, "value", limit))
+        if problems:
+            refuse(ConfigError(problems))
+    _EVAL_MACHINE_CHECKED.append(True)
+    return PLAN.evaluation(w.scope, w.set).data or []
+
+
+_EVAL_MACHINE_CHECKED = []

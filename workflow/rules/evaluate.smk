@@ -17,18 +17,11 @@ DATASET = as_json(CFG["dataset"])
 KD_SOFT = as_json(EVAL_RUNS.kd_settings(CFG, "soft"))
 KD_KD = as_json(EVAL_RUNS.kd_settings(CFG, "kd"))
 EVAL_PROCESSES = int(CFG["evaluation"]["processes"])
-EVAL_GPUS = EVAL_RUNS.job_gpus(CFG, workflow.local_exec)
-if workflow.is_main_process:
-    _gpu_limit = workflow.global_resources.get("gpu")  # --resources gpu=N, a Resource (or absent)
-    _gpu_limit = getattr(_gpu_limit, "value", _gpu_limit)
-    _problems = EVAL_RUNS.machine_problems(CFG, workflow.local_exec, _gpu_limit)
-    if _problems and PLAN.evaluation_active:
-        refuse(ConfigError(_problems))
 
 
 rule evaluate:
     input:
-        data=lambda w: PLAN.evaluation(w.scope, w.set).data or [],
+        data=evaluation_data,
         # soft labels: the package's sidecar for a generated set, the teacher itself for a real set
         soft_labels=lambda w: PLAN.soft_labels_file(PLAN.evaluation(w.scope, w.set)) or [],
         # the teacher: run online (kd), or labelling a real set's images once (soft)
@@ -53,10 +46,9 @@ rule evaluate:
         "../../envs/evaluation.yaml"
     threads: 2 * EVAL_PROCESSES
     resources:
+        **eval_resources(),
         mem_mb=8000 * EVAL_PROCESSES,
         runtime=120,
-        gpu=EVAL_GPUS if workflow.local_exec else None,
-        gres=f"gpu:{EVAL_GPUS}" if EVAL_GPUS and not workflow.local_exec else None,
     params:
         set_name=lambda w: PLAN.evaluation(w.scope, w.set).set,
         label_regime=lambda w: PLAN.evaluation(w.scope, w.set).labels,
@@ -100,10 +92,9 @@ rule kd_cache:
         "../../envs/evaluation.yaml"
     threads: 2
     resources:
+        **eval_resources(cap=1),
         mem_mb=8000,
         runtime=120,
-        gpu=min(EVAL_GPUS, 1) if workflow.local_exec else None,
-        gres="gpu:1" if EVAL_GPUS and not workflow.local_exec else None,
     params:
         set_name=lambda w: PLAN.kd_cache_job(w.scope, w.set, w.images)[0].set,
         subset_seed=lambda w: PLAN.kd_cache_job(w.scope, w.set, w.images)[1],
