@@ -94,6 +94,7 @@ def test_family_samples_end_to_end(family, family_run):
     assert not torch.equal(generated[0], generated[1]) and not torch.equal(generated[0], generated[2])
 
 
+@pytest.mark.long  # a copy of the SD3 run, an edited class and a replaced decoder: ~35 s on 2 busy cores
 def test_a_non_sdxl_family_caches_per_class_and_the_decoder_decides_pixels(family_run, tmp_path):
     """SD3: editing one class's prompt reruns that class's sample job only; switching to the tiny decoder reruns
     every class's sampling (it decides pixels), and the images it decodes differ from the VAE's."""
