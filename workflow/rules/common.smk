@@ -91,6 +91,10 @@ def scopes(*fixed):
     return "({})?".format("|".join(re.escape(s) for s in [*fixed, *PLAN.ablations.method_scopes]) or "NONE")
 
 
+# The {method} wildcard constraint of the generation methods' own rules (ablation.methods' names).
+METHOD_NAMES = "|".join(re.escape(m["name"]) for m in PLAN.ablations.methods) or "NONE"
+
+
 def sample_inputs(wildcards):
     """The sample rule's inputs: the built model (if any) and, when the scope's generation reads real data, the
     class's prototypes file."""
@@ -273,19 +277,20 @@ def eval_resources(cap=None):
     """The evaluation rules' GPU resources: `gpu` counted against --resources gpu=N here, `gres` on a cluster."""
     return {
         "gpu": lambda w: eval_gpus(cap) if workflow.local_exec else 0,
-        "gres": lambda w: f"gpu:{eval_gpus(cap)}" if eval_gpus(cap) and not workflow.local_exec else "",
+        "gres": lambda w: f"gpu:{n}" if (n := eval_gpus(cap)) and not workflow.local_exec else "",
     }
 
 
 def evaluation_data(w):
     """The evaluate rule's set file (none for a real subset or the full data); first checks, once, that the
     machines the jobs run on can train them (processes above the GPUs a job can have, fp16 without a GPU)."""
-    if not _EVAL_MACHINE_CHECKED and workflow.is_main_process and PLAN.evaluation_active:
-        limit = workflow.global_resources.get("gpu")  # --resources gpu=N, a Resource (or absent)
-        problems = EVAL_RUNS.machine_problems(CFG, workflow.local_exec, getattr(limit, "value", limit))
-        if problems:
-            refuse(ConfigError(problems))
-    _EVAL_MACHINE_CHECKED.append(True)
+    if not _EVAL_MACHINE_CHECKED:
+        _EVAL_MACHINE_CHECKED.append(True)
+        if workflow.is_main_process and PLAN.evaluation_active:
+            limit = workflow.global_resources.get("gpu")  # --resources gpu=N, a Resource (or absent)
+            problems = EVAL_RUNS.machine_problems(CFG, workflow.local_exec, getattr(limit, "value", limit))
+            if problems:
+                refuse(ConfigError(problems))
     return PLAN.evaluation(w.scope, w.set).data or []
 
 

@@ -19,7 +19,7 @@ rule methods_package:
     benchmark:
         f"{OUT}/benchmarks/ablation/methods/{{method}}/package.tsv"
     wildcard_constraints:
-        method="|".join(re.escape(m["name"]) for m in PLAN.ablations.methods) or "NONE",
+        method=METHOD_NAMES,
     conda:
         "../../envs/generation.yaml"
     resources:
@@ -51,7 +51,7 @@ rule methods_soft_labels:
     benchmark:
         f"{OUT}/benchmarks/ablation/methods/{{method}}/soft_labels.tsv"
     wildcard_constraints:
-        method="|".join(re.escape(m["name"]) for m in PLAN.ablations.methods) or "NONE",
+        method=METHOD_NAMES,
     conda:
         "../../envs/evaluation.yaml"
     resources:
